@@ -1,0 +1,99 @@
+"""The ``einsim`` command: one subcommand per job.
+
+Each job lives in its own module under ``experiments/commands/`` and exports a
+click object named ``command``. Modules are imported only when their
+subcommand runs, so ``einsim --help`` stays fast and a heavy dependency of one
+job (OR-Tools, Dask, Plotly) never slows another.
+
+Bad input raises :class:`workloads.errors.EinsimError`; it is printed as one
+line on stderr with no traceback and the exit status is 2. Set
+``EINSIM_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from workloads.errors import EinsimError
+
+#: subcommand name -> (module, short help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "workload": ("experiments.commands.workload", "List, show and check workloads (Einsum cascades)."),
+    "hw": ("experiments.commands.hw", "List, show, check and derive hardware models."),
+    "eval": ("experiments.commands.eval", "Evaluate a workload on a hardware model."),
+    "map": ("experiments.commands.map", "Search a mapping for a workload (ILP and baselines)."),
+    "array-predict": ("experiments.commands.array_predict", "SCALE-Sim compatible systolic-array predictions."),
+    "gpu-predict": ("experiments.commands.gpu_predict", "Predict GPU kernel time, DRAM bytes and energy."),
+    "sweep": ("experiments.commands.sweep", "Run a design sweep (local pool or Dask)."),
+    "export": ("experiments.commands.export", "Export sweep results as surrogate-model training data."),
+    "dashboard": ("experiments.commands.dashboard", "Write a Plotly dashboard of a sweep."),
+    "experiment": ("experiments.commands.experiment", "Run a packaged experiment (fusemax, gpu-validation)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="einsim")
+def cli() -> None:
+    """einsim: design-space exploration for cascades of Einsums on GPUs,
+    FPGAs and spatial arrays."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Returns the exit status (0 ok, 1 internal error, 2 bad input)."""
+    debug = os.environ.get("EINSIM_DEBUG") == "1"
+    try:
+        cli.main(args=argv, prog_name="einsim", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("einsim: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except EinsimError as exc:
+        if debug:
+            raise
+        click.echo(f"einsim: error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("einsim: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
+        if debug:
+            raise
+        click.echo(
+            f"einsim: internal error: {type(exc).__name__}: {exc} "
+            "(set EINSIM_DEBUG=1 for a traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
