@@ -73,6 +73,9 @@ class Access:
 
     tensor: str
     indices: tuple[AffineIndex, ...]
+    #: datatype width of the tensor (copied from its declaration so an
+    #: Einsum is self-contained for the mappers and cost models)
+    bits: int = 16
 
     @property
     def ranks(self) -> frozenset[str]:
@@ -102,6 +105,11 @@ class Einsum:
     def reduced_ranks(self) -> tuple[str, ...]:
         out = self.output.ranks
         return tuple(r for r, _ in self.rank_sizes_items if r not in out)
+
+    @property
+    def accesses(self) -> tuple[Access, ...]:
+        """Output first, then the inputs."""
+        return (self.output, *self.inputs)
 
     @property
     def iteration_points(self) -> int:
