@@ -64,6 +64,13 @@ class ComputeUnit:
     datatype_bits: int = 16
     area_mm2: float = 0.0
     leakage_w: float = 0.0
+    #: storage level that feeds this unit; "" = the innermost level. (The
+    #: FuseMax 1D array reads the GlobalBuffer directly, not a PE_RF.)
+    fed_by: str = ""
+
+    def peak_ops_per_s(self, op: str, clock_hz: float) -> float:
+        """Peak rate of operator class ``op`` over all PEs (0 if unsupported)."""
+        return self.pes * self.ops_per_cycle.get(op, 0.0) * clock_hz
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,10 @@ class Architecture:
     params: dict[str, Any] = field(default_factory=dict)
     #: where the figures come from
     sources: tuple[str, ...] = ()
+    #: explicit per-component overrides applied after the family built the
+    #: tree: {level or unit name: {field: value}}; kept so that
+    #: ``hw_models.derive`` can re-apply them to a rebuilt variant
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def level(self, name: str) -> StorageLevel:
         for lv in self.levels:
@@ -96,6 +107,34 @@ class Architecture:
 
     @property
     def area_mm2(self) -> float:
+        """Total area: per-instance level area x instances + compute units."""
         return sum(lv.area_mm2 * lv.instances for lv in self.levels) + sum(
             cu.area_mm2 for cu in self.compute
         )
+
+    @property
+    def leakage_w(self) -> float:
+        """Static power: the architecture's own plus every component's leakage."""
+        return (
+            self.static_power_w
+            + sum(lv.leakage_w * lv.instances for lv in self.levels)
+            + sum(cu.leakage_w for cu in self.compute)
+        )
+
+    def peak_ops_per_s(self, op: str = "mac", unit: str | None = None) -> float:
+        """Peak rate of operator class ``op`` (one unit, or all units summed)."""
+        units = [self.unit(unit)] if unit else list(self.compute)
+        return sum(cu.peak_ops_per_s(op, self.clock_hz) for cu in units)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-able dict (the whole tree; units in key names)."""
+        from hw_models.serialize import arch_to_dict
+
+        return arch_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        """Inverse of :meth:`to_dict`; bad input raises ``HardwareError``."""
+        from hw_models.serialize import arch_from_dict
+
+        return arch_from_dict(data)

@@ -6,11 +6,42 @@ architecture, outermost first and in the same order as
 loop at that level, in ``order``) and a spatial factor (fan-out from that
 level to the one below). The product of a rank's factors over all levels must
 be >= the rank's size; any excess is padding, counted as wasted work.
+
+Conventions (shared by the analytical model, the greedy mapper, the ILP):
+
+* The tile a level *holds* (per instance) spans, for every rank, the product
+  of the temporal and spatial factors at that level and every level below it.
+  The tile of a tensor is the product over its dimensions of
+  ``AffineIndex.extent`` of that rank tile, clipped to the tensor's size.
+* The outermost level keeps every tensor. A level keeps a tensor when
+  ``keep`` lists it (``keep=None``: every tensor its ``holds`` allows).
+* Capacity: the kept tiles, times 2 where the level is double buffered, must
+  fit ``capacity_bytes`` (``None`` = unbounded).
+* Spatial factors at a level must fit its fan-out (per axis where
+  ``spatial_axes`` names one); the product of all spatial factors must not
+  exceed the bound compute unit's PEs. For a unit that is not an
+  ``array2d`` (a 1D vector array, an SM), a level with no fan-out may still
+  spread over the unit's PEs.
+* Roles in ``StorageLevel.holds``: ``output`` is the output, ``input`` the
+  first operand, ``weight`` the second (SCALE-Sim's ifmap and filter).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workloads.errors import EinsimError
+
+if TYPE_CHECKING:
+    from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+    from workloads.ir import Access, Einsum
+
+
+class MappingError(EinsimError):
+    """A mapping does not fit its Einsum or its architecture."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +53,9 @@ class LevelMapping:
     spatial: dict[str, int] = field(default_factory=dict)
     #: rank -> "x" | "y": which fan-out axis a spatial rank uses
     spatial_axes: dict[str, str] = field(default_factory=dict)
-    #: temporal loop order, outermost first (ranks with factor 1 may be omitted)
+    #: temporal loop order, outermost first (ranks with factor 1 may be
+    #: omitted; ranks with a factor > 1 that are not listed go innermost, in
+    #: the Einsum's rank order)
     order: tuple[str, ...] = ()
     #: tensors kept at this level; the others bypass it. None = keep all
     #: tensors the level may hold.
@@ -33,8 +66,12 @@ class LevelMapping:
 class Mapping:
     einsum: str
     levels: tuple[LevelMapping, ...]
-    #: compute unit the Einsum is bound to (Architecture.compute[].name)
+    #: compute unit the Einsum is bound to (Architecture.compute[].name);
+    #: "" = the architecture's first unit that can run the Einsum's ops
     unit: str = ""
+    #: systolic dataflow this mapping implements ("os" | "ws" | "is"); ""
+    #: = the unit's own dataflow. Only changes the fill/drain skew.
+    dataflow: str = ""
 
     def factor(self, rank: str) -> int:
         """Product of the rank's temporal and spatial factors over all levels."""
@@ -42,3 +79,545 @@ class Mapping:
         for lm in self.levels:
             p *= lm.temporal.get(rank, 1) * lm.spatial.get(rank, 1)
         return p
+
+
+# --------------------------------------------------------------------------
+# helpers shared with the cost model and the mappers
+# --------------------------------------------------------------------------
+
+
+def tensor_roles(einsum: Einsum) -> dict[str, tuple[str, ...]]:
+    """tensor -> the role names ``StorageLevel.holds`` may use for it."""
+    roles: dict[str, tuple[str, ...]] = {einsum.output.tensor: ("output",)}
+    for i, acc in enumerate(einsum.inputs):
+        role = "input" if i == 0 else "weight" if i == 1 else f"input{i}"
+        roles.setdefault(acc.tensor, (role,))
+    return roles
+
+
+def level_may_hold(level: StorageLevel, tensor: str, roles: tuple[str, ...]) -> bool:
+    if level.holds is None:
+        return True
+    return tensor in level.holds or any(r in level.holds for r in roles)
+
+
+def kept_tensors(einsum: Einsum, arch: Architecture, mapping: Mapping) -> list[tuple[str, ...]]:
+    """Per level (outermost first) the tensors it keeps (outermost: all)."""
+    roles = tensor_roles(einsum)
+    names = [a.tensor for a in einsum.accesses]
+    names = list(dict.fromkeys(names))
+    feed = feeding_level(arch, resolve_unit(einsum, arch, mapping))
+    out: list[tuple[str, ...]] = []
+    for i, (lv, lm) in enumerate(zip(arch.levels, mapping.levels, strict=True)):
+        if i == 0:
+            out.append(tuple(names))
+        elif i > feed:
+            out.append(())
+        elif lm.keep is None:
+            out.append(tuple(t for t in names if level_may_hold(lv, t, roles[t])))
+        else:
+            out.append(tuple(t for t in names if t in lm.keep))
+    return out
+
+
+def full_extents(acc: Access, rank_sizes: dict[str, int]) -> tuple[int, ...]:
+    """Size of every dimension of an accessed tensor over the whole iteration space."""
+    return tuple(ix.extent(rank_sizes) for ix in acc.indices)
+
+
+def tile_footprint(acc: Access, tile: dict[str, int], rank_sizes: dict[str, int]) -> int:
+    """Elements of ``acc``'s tile for a rank tile (clipped to the tensor's size)."""
+    n = 1
+    for ix in acc.indices:
+        n *= min(ix.extent(tile), ix.extent(rank_sizes))
+    return n
+
+
+def level_tiles(einsum: Einsum, mapping: Mapping) -> list[dict[str, int]]:
+    """Per level (outermost first) the rank tile one instance of it holds."""
+    ranks = [r for r, _ in einsum.rank_sizes_items]
+    tiles: list[dict[str, int]] = []
+    cur = dict.fromkeys(ranks, 1)
+    for lm in reversed(mapping.levels):
+        cur = {r: cur[r] * lm.temporal.get(r, 1) * lm.spatial.get(r, 1) for r in ranks}
+        tiles.append(cur)
+    tiles.reverse()
+    return tiles
+
+
+def padded_points(einsum: Einsum, mapping: Mapping) -> int:
+    """Iteration points including padding (>= ``einsum.iteration_points``)."""
+    return math.prod(mapping.factor(r) for r, _ in einsum.rank_sizes_items)
+
+
+#: map operator -> op classes it costs per iteration point
+_MAP_CLASSES: dict[str, tuple[str, ...]] = {
+    "mul": ("mac",),
+    "add": ("add",),
+    "sub": ("add",),
+    "max": ("max",),
+    "min": ("max",),
+    "div": ("div",),
+    "exp": ("exp",),
+    "expdiff": ("add", "exp"),
+    "copy": (),
+}
+#: reduce operator -> op class it costs per iteration point
+_REDUCE_CLASSES: dict[str, tuple[str, ...]] = {"sum": ("add",), "max": ("max",), "min": ("max",)}
+
+
+def einsum_op_classes(einsum: Einsum) -> tuple[str, ...]:
+    """Op classes one iteration point costs, e.g. ``("mac",)`` for a GEMM.
+
+    ``mul`` reduced by ``sum`` is one fused MAC; otherwise the map operator's
+    classes, plus the reduce operator's when ranks are reduced. A pure copy
+    with no reduction costs no compute (only data movement).
+    """
+    classes = list(_MAP_CLASSES.get(einsum.map_op, (einsum.map_op,)))
+    if einsum.reduced_ranks and einsum.reduce_op != "none":
+        if not (einsum.map_op == "mul" and einsum.reduce_op == "sum"):
+            for c in _REDUCE_CLASSES.get(einsum.reduce_op, (einsum.reduce_op,)):
+                if c not in classes:
+                    classes.append(c)
+    return tuple(classes)
+
+
+def resolve_unit(einsum: Einsum, arch: Architecture, mapping: Mapping | None = None) -> ComputeUnit:
+    """The compute unit an Einsum runs on (the mapping's, else the default binding).
+
+    Default: MAC-heavy Einsums go to the first ``array2d`` unit that does
+    MACs; other Einsums to the first ``array1d`` unit that can do their op
+    classes, else to any unit that can.
+    """
+    if mapping is not None and mapping.unit:
+        try:
+            return arch.unit(mapping.unit)
+        except KeyError:
+            known = ", ".join(cu.name for cu in arch.compute) or "none"
+            raise MappingError(
+                f"mapping of {einsum.name}: unknown compute unit {mapping.unit!r} "
+                f"(architecture {arch.name} has: {known})"
+            ) from None
+    if not arch.compute:
+        raise MappingError(f"architecture {arch.name} has no compute unit")
+    classes = einsum_op_classes(einsum)
+
+    def can(cu: ComputeUnit) -> bool:
+        return all(cu.ops_per_cycle.get(c, 0) > 0 for c in classes)
+
+    capable = [cu for cu in arch.compute if can(cu)]
+    if not capable:
+        raise MappingError(
+            f"no compute unit of {arch.name} can run {einsum.name} "
+            f"(needs op classes {', '.join(classes)})"
+        )
+    mac_heavy = "mac" in classes
+    pref = ("array2d",) if mac_heavy else ("array1d",)
+    for cu in capable:
+        if cu.kind in pref:
+            return cu
+    return capable[0]
+
+
+def feeding_level(arch: Architecture, unit: ComputeUnit) -> int:
+    """Index of the storage level that feeds ``unit`` (``ComputeUnit.fed_by``).
+
+    Levels below it are not on the unit's path: they keep nothing and carry
+    no factors for Einsums bound to the unit.
+    """
+    fed_by = getattr(unit, "fed_by", "")
+    if fed_by:
+        for i, lv in enumerate(arch.levels):
+            if lv.name == fed_by:
+                return i
+        raise MappingError(
+            f"compute unit {unit.name} is fed by {fed_by!r}, which is not a level of {arch.name}"
+        )
+    return len(arch.levels) - 1
+
+
+def spatial_limit(arch: Architecture, unit: ComputeUnit, index: int) -> int:
+    """Largest spatial factor product allowed at level ``index`` for ``unit``.
+
+    A 2D array's fan-out is the levels' own. Any other unit (a 1D array, an
+    SM) spreads over its PEs at its feeding level; above it the levels'
+    fan-out applies; below it nothing.
+    """
+    feed = feeding_level(arch, unit)
+    if index > feed:
+        return 1
+    if unit.kind != "array2d" and index == feed:
+        return unit.pes
+    return arch.levels[index].fanout
+
+
+def _fmt_bytes(n: float) -> str:
+    if n >= 1 << 20 and n % (1 << 10) == 0:
+        return f"{n / (1 << 20):g} MiB"
+    if n >= 1 << 10 and n % (1 << 10) == 0:
+        return f"{n / (1 << 10):g} KiB"
+    return f"{n:g} B"
+
+
+# --------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------
+
+
+def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
+    """Raise :class:`MappingError` naming rank, level and numbers if invalid.
+
+    Padding (factors whose product exceeds the rank size) is allowed.
+    """
+    where = f"mapping of {einsum.name}"
+    if mapping.einsum and mapping.einsum != einsum.name:
+        raise MappingError(f"{where}: the mapping is for Einsum {mapping.einsum!r}")
+    sizes = einsum.rank_sizes
+    level_names = [lv.name for lv in arch.levels]
+    got = [lm.level for lm in mapping.levels]
+    for name in got:
+        if name not in level_names:
+            raise MappingError(
+                f"{where}: unknown level {name!r} (architecture {arch.name} has "
+                f"{', '.join(level_names)})"
+            )
+    if got != level_names:
+        raise MappingError(
+            f"{where}: levels must be {', '.join(level_names)} in that order, got {', '.join(got)}"
+        )
+    unit = resolve_unit(einsum, arch, mapping)
+    if mapping.dataflow not in ("", "os", "ws", "is"):
+        raise MappingError(f"{where}: dataflow {mapping.dataflow!r} is not one of os, ws, is")
+
+    tensors = list(dict.fromkeys(a.tensor for a in einsum.accesses))
+    roles = tensor_roles(einsum)
+    feed = feeding_level(arch, unit)
+    total_spatial = 1
+    for lv, lm in zip(arch.levels, mapping.levels, strict=True):
+        for kind, facs in (("temporal", lm.temporal), ("spatial", lm.spatial)):
+            for r, f in facs.items():
+                if r not in sizes:
+                    raise MappingError(
+                        f"{where}: unknown rank {r!r} in the {kind} factors of level "
+                        f"{lv.name} (ranks: {', '.join(sizes)})"
+                    )
+                if not isinstance(f, int | float) or f != int(f) or f < 1:
+                    raise MappingError(
+                        f"{where}: {kind} factor of rank {r} at level {lv.name} is {f!r}; "
+                        "expected a positive integer"
+                    )
+        seen: set[str] = set()
+        for r in lm.order:
+            if r not in sizes:
+                raise MappingError(
+                    f"{where}: unknown rank {r!r} in the loop order of level {lv.name}"
+                )
+            if r in seen:
+                raise MappingError(
+                    f"{where}: rank {r} appears twice in the loop order of {lv.name}"
+                )
+            seen.add(r)
+        for r, ax in lm.spatial_axes.items():
+            if ax not in ("x", "y"):
+                raise MappingError(
+                    f"{where}: spatial axis of rank {r} at level {lv.name} is {ax!r}; "
+                    "expected x or y"
+                )
+        # fan-out
+        sp = math.prod(int(f) for f in lm.spatial.values())
+        total_spatial *= sp
+        lv_i = level_names.index(lv.name)
+        if lv_i > feed and any(f > 1 for f in (*lm.temporal.values(), *lm.spatial.values())):
+            raise MappingError(
+                f"{where}: level {lv.name} is below {arch.levels[feed].name}, which feeds "
+                f"unit {unit.name}; it cannot carry loop factors"
+            )
+        limit = spatial_limit(arch, unit, lv_i)
+        if sp > limit:
+            detail = " x ".join(f"{r}={f}" for r, f in lm.spatial.items() if f > 1)
+            raise MappingError(
+                f"{where}: spatial factors at level {lv.name} ({detail} = {sp}) exceed "
+                f"its fan-out of {limit}"
+            )
+        for axis, cap in (("x", lv.fanout_x), ("y", lv.fanout_y)):
+            on_axis = [r for r, a in lm.spatial_axes.items() if a == axis]
+            if not on_axis or unit.kind != "array2d":
+                continue
+            prod_axis = math.prod(int(lm.spatial.get(r, 1)) for r in on_axis)
+            if prod_axis > cap:
+                raise MappingError(
+                    f"{where}: spatial factors on axis {axis} at level {lv.name} "
+                    f"({', '.join(on_axis)}: {prod_axis}) exceed its fan-out_{axis} of {cap}"
+                )
+        if lm.keep is not None:
+            for t in lm.keep:
+                if t not in tensors:
+                    raise MappingError(
+                        f"{where}: unknown tensor {t!r} kept at level {lv.name} "
+                        f"(tensors: {', '.join(tensors)})"
+                    )
+                if lv_i > feed:
+                    raise MappingError(
+                        f"{where}: level {lv.name} is below {arch.levels[feed].name}, which "
+                        f"feeds unit {unit.name}; it cannot keep {t}"
+                    )
+                if not level_may_hold(lv, t, roles[t]):
+                    raise MappingError(
+                        f"{where}: level {lv.name} cannot hold tensor {t} "
+                        f"(it holds only {', '.join(lv.holds or ())})"
+                    )
+    if mapping.levels and mapping.levels[0].keep is not None:
+        missing = [t for t in tensors if t not in mapping.levels[0].keep]
+        if missing:
+            raise MappingError(
+                f"{where}: the outermost level {arch.levels[0].name} must keep every "
+                f"tensor; {', '.join(missing)} bypass it"
+            )
+    if total_spatial > unit.pes:
+        raise MappingError(
+            f"{where}: spatial factors use {total_spatial} PEs but unit {unit.name} has {unit.pes}"
+        )
+    # coverage
+    for r, size in einsum.rank_sizes_items:
+        f = mapping.factor(r)
+        if f < size:
+            parts = []
+            for lm in mapping.levels:
+                if lm.temporal.get(r, 1) > 1:
+                    parts.append(f"{lm.level}:{lm.temporal[r]}")
+                if lm.spatial.get(r, 1) > 1:
+                    parts.append(f"{lm.level}:spatial {lm.spatial[r]}")
+            detail = " x ".join(parts) or "1"
+            raise MappingError(
+                f"{where}: factors of rank {r} ({detail} = {f}) do not cover its size {size}"
+            )
+    # capacity
+    tiles = level_tiles(einsum, mapping)
+    kept = kept_tensors(einsum, arch, mapping)
+    acc_by_tensor = {a.tensor: a for a in reversed(einsum.accesses)}
+    for lv, tile, keep in zip(arch.levels, tiles, kept, strict=True):
+        if lv.capacity_bytes is None:
+            continue
+        mult = 2 if lv.double_buffered else 1
+        parts = []
+        need = 0.0
+        for t in keep:
+            acc = acc_by_tensor[t]
+            b = tile_footprint(acc, tile, sizes) * acc.bits / 8 * mult
+            parts.append(f"{t} {_fmt_bytes(b)}")
+            need += b
+        if need > lv.capacity_bytes:
+            db = ", double buffered" if mult == 2 else ""
+            tile_s = " ".join(f"{r}={n}" for r, n in tile.items() if n > 1) or "1"
+            raise MappingError(
+                f"{where}: tiles at level {lv.name} ({tile_s}: {', '.join(parts)}{db}) "
+                f"need {_fmt_bytes(need)} but it has {_fmt_bytes(lv.capacity_bytes)}"
+            )
+
+
+def loop_order(lm: LevelMapping, ranks: list[str]) -> list[str]:
+    """The full temporal order at a level, outermost first (see ``LevelMapping.order``)."""
+    listed = [r for r in lm.order if r in ranks]
+    rest = [r for r in ranks if r not in listed]
+    return listed + rest
+
+
+# --------------------------------------------------------------------------
+# serialisation
+# --------------------------------------------------------------------------
+
+
+def mapping_to_dict(mapping: Mapping) -> dict[str, Any]:
+    """A plain JSON/YAML-able dict (inverse of :func:`mapping_from_dict`)."""
+    levels = []
+    for lm in mapping.levels:
+        d: dict[str, Any] = {"level": lm.level}
+        d["temporal"] = {r: int(f) for r, f in lm.temporal.items() if f != 1}
+        d["spatial"] = {r: int(f) for r, f in lm.spatial.items() if f != 1}
+        if lm.spatial_axes:
+            d["spatial_axes"] = dict(lm.spatial_axes)
+        d["order"] = list(lm.order)
+        if lm.keep is not None:
+            d["keep"] = list(lm.keep)
+        levels.append(d)
+    out: dict[str, Any] = {"einsum": mapping.einsum, "unit": mapping.unit}
+    if mapping.dataflow:
+        out["dataflow"] = mapping.dataflow
+    out["levels"] = levels
+    return out
+
+
+_LEVEL_KEYS = {"level", "temporal", "spatial", "spatial_axes", "order", "keep"}
+_TOP_KEYS = {"einsum", "unit", "dataflow", "levels"}
+
+
+def mapping_from_dict(
+    d: Any,
+    *,
+    file: str | None = None,
+    lines: dict[tuple, int] | None = None,
+    path: tuple = (),
+) -> Mapping:
+    """Build a :class:`Mapping` from :func:`mapping_to_dict`'s form.
+
+    ``lines`` maps a key path (e.g. ``("levels", 1, "temporal")``) to its line
+    in ``file`` so errors can point at it.
+    """
+    lines = lines or {}
+
+    def err(msg: str, p: tuple) -> MappingError:
+        q = p
+        while q and q not in lines:
+            q = q[:-1]
+        return MappingError(msg, file=file, line=lines.get(q))
+
+    if not isinstance(d, dict):
+        raise err(f"a mapping must be a mapping of keys, got {type(d).__name__}", path)
+    for k in d:
+        if k not in _TOP_KEYS:
+            raise err(
+                f"unknown key {k!r} in a mapping (expected {', '.join(sorted(_TOP_KEYS))})",
+                (*path, k),
+            )
+    if "levels" not in d or not isinstance(d["levels"], list):
+        raise err("a mapping needs 'levels': a list, one entry per storage level", path)
+
+    def factors(v: Any, p: tuple) -> dict[str, int]:
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise err(f"expected rank: factor pairs, got {v!r}", p)
+        out = {}
+        for r, f in v.items():
+            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+                raise err(f"factor of rank {r} is {f!r}; expected a positive integer", (*p, r))
+            out[str(r)] = int(f)
+        return out
+
+    def names(v: Any, p: tuple) -> tuple[str, ...]:
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            v = [s for s in v.replace(",", " ").split()]
+        if not isinstance(v, list | tuple):
+            raise err(f"expected a list of names, got {v!r}", p)
+        return tuple(str(x) for x in v)
+
+    lms = []
+    for i, ld in enumerate(d["levels"]):
+        p = (*path, "levels", i)
+        if not isinstance(ld, dict) or "level" not in ld:
+            raise err("each entry of 'levels' needs a 'level' name", p)
+        for k in ld:
+            if k not in _LEVEL_KEYS:
+                raise err(
+                    f"unknown key {k!r} in level {ld['level']} "
+                    f"(expected {', '.join(sorted(_LEVEL_KEYS))})",
+                    (*p, k),
+                )
+        axes = ld.get("spatial_axes") or {}
+        if not isinstance(axes, dict):
+            raise err("spatial_axes must map rank -> x or y", (*p, "spatial_axes"))
+        keep = ld.get("keep")
+        lms.append(
+            LevelMapping(
+                level=str(ld["level"]),
+                temporal=factors(ld.get("temporal"), (*p, "temporal")),
+                spatial=factors(ld.get("spatial"), (*p, "spatial")),
+                spatial_axes={str(r): str(a) for r, a in axes.items()},
+                order=names(ld.get("order"), (*p, "order")),
+                keep=None if keep is None else names(keep, (*p, "keep")),
+            )
+        )
+    return Mapping(
+        einsum=str(d.get("einsum", "") or ""),
+        levels=tuple(lms),
+        unit=str(d.get("unit", "") or ""),
+        dataflow=str(d.get("dataflow", "") or ""),
+    )
+
+
+def _compose_with_lines(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML keeping the (1-based) line of every key path."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise MappingError(f"invalid YAML: {problem}", file=file, line=line, col=col) from None
+    lines: dict[tuple, int] = {}
+
+    def walk(n: Any, p: tuple) -> Any:
+        if n is None:
+            return None
+        lines[p] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            out = {}
+            for k, v in n.value:
+                key = k.value
+                lines[(*p, key)] = k.start_mark.line + 1
+                out[key] = walk(v, (*p, key))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [walk(v, (*p, i)) for i, v in enumerate(n.value)]
+        return yaml.safe_load(yaml.serialize(n))
+
+    return walk(node, ()), lines
+
+
+def load_mappings(path: str | Path) -> dict[str, Mapping]:
+    """Load a YAML mapping file: Einsum name -> Mapping.
+
+    The file holds either one mapping (the form of :func:`mapping_to_dict`)
+    or ``mappings:`` followed by a list of them (one per Einsum of a
+    cascade). Errors name the file and the line.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping file: {exc.strerror}", file=str(p)) from None
+    data, lines = _compose_with_lines(text, str(p))
+    if data is None:
+        raise MappingError("the mapping file is empty", file=str(p))
+    if isinstance(data, dict) and "mappings" in data:
+        items = data["mappings"]
+        if not isinstance(items, list):
+            raise MappingError(
+                "'mappings' must be a list", file=str(p), line=lines.get(("mappings",))
+            )
+        ms = [
+            mapping_from_dict(it, file=str(p), lines=lines, path=("mappings", i))
+            for i, it in enumerate(items)
+        ]
+    else:
+        ms = [mapping_from_dict(data, file=str(p), lines=lines)]
+    out: dict[str, Mapping] = {}
+    for i, m in enumerate(ms):
+        key = m.einsum or ("" if len(ms) == 1 else f"#{i}")
+        out[key] = m
+    return out
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Load a YAML file holding exactly one mapping."""
+    ms = load_mappings(path)
+    if len(ms) != 1:
+        raise MappingError(f"expected one mapping, the file holds {len(ms)}", file=str(path))
+    return next(iter(ms.values()))
+
+
+def dump_mappings(mappings: dict[str, Mapping] | list[Mapping]) -> str:
+    """YAML text that :func:`load_mappings` reads back."""
+    import yaml
+
+    ms = list(mappings.values()) if isinstance(mappings, dict) else list(mappings)
+    if len(ms) == 1:
+        data: Any = mapping_to_dict(ms[0])
+    else:
+        data = {"mappings": [mapping_to_dict(m) for m in ms]}
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -37,4 +37,24 @@ class EinsimError(Exception):
 
 
 class WorkloadError(EinsimError):
-    """A cascade, an Einsum or a workload parameter is malformed."""
+    """A cascade, an Einsum or a workload parameter is malformed.
+
+    ``einsum`` names the Einsum the error is about, when there is one, so the
+    parser can point at the line that wrote it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        einsum: str | None = None,
+    ) -> None:
+        self.einsum = einsum
+        super().__init__(message, file=file, line=line, col=col)
+
+
+class ParseError(WorkloadError):
+    """The cascade text is malformed; ``line`` (1-based) is always set."""

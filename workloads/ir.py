@@ -11,21 +11,109 @@ Downstream layers (mappers, sim) only rely on:
     ``indices`` are ``AffineIndex`` values (terms of (rank, coefficient))
   * ``Einsum.op_counts()``  operations per operator class
   * ``Cascade.tensor(name)`` for datatype bits and shape.
+
+Iterative Einsums (FuseMax's running max ``RM[m1+1,p] = max(RM[m1,p],
+LM[m1,p])``) read a tensor at a smaller index of a rank than the index its
+producer writes. Such a read is a *carried* dependence: it refers to an earlier
+iteration of that rank. Einsums tied together by carried reads form a
+*recurrence* that runs step by step over the carried rank; every other
+producer -> consumer edge is an ordinary (forward) dependence, and the forward
+edges must form a DAG. ``Cascade.einsums`` is kept in an order where every
+producer precedes its forward consumers (see :func:`canonical_order`).
+
+Operation counts (``Einsum.op_counts``), per point of the iteration space:
+
+=========  ===============================================================
+map op     classes
+=========  ===============================================================
+mul        1 mac (a multiply runs on the MAC unit; mul + sum is one mac)
+add, sub   1 add
+max, min   1 max (a compare)
+div        1 div
+exp        1 exp
+expdiff    1 exp + 1 add (the subtraction)
+rsqrt      1 div (reciprocal square root, counted as one divide-class op)
+silu       1 exp + 1 add + 1 div   (x / (1 + exp(-x)))
+gelu       1 mac + 1 exp + 1 add + 1 div (x / (1 + exp(-1.702 x)))
+copy       nothing
+=========  ===============================================================
+
+The reduce operator accumulates into an identity-initialised output, one
+reduce op per iteration point: sum -> 1 add (none when the map is mul: the
+add is part of the mac), max/min -> 1 max, none -> nothing.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from workloads.errors import WorkloadError
 
 #: Operator classes a compute unit is rated in (ops/cycle, pJ/op).
 OP_CLASSES: tuple[str, ...] = ("mac", "add", "max", "exp", "div")
 
 #: Map operators (applied once per point of the iteration space).
-MAP_OPS: tuple[str, ...] = ("mul", "add", "sub", "max", "min", "div", "exp", "expdiff", "copy")
+MAP_OPS: tuple[str, ...] = (
+    "mul",
+    "add",
+    "sub",
+    "max",
+    "min",
+    "div",
+    "exp",
+    "expdiff",
+    "copy",
+    "rsqrt",
+    "silu",
+    "gelu",
+)
 
 #: Reduce operators (applied over the ranks that appear on the right only).
 REDUCE_OPS: tuple[str, ...] = ("sum", "max", "min", "none")
+
+#: Map operators taking two operands (two tensors, or a tensor and a scalar).
+BINARY_MAP_OPS: frozenset[str] = frozenset({"mul", "add", "sub", "max", "min", "div", "expdiff"})
+#: Map operators taking one tensor operand.
+UNARY_MAP_OPS: frozenset[str] = frozenset({"exp", "copy", "rsqrt", "silu", "gelu"})
+
+#: ops per iteration point of each map operator (see the module docstring)
+MAP_OP_COUNTS: dict[str, dict[str, int]] = {
+    "mul": {"mac": 1},
+    "add": {"add": 1},
+    "sub": {"add": 1},
+    "max": {"max": 1},
+    "min": {"max": 1},
+    "div": {"div": 1},
+    "exp": {"exp": 1},
+    "expdiff": {"exp": 1, "add": 1},
+    "copy": {},
+    "rsqrt": {"div": 1},
+    "silu": {"exp": 1, "add": 1, "div": 1},
+    "gelu": {"mac": 1, "exp": 1, "add": 1, "div": 1},
+}
+
+#: ops per iteration point of each reduce operator (sum after mul: 0, see above)
+REDUCE_OP_COUNTS: dict[str, dict[str, int]] = {
+    "sum": {"add": 1},
+    "max": {"max": 1},
+    "min": {"max": 1},
+    "none": {},
+}
+
+#: value an output tensor holds before its Einsum writes it, by map op; it is
+#: what an iterative Einsum reads at its first step (RM[0] = -inf, RD[0] = 0)
+MAP_OP_INIT: dict[str, float] = {
+    "max": -math.inf,
+    "min": math.inf,
+    "mul": 1.0,
+    "div": 1.0,
+}
+
+#: largest rank size, coefficient or offset accepted (keeps all arithmetic exact)
+MAX_SIZE: int = 2**48
 
 
 @dataclass(frozen=True)
@@ -44,6 +132,23 @@ class Tensor:
     @property
     def bytes(self) -> float:
         return self.elements * self.bits / 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ranks": list(self.ranks),
+            "shape": list(self.shape),
+            "bits": self.bits,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Tensor:
+        return cls(
+            name=str(d["name"]),
+            ranks=tuple(str(r) for r in d["ranks"]),
+            shape=tuple(int(s) for s in d["shape"]),
+            bits=int(d.get("bits", 16)),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +171,46 @@ class AffineIndex:
         """
         return sum(abs(c) * (tile.get(r, 1) - 1) for r, c in self.terms) + 1
 
+    def bounds(self, sizes: dict[str, int]) -> tuple[int, int]:
+        """Smallest and largest index value when each rank spans ``range(size)``."""
+        lo = hi = self.offset
+        for r, c in self.terms:
+            span = c * (sizes.get(r, 1) - 1)
+            lo += min(0, span)
+            hi += max(0, span)
+        return lo, hi
+
+    @property
+    def simple_rank(self) -> str | None:
+        """The rank when the index is a bare ``rank`` (coefficient 1, offset 0)."""
+        if len(self.terms) == 1 and self.terms[0][1] == 1 and self.offset == 0:
+            return self.terms[0][0]
+        return None
+
+    @classmethod
+    def of(cls, rank: str, offset: int = 0) -> AffineIndex:
+        return cls(((rank, 1),), offset)
+
+    def to_text(self) -> str:
+        """``p*2+r``, ``m1+1``, ``7`` (the text format's spelling)."""
+        out = ""
+        for r, c in self.terms:
+            body = r if abs(c) == 1 else f"{r}*{abs(c)}"
+            out += ("-" if c < 0 else ("+" if out else "")) + body
+        if self.offset or not out:
+            out += ("-" if self.offset < 0 else ("+" if out else "")) + str(abs(self.offset))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"terms": [[r, c] for r, c in self.terms], "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AffineIndex:
+        return cls(
+            terms=tuple((str(r), int(c)) for r, c in d["terms"]),
+            offset=int(d.get("offset", 0)),
+        )
+
 
 @dataclass(frozen=True)
 class Access:
@@ -81,10 +226,46 @@ class Access:
     def ranks(self) -> frozenset[str]:
         return frozenset(r for ix in self.indices for r in ix.ranks)
 
+    @property
+    def ordered_ranks(self) -> tuple[str, ...]:
+        """The ranks of the indices in order of appearance, each once."""
+        seen: dict[str, None] = {}
+        for ix in self.indices:
+            for r in ix.ranks:
+                seen.setdefault(r, None)
+        return tuple(seen)
+
+    def footprint_elements(self, tile: dict[str, int]) -> int:
+        """Distinct elements touched by a tile (an upper bound for strided windows)."""
+        return math.prod(ix.extent(tile) for ix in self.indices)
+
+    def to_text(self) -> str:
+        return f"{self.tensor}[{', '.join(ix.to_text() for ix in self.indices)}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tensor": self.tensor,
+            "indices": [ix.to_dict() for ix in self.indices],
+            "bits": self.bits,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Access:
+        return cls(
+            tensor=str(d["tensor"]),
+            indices=tuple(AffineIndex.from_dict(x) for x in d["indices"]),
+            bits=int(d.get("bits", 16)),
+        )
+
 
 @dataclass(frozen=True)
 class Einsum:
-    """One (extended) Einsum of a cascade."""
+    """One (extended) Einsum of a cascade.
+
+    ``scalar`` is a constant second operand of a binary map op
+    (``Y[p] = X[p] * 0.125``, ``R[p] = max(X[p], 0)``); it is ``None`` when
+    both operands are tensors.
+    """
 
     name: str
     output: Access
@@ -96,10 +277,15 @@ class Einsum:
     rank_sizes_items: tuple[tuple[str, int], ...]
     #: free-form attributes (e.g. FuseMax binding hints, iterative flag)
     attrs: tuple[tuple[str, str], ...] = field(default=())
+    scalar: float | None = None
 
     @property
     def rank_sizes(self) -> dict[str, int]:
         return dict(self.rank_sizes_items)
+
+    @property
+    def ranks(self) -> tuple[str, ...]:
+        return tuple(r for r, _ in self.rank_sizes_items)
 
     @property
     def reduced_ranks(self) -> tuple[str, ...]:
@@ -114,3 +300,634 @@ class Einsum:
     @property
     def iteration_points(self) -> int:
         return math.prod(s for _, s in self.rank_sizes_items)
+
+    @property
+    def output_points(self) -> int:
+        """Number of output elements written (the product of the output ranks)."""
+        out = self.output.ranks
+        return math.prod(s for r, s in self.rank_sizes_items if r in out)
+
+    @property
+    def attr(self) -> dict[str, str]:
+        return dict(self.attrs)
+
+    def op_counts(self) -> dict[str, int]:
+        """Operations per operator class over the whole iteration space.
+
+        Every class of :data:`OP_CLASSES` is present (zero when unused); see
+        the module docstring for how each map and reduce operator counts.
+        """
+        counts = dict.fromkeys(OP_CLASSES, 0)
+        n = self.iteration_points
+        for cls, k in MAP_OP_COUNTS.get(self.map_op, {}).items():
+            counts[cls] += k * n
+        if self.reduced_ranks and not (self.reduce_op == "sum" and self.map_op == "mul"):
+            for cls, k in REDUCE_OP_COUNTS.get(self.reduce_op, {}).items():
+                counts[cls] += k * n
+        return counts
+
+    @property
+    def macs(self) -> int:
+        return self.op_counts()["mac"]
+
+    @property
+    def ops(self) -> int:
+        """All operations, every class counted as one."""
+        return sum(self.op_counts().values())
+
+    def footprint_bytes(self, tile: dict[str, int] | None = None) -> dict[str, float]:
+        """Bytes of each tensor touched by one tile of the iteration space.
+
+        ``tile`` maps rank -> tile size (missing ranks count as 1); by default
+        the whole iteration space. Keys are tensor names, the output included;
+        a tensor accessed twice counts its larger footprint.
+        """
+        t = self.rank_sizes if tile is None else tile
+        out: dict[str, float] = {}
+        for a in self.accesses:
+            b = a.footprint_elements(t) * a.bits / 8
+            out[a.tensor] = max(out.get(a.tensor, 0.0), b)
+        return out
+
+    def compulsory_read_bytes(self) -> float:
+        """Bytes every input must be read at least once (the output excluded)."""
+        fp = self.footprint_bytes()
+        names = {a.tensor for a in self.inputs if a.tensor != self.output.tensor}
+        return sum(fp[n] for n in names)
+
+    def compulsory_write_bytes(self) -> float:
+        """Bytes of output written at least once."""
+        return self.output_points * self.output.bits / 8
+
+    def compulsory_traffic_bytes(self) -> float:
+        """Compulsory reads plus writes when this Einsum runs alone."""
+        return self.compulsory_read_bytes() + self.compulsory_write_bytes()
+
+    @property
+    def init_value(self) -> float:
+        """Value of the output before this Einsum writes it (attr ``init`` or by map op)."""
+        if "init" in self.attr:
+            return float(self.attr["init"])
+        return MAP_OP_INIT.get(self.map_op, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "output": self.output.to_dict(),
+            "inputs": [a.to_dict() for a in self.inputs],
+            "map_op": self.map_op,
+            "reduce_op": self.reduce_op,
+            "rank_sizes": [[r, s] for r, s in self.rank_sizes_items],
+            "attrs": [[k, v] for k, v in self.attrs],
+            "scalar": self.scalar,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Einsum:
+        scalar = d.get("scalar")
+        return cls(
+            name=str(d["name"]),
+            output=Access.from_dict(d["output"]),
+            inputs=tuple(Access.from_dict(a) for a in d["inputs"]),
+            map_op=str(d["map_op"]),
+            reduce_op=str(d["reduce_op"]),
+            rank_sizes_items=tuple((str(r), int(s)) for r, s in d["rank_sizes"]),
+            attrs=tuple((str(k), str(v)) for k, v in d.get("attrs", ())),
+            scalar=None if scalar is None else float(scalar),
+        )
+
+
+# ----------------------------------------------------------- dependences
+
+
+@dataclass(frozen=True)
+class Dependence:
+    """``consumer`` reads ``tensor`` written by ``producer``.
+
+    ``carried`` is the rank over which the read refers to an earlier iteration
+    (the read index of that rank is below the written one), or ``""``.
+    """
+
+    producer: str
+    consumer: str
+    tensor: str
+    carried: str = ""
+
+
+def _carried_rank(write: Access, read: Access) -> str:
+    """The rank on which ``read`` lags ``write`` (``RM[m1]`` vs ``RM[m1+1]``), or ""."""
+    for w, r in zip(write.indices, read.indices, strict=False):
+        rank = w.simple_rank if w.offset == 0 else (w.terms[0][0] if len(w.terms) == 1 else None)
+        if rank is None or len(w.terms) != 1 or w.terms[0][1] != 1:
+            continue
+        if len(r.terms) == 1 and r.terms[0] == (rank, 1) and r.offset < w.offset:
+            return rank
+    return ""
+
+
+def dependences(einsums: Iterable[Einsum]) -> list[Dependence]:
+    """Every producer -> consumer read, with carried reads marked."""
+    es = list(einsums)
+    producer = {e.output.tensor: e for e in es}
+    deps: list[Dependence] = []
+    for c in es:
+        for a in c.inputs:
+            p = producer.get(a.tensor)
+            if p is None:
+                continue
+            deps.append(Dependence(p.name, c.name, a.tensor, _carried_rank(p.output, a)))
+    return deps
+
+
+def _graphs(einsums: tuple[Einsum, ...]):
+    """(full graph, DAG) over Einsum names; see :meth:`Cascade.graph`."""
+    import networkx as nx
+
+    full = nx.DiGraph()
+    full.add_nodes_from(e.name for e in einsums)
+    deps = dependences(einsums)
+    for d in deps:
+        if full.has_edge(d.producer, d.consumer):
+            data = full.edges[d.producer, d.consumer]
+            data["tensors"] = (*data["tensors"], d.tensor)
+            data["carried"] = data["carried"] or d.carried
+        else:
+            full.add_edge(d.producer, d.consumer, tensor=d.tensor, tensors=(d.tensor,), carried=d.carried)
+    scc_of: dict[str, int] = {}
+    for i, comp in enumerate(nx.strongly_connected_components(full)):
+        for n in comp:
+            scc_of[n] = i
+    dag = nx.DiGraph()
+    dag.add_nodes_from(full.nodes)
+    for u, v, data in full.edges(data=True):
+        if data["carried"] and (u == v or scc_of[u] == scc_of[v]):
+            continue
+        dag.add_edge(u, v, **data)
+    return full, dag, scc_of
+
+
+def canonical_order(einsums: Iterable[Einsum]) -> tuple[Einsum, ...]:
+    """The Einsums in a dependence-respecting order, as close to the given one as possible.
+
+    Stable (Kahn's algorithm, smallest original position first), so an order
+    that is already valid is returned unchanged. Raises on a cycle of forward
+    dependences.
+    """
+    import heapq
+
+    es = tuple(einsums)
+    _, dag, _ = _graphs(es)
+    pos = {e.name: i for i, e in enumerate(es)}
+    indeg = {n: dag.in_degree(n) for n in dag.nodes}
+    heap = [pos[n] for n, k in indeg.items() if k == 0]
+    heapq.heapify(heap)
+    out: list[Einsum] = []
+    while heap:
+        i = heapq.heappop(heap)
+        e = es[i]
+        out.append(e)
+        for succ in dag.successors(e.name):
+            indeg[succ] -= 1
+            if indeg[succ] == 0:
+                heapq.heappush(heap, pos[succ])
+    if len(out) != len(es):
+        import networkx as nx
+
+        cyc = nx.find_cycle(dag.subgraph([e.name for e in es if e not in out]))
+        path = " -> ".join([u for u, _ in cyc] + [cyc[0][0]])
+        raise WorkloadError(f"the cascade has a cycle: {path}", einsum=cyc[0][1])
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """Einsums that run step by step over ``rank`` (in this order within a step)."""
+
+    rank: str
+    einsums: tuple[str, ...]
+
+
+# ----------------------------------------------------------------- cascade
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """A cascade of Einsums: tensors, Einsums in dependence order, rank splits.
+
+    ``splits`` records ``m -> m1, m0`` as ``("m", ("m1", "m0"))`` (outer rank
+    first); it tells the pass analysis which ranks traverse ``m``.
+    Construction validates the cascade and raises :class:`WorkloadError`.
+    """
+
+    name: str
+    tensors: tuple[Tensor, ...]
+    einsums: tuple[Einsum, ...]
+    splits: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -------------------------------------------------------- lookups
+    def tensor(self, name: str) -> Tensor:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise WorkloadError(f"cascade {self.name!r} has no tensor {name!r}")
+
+    def einsum(self, name: str) -> Einsum:
+        for e in self.einsums:
+            if e.name == name:
+                return e
+        raise WorkloadError(f"cascade {self.name!r} has no Einsum {name!r}")
+
+    def producer(self, tensor: str) -> Einsum | None:
+        """The Einsum that writes ``tensor`` (None for a cascade input)."""
+        for e in self.einsums:
+            if e.output.tensor == tensor:
+                return e
+        return None
+
+    def consumers(self, tensor: str) -> tuple[Einsum, ...]:
+        """Einsums that read ``tensor`` (the producer itself included when iterative)."""
+        return tuple(e for e in self.einsums if any(a.tensor == tensor for a in e.inputs))
+
+    @property
+    def rank_sizes(self) -> dict[str, int]:
+        """Size of every rank any Einsum iterates (rank sizes are cascade-wide)."""
+        out: dict[str, int] = {}
+        for e in self.einsums:
+            out.update(e.rank_sizes_items)
+        return out
+
+    # ------------------------------------------------------ structure
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Tensors no Einsum writes, in declaration order."""
+        produced = {e.output.tensor for e in self.einsums}
+        return tuple(t.name for t in self.tensors if t.name not in produced)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Written tensors no other Einsum reads."""
+        read_by_other = {
+            a.tensor for e in self.einsums for a in e.inputs if a.tensor != e.output.tensor
+        }
+        return tuple(
+            e.output.tensor for e in self.einsums if e.output.tensor not in read_by_other
+        )
+
+    @property
+    def intermediates(self) -> tuple[str, ...]:
+        """Written tensors that another Einsum reads."""
+        outs = set(self.outputs)
+        return tuple(e.output.tensor for e in self.einsums if e.output.tensor not in outs)
+
+    def graph(self, recurrences: bool = False):
+        """Einsum-level networkx DiGraph; edges carry ``tensors`` and ``carried``.
+
+        By default a DAG: the carried reads inside a recurrence (``RM`` reading
+        its own earlier value, ``SPD`` reading ``RD[m1]``) are left out. With
+        ``recurrences=True`` they are kept (self-loops and back edges).
+        """
+        full, dag, _ = _graphs(self.einsums)
+        return full if recurrences else dag
+
+    def dependences(self) -> list[Dependence]:
+        return dependences(self.einsums)
+
+    def recurrences(self) -> tuple[Recurrence, ...]:
+        """Groups of Einsums that must run step by step over a carried rank."""
+        return _recurrences(self.einsums)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(e.macs for e in self.einsums)
+
+    def op_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(OP_CLASSES, 0)
+        for e in self.einsums:
+            for k, v in e.op_counts().items():
+                out[k] += v
+        return out
+
+    def compulsory_traffic_bytes(self) -> float:
+        """Bytes of the cascade's inputs read once plus outputs written once."""
+        return sum(self.tensor(t).bytes for t in (*self.inputs, *self.outputs))
+
+    def rank_family(self, rank: str) -> frozenset[str]:
+        """``rank`` and every rank it is split into, recursively."""
+        fam = {rank}
+        changed = True
+        while changed:
+            changed = False
+            for parent, children in self.splits:
+                if parent in fam and not set(children) <= fam:
+                    fam |= set(children)
+                    changed = True
+        return frozenset(fam)
+
+    def passes(self, rank: str) -> int:
+        """Passes over ``rank`` the dependences force (FuseMax's pass analysis).
+
+        An Einsum that iterates ``rank`` (or a rank split from it) runs in the
+        same pass as a producer it reads element-wise along ``rank``; when it
+        reads a value indexed without ``rank`` (a completed reduction such as
+        the softmax max or denominator) it must wait for the producer's pass
+        to finish, so it runs in the next pass. Einsums that do not iterate
+        ``rank`` carry their inputs' pass along. Returns the largest pass
+        number of an Einsum iterating ``rank`` (0 when none does): 3 for
+        stable softmax attention, 2 when the max is the only separate pass,
+        1 for FuseMax's cascade.
+        """
+        fam = self.rank_family(rank)
+        _, dag, _ = _graphs(self.einsums)
+        by_name = {e.name: e for e in self.einsums}
+        producer = {e.output.tensor: e.name for e in self.einsums}
+        pass_of: dict[str, int] = {}
+        best = 0
+        for e in self.einsums:  # already in dependence order
+            iterates = bool(fam & set(e.ranks))
+            p = 1 if iterates else 0
+            for a in e.inputs:
+                src = producer.get(a.tensor)
+                if src is None or not dag.has_edge(src, e.name):
+                    continue
+                k = pass_of[src]
+                if iterates:
+                    streamed = bool(fam & a.ranks) and bool(fam & set(by_name[src].ranks))
+                    k = k if streamed else k + 1
+                p = max(p, k)
+            pass_of[e.name] = p
+            if iterates:
+                best = max(best, p)
+        return best
+
+    def pass_of(self, rank: str) -> dict[str, int]:
+        """Pass number of every Einsum for :meth:`passes` (0: before any pass)."""
+        fam = self.rank_family(rank)
+        _, dag, _ = _graphs(self.einsums)
+        by_name = {e.name: e for e in self.einsums}
+        producer = {e.output.tensor: e.name for e in self.einsums}
+        out: dict[str, int] = {}
+        for e in self.einsums:
+            iterates = bool(fam & set(e.ranks))
+            p = 1 if iterates else 0
+            for a in e.inputs:
+                src = producer.get(a.tensor)
+                if src is None or not dag.has_edge(src, e.name):
+                    continue
+                k = out[src]
+                if iterates:
+                    streamed = bool(fam & a.ranks) and bool(fam & set(by_name[src].ranks))
+                    k = k if streamed else k + 1
+                p = max(p, k)
+            out[e.name] = p
+        return out
+
+    # -------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict; :meth:`from_dict` rebuilds an equal cascade."""
+        return {
+            "name": self.name,
+            "tensors": [t.to_dict() for t in self.tensors],
+            "einsums": [e.to_dict() for e in self.einsums],
+            "splits": [[p, list(c)] for p, c in self.splits],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Cascade:
+        try:
+            return cls(
+                name=str(d["name"]),
+                tensors=tuple(Tensor.from_dict(t) for t in d["tensors"]),
+                einsums=tuple(Einsum.from_dict(e) for e in d["einsums"]),
+                splits=tuple((str(p), tuple(str(x) for x in c)) for p, c in d.get("splits", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WorkloadError(f"malformed cascade dict: {type(exc).__name__}: {exc}") from None
+
+    def to_text(self) -> str:
+        """The cascade in the text format (see :mod:`workloads.parser`)."""
+        from workloads.parser import format_cascade
+
+        return format_cascade(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON object ``einsim workload show --json`` prints."""
+        return {
+            "name": self.name,
+            "einsums": [
+                {
+                    "name": e.name,
+                    "output": e.output.tensor,
+                    "inputs": [a.tensor for a in e.inputs],
+                    "map_op": e.map_op,
+                    "reduce_op": e.reduce_op,
+                    "ranks": dict(e.rank_sizes_items),
+                    "ops": e.op_counts(),
+                    "macs": e.macs,
+                    "attrs": dict(e.attrs),
+                }
+                for e in self.einsums
+            ],
+            "tensors": [
+                {
+                    "name": t.name,
+                    "ranks": list(t.ranks),
+                    "shape": list(t.shape),
+                    "bits": t.bits,
+                    "bytes": t.bytes,
+                    "role": "input"
+                    if t.name in self.inputs
+                    else "output"
+                    if t.name in self.outputs
+                    else "intermediate",
+                }
+                for t in self.tensors
+            ],
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "intermediates": list(self.intermediates),
+            "total_macs": self.total_macs,
+            "op_counts": self.op_counts(),
+        }
+
+
+# -------------------------------------------------------------- validation
+
+
+def _recurrences(einsums: tuple[Einsum, ...]) -> tuple[Recurrence, ...]:
+    full, dag, scc_of = _graphs(einsums)
+    groups: dict[int, list[str]] = {}
+    for e in einsums:
+        groups.setdefault(scc_of[e.name], []).append(e.name)
+    out: list[Recurrence] = []
+    for members in groups.values():
+        if len(members) == 1 and not full.has_edge(members[0], members[0]):
+            continue
+        member_set = set(members)
+        ranks = {
+            data["carried"]
+            for u, v, data in full.edges(data=True)
+            if u in member_set and v in member_set and data["carried"]
+        }
+        if not ranks:  # a cycle of forward edges; canonical_order reports it
+            continue
+        if len(ranks) > 1:
+            raise WorkloadError(
+                f"Einsums {', '.join(members)} form a recurrence over more than one rank "
+                f"({', '.join(sorted(ranks))}); expected one carried rank",
+                einsum=members[0],
+            )
+        out.append(Recurrence(ranks.pop(), tuple(members)))
+    return tuple(out)
+
+
+def _validate(c: Cascade) -> None:
+    """Check a cascade is well formed; raise :class:`WorkloadError` naming the Einsum."""
+    if not isinstance(c.name, str) or not c.name:
+        raise WorkloadError("a cascade needs a non-empty name")
+    tensors: dict[str, Tensor] = {}
+    for t in c.tensors:
+        if t.name in tensors:
+            raise WorkloadError(f"tensor {t.name!r} is declared twice")
+        if len(t.ranks) != len(t.shape):
+            raise WorkloadError(f"tensor {t.name!r} has {len(t.ranks)} ranks but {len(t.shape)} sizes")
+        if any((not isinstance(s, int)) or s < 1 for s in t.shape):
+            raise WorkloadError(f"tensor {t.name!r} has a size below 1: {t.shape}")
+        if not isinstance(t.bits, int) or t.bits < 1:
+            raise WorkloadError(f"tensor {t.name!r} has datatype width {t.bits}; expected >= 1 bit")
+        tensors[t.name] = t
+    names: set[str] = set()
+    produced: dict[str, str] = {}
+    sizes: dict[str, tuple[int, str]] = {}
+    for e in c.einsums:
+        _validate_einsum(e, tensors, sizes)
+        if e.name in names:
+            raise WorkloadError(f"two Einsums are named {e.name!r}", einsum=e.name)
+        names.add(e.name)
+        if e.output.tensor in produced:
+            raise WorkloadError(
+                f"tensor {e.output.tensor!r} is written by both {produced[e.output.tensor]} "
+                f"and {e.name}; expected one producer per tensor",
+                einsum=e.name,
+            )
+        produced[e.output.tensor] = e.name
+    for parent, children in c.splits:
+        if len(children) < 2:
+            raise WorkloadError(f"split of {parent!r} needs at least two ranks")
+    # order: every forward producer before its consumer; recurrences well formed
+    order = canonical_order(c.einsums)
+    if order != c.einsums:
+        _, dag, _ = _graphs(c.einsums)
+        pos = {e.name: i for i, e in enumerate(c.einsums)}
+        for u, v in dag.edges:
+            if pos[u] > pos[v]:
+                t = dag.edges[u, v]["tensor"]
+                raise WorkloadError(
+                    f"Einsum {v} reads {t} before {u} produces it; expected Einsums in dependence order",
+                    einsum=v,
+                )
+    by_name = {e.name: e for e in c.einsums}
+    for rec in _recurrences(c.einsums):
+        for n in rec.einsums:
+            e = by_name[n]
+            if rec.rank not in e.output.ranks:
+                raise WorkloadError(
+                    f"Einsum {n} is part of a recurrence over {rec.rank} but its output "
+                    f"{e.output.tensor} is not indexed by {rec.rank}",
+                    einsum=n,
+                )
+    for e in c.einsums:
+        for a in e.inputs:
+            if a.tensor == e.output.tensor and not _carried_rank(e.output, a):
+                raise WorkloadError(
+                    f"Einsum {e.name} reads its own output {a.tensor} at the index it writes; "
+                    f"expected an earlier index such as {a.tensor}[r] while writing {a.tensor}[r+1]",
+                    einsum=e.name,
+                )
+
+
+def _validate_einsum(e: Einsum, tensors: dict[str, Tensor], sizes: dict[str, tuple[int, str]]) -> None:
+    n = e.name
+    if e.map_op not in MAP_OPS:
+        raise WorkloadError(f"Einsum {n}: unknown map op {e.map_op!r}; expected one of {', '.join(MAP_OPS)}", einsum=n)
+    if e.reduce_op not in REDUCE_OPS:
+        raise WorkloadError(
+            f"Einsum {n}: unknown reduce op {e.reduce_op!r}; expected one of {', '.join(REDUCE_OPS)}",
+            einsum=n,
+        )
+    want = 2 if e.map_op in BINARY_MAP_OPS else 1
+    have = len(e.inputs) + (e.scalar is not None)
+    if have != want or not e.inputs:
+        raise WorkloadError(
+            f"Einsum {n}: map op {e.map_op} takes {want} operand(s) (at least one a tensor), got {have}",
+            einsum=n,
+        )
+    if e.scalar is not None and (math.isnan(e.scalar) or math.isinf(e.scalar)):
+        raise WorkloadError(f"Einsum {n}: the constant operand must be finite", einsum=n)
+    rs = e.rank_sizes
+    if len(rs) != len(e.rank_sizes_items):
+        raise WorkloadError(f"Einsum {n}: a rank appears twice in its iteration space", einsum=n)
+    for r, s in e.rank_sizes_items:
+        if not isinstance(s, int) or s < 1:
+            raise WorkloadError(f"Einsum {n}: rank {r} has size {s}; expected >= 1", einsum=n)
+        if r in sizes and sizes[r][0] != s:
+            raise WorkloadError(
+                f"rank {r} has size {s} in {n} but {sizes[r][0]} in {sizes[r][1]}; expected one size per rank",
+                einsum=n,
+            )
+        sizes.setdefault(r, (s, n))
+    for a in e.accesses:
+        if a.tensor not in tensors:
+            raise WorkloadError(f"Einsum {n}: unknown tensor {a.tensor!r}", einsum=n)
+        t = tensors[a.tensor]
+        if len(a.indices) != len(t.shape):
+            raise WorkloadError(
+                f"Einsum {n}: {a.tensor} has {len(t.shape)} ranks but is indexed with {len(a.indices)}",
+                einsum=n,
+            )
+        if a.bits != t.bits:
+            raise WorkloadError(
+                f"Einsum {n}: access to {a.tensor} says {a.bits} bits but the tensor has {t.bits}",
+                einsum=n,
+            )
+        for ix, dim, size in zip(a.indices, t.ranks, t.shape, strict=True):
+            for r, _ in ix.terms:
+                if r not in rs:
+                    raise WorkloadError(f"Einsum {n}: rank {r} is not in its iteration space", einsum=n)
+            lo, hi = ix.bounds(rs)
+            if lo < 0 or hi >= size:
+                raise WorkloadError(
+                    f"Einsum {n}: index {ix.to_text()} of {a.tensor} spans {lo}..{hi} "
+                    f"but rank {dim} has size {size}",
+                    einsum=n,
+                )
+    seen: set[str] = set()
+    for ix in e.output.indices:
+        if len(ix.terms) != 1 or ix.terms[0][1] != 1 or ix.offset < 0:
+            raise WorkloadError(
+                f"Einsum {n}: output index {ix.to_text()} must be a rank plus an optional "
+                f"non-negative offset (r or r+1)",
+                einsum=n,
+            )
+        r = ix.terms[0][0]
+        if r in seen:
+            raise WorkloadError(f"Einsum {n}: rank {r} indexes the output twice", einsum=n)
+        seen.add(r)
+    used = {r for a in e.inputs for r in a.ranks} | seen
+    for r in rs:
+        if r not in used:
+            raise WorkloadError(f"Einsum {n}: rank {r} is in its iteration space but indexes nothing", einsum=n)
+    if e.reduced_ranks and e.reduce_op == "none":
+        raise WorkloadError(
+            f"Einsum {n}: ranks {', '.join(e.reduced_ranks)} appear only on the right; "
+            f"expected a reduce op (sum, max, min)",
+            einsum=n,
+        )
+    if not e.reduced_ranks and e.reduce_op != "none":
+        raise WorkloadError(
+            f"Einsum {n}: a {e.reduce_op} reduction with no reduced rank "
+            f"(every rank on the right is also in the output)",
+            einsum=n,
+        )

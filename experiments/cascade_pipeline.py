@@ -1,0 +1,84 @@
+"""Schedule a whole cascade and cost it: the glue between mappers and sim.
+
+``schedule_cascade(cascade, arch, method=...)`` returns the
+:class:`mappers.schedule.Schedule` and its :class:`sim.metrics.Metrics`.
+
+Methods:
+  ``unfused``     every Einsum alone, intermediates through DRAM
+  ``greedy``      greedy fusion (keep an intermediate on chip while it fits)
+  ``ilp``         the CP-SAT residency/fusion ILP (default)
+  ``exhaustive``  every fusion pattern (small cascades only)
+  ``flat``        FLAT's fused, double-buffered attention (3-pass cascade)
+  ``fusemax``     FuseMax's streamed 1-pass attention
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hw_models.arch import Architecture
+from mappers import attention_schedules, fusion
+from mappers.schedule import Schedule, ScheduleError, validate_schedule
+from sim import cascade_model
+from sim.metrics import Metrics
+from workloads.ir import Cascade
+
+METHODS = ("unfused", "greedy", "ilp", "exhaustive", "flat", "fusemax")
+
+
+def schedule_cascade(
+    cascade: Cascade,
+    arch: Architecture,
+    method: str = "ilp",
+    objective: str = "edp",
+    *,
+    tiled_rank: str = "",
+    tile_counts: Iterable[int] = (1,),
+    time_limit_s: float = 10.0,
+    seed: int = 0,
+    workers: int = 2,
+) -> tuple[Schedule, Metrics]:
+    """Schedule ``cascade`` on ``arch`` with ``method``; cost it analytically."""
+    if method not in METHODS:
+        raise ScheduleError(f"unknown schedule method {method!r}; expected one of {', '.join(METHODS)}")
+    if method == "flat":
+        sched = attention_schedules.flat_schedule(cascade, arch)
+        return sched, cascade_model.evaluate_schedule(cascade, arch, sched)
+    if method == "fusemax":
+        sched = attention_schedules.fusemax_schedule(cascade, arch)
+        return sched, cascade_model.evaluate_schedule(cascade, arch, sched)
+    binding = cascade_model.default_binding(cascade, arch)
+    problem = cascade_model.build_fusion_problem(
+        cascade, arch, binding, tiled_rank=tiled_rank, tile_counts=tuple(tile_counts)
+    )
+    if method == "unfused":
+        res = fusion.unfused(problem, objective)
+    elif method == "greedy":
+        res = fusion.greedy(problem, objective)
+    elif method == "exhaustive":
+        res = fusion.exhaustive(problem, objective)
+    else:
+        res = fusion.solve_ilp(
+            problem, objective, time_limit_s=time_limit_s, workers=workers, seed=seed
+        )
+    sched = cascade_model.schedule_from_fusion(
+        cascade,
+        problem,
+        res.keep,
+        res.tiles,
+        binding,
+        method=method,
+        tiled_rank=tiled_rank,
+        buffer=arch.levels[1].name,
+        solver={
+            "objective": res.objective_value,
+            "bound": res.bound,
+            "gap": res.gap,
+            "solve_time_s": res.solve_time_s,
+        },
+    )
+    footprints = {
+        t.name: fusion.footprint(t, res.tiles) for t in problem.intermediates
+    }
+    validate_schedule(sched, cascade, problem.capacity_bytes, footprints)
+    return sched, cascade_model.evaluate_schedule(cascade, arch, sched)

@@ -1,0 +1,297 @@
+"""Run a sweep: one code path for a local process pool and for Dask.
+
+The driver expands the spec into points, skips those already in the shards,
+cuts the rest into chunks and keeps a bounded number of chunks in flight on
+an *executor*. Both executors (``concurrent.futures.ProcessPoolExecutor`` and
+a ``dask.distributed.Client``) offer ``submit(fn, arg) -> future`` and a
+"wait for the first completed" primitive, which is all the loop uses; the
+function the workers run (``evaluate.evaluate_chunk``) and the shard writing
+are the same, so results do not depend on the engine.
+
+Each completed chunk is written as one shard right away. A chunk whose
+worker died (a crash, not a Python error: those are recorded per point) is
+split and retried point by point on a fresh pool; a point that still kills
+its worker is recorded with that error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments.sweep.evaluate import evaluate_chunk
+from experiments.sweep.sampling import Point, expand
+from experiments.sweep.shards import ShardStore
+from experiments.sweep.spec import SweepSpec
+from workloads.errors import EinsimError
+
+
+class EngineError(EinsimError):
+    """The sweep engine could not start (bad scheduler address, ...)."""
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    total: int
+    skipped: int
+    evaluated: int
+    ok: int
+    errors: int
+    rejected: int
+    wall_s: float
+    engine: str
+
+    @property
+    def points_per_s(self) -> float:
+        return self.evaluated / self.wall_s if self.wall_s > 0 else math.inf
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _warm_worker() -> None:
+    """Import the model stack once per worker process, not per chunk."""
+    try:
+        import experiments.pipeline  # noqa: F401
+    except Exception:  # noqa: BLE001 - the first point will report the error
+        pass
+
+
+class _Backend:
+    """The two operations the driver needs from an executor."""
+
+    name = "?"
+    workers = 1
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        raise NotImplementedError
+
+    def wait_first(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
+        raise NotImplementedError
+
+    def is_broken(self, exc: BaseException) -> bool:
+        return False
+
+    def restart(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _ProcessBackend(_Backend):
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.name = f"process pool ({workers} workers)"
+        self._pool = self._new()
+
+    def _new(self) -> Any:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork starts workers in milliseconds on Linux; elsewhere spawn
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        return ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method), initializer=_warm_worker)
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        return self._pool.submit(fn, arg)
+
+    def wait_first(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, pending = wait(futures, return_when=FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        from concurrent.futures.process import BrokenProcessPool
+
+        return isinstance(exc, BrokenProcessPool)
+
+    def restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskBackend(_Backend):
+    def __init__(self, scheduler: str | None, local_workers: int | None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise EngineError(f"Dask is not installed: {exc}") from None
+        self._cluster = None
+        if scheduler:
+            try:
+                self._client = Client(scheduler, timeout="10s")
+            except Exception as exc:  # noqa: BLE001
+                raise EngineError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
+            self.workers = max(1, sum(w.get("nthreads", 1) for w in self._client.scheduler_info().get("workers", {}).values()))
+            self.name = f"Dask cluster {scheduler} ({self.workers} threads)"
+        else:
+            n = local_workers or default_workers()
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            self._client = Client(self._cluster)
+            self.workers = n
+            self.name = f"Dask LocalCluster ({n} workers)"
+        self._client.run(_warm_worker)
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        # pure=False: a chunk is submitted once; no key hashing of the points
+        return self._client.submit(fn, arg, pure=False)
+
+    def wait_first(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
+        from distributed import wait
+
+        done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done), set(pending)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        # a worker that dies is replaced by the nanny; nothing to restart
+        return False
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_backend(*, scheduler: str | None = None, dask_local: int | None = None, workers: int | None = None) -> _Backend:
+    if scheduler and dask_local:
+        raise EngineError("give either --scheduler or --dask-local, not both")
+    if scheduler:
+        if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+            raise EngineError(f"--scheduler expects an address like tcp://HOST:PORT, got {scheduler!r}")
+        return _DaskBackend(scheduler, None)
+    if dask_local is not None:
+        if dask_local < 1:
+            raise EngineError(f"--dask-local expects a worker count >= 1, got {dask_local}")
+        return _DaskBackend(None, dask_local)
+    n = workers or default_workers()
+    if n < 1:
+        raise EngineError(f"--workers expects a count >= 1, got {n}")
+    return _ProcessBackend(n)
+
+
+def chunked(points: list[Point], size: int) -> list[list[Point]]:
+    return [points[i : i + size] for i in range(0, len(points), size)]
+
+
+def auto_chunk_size(n_points: int, workers: int) -> int:
+    """About 8 chunks per worker (load balance), at most 512 points each."""
+    return max(1, min(512, math.ceil(n_points / (workers * 8))))
+
+
+def _dead_worker_row(p: Point, exc: BaseException) -> dict[str, Any]:
+    from experiments.sweep.evaluate import _base_row
+
+    row = _base_row(p)
+    row["status"] = "error"
+    row["error"] = f"worker died evaluating this point: {type(exc).__name__}: {exc}"
+    return row
+
+
+def run_points(
+    points: list[Point],
+    out_dir: str | Path,
+    backend: _Backend,
+    *,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    chunk_fn: Callable[[list[Point]], list[dict[str, Any]]] = evaluate_chunk,
+) -> SweepSummary:
+    """Evaluate the points not yet in ``out_dir``'s shards."""
+    store = ShardStore(out_dir)
+    store.prepare()
+    done_ids = store.done_ids()
+    todo = [p for p in points if p.point_id not in done_ids]
+    skipped = len(points) - len(todo)
+    size = chunk_size or auto_chunk_size(len(todo), backend.workers)
+    queue = chunked(todo, size)
+    queue.reverse()  # pop() from the end keeps the spec's order
+    max_in_flight = max(2, backend.workers * 3)
+    counts = {"ok": 0, "error": 0, "rejected": 0}
+    evaluated = 0
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(points),
+        initial=skipped,
+        unit="pt",
+        desc="sweep",
+        disable=not progress,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+    t0 = time.perf_counter()
+    in_flight: dict[Any, list[Point]] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < max_in_flight:
+                chunk = queue.pop()
+                in_flight[backend.submit(chunk_fn, chunk)] = chunk
+            done, _ = backend.wait_first(set(in_flight))
+            for fut in done:
+                chunk = in_flight.pop(fut)
+                try:
+                    rows = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a dead worker, not a bad point
+                    if backend.is_broken(exc):
+                        # every future of the old pool is lost: requeue them
+                        for f2, c2 in list(in_flight.items()):
+                            queue.append(c2)
+                            del in_flight[f2]
+                        backend.restart()
+                    if len(chunk) > 1:
+                        queue.extend([p] for p in reversed(chunk))
+                        continue
+                    rows = [_dead_worker_row(chunk[0], exc)]
+                store.write(rows)
+                for r in rows:
+                    counts[r["status"]] = counts.get(r["status"], 0) + 1
+                evaluated += len(rows)
+                bar.update(len(rows))
+    finally:
+        bar.close()
+    wall = time.perf_counter() - t0
+    return SweepSummary(
+        total=len(points),
+        skipped=skipped,
+        evaluated=evaluated,
+        ok=counts.get("ok", 0),
+        errors=counts.get("error", 0),
+        rejected=counts.get("rejected", 0),
+        wall_s=wall,
+        engine=backend.name,
+    )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+    workers: int | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+) -> SweepSummary:
+    """Expand ``spec`` and evaluate every point not yet in ``out_dir``."""
+    points = expand(spec)
+    backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
+    try:
+        return run_points(points, out_dir, backend, chunk_size=chunk_size, progress=progress)
+    finally:
+        backend.close()

@@ -1,0 +1,263 @@
+"""Evaluate sweep points: build the hardware and the workload, check the
+constraints, map and cost the workload, and flatten ``Metrics`` into a row.
+
+Runs in the workers. Every failure of one point (bad parameters, a design
+that does not fit, no valid mapping, a time-out) becomes a row with
+``status`` ``"rejected"`` (a constraint filtered it before evaluation) or
+``"error"`` and the message in ``error``; it never stops the sweep.
+
+Rows hold plain scalars only, with the unit in the column name:
+
+* ``hw.<param>``, ``wl.<param>``: the point's parameters;
+* ``latency_s``, ``cycles``, ``energy_pj``, ``macs`` ...: labels;
+* ``energy.<component>_pj``, ``traffic.<level>_bytes``, ``util.<unit>``:
+  per component, storage level and compute unit;
+* ``area_mm2``, ``peak_macs_per_s``, ``dram_bw_bytes_per_s``: facts about the
+  hardware (used for the roofline).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from experiments.sweep.sampling import Point
+from workloads.errors import EinsimError
+
+#: columns every row has, in this order (then the per-component ones)
+BASE_COLUMNS = (
+    "point_id",
+    "hw_id",
+    "design",
+    "base",
+    "family",
+    "workload",
+    "workload_label",
+    "mapper",
+    "objective",
+    "model",
+    "status",
+    "error",
+)
+
+
+class PointTimeout(EinsimError):
+    """A point ran past the spec's ``timeout_s``."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`PointTimeout` after ``seconds`` (main thread only).
+
+    Process-pool workers run tasks on their main thread, so SIGALRM works
+    there. Dask workers run tasks on threads; there the mapper's own time
+    limit is the only bound (documented in docs/sweeps.md).
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise PointTimeout(f"timed out after {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# per-worker caches: presets and derived architectures, built cascades
+_ARCH: dict[tuple, Any] = {}
+_CASCADE: dict[tuple, Any] = {}
+_CACHE_MAX = 4096
+
+
+def _cached(cache: dict, key: tuple, make: Callable[[], Any]) -> Any:
+    try:
+        hit = cache[key]
+    except KeyError:
+        pass
+    else:
+        if isinstance(hit, BaseException):
+            raise hit
+        return hit
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    try:
+        cache[key] = make()
+    except EinsimError as exc:
+        cache[key] = exc
+        raise
+    return cache[key]
+
+
+def build_arch(base: str, hw: tuple[tuple[str, Any], ...]) -> Any:
+    import hw_models
+
+    def make() -> Any:
+        arch = _cached(_ARCH, (base,), lambda: hw_models.load(base))
+        return hw_models.derive(arch, dict(hw)) if hw else arch
+
+    return _cached(_ARCH, (base, hw), make)
+
+
+def build_cascade(name: str, wl: tuple[tuple[str, Any], ...]) -> Any:
+    from workloads import library
+
+    return _cached(_CASCADE, (name, wl), lambda: library.build(name, **dict(wl)))
+
+
+def check_constraints(point: Point, arch: Any) -> str:
+    """The reason a point is filtered out before evaluation ('' = keep it)."""
+    if point.max_area_mm2 is not None and arch.area_mm2 > point.max_area_mm2:
+        return f"area {arch.area_mm2:.3g} mm2 exceeds the budget of {point.max_area_mm2:g} mm2"
+    if point.fits_fpga:
+        if arch.family != "fpga":
+            return f"constraint fits_fpga applies to FPGA designs; {point.base!r} is a {arch.family} design"
+        from hw_models import fpga
+
+        ok = fpga.fits(arch.params)
+        if not ok:
+            why = ""
+            try:
+                why = str(fpga.why_not_fits(arch.params))  # optional helper
+            except Exception:  # noqa: BLE001 - the message is a nicety
+                why = "the design does not fit the device"
+            return why
+    return ""
+
+
+def hardware_facts(arch: Any) -> dict[str, float]:
+    """Scalars about the hardware the dashboards and the export use."""
+    top = arch.levels[0]
+    try:
+        peak = float(arch.peak_ops_per_s("mac"))
+    except Exception:  # noqa: BLE001 - older Architecture without the helper
+        peak = float(sum(cu.pes * cu.ops_per_cycle.get("mac", 0.0) for cu in arch.compute) * arch.clock_hz)
+    return {
+        "area_mm2": float(arch.area_mm2),
+        "clock_hz": float(arch.clock_hz),
+        "peak_macs_per_s": peak,
+        "dram_bw_bytes_per_s": float(top.read_bw_bytes_per_cycle * arch.clock_hz),
+        "pes": float(sum(cu.pes for cu in arch.compute)),
+    }
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def metrics_row(m: Any) -> dict[str, Any]:
+    """Flatten a ``sim.metrics.Metrics`` into scalar columns."""
+    row: dict[str, Any] = {
+        "latency_s": _num(m.latency_s),
+        "cycles": _num(m.cycles),
+        "energy_pj": _num(m.energy_pj),
+        "edp_pj_s": _num(m.energy_pj) * _num(m.latency_s),
+        "compute_cycles": _num(m.compute_cycles),
+        "macs": _num(m.macs),
+        "padded_macs": _num(m.padded_macs),
+    }
+    for comp, pj in sorted(m.energy_breakdown_pj.items()):
+        row[f"energy.{comp}_pj"] = _num(pj)
+    for level, per_tensor in m.traffic_bytes.items():
+        row[f"traffic.{level}_bytes"] = float(sum(_num(b) for b in per_tensor.values()))
+    for level, cyc in m.transfer_cycles.items():
+        row[f"transfer.{level}_cycles"] = _num(cyc)
+    for unit, u in sorted(m.utilization.items()):
+        row[f"util.{unit}"] = _num(u)
+    return row
+
+
+def mapping_summary(m: Any, cascade: Any) -> dict[str, Any]:
+    """A few scalar features of the mapping (for surrogate models)."""
+    out: dict[str, Any] = {}
+    try:
+        out["map.einsums"] = float(len(cascade.einsums))
+    except Exception:  # noqa: BLE001
+        pass
+    if m.padded_macs and m.macs:
+        out["map.padding_ratio"] = _num(m.padded_macs) / _num(m.macs)
+    if m.cycles and m.compute_cycles:
+        out["map.compute_bound_fraction"] = _num(m.compute_cycles) / _num(m.cycles)
+    for k, v in sorted((m.notes or {}).items()):
+        if isinstance(v, bool):
+            out[f"map.{k}"] = float(v)
+        elif isinstance(v, (int, float)):
+            out[f"map.{k}"] = float(v)
+    return out
+
+
+def _base_row(p: Point) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "point_id": p.point_id,
+        "hw_id": p.hw_id,
+        "design": p.design,
+        "base": p.base,
+        "family": "",
+        "workload": p.workload,
+        "workload_label": p.workload_label,
+        "mapper": p.mapper,
+        "objective": p.objective,
+        "model": p.model,
+        "status": "ok",
+        "error": "",
+    }
+    for k, v in p.hw:
+        row[f"hw.{k}"] = v
+    for k, v in p.wl:
+        row[f"wl.{k}"] = v
+    return row
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, EinsimError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def evaluate_point(p: Point) -> dict[str, Any]:
+    """One row for one point; never raises for a bad point."""
+    row = _base_row(p)
+    try:
+        with _deadline(p.timeout_s):
+            arch = build_arch(p.base, p.hw)
+            row["family"] = arch.family
+            row.update(hardware_facts(arch))
+            reason = check_constraints(p, arch)
+            if reason:
+                row["status"] = "rejected"
+                row["error"] = reason
+                return row
+            cascade = build_cascade(p.workload, p.wl)
+            from experiments.pipeline import evaluate_workload
+
+            m = evaluate_workload(cascade, arch, mapper=p.mapper, objective=p.objective, sim=p.model)
+            row.update(metrics_row(m))
+            row["dram_bytes"] = row.get(f"traffic.{arch.levels[0].name}_bytes", math.nan)
+            row.update(mapping_summary(m, cascade))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a failing point is data
+        row["status"] = "error"
+        row["error"] = _describe(exc)
+    return row
+
+
+def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
+    """Rows for a chunk of points, in the chunk's order.
+
+    This is the one function the process pool and Dask both run.
+    """
+    return [evaluate_point(p) for p in points]

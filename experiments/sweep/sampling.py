@@ -1,0 +1,156 @@
+"""Expand a :class:`SweepSpec` into the list of points to evaluate.
+
+A point is one hardware configuration (a design's preset plus one value per
+swept parameter) evaluated on one workload instance. Hardware configurations
+come from the full grid or from ``samples`` draws per design (random, Latin
+hypercube, Sobol; scipy.stats.qmc), seeded by ``sampling.seed`` and the
+design's index so that adding a design does not reshuffle the others.
+Workload parameters are always a full grid: every hardware configuration is
+evaluated on every workload instance (so speedups against a baseline design
+compare like with like).
+
+A point's id is a stable hash (SHA-256 of its canonical JSON) of everything
+that determines its result: design, preset, hardware parameters, workload,
+workload parameters, mapper, objective and model. Resume relies on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from experiments.sweep.spec import Design, ParamSpace, SweepSpec, WorkloadSpace
+
+
+@dataclass(frozen=True)
+class Point:
+    """One design point; plain values only, so it pickles cheaply."""
+
+    point_id: str
+    #: hash of the hardware configuration alone (design + params)
+    hw_id: str
+    design: str
+    base: str
+    hw: tuple[tuple[str, Any], ...]
+    workload: str
+    workload_label: str
+    wl: tuple[tuple[str, Any], ...]
+    mapper: str
+    objective: str
+    model: str
+    timeout_s: float
+    max_area_mm2: float | None
+    fits_fpga: bool
+
+
+def _canon(v: Any) -> Any:
+    # ints and integral floats hash the same only if the user wrote the same
+    # thing; that is fine (the point is the same only if the spec is).
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    return v
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _unit_samples(method: str, n: int, d: int, seed: int, index: int) -> np.ndarray:
+    """``n`` x ``d`` samples in [0, 1)."""
+    from scipy.stats import qmc
+
+    rng = np.random.default_rng([seed, index])
+    if d == 0:
+        return np.zeros((1, 0))
+    if method == "random":
+        return rng.random((n, d))
+    if method == "lhs":
+        return qmc.LatinHypercube(d, rng=rng).random(n)
+    if method == "sobol":
+        with warnings.catch_warnings():
+            # a non-power-of-two count loses a little balance; it is still a
+            # valid low-discrepancy sample
+            warnings.simplefilter("ignore")
+            return qmc.Sobol(d, scramble=True, rng=rng).random(n)
+    raise ValueError(method)
+
+
+def hardware_configs(spec: SweepSpec, index: int, design: Design) -> list[dict[str, Any]]:
+    """The hardware parameter dicts of one design, fixed params included."""
+    fixed = dict(design.fixed)
+    vary: tuple[ParamSpace, ...] = design.vary
+    if spec.method == "grid":
+        combos = itertools.product(*(ps.values or () for ps in vary)) if vary else [()]
+        rows = [dict(zip((ps.name for ps in vary), c, strict=True)) for c in combos]
+    else:
+        u = _unit_samples(spec.method, spec.samples, len(vary), spec.seed, index)
+        rows = [{ps.name: ps.at(float(x)) for ps, x in zip(vary, r, strict=True)} for r in u]
+    out = []
+    seen = set()
+    for r in rows:
+        cfg = {**fixed, **{k: _canon(v) for k, v in r.items()}}
+        key = stable_hash(cfg)
+        if key not in seen:  # random draws of discrete params may repeat
+            seen.add(key)
+            out.append(cfg)
+    return out
+
+
+def workload_instances(w: WorkloadSpace) -> list[dict[str, Any]]:
+    fixed = dict(w.fixed)
+    combos = itertools.product(*(ps.values or () for ps in w.vary)) if w.vary else [()]
+    return [{**fixed, **{ps.name: _canon(v) for ps, v in zip(w.vary, c, strict=True)}} for c in combos]
+
+
+def expand(spec: SweepSpec) -> list[Point]:
+    """Every point of the sweep, in a deterministic order, ids unique."""
+    wls = [(w, inst) for w in spec.workloads for inst in workload_instances(w)]
+    points: list[Point] = []
+    seen: set[str] = set()
+    for i, d in enumerate(spec.designs):
+        for cfg in hardware_configs(spec, i, d):
+            hw = tuple(sorted(cfg.items()))
+            hw_id = stable_hash({"design": d.name, "base": d.base, "hw": cfg})
+            for w, inst in wls:
+                wl = tuple(sorted(inst.items()))
+                key = {
+                    "design": d.name,
+                    "base": d.base,
+                    "hw": cfg,
+                    "workload": w.name,
+                    "label": w.label,
+                    "wl": inst,
+                    "mapper": spec.mapper,
+                    "objective": spec.objective,
+                    "model": spec.model,
+                }
+                pid = stable_hash(key)
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                points.append(
+                    Point(
+                        point_id=pid,
+                        hw_id=hw_id,
+                        design=d.name,
+                        base=d.base,
+                        hw=hw,
+                        workload=w.name,
+                        workload_label=w.label,
+                        wl=wl,
+                        mapper=spec.mapper,
+                        objective=spec.objective,
+                        model=spec.model,
+                        timeout_s=spec.timeout_s,
+                        max_area_mm2=d.max_area_mm2,
+                        fits_fpga=d.fits_fpga,
+                    )
+                )
+    return points

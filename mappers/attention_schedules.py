@@ -1,0 +1,240 @@
+"""Schedules of attention cascades as published designs run them.
+
+* :func:`unfused_schedule`: every Einsum in its own pass, intermediates through
+  DRAM (the "unfused" baseline of FLAT and FuseMax).
+* :func:`flat_schedule`: FLAT (Kao et al., 2023) fuses QK, softmax and AV of
+  the 3-pass cascade inside the global buffer, tiling the query rank ``p``;
+  the tile is the largest one whose intermediates fit twice (double
+  buffering, so consecutive tiles overlap). MAC Einsums run on the 2D array,
+  the softmax Einsums on the 1D array.
+* :func:`fusemax_schedule`: FuseMax (Nayak et al., MICRO 2024) runs the 1-pass
+  cascade as one group: each pass over a tile of ``p`` as wide as the array
+  streams the key rank ``m1`` through both arrays, with the running state in
+  the units' registers; the binding comes from the Einsums' ``unit_class``
+  attributes (REFERENCES.md). The buffer tile of ``p`` (how many queries'
+  state the buffer holds while K and V stream past) is chosen to minimise
+  DRAM traffic.
+
+These only need the cascade and the architecture's capacities; costs come
+from ``sim.cascade_model``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hw_models.arch import Architecture
+from mappers.schedule import FusionGroup, Schedule, ScheduleError
+from workloads.ir import Cascade
+
+OUTER_RANKS = ("b", "h", "n", "g")
+
+
+def _buffer(arch: Architecture) -> tuple[str, float]:
+    if len(arch.levels) < 2:
+        raise ScheduleError(f"architecture {arch.name} has no on-chip buffer level")
+    lv = arch.levels[1]
+    return lv.name, float(lv.capacity_bytes or math.inf)
+
+
+def _outer_slices(cascade: Cascade, tensor: str, sizes: dict[str, int]) -> int:
+    t = cascade.tensor(tensor)
+    return max(1, math.prod(sizes.get(r, 1) for r in t.ranks if r in OUTER_RANKS))
+
+
+def _sizes(cascade: Cascade) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for e in cascade.einsums:
+        sizes.update(e.rank_sizes)
+    return sizes
+
+
+def _binding(cascade: Cascade, arch: Architecture) -> dict[str, str]:
+    two_d = [u.name for u in arch.compute if u.kind == "array2d"]
+    one_d = [u.name for u in arch.compute if u.kind == "array1d"]
+    main = (two_d or [arch.compute[0].name])[0]
+    side = (one_d or [main])[0]
+    out = {}
+    for e in cascade.einsums:
+        cls = dict(e.attrs).get("unit_class", "")
+        if cls == "1d":
+            out[e.name] = side
+        elif cls == "2d":
+            out[e.name] = main
+        else:
+            ops = e.op_counts()
+            heavy = len(e.inputs) >= 2 and ops.get("mac", 0) >= 0.5 * max(1, sum(ops.values()))
+            out[e.name] = main if heavy else side
+    return out
+
+
+def unfused_schedule(cascade: Cascade, arch: Architecture) -> Schedule:
+    binding = _binding(cascade, arch)
+    groups = tuple(FusionGroup(einsums=(e.name,), pipelined=False) for e in cascade.einsums)
+    return Schedule(
+        cascade=cascade.name,
+        order=tuple(e.name for e in cascade.einsums),
+        groups=groups,
+        binding=binding,
+        residency={t: "DRAM" for t in cascade.intermediates},
+        method="unfused",
+    )
+
+
+def _peak_live_bytes_per_query(cascade: Cascade, rank: str, sizes: dict[str, int]) -> float:
+    """Peak on-chip bytes per index of ``rank`` (one outer slice) over the
+    group's order: inputs and outputs with the rank stay live throughout,
+    intermediates from producer to last consumer."""
+    n = sizes.get(rank, 1)
+    order = [e.name for e in cascade.einsums]
+    pos = {name: i for i, name in enumerate(order)}
+    live_span: dict[str, tuple[int, int]] = {}
+    for e in cascade.einsums:
+        t = e.output.tensor
+        if t in cascade.intermediates:
+            first = pos[e.name]
+            last = max(
+                (pos[x.name] for x in cascade.einsums if any(a.tensor == t for a in x.inputs)),
+                default=first,
+            )
+            live_span[t] = (first, last)
+
+    def per_query(t: str) -> float:
+        tensor = cascade.tensor(t)
+        if rank not in tensor.ranks:
+            return 0.0
+        return tensor.bytes / _outer_slices(cascade, t, sizes) / n
+
+    always = sum(per_query(t) for t in (*cascade.inputs, *cascade.outputs))
+    peak = 0.0
+    for step in range(len(order)):
+        live = sum(per_query(t) for t, (a, b) in live_span.items() if a <= step <= b)
+        peak = max(peak, live)
+    return always + peak
+
+
+def flat_schedule(cascade: Cascade, arch: Architecture, rank: str = "p") -> Schedule:
+    """FLAT: one fused, double-buffered group tiled on the query rank."""
+    buffer, capacity = _buffer(arch)
+    sizes = _sizes(cascade)
+    if rank not in sizes:
+        raise ScheduleError(f"cascade {cascade.name} has no rank {rank!r} to tile for FLAT")
+    per_q = _peak_live_bytes_per_query(cascade, rank, sizes)
+    n = sizes[rank]
+    tile = 1 << int(math.floor(math.log2(n))) if n > 0 else 1
+    tile = n if 2 * per_q * n <= capacity else tile
+    while tile >= 1 and 2 * per_q * tile > capacity:
+        tile //= 2
+    if tile < 1:
+        raise ScheduleError(
+            f"FLAT: one {rank} row of the intermediates needs {2 * per_q:.0f} B "
+            f"(double-buffered) but {buffer} holds {capacity:.0f} B"
+        )
+    group = FusionGroup(
+        einsums=tuple(e.name for e in cascade.einsums),
+        keep_level=buffer,
+        tiled_rank=rank,
+        tile=tile,
+        buffer_tile=tile,
+        buffer_bytes_per_tile=per_q * tile,
+        pipelined=True,
+    )
+    return Schedule(
+        cascade=cascade.name,
+        order=group.einsums,
+        groups=(group,),
+        binding=_binding(cascade, arch),
+        residency={t: buffer for t in cascade.intermediates},
+        method="flat",
+    )
+
+
+def fusemax_schedule(
+    cascade: Cascade,
+    arch: Architecture,
+    rank: str = "p",
+    streamed_rank: str = "m1",
+) -> Schedule:
+    """FuseMax: the 1-pass cascade as one streamed group (see module doc)."""
+    buffer, capacity = _buffer(arch)
+    sizes = _sizes(cascade)
+    for r in (rank, streamed_rank):
+        if r not in sizes:
+            raise ScheduleError(f"cascade {cascade.name} has no rank {r!r} (FuseMax needs it)")
+    binding = _binding(cascade, arch)
+    two_d = [u for u in arch.compute if u.kind == "array2d"]
+    width = two_d[0].cols if two_d else 1
+    n = sizes[rank]
+    tile = min(n, width)
+    rf = arch.levels[2].name if len(arch.levels) > 2 else buffer
+    # per-query state held in the buffer: the query's inputs and outputs with
+    # the rank, plus one step of the running state (tensors with both ranks)
+    per_q = 0.0
+    for t in (*cascade.inputs, *cascade.outputs, *cascade.intermediates):
+        tensor = cascade.tensor(t)
+        if rank not in tensor.ranks:
+            continue
+        size = tensor.bytes / _outer_slices(cascade, t, sizes) / n
+        if streamed_rank in tensor.ranks:
+            if t not in cascade.intermediates or not _iterative(cascade, t):
+                continue
+            size /= max(1, sizes[streamed_rank])
+        per_q += size
+    # streamed operands (inputs without the tiled rank): two tiles of one step
+    stream = 0.0
+    for t in cascade.inputs:
+        tensor = cascade.tensor(t)
+        if rank in tensor.ranks:
+            continue
+        stream += 2 * tensor.bytes / _outer_slices(cascade, t, sizes) / max(1, sizes[streamed_rank])
+    resident = sum(
+        cascade.tensor(t).bytes / _outer_slices(cascade, t, sizes)
+        for t in cascade.inputs
+        if rank not in cascade.tensor(t).ranks
+    )
+    if per_q * tile + stream > capacity:
+        raise ScheduleError(
+            f"FuseMax: the state of {tile} queries ({per_q * tile:.0f} B) and the streamed "
+            f"tiles ({stream:.0f} B) do not fit {buffer} ({capacity:.0f} B)"
+        )
+    # choose the buffer tile: fewest DRAM bytes for K and V (re-read once per
+    # buffer tile unless resident)
+    best = None
+    bt = tile
+    while True:
+        room = capacity - per_q * bt - stream
+        if room < 0:
+            break
+        rereads = 1 if resident <= room + stream else math.ceil(n / bt)
+        if best is None or rereads < best[0]:
+            best = (rereads, bt)
+        if bt >= n:
+            break
+        bt = min(n, bt * 2)
+    assert best is not None
+    group = FusionGroup(
+        einsums=tuple(e.name for e in cascade.einsums),
+        keep_level=rf,
+        tiled_rank=rank,
+        tile=tile,
+        buffer_tile=best[1],
+        buffer_bytes_per_tile=per_q * best[1],
+        streamed_rank=streamed_rank,
+        pipelined=False,
+    )
+    return Schedule(
+        cascade=cascade.name,
+        order=group.einsums,
+        groups=(group,),
+        binding=binding,
+        residency={t: rf for t in cascade.intermediates},
+        method="fusemax",
+    )
+
+
+def _iterative(cascade: Cascade, tensor: str) -> bool:
+    """True when some Einsum reads the tensor it writes (a running state)."""
+    return any(
+        e.output.tensor == tensor and any(a.tensor == tensor for a in e.inputs)
+        for e in cascade.einsums
+    )

@@ -1,0 +1,84 @@
+"""Exhaustive enumeration of small mapping spaces (the ILP's yardstick).
+
+Enumerates every tiling (ordered factor splits of each rank over the slots,
+pruned by fan-out bounds and buffer capacity) and, for each, every loop order
+at every level. Bypass choices are fixed to "keep what the level may hold",
+as in the ILP's search space. Refuses spaces larger than ``max_points`` with a
+message giving the size, so it never runs for hours.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+from hw_models.arch import Architecture
+from mappers.factors import splits
+from mappers.ilp_space import MappingError, MapSpace
+from mappers.search import Evaluator, Scorer, SearchResult
+from workloads.errors import EinsimError
+from workloads.ir import Einsum
+
+DEFAULT_MAX_POINTS = 200_000
+
+
+class SpaceTooLarge(EinsimError):
+    """The mapping space is too large to enumerate."""
+
+
+def valid_tilings(space: MapSpace, limit: int | None = None):
+    """Yield every valid tiling of the space (at most ``limit`` raw tilings are looked at)."""
+    bounds = tuple(s.bound for s in space.slots)
+    per_rank = [list(splits(space.sizes[r], len(space.slots), bounds)) for r in space.ranks]
+    seen = 0
+    for combo in itertools.product(*per_rank):
+        seen += 1
+        if limit is not None and seen > limit:
+            raise SpaceTooLarge(f"more than {limit} tilings")
+        tiling = dict(zip(space.ranks, combo, strict=True))
+        if space.violation(tiling) is None:
+            yield tiling
+
+
+def space_size(space: MapSpace, max_points: int) -> int:
+    """Points (tiling x orders) of the space; stops counting past ``max_points``."""
+    total = 0
+    for tiling in valid_tilings(space, limit=20 * max_points):
+        total += math.prod(math.factorial(len(space.default_order(tiling, lvl))) for lvl in range(space.nlev))
+        if total > max_points:
+            return total
+    return total
+
+
+def exhaustive_search(
+    einsum: Einsum,
+    arch: Architecture,
+    *,
+    objective: str,
+    evaluate: Evaluator,
+    max_points: int = DEFAULT_MAX_POINTS,
+) -> SearchResult:
+    """The optimum of ``objective`` over every (tiling, loop order) point."""
+    t0 = time.perf_counter()
+    space = MapSpace(einsum, arch)
+    space.check_feasible()
+    try:
+        size = space_size(space, max_points)
+    except SpaceTooLarge:
+        size = max_points + 1
+    if size > max_points:
+        raise SpaceTooLarge(
+            f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points "
+            f"({space.tiling_count()} tilings before pruning); use --mapper ilp or random"
+        )
+    scorer = Scorer(einsum, arch, evaluate, objective)
+    for tiling in valid_tilings(space):
+        per_level = [space.orders(tiling, lvl) for lvl in range(space.nlev)]
+        for orders in itertools.product(*per_level):
+            scorer.score(space.to_mapping(tiling, orders))
+    if scorer.best is None:
+        raise MappingError(f"Einsum {einsum.name}: no valid mapping exists on {arch.name}")
+    return scorer.result(
+        "exhaustive", t0, bound=scorer.best[0], gap=0.0, notes={"points": size}
+    )

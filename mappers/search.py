@@ -1,0 +1,211 @@
+"""Common front end of the mapping searches (ILP, random, exhaustive, greedy).
+
+Mappers never import the cost model (layering: ``sim`` sits below
+``mappers``). The caller passes ``evaluate(mapping) -> Metrics``; every
+mapping a search returns has been scored by that function, and the reported
+``objective_value`` is its score, never a solver surrogate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hw_models.arch import Architecture
+from mappers.ilp_space import MappingError, MapSpace
+from mappers.mapping import Mapping
+from workloads.errors import EinsimError
+from workloads.ir import Einsum
+
+OBJECTIVES: tuple[str, ...] = ("latency", "energy", "edp", "dram_traffic")
+MAPPERS: tuple[str, ...] = ("ilp", "random", "exhaustive", "greedy")
+
+Evaluator = Callable[[Mapping], Any]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    mapping: Mapping
+    #: the objective as scored by the caller's evaluator (SI units: s, pJ, pJ*s, bytes)
+    objective_value: float
+    #: solver lower bound on the objective (None where the search has none)
+    bound: float | None
+    #: relative optimality gap (objective - bound) / objective; None = unknown
+    gap: float | None
+    solve_time_s: float
+    #: "optimal" | "feasible" (time-out, best found) | "exhaustive" | "sampled" | "heuristic"
+    status: str
+    #: evaluator calls made
+    evaluations: int
+    metrics: Any = None
+    #: search-specific facts (surrogate objective, pool size, seed, ...)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def objective_of(metrics: Any, objective: str, arch: Architecture) -> float:
+    """The scalar a search minimises, read from a ``Metrics`` value."""
+    if objective == "latency":
+        return float(metrics.latency_s)
+    if objective == "energy":
+        return float(metrics.energy_pj)
+    if objective == "edp":
+        return float(metrics.energy_pj) * float(metrics.latency_s)
+    if objective == "dram_traffic":
+        top = arch.levels[0].name
+        return float(sum(metrics.traffic_bytes.get(top, {}).values()))
+    raise EinsimError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+
+
+def validator() -> Callable[..., Any] | None:
+    """``mappers.mapping.validate`` when the mapping module provides it."""
+    from mappers import mapping as mapping_mod
+
+    return getattr(mapping_mod, "validate", None)
+
+
+class Scorer:
+    """Wraps the caller's evaluator: validates, scores, counts, remembers the best."""
+
+    def __init__(self, einsum: Einsum, arch: Architecture, evaluate: Evaluator, objective: str) -> None:
+        if objective not in OBJECTIVES:
+            raise EinsimError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+        self.einsum = einsum
+        self.arch = arch
+        self.evaluate = evaluate
+        self.objective = objective
+        self.validate = validator()
+        self.evaluations = 0
+        self.best: tuple[float, Mapping, Any] | None = None
+        self.cache: dict[Any, float] = {}
+
+    def key(self, m: Mapping) -> Any:
+        return tuple(
+            (
+                tuple(sorted(lm.temporal.items())),
+                tuple(sorted(lm.spatial.items())),
+                tuple(sorted(lm.spatial_axes.items())),
+                lm.order,
+                lm.keep,
+            )
+            for lm in m.levels
+        )
+
+    def score(self, m: Mapping) -> float:
+        """Objective of a mapping; ``inf`` when validation or the model rejects it."""
+        k = self.key(m)
+        if k in self.cache:
+            return self.cache[k]
+        try:
+            if self.validate is not None:
+                self.validate(m, self.einsum, self.arch)
+            metrics = self.evaluate(m)
+            self.evaluations += 1
+            v = objective_of(metrics, self.objective, self.arch)
+        except MappingError:
+            v = math.inf
+            metrics = None
+        except EinsimError:
+            v = math.inf
+            metrics = None
+        if not math.isfinite(v):
+            v = math.inf
+        self.cache[k] = v
+        if v < math.inf and (self.best is None or v < self.best[0]):
+            self.best = (v, m, metrics)
+        return v
+
+    def result(self, status: str, t0: float, **kw: Any) -> SearchResult:
+        if self.best is None:
+            raise MappingError(
+                f"Einsum {self.einsum.name}: no valid mapping found on {self.arch.name} "
+                f"after {self.evaluations} evaluations"
+            )
+        v, m, metrics = self.best
+        return SearchResult(
+            mapping=m,
+            objective_value=v,
+            bound=kw.pop("bound", None),
+            gap=kw.pop("gap", None),
+            solve_time_s=time.perf_counter() - t0,
+            status=status,
+            evaluations=self.evaluations,
+            metrics=metrics,
+            notes=kw.pop("notes", {}),
+        )
+
+
+def search(
+    einsum: Einsum,
+    arch: Architecture,
+    *,
+    mapper: str = "ilp",
+    objective: str = "edp",
+    evaluate: Evaluator,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    samples: int | None = None,
+    max_points: int | None = None,
+) -> SearchResult:
+    """Find a mapping of ``einsum`` on ``arch`` minimising ``objective``.
+
+    ``evaluate`` is the cost model (e.g. ``sim.analytical.evaluate`` bound to
+    the Einsum and architecture). ``time_limit_s`` bounds the ILP solve and the
+    random search; ``samples`` bounds the random search; ``max_points`` caps the
+    exhaustive enumeration (it refuses larger spaces).
+    """
+    if objective not in OBJECTIVES:
+        raise EinsimError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if mapper == "ilp":
+        from mappers.ilp import ilp_search
+
+        return ilp_search(
+            einsum, arch, objective=objective, evaluate=evaluate,
+            time_limit_s=2.0 if time_limit_s is None else time_limit_s, seed=seed, workers=workers,
+        )
+    if mapper == "random":
+        from mappers.random_search import random_search
+
+        if samples is None and time_limit_s is None:
+            samples = 2000
+        return random_search(
+            einsum, arch, objective=objective, evaluate=evaluate,
+            samples=samples, time_limit_s=time_limit_s, seed=seed,
+        )
+    if mapper == "exhaustive":
+        from mappers.exhaustive import exhaustive_search
+
+        kw = {} if max_points is None else {"max_points": max_points}
+        return exhaustive_search(einsum, arch, objective=objective, evaluate=evaluate, **kw)
+    if mapper == "greedy":
+        return greedy_search(einsum, arch, objective=objective, evaluate=evaluate)
+    raise EinsimError(f"unknown mapper {mapper!r}; expected one of {', '.join(MAPPERS)}")
+
+
+def greedy_search(einsum: Einsum, arch: Architecture, *, objective: str, evaluate: Evaluator) -> SearchResult:
+    """The analytical engineer's greedy heuristic, scored like the other searches."""
+    t0 = time.perf_counter()
+    scorer = Scorer(einsum, arch, evaluate, objective)
+    m = greedy_start(einsum, arch)
+    if m is None:
+        raise MappingError(f"Einsum {einsum.name}: the greedy heuristic found no mapping on {arch.name}")
+    scorer.score(m)
+    return scorer.result("heuristic", t0)
+
+
+def greedy_start(einsum: Einsum, arch: Architecture) -> Mapping | None:
+    """The greedy mapping (warm start for the ILP); None if unavailable or invalid."""
+    try:
+        from mappers.greedy import greedy_mapping
+    except ImportError:
+        return None
+    try:
+        return greedy_mapping(einsum, arch)
+    except EinsimError:
+        return None
+
+
+__all__ = ["MapSpace", "OBJECTIVES", "SearchResult", "search", "objective_of"]

@@ -1,0 +1,350 @@
+"""Precompile an (Einsum, Architecture, mapping structure) into small numpy arrays.
+
+The analytical model's hot path works on arrays only: factors
+``[N, levels, ranks]`` and hardware parameters ``[N, levels]``. Everything
+that does not vary between the N points (which ranks index which tensor,
+which level keeps which tensor, the parent of every tile, multicast masks)
+is computed here once and cached by object identity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mappers.mapping import (
+    Mapping,
+    MappingError,
+    einsum_op_classes,
+    feeding_level,
+    kept_tensors,
+    loop_order,
+    resolve_unit,
+)
+
+if TYPE_CHECKING:
+    from hw_models.arch import Architecture
+    from workloads.ir import Einsum
+
+#: StorageLevel numeric fields a sweep may override, as "<level>.<field>"
+LEVEL_FIELDS: tuple[str, ...] = (
+    "capacity_bytes",
+    "read_bw_bytes_per_cycle",
+    "write_bw_bytes_per_cycle",
+    "read_energy_pj_per_word",
+    "write_energy_pj_per_word",
+    "leakage_w",
+    "fanout_x",
+    "fanout_y",
+    "instances",
+    "word_bits",
+)
+#: ComputeUnit numeric fields a sweep may override, as "<unit>.<field>"
+#: (plus "<unit>.ops_per_cycle.<class>" and "<unit>.energy_pj_per_op.<class>")
+UNIT_FIELDS: tuple[str, ...] = ("pes", "rows", "cols", "leakage_w")
+
+
+@dataclass(eq=False)
+class Structure:
+    """What is fixed across a batch: Einsum, architecture, keep/bypass, unit."""
+
+    ranks: list[str]
+    sizes: np.ndarray  # [nr]
+    levels: list[str]
+    tensors: list[str]
+    bits: np.ndarray  # [nt]
+    is_output: np.ndarray  # [nt] bool
+    rel: np.ndarray  # [nt, nr] bool: rank indexes tensor
+    coef: np.ndarray  # [nt*D, nr] |coefficients|
+    full_ext: np.ndarray  # [nt*D]
+    ndims: int  # D (padded)
+    keep: np.ndarray  # [nl, nt] bool
+    #: pairs (t, c, p): child c (1..nl; nl = compute) of tensor t fills from parent level p
+    pairs: list[tuple[int, int, int]]
+    above: np.ndarray  # [nl+1, nl] bool: level l is above child c (l < c)
+    #: [npairs, nl, nr] multicast / spatial-reduction mask between parent and child
+    mc_mask: np.ndarray
+    #: [npairs, nl, nr] relevant temporal loops above the child
+    rel_above: np.ndarray
+    db: np.ndarray  # [nl] bool
+    shared_bw: np.ndarray  # [nl] bool
+    unit: str
+    unit_kind: str
+    dataflow: str
+    classes: tuple[str, ...]
+    #: index of the level whose fan-out feeds a 2D array (-1 = none)
+    array_level: int
+    limit_kind: np.ndarray  # [nl] see compile_structure
+    iteration_points: float
+    unit_names: list[str]
+
+
+def _tensor_accesses(einsum: Einsum) -> dict:
+    acc = {}
+    for a in einsum.accesses:
+        acc.setdefault(a.tensor, a)
+    return acc
+
+
+def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> Structure:
+    ranks = [r for r, _ in einsum.rank_sizes_items]
+    sizes = einsum.rank_sizes
+    nr = len(ranks)
+    nl = len(arch.levels)
+    accs = _tensor_accesses(einsum)
+    tensors = list(accs)
+    nt = len(tensors)
+    D = max(len(a.indices) for a in accs.values()) if accs else 1
+    D = max(D, 1)
+    coef = np.zeros((nt, D, nr))
+    full = np.ones((nt, D))
+    rel = np.zeros((nt, nr), dtype=bool)
+    ridx = {r: i for i, r in enumerate(ranks)}
+    for t, name in enumerate(tensors):
+        a = accs[name]
+        for d, ix in enumerate(a.indices):
+            for r, c in ix.terms:
+                if r not in ridx:
+                    raise MappingError(
+                        f"{einsum.name}: tensor {name} is indexed by {r!r}, which is not a rank"
+                    )
+                coef[t, d, ridx[r]] += abs(c)
+                rel[t, ridx[r]] = True
+            full[t, d] = ix.extent(sizes)
+    kept = kept_tensors(einsum, arch, mapping)
+    keep = np.zeros((nl, nt), dtype=bool)
+    for lvl, ks in enumerate(kept):
+        for t, name in enumerate(tensors):
+            keep[lvl, t] = name in ks
+    out_name = einsum.output.tensor
+    is_output = np.array([n == out_name for n in tensors])
+    multicast = np.array([lv.multicast for lv in arch.levels])
+    sreduce = np.array([lv.spatial_reduce for lv in arch.levels])
+    pairs = []
+    for t in range(nt):
+        for c in range(1, nl + 1):
+            if c < nl and not keep[c, t]:
+                continue
+            p = max(lvl for lvl in range(c) if keep[lvl, t])
+            pairs.append((t, c, p))
+    npairs = len(pairs)
+    mc = np.zeros((npairs, nl, nr), dtype=bool)
+    rel_above = np.zeros((npairs, nl, nr), dtype=bool)
+    above = np.zeros((nl + 1, nl), dtype=bool)
+    for c in range(nl + 1):
+        above[c, :c] = True
+    for k, (t, c, p) in enumerate(pairs):
+        flag = sreduce if is_output[t] else multicast
+        for lvl in range(p, c):
+            if flag[lvl]:
+                mc[k, lvl, :] = ~rel[t]
+        rel_above[k, :c, :] = rel[t][None, :]
+    unit = resolve_unit(einsum, arch, mapping)
+    classes = einsum_op_classes(einsum)
+    for c in classes:
+        if unit.ops_per_cycle.get(c, 0) <= 0:
+            raise MappingError(f"compute unit {unit.name} cannot do {c} ops (needed by {einsum.name})")
+    feed = feeding_level(arch, unit)
+    array_level = -1
+    if unit.kind == "array2d":
+        for lvl, lv in enumerate(arch.levels[: feed + 1]):
+            if lv.fanout > 1:
+                array_level = lvl
+    #: per level: 0 = the level's fan-out, 1 = the unit's PEs, 2 = none (1)
+    limit_kind = np.zeros(nl, dtype=int)
+    for lvl in range(nl):
+        if lvl > feed:
+            limit_kind[lvl] = 2
+        elif unit.kind != "array2d" and lvl == feed:
+            limit_kind[lvl] = 1
+    return Structure(
+        ranks=ranks,
+        sizes=np.array([sizes[r] for r in ranks], dtype=float),
+        levels=[lv.name for lv in arch.levels],
+        tensors=tensors,
+        bits=np.array([accs[n].bits for n in tensors], dtype=float),
+        is_output=is_output,
+        rel=rel,
+        coef=coef.reshape(nt * D, nr),
+        full_ext=full.reshape(nt * D),
+        ndims=D,
+        keep=keep,
+        pairs=pairs,
+        above=above,
+        mc_mask=mc,
+        rel_above=rel_above,
+        db=np.array([lv.double_buffered for lv in arch.levels]),
+        shared_bw=np.array([lv.shared_bw for lv in arch.levels]),
+        unit=unit.name,
+        unit_kind=unit.kind,
+        dataflow=mapping.dataflow or unit.dataflow,
+        classes=classes,
+        array_level=array_level,
+        limit_kind=limit_kind,
+        iteration_points=float(einsum.iteration_points),
+        unit_names=[cu.name for cu in arch.compute],
+    )
+
+
+def structure_key(mapping: Mapping) -> tuple:
+    return (
+        mapping.unit,
+        mapping.dataflow,
+        tuple(lm.keep for lm in mapping.levels),
+    )
+
+
+class _Cache:
+    """Small identity-keyed cache (Architecture holds dicts, so it is not hashable)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.data: dict[tuple, tuple] = {}
+
+    def get(self, einsum: Einsum, arch: Architecture, mapping: Mapping) -> Structure:
+        key = (id(einsum), id(arch), structure_key(mapping))
+        hit = self.data.get(key)
+        if hit is not None and hit[0] is einsum and hit[1] is arch:
+            return hit[2]
+        st = compile_structure(einsum, arch, mapping)
+        if len(self.data) >= self.size:
+            self.data.pop(next(iter(self.data)))
+        self.data[key] = (einsum, arch, st)
+        return st
+
+
+STRUCTURES = _Cache()
+
+
+def mapping_arrays(
+    st: Structure, mappings: list[Mapping]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(temporal, spatial, order position) arrays ``[N, nl, nr]`` of mappings."""
+    n = len(mappings)
+    nl, nr = len(st.levels), len(st.ranks)
+    tf = np.ones((n, nl, nr))
+    sf = np.ones((n, nl, nr))
+    pos = np.zeros((n, nl, nr))
+    ridx = {r: i for i, r in enumerate(st.ranks)}
+    for k, m in enumerate(mappings):
+        for lvl, lm in enumerate(m.levels):
+            for r, f in lm.temporal.items():
+                tf[k, lvl, ridx[r]] = f
+            for r, f in lm.spatial.items():
+                sf[k, lvl, ridx[r]] = f
+            for i, r in enumerate(loop_order(lm, st.ranks)):
+                pos[k, lvl, ridx[r]] = i
+    return tf, sf, pos
+
+
+@dataclass(eq=False)
+class Hardware:
+    """Hardware parameters as arrays broadcastable to ``[N, nl]`` / ``[N]``."""
+
+    cap: np.ndarray
+    rbw: np.ndarray
+    wbw: np.ndarray
+    er: np.ndarray
+    ew: np.ndarray
+    leak: np.ndarray
+    fanout: np.ndarray
+    instances: np.ndarray
+    word_bits: np.ndarray
+    clock_hz: np.ndarray
+    static_w: np.ndarray
+    unit_leak_w: np.ndarray
+    pes: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    #: class -> (ops/cycle per PE, pJ/op) of the bound unit
+    rate: dict[str, np.ndarray]
+    epj: dict[str, np.ndarray]
+
+
+def hardware_arrays(
+    st: Structure, arch: Architecture, overrides: dict[str, np.ndarray] | None = None
+) -> Hardware:
+    """Hardware arrays, with ``overrides`` ("clock_hz", "<level>.<field>",
+    "<unit>.<field>", "<unit>.ops_per_cycle.<class>") replacing fields."""
+    ov = dict(overrides or {})
+    nl = len(arch.levels)
+
+    def lvcol(fld: str, default) -> np.ndarray:
+        cols = []
+        varying = False
+        for lv in arch.levels:
+            key = f"{lv.name}.{fld}"
+            if key in ov:
+                cols.append(np.asarray(ov.pop(key), dtype=float))
+                varying = True
+            else:
+                cols.append(default(lv))
+        if not varying:
+            return np.array(cols, dtype=float)[None, :]
+        return np.stack(np.broadcast_arrays(*[np.asarray(c, dtype=float) for c in cols]), axis=-1)
+
+    inf = math.inf
+    cap = lvcol("capacity_bytes", lambda lv: inf if lv.capacity_bytes is None else lv.capacity_bytes)
+    rbw = lvcol("read_bw_bytes_per_cycle", lambda lv: lv.read_bw_bytes_per_cycle)
+    wbw = lvcol("write_bw_bytes_per_cycle", lambda lv: lv.write_bw_bytes_per_cycle)
+    er = lvcol("read_energy_pj_per_word", lambda lv: lv.read_energy_pj_per_word)
+    ew = lvcol("write_energy_pj_per_word", lambda lv: lv.write_energy_pj_per_word)
+    leak = lvcol("leakage_w", lambda lv: lv.leakage_w)
+    fx = lvcol("fanout_x", lambda lv: lv.fanout_x)
+    fy = lvcol("fanout_y", lambda lv: lv.fanout_y)
+    inst = lvcol("instances", lambda lv: lv.instances)
+    wb = lvcol("word_bits", lambda lv: lv.word_bits)
+    unit = arch.unit(st.unit)
+
+    def scalar(key: str, value: float) -> np.ndarray:
+        if key in ov:
+            return np.asarray(ov.pop(key), dtype=float)
+        return np.asarray(float(value))
+
+    clock = scalar("clock_hz", arch.clock_hz)
+    static = scalar("static_power_w", arch.static_power_w)
+    uleak = np.asarray(0.0)
+    for cu in arch.compute:
+        uleak = uleak + scalar(f"{cu.name}.leakage_w", cu.leakage_w)
+    pes = scalar(f"{unit.name}.pes", unit.pes)
+    rows = scalar(f"{unit.name}.rows", unit.rows)
+    cols = scalar(f"{unit.name}.cols", unit.cols)
+    rate = {c: scalar(f"{unit.name}.ops_per_cycle.{c}", unit.ops_per_cycle.get(c, 0.0)) for c in st.classes}
+    epj = {
+        c: scalar(f"{unit.name}.energy_pj_per_op.{c}", unit.energy_pj_per_op.get(c, 0.0))
+        for c in st.classes
+    }
+    # fields of other units that do not change this Einsum's cost
+    for key in list(ov):
+        head = key.split(".", 1)[0]
+        if head in st.unit_names and head != unit.name:
+            ov.pop(key)
+    if ov:
+        raise MappingError(
+            f"unknown hardware override(s): {', '.join(sorted(ov))} (expected clock_hz, "
+            f"static_power_w, <level>.<{'|'.join(LEVEL_FIELDS)}>, "
+            f"<unit>.<{'|'.join(UNIT_FIELDS)}|ops_per_cycle.C|energy_pj_per_op.C>)"
+        )
+    del nl
+    return Hardware(
+        cap=cap,
+        rbw=rbw,
+        wbw=wbw,
+        er=er,
+        ew=ew,
+        leak=leak,
+        fanout=fx * fy,
+        instances=inst,
+        word_bits=wb,
+        clock_hz=clock,
+        static_w=static,
+        unit_leak_w=uleak,
+        pes=pes,
+        rows=rows,
+        cols=cols,
+        rate=rate,
+        epj=epj,
+    )

@@ -1,0 +1,202 @@
+"""The vectorised analytical cost model: arrays in, arrays out.
+
+Every quantity has a leading batch axis ``N`` (one row per (mapping,
+hardware) point). The formulas are documented in ``docs/analytical-model.md``;
+in short, for a tensor ``t`` whose tile at child level ``c`` is filled from
+its parent level ``p`` (the nearest outer level keeping ``t``):
+
+* ``F``  = elements of the tile at ``c`` (1 at the compute units),
+* ``R``  = temporal refetches = product of the temporal loops above ``c``,
+  outermost first, up to the innermost loop that indexes ``t`` (loops
+  irrelevant to ``t`` below it keep the tile stationary). At the compute
+  units every temporal loop counts (no operand registers are modelled).
+* ``S``  = spatial instances of ``c`` = product of spatial factors above ``c``,
+* ``MC`` = multicast (inputs) or spatial reduction (outputs) = product of the
+  spatial factors between ``p`` and ``c`` over ranks that do not index ``t``,
+* parent transfers = ``F * R * S / MC``; child fills = ``F * R * S``.
+
+Outputs additionally read partial sums back: ``F * (R - Dist) * S / MC``
+where ``Dist`` is the product of the relevant temporal loops above ``c``
+(the number of distinct output tiles, each first written without a read).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.analytical_compile import Hardware, Structure
+
+
+def _snap(x: np.ndarray) -> np.ndarray:
+    """Round counts that exp(sum(log)) left a few ulps off an integer."""
+    r = np.rint(x)
+    return np.where(np.abs(x - r) <= 1e-9 * np.abs(x), r, x)
+
+
+def evaluate_arrays(
+    st: Structure,
+    hw: Hardware,
+    tf: np.ndarray,
+    sf: np.ndarray,
+    pos: np.ndarray,
+    *,
+    fill: bool = True,
+) -> dict[str, np.ndarray]:
+    """Evaluate N points. ``tf``, ``sf``, ``pos``: ``[N, nl, nr]``.
+
+    Returns a dict of ``[N]`` arrays plus ``reads``/``writes``/``updates``
+    ``[N, nl, nt]`` (elements) and ``transfer_cycles``/``level_energy_pj``
+    ``[N, nl]``.
+    """
+    n, nl, nr = tf.shape
+    nt = len(st.tensors)
+    logt = np.log(tf)
+    logs = np.log(sf)
+    fs = tf * sf
+    # tile per instance at every level (and 1 at the compute units)
+    tile = np.ones((n, nl + 1, nr))
+    tile[:, :nl] = np.cumprod(fs[:, ::-1], axis=1)[:, ::-1]
+    ext = 1.0 + (tile - 1.0) @ st.coef.T  # [N, nl+1, nt*D]
+    np.minimum(ext, st.full_ext, out=ext)
+    fp = ext.reshape(n, nl + 1, nt, st.ndims).prod(axis=3)  # [N, nl+1, nt]
+    fp[:, nl, :] = 1.0
+
+    pairs = st.pairs
+    np_ = len(pairs)
+    t_idx = np.array([p[0] for p in pairs])
+    c_idx = np.array([p[1] for p in pairs])
+    p_idx = np.array([p[2] for p in pairs])
+    # --- temporal refetch with stationarity -------------------------------
+    gpos = pos + (np.arange(nl) * nr)[None, :, None]  # global loop position
+    active = tf > 1.0  # [N, nl, nr]
+    cand = st.rel_above[None] & active[:, None]  # [N, np, nl, nr]
+    pstar = np.where(cand, gpos[:, None], -1.0).max(axis=(2, 3))  # [N, np]
+    above = st.above[c_idx]  # [np, nl]
+    incl = (gpos[:, None] <= pstar[:, :, None, None]) & above[None, :, :, None]
+    log_r = (incl * logt[:, None]).sum(axis=(2, 3))  # [N, np]
+    # at the compute units every temporal loop counts
+    log_all_t = logt.sum(axis=(1, 2))  # [N]
+    at_compute = c_idx == nl
+    log_r = np.where(at_compute[None], log_all_t[:, None], log_r)
+    log_dist = (st.rel_above[None] * logt[:, None]).sum(axis=(2, 3))  # [N, np]
+    # --- spatial instances and multicast ---------------------------------
+    log_s_lvl = logs.sum(axis=2)  # [N, nl]
+    log_s_above = np.zeros((n, nl + 1))
+    log_s_above[:, 1:] = np.cumsum(log_s_lvl, axis=1)
+    log_mc = (st.mc_mask[None] * logs[:, None]).sum(axis=(2, 3))  # [N, np]
+    f_child = fp[:, c_idx, t_idx]  # [N, np]
+    s_child = np.exp(log_s_above[:, c_idx])
+    r = np.exp(log_r)
+    fills = _snap(f_child * r * s_child)  # elements written into all child instances
+    xfer = _snap(fills * np.exp(-log_mc))  # elements moved at the parent
+    refill_frac = np.clip(1.0 - np.exp(log_dist - log_r), 0.0, None)
+    xfer_refill = _snap(xfer * refill_frac)
+    fills_refill = _snap(fills * refill_frac)
+
+    reads = np.zeros((n, nl, nt))
+    writes = np.zeros((n, nl, nt))
+    updates = np.zeros((n, nl, nt))
+    out = st.is_output[t_idx]
+    for k in range(np_):
+        t, c, p = pairs[k]
+        if not out[k]:
+            reads[:, p, t] += xfer[:, k]
+            if c < nl:
+                writes[:, c, t] += fills[:, k]
+        elif c == nl:
+            # read-modify-write of partial sums; the first write of each
+            # output element needs no read
+            updates[:, p, t] += xfer_refill[:, k]
+            writes[:, p, t] += xfer[:, k] - xfer_refill[:, k]
+        else:
+            writes[:, p, t] += xfer[:, k]
+            reads[:, p, t] += xfer_refill[:, k]
+            reads[:, c, t] += fills[:, k]
+            writes[:, c, t] += fills_refill[:, k]
+
+    # --- transfer cycles per level ----------------------------------------
+    byte_w = st.bits / 8.0
+    rd_b = ((reads + updates) * byte_w).sum(axis=2)  # [N, nl]
+    wr_b = ((writes + updates) * byte_w).sum(axis=2)
+    inst_used = np.exp(log_s_above[:, :nl])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_rd = np.where(rd_b > 0, rd_b / (inst_used * hw.rbw), 0.0)
+        t_wr = np.where(wr_b > 0, wr_b / (inst_used * hw.wbw), 0.0)
+        t_sh = np.where(rd_b + wr_b > 0, (rd_b + wr_b) / (inst_used * hw.rbw), 0.0)
+    transfer = np.where(st.shared_bw, t_sh, np.maximum(t_rd, t_wr))
+
+    # --- compute cycles -----------------------------------------------------
+    cpp = 0.0
+    for c in st.classes:
+        cpp = cpp + 1.0 / hw.rate[c]
+    cpp = np.asarray(cpp, dtype=float)
+    t_all = _snap(np.exp(log_all_t))
+    if st.array_level >= 0 and st.classes:
+        a = st.array_level
+        folds = _snap(np.exp(logt[:, : a + 1].sum(axis=(1, 2))))
+        t_in = _snap(np.exp(logt[:, a + 1 :].sum(axis=(1, 2))))
+        if st.dataflow in ("ws", "is"):
+            skew = 2.0 * hw.rows + hw.cols - 2.0
+        else:
+            skew = hw.rows + hw.cols - 2.0
+        # SCALE-Sim: every fold pays the full fill and drain, minus one cycle
+        compute = folds * (t_in * cpp + skew) - 1.0
+    else:
+        compute = t_all * cpp
+    compute = np.broadcast_to(compute, (n,)).astype(float)
+
+    # --- latency with double-buffered overlap and pipeline fill -----------
+    iters = np.exp(np.cumsum(logt.sum(axis=2), axis=1))  # [N, nl]
+    db = st.db
+    overlapped = np.where(db, transfer, 0.0).max(axis=1)
+    serial = np.where(db, 0.0, transfer).sum(axis=1)
+    cycles = np.maximum(compute, overlapped) + serial
+    if fill:
+        cycles = cycles + np.where(db, transfer / iters, 0.0).sum(axis=1)
+
+    # --- energy --------------------------------------------------------------
+    per_word = byte_w[None, None, :] * 8.0 / hw.word_bits[..., None]  # [N|1, nl, nt]
+    e_lvl = (
+        (reads * hw.er[..., None] + writes * hw.ew[..., None] + updates * (hw.er + hw.ew)[..., None])
+        * per_word
+    ).sum(axis=2)  # [N, nl]
+    padded = _snap(np.exp(logt.sum(axis=(1, 2)) + logs.sum(axis=(1, 2))))
+    e_comp = {c: padded * hw.epj[c] for c in st.classes}
+    latency_s = cycles / hw.clock_hz
+    static_w = hw.static_w + (hw.leak * hw.instances).sum(axis=-1) + hw.unit_leak_w
+    e_static = static_w * latency_s * 1e12
+    energy = e_lvl.sum(axis=1) + e_static
+    for v in e_comp.values():
+        energy = energy + v
+
+    # --- utilisation and validity -----------------------------------------
+    busy = st.iteration_points * cpp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cycles > 0, busy / (cycles * hw.pes), 0.0)
+    need = (fp[:, :nl] * (st.keep[None] * byte_w)).sum(axis=2) * np.where(db, 2.0, 1.0)
+    cap_ok = (need <= hw.cap * (1 + 1e-12)).all(axis=1)
+    s_lvl = np.exp(log_s_lvl)
+    limit = np.where(
+        st.limit_kind == 0, hw.fanout, np.where(st.limit_kind == 1, hw.pes[..., None], 1.0)
+    )
+    fan_ok = (s_lvl <= limit + 1e-9).all(axis=1) & (np.exp(log_s_lvl.sum(axis=1)) <= hw.pes + 1e-9)
+    cover = np.exp(logt.sum(axis=1) + logs.sum(axis=1))  # [N, nr]
+    cover_ok = (cover >= st.sizes - 1e-9).all(axis=1)
+    return {
+        "cycles": cycles,
+        "latency_s": np.broadcast_to(latency_s, (n,)),
+        "energy_pj": np.broadcast_to(energy, (n,)),
+        "compute_cycles": compute,
+        "compute_energy_pj": e_comp,
+        "static_energy_pj": np.broadcast_to(e_static, (n,)),
+        "level_energy_pj": e_lvl,
+        "transfer_cycles": transfer,
+        "reads": reads,
+        "writes": writes,
+        "updates": updates,
+        "padded_macs": padded,
+        "macs": np.full(n, st.iteration_points),
+        "utilization": np.clip(np.broadcast_to(util, (n,)), 0.0, 1.0),
+        "valid": cap_ok & fan_ok & cover_ok,
+        "capacity_need_bytes": need,
+    }

@@ -1,0 +1,276 @@
+"""Tile structure of a mapped Einsum, as the discrete-event simulator sees it.
+
+The temporal loops of every storage level except the innermost are flattened
+(outermost first) into one mixed-radix counter; each value of the counter is a
+*step*: one tile computed by the compute unit (all PEs in parallel work on
+their innermost tiles). A tensor's tile held at level ``c`` is fixed by the
+loops above ``c``; it changes at step ``s`` exactly when the innermost of
+those loops that indexes the tensor advances, i.e. when ``s % period == 0``
+with ``period`` = product of the loop factors inside that loop. So tile ``i``
+of a buffer covers steps ``[i*period, (i+1)*period)``: the reuse analysis of
+the loop nest (Timeloop's rule: only the innermost run of irrelevant loops
+gives reuse) falls out as arithmetic, with one event per tile and no per-MAC
+work.
+
+An output tile whose coordinates were visited before (a reduction loop lies
+outside its innermost relevant loop) is first read back from the parent
+(read-modify-write of partial sums) and written back when it changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hw_models.arch import Architecture
+from mappers.mapping import Mapping, einsum_op_classes, kept_tensors, loop_order, resolve_unit, tile_footprint
+from workloads.errors import EinsimError
+from workloads.ir import Einsum
+
+
+class SimulationError(EinsimError):
+    """The discrete-event simulation cannot run or cannot finish."""
+
+
+class DeadlockError(SimulationError):
+    """No process can make progress: a buffer cannot take the tiles in flight."""
+
+
+class SimTimeLimitError(SimulationError):
+    """The simulated time passed the bound given to the simulator."""
+
+
+@dataclass(frozen=True)
+class Loop:
+    rank: str
+    level: int
+    factor: int
+    #: steps inside one iteration of this loop (product of inner factors)
+    inner_steps: int
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One tensor at one on-chip level, fed from its parent level."""
+
+    tensor: str
+    is_output: bool
+    level: int
+    parent: int
+    #: steps per tile (tile i covers steps [i*period, (i+1)*period))
+    period: int
+    #: bytes of one tile in one instance of the level (capacity accounting)
+    tile_bytes: float
+    #: bytes moved at the parent per tile (multicast data counted once)
+    transfer_bytes: float
+    #: bytes written into (or read out of) all used child instances per tile
+    fill_bytes: float
+    #: element width in bytes
+    elem_bytes: float
+    #: channel keys (see :func:`channel_key`) of the parent's and the child's
+    #: port used by a fetch (parent read, child write); a write-back uses the
+    #: child's read port and the parent's write port
+    parent_rd: str = ""
+    parent_wr: str = ""
+    child_rd: str = ""
+    child_wr: str = ""
+    #: loops above ``level`` (outer to the innermost relevant one) that do not
+    #: index the tensor: a tile of an output revisits coordinates when one of
+    #: them is non-zero
+    revisit_loops: tuple[Loop, ...] = ()
+    slots: int = 2
+
+    def tiles(self, steps: int) -> int:
+        return -(-steps // self.period)
+
+    def revisited(self, tile: int) -> bool:
+        """True when output tile ``tile`` holds partial sums from an earlier visit."""
+        s = tile * self.period
+        return any((s // lp.inner_steps) % lp.factor for lp in self.revisit_loops)
+
+    def first_visits(self, steps: int) -> int:
+        """Number of tiles (of the first ``steps`` steps) visited for the first time."""
+        n = self.tiles(steps)
+        if not self.revisit_loops:
+            return n
+        return sum(1 for i in range(n) if not self.revisited(i))
+
+
+@dataclass(frozen=True)
+class Nest:
+    einsum: str
+    unit: str
+    loops: tuple[Loop, ...]
+    steps: int
+    buffers: tuple[Buffer, ...]
+    #: level index each tensor is read from by the compute unit
+    leaf: dict[str, int]
+    cycles_per_step: float
+    #: channel key -> bytes the compute unit moves on it per step (operand
+    #: reads and partial-sum updates at the innermost levels)
+    step_bytes: dict[str, float]
+    #: (level, tensor) -> (reads, writes, updates) in elements per step of
+    #: the compute unit's own accesses
+    step_accesses: dict[tuple[int, str], tuple[float, float, float]]
+    #: channel key -> bandwidth in bytes/cycle (level bandwidth x instances used)
+    channel_bw: dict[str, float]
+    macs: float
+    padded_macs: float
+    compute_cycles: float
+    level_names: tuple[str, ...]
+    op_classes: tuple[str, ...] = ()
+
+
+def channel_key(arch: Architecture, level: int, port: str, einsum: str) -> str:
+    """Name of a level's read ("rd") or write ("wr") port.
+
+    A level with one instance (DRAM, a global buffer) has one port shared by
+    every Einsum; a level replicated per PE (register files) gets a port per
+    Einsum, whose bandwidth scales with the instances that Einsum uses.
+    """
+    lv = arch.levels[level]
+    p = "rw" if lv.shared_bw else port
+    if lv.instances > 1:
+        return f"{lv.name}.{p}@{einsum}"
+    return f"{lv.name}.{p}"
+
+
+def _ops_per_point(einsum: Einsum) -> dict[str, float]:
+    """Operations per iteration point, by operator class (the mappers' rule)."""
+    return dict.fromkeys(einsum_op_classes(einsum), 1.0)
+
+
+def build_nest(
+    einsum: Einsum,
+    arch: Architecture,
+    mapping: Mapping,
+    *,
+    on_chip_inputs: frozenset[str] = frozenset(),
+) -> Nest:
+    """Derive steps, buffers and per-step compute time of a mapped Einsum.
+
+    ``on_chip_inputs`` are tensors handed over on chip by a fused producer:
+    they are not fetched from the outermost level.
+    """
+    names = tuple(lv.name for lv in arch.levels)
+    if len(mapping.levels) != len(arch.levels):
+        raise SimulationError(
+            f"mapping of {einsum.name} has {len(mapping.levels)} levels, "
+            f"architecture {arch.name} has {len(arch.levels)} ({', '.join(names)})"
+        )
+    n = len(arch.levels)
+    sizes = einsum.rank_sizes
+    # flattened temporal loops of levels 0..n-2, outermost first
+    raw: list[tuple[str, int, int]] = []
+    for li, lm in enumerate(mapping.levels[: n - 1]):
+        for r in loop_order(lm, list(sizes)):
+            f = int(lm.temporal.get(r, 1))
+            if f > 1:
+                raw.append((r, li, f))
+    loops: list[Loop] = []
+    inner = 1
+    for r, li, f in reversed(raw):
+        loops.append(Loop(r, li, f, inner))
+        inner *= f
+    loops.reverse()
+    steps = inner
+
+    def tile_at(c: int) -> dict[str, int]:
+        t: dict[str, int] = {}
+        for r in sizes:
+            p = 1
+            for lm in mapping.levels[c:]:
+                p *= int(lm.temporal.get(r, 1)) * int(lm.spatial.get(r, 1))
+            t[r] = p
+        return t
+
+    def spatial_between(p: int, c: int) -> dict[str, int]:
+        t: dict[str, int] = {}
+        for r in sizes:
+            q = 1
+            for lm in mapping.levels[p:c]:
+                q *= int(lm.spatial.get(r, 1))
+            t[r] = q
+        return t
+
+    unit = resolve_unit(einsum, arch, mapping)
+    # a unit fed by an outer level (FuseMax's 1D array reads the GlobalBuffer)
+    # sees no level below that one
+    bottom = n - 1
+    fed_by = getattr(unit, "fed_by", "")
+    if fed_by and fed_by in names:
+        bottom = names.index(fed_by)
+
+    keeps = kept_tensors(einsum, arch, mapping)
+    buffers: list[Buffer] = []
+    leaf: dict[str, int] = {}
+    for acc in einsum.accesses:
+        t = acc.tensor
+        is_out = acc is einsum.output
+        rel = acc.ranks
+        kept = [c for c in range(1, bottom + 1) if t in keeps[c]]
+        parent = 0
+        if t in on_chip_inputs and kept:
+            # handed over on chip: the outermost on-chip copy is already there
+            parent = kept[0]
+            kept = kept[1:]
+        leaf[t] = kept[-1] if kept else parent
+        for c in kept:
+            tile = tile_at(c)
+            words = tile_footprint(acc, tile, sizes)
+            sp = spatial_between(parent, c)
+            lv = arch.levels[parent]
+            copies = 1
+            for r, q in sp.items():
+                if r in rel or not (lv.spatial_reduce if is_out else lv.multicast):
+                    copies *= q
+            above = [lp for lp in loops if lp.level < c]
+            relevant = [i for i, lp in enumerate(above) if lp.rank in rel]
+            if relevant:
+                j = relevant[-1]
+                period = above[j].inner_steps
+                revisit = tuple(lp for lp in above[:j] if lp.rank not in rel) if is_out else ()
+            else:
+                period = steps
+                revisit = ()
+            slots = 2 if arch.levels[c].double_buffered else 1
+            buffers.append(
+                Buffer(
+                    tensor=t,
+                    is_output=is_out,
+                    level=c,
+                    parent=parent,
+                    period=period,
+                    tile_bytes=words * acc.bits / 8,
+                    transfer_bytes=words * copies * acc.bits / 8,
+                    transfer_words=words * copies,
+                    revisit_loops=revisit,
+                    slots=slots,
+                )
+            )
+            parent = c
+
+    # compute time per step: the temporal loops below the loop nest, every PE
+    # in parallel, at the unit's rate for each operator class
+    inner_points = math.prod(int(mapping.levels[-1].temporal.get(r, 1)) for r in sizes)
+    cycles = 0.0
+    for op, k in _ops_per_point(einsum).items():
+        rate = unit.ops_per_cycle.get(op, 0.0)
+        if rate <= 0:
+            raise SimulationError(f"compute unit {unit.name} cannot run operator class {op!r} of {einsum.name}")
+        cycles += inner_points * k / rate
+    padded = 1
+    for r in sizes:
+        padded *= mapping.factor(r)
+    return Nest(
+        einsum=einsum.name,
+        unit=unit.name,
+        loops=tuple(loops),
+        steps=steps,
+        buffers=tuple(buffers),
+        leaf=leaf,
+        cycles_per_step=cycles,
+        macs=float(einsum.iteration_points),
+        padded_macs=float(padded),
+        level_names=names,
+    )

@@ -1,0 +1,71 @@
+"""Timing convention and board energy of one call on a GPU.
+
+Time (what ``median_ms`` of kernels.csv measures, CUDA events around each
+call): the host issues the call (PyTorch dispatch + library, ``host_*_s`` by
+API family) while the GPU runs its kernels with a launch gap each; the call
+takes the longer of the two plus the event-bracketing overhead. Back-to-back
+calls (``loop_ms``, the energy loop) overlap host and GPU: the longer of the
+two, no event overhead.
+
+Energy per call (``energy_loop_mj / energy_calls``): board power is idle
+power plus an "active" power while a stream of calls keeps the clocks up,
+over the loop time, plus dynamic energy per FLOP by compute class and per
+byte moved in HBM and L2 (the form of Wattchmen and of Dally's per-access
+energies, see /work/shared/REFERENCES.md; values calibrated on kernels.csv).
+"""
+
+from __future__ import annotations
+
+from sim.gpu_spec import GpuParams, GpuSpec
+from sim.gpu_tiling import KernelCost
+
+
+def host_time_s(cost: KernelCost, params: GpuParams) -> float:
+    per = {
+        "cublas": params.host_cublas_s,
+        "sdpa": params.host_sdpa_s,
+        "eltwise": params.host_eltwise_s,
+        "copy": params.host_copy_s,
+    }
+    return sum(per.get(h, params.host_cublas_s) for h in cost.host_calls)
+
+
+def gpu_time_s(cost: KernelCost, params: GpuParams) -> float:
+    return cost.t_kernel_s + cost.n_kernels * params.launch_s
+
+
+def median_time_s(cost: KernelCost, params: GpuParams) -> float:
+    """Time of one call bracketed by CUDA events (``median_ms`` convention)."""
+    return max(host_time_s(cost, params), gpu_time_s(cost, params)) + params.event_s
+
+
+def loop_time_s(cost: KernelCost, params: GpuParams) -> float:
+    """Time per call of back-to-back calls (``loop_ms`` convention)."""
+    return max(host_time_s(cost, params), gpu_time_s(cost, params))
+
+
+ENERGY_CLASSES: tuple[str, ...] = ("tensor16", "tensor8", "tf32", "cuda")
+
+
+def energy_terms(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> dict[str, float]:
+    """Energy per call split by component, in pJ (loop convention)."""
+    t = loop_time_s(cost, params)
+    e_flop = {
+        "tensor16": params.e_tensor16_pj,
+        "tensor8": params.e_tensor8_pj,
+        "tf32": params.e_tf32_pj,
+        "cuda": params.e_cuda_pj,
+    }
+    out = {
+        "idle": spec.idle_power_w * t * 1e12,
+        "active": params.active_power_w * t * 1e12,
+        "HBM": params.e_hbm_pj_per_byte * (cost.dram_read_bytes + cost.dram_write_bytes),
+        "L2": params.e_l2_pj_per_byte * cost.l2_bytes,
+    }
+    for cls, n in cost.flops.items():
+        out[f"compute.{cls}"] = e_flop.get(cls, params.e_cuda_pj) * n
+    return out
+
+
+def energy_pj(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> float:
+    return sum(energy_terms(cost, spec, params).values())

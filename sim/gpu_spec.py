@@ -1,0 +1,223 @@
+"""GPU datasheet figures and calibrated scalars the GPU cost model reads.
+
+:class:`GpuSpec` holds the datasheet figures of one card, read from the
+``params`` of a ``hw_models`` GPU preset (``hw_models.load("h100")``).
+:class:`GpuParams` holds the handful of calibrated scalars (peak
+efficiencies, launch/host overheads, energies per FLOP and per byte) read
+from ``sim/gpu_params/<name>.yaml``; ``experiments/calibrate_gpu.py``
+re-fits them. No per-shape numbers live in either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from workloads.errors import EinsimError
+
+PARAMS_DIR = Path(__file__).resolve().parent / "gpu_params"
+
+#: arch.params keys the GPU model needs (written by the hw_models GPU family)
+REQUIRED_KEYS: tuple[str, ...] = (
+    "sm_count",
+    "clock_hz",
+    "tensor_flops_per_s",
+    "cuda_core_flops_per_s",
+    "smem_bytes_per_sm",
+    "l2_bytes",
+    "hbm_bandwidth_bytes_per_s",
+    "idle_power_w",
+)
+
+
+class GpuModelError(EinsimError):
+    """Bad input to the GPU cost model (unknown op, dtype, missing figure)."""
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """Datasheet figures of one GPU (SI units)."""
+
+    name: str
+    sm_count: int
+    clock_hz: float
+    #: dense tensor-core FLOP/s by dtype ("bf16", "fp16", "tf32", "fp8")
+    tensor_flops_per_s: dict[str, float]
+    #: CUDA-core FLOP/s by dtype ("fp32", "fp64")
+    cuda_core_flops_per_s: dict[str, float]
+    smem_bytes_per_sm: float
+    l2_bytes: float
+    l2_bandwidth_bytes_per_s: float
+    hbm_bytes: float
+    hbm_bandwidth_bytes_per_s: float
+    launch_overhead_s: float
+    tdp_w: float
+    idle_power_w: float
+    max_clock_hz: float = 0.0
+    regs_bytes_per_sm: float = 256 * 1024
+
+    @classmethod
+    def from_arch(cls, arch: Any) -> GpuSpec:
+        """Read the figures from ``arch.params`` of a GPU-family Architecture."""
+        params = dict(getattr(arch, "params", {}) or {})
+        name = str(getattr(arch, "name", params.get("name", "gpu")))
+        family = getattr(arch, "family", "gpu")
+        if family != "gpu":
+            raise GpuModelError(f"hardware '{name}' is family '{family}', expected a GPU")
+        missing = [k for k in REQUIRED_KEYS if k not in params]
+        if missing:
+            raise GpuModelError(
+                f"hardware '{name}': GPU parameters missing: {', '.join(missing)}"
+            )
+        hbm_bw = float(params["hbm_bandwidth_bytes_per_s"])
+        return cls(
+            name=name,
+            sm_count=int(params["sm_count"]),
+            clock_hz=float(params["clock_hz"]),
+            max_clock_hz=float(params.get("max_clock_hz", params["clock_hz"])),
+            tensor_flops_per_s={k: float(v) for k, v in params["tensor_flops_per_s"].items()},
+            cuda_core_flops_per_s={
+                k: float(v) for k, v in params["cuda_core_flops_per_s"].items()
+            },
+            smem_bytes_per_sm=float(params["smem_bytes_per_sm"]),
+            regs_bytes_per_sm=float(params.get("regs_bytes_per_sm", 256 * 1024)),
+            l2_bytes=float(params["l2_bytes"]),
+            # no datasheet figure for L2 bandwidth on every card: 2.5x HBM is
+            # the usual ratio on Hopper/Ampere microbenchmarks when absent
+            l2_bandwidth_bytes_per_s=float(params.get("l2_bandwidth_bytes_per_s", 2.5 * hbm_bw)),
+            hbm_bytes=float(params.get("hbm_bytes", 80e9)),
+            hbm_bandwidth_bytes_per_s=hbm_bw,
+            launch_overhead_s=float(params.get("launch_overhead_s", 5e-6)),
+            tdp_w=float(params.get("tdp_w", 700.0)),
+            idle_power_w=float(params["idle_power_w"]),
+        )
+
+    def tensor_rate(self, dtype: str) -> float:
+        """Dense tensor-core FLOP/s for a dtype (fp16 falls back to bf16)."""
+        t = self.tensor_flops_per_s
+        if dtype in t:
+            return t[dtype]
+        if dtype == "fp16" and "bf16" in t:
+            return t["bf16"]
+        if dtype == "bf16" and "fp16" in t:
+            return t["fp16"]
+        raise GpuModelError(f"GPU '{self.name}' has no tensor-core rate for dtype '{dtype}'")
+
+    def cuda_rate(self, dtype: str = "fp32") -> float:
+        c = self.cuda_core_flops_per_s
+        if dtype in c:
+            return c[dtype]
+        raise GpuModelError(f"GPU '{self.name}' has no CUDA-core rate for dtype '{dtype}'")
+
+
+@dataclass(frozen=True)
+class GpuParams:
+    """Calibrated scalars of the GPU model (see docs/gpu-model.md).
+
+    Every field is one global number; none depends on a kernel shape.
+    """
+
+    # --- time ---
+    #: fraction of the datasheet tensor-core peak a cuBLAS main loop sustains
+    tensor_eff: float = 0.75
+    #: fraction of the datasheet CUDA-core fp32 peak an SGEMM sustains
+    cuda_eff: float = 0.78
+    #: fraction of datasheet HBM bandwidth a streaming kernel sustains
+    hbm_eff: float = 0.9
+    #: operand feed bandwidth per SM (L2/TMA -> shared memory), bytes/s
+    feed_bytes_per_s_per_sm: float = 60e9
+    #: fixed cost per CTA tile (prologue, pipeline fill, epilogue), s
+    tile_fixed_s: float = 1.0e-6
+    #: FlashAttention-2 MMA rate as a fraction of the tensor peak
+    flash_mma_eff: float = 0.6
+    #: non-MMA work per score element in flash attention (softmax: max,
+    #: exp, scale, sum) in CUDA-core op units
+    flash_softmax_ops: float = 8.0
+    #: per-block latency of a row kernel (softmax, norms), s
+    row_fixed_s: float = 1.8e-6
+    #: per-byte latency of a row kernel block that walks its row with 1024
+    #: threads, s/byte (scaled by 1024/threads for smaller blocks)
+    row_s_per_byte: float = 0.2e-9
+    #: GPU-side gap per kernel in a back-to-back stream, s
+    launch_s: float = 2e-6
+    #: CUDA-event bracketing overhead of one timed call, s
+    event_s: float = 7e-6
+    #: host (CPU) time to issue one call, by API family, s
+    host_cublas_s: float = 13e-6
+    host_sdpa_s: float = 40e-6
+    host_eltwise_s: float = 12e-6
+    host_copy_s: float = 8e-6
+    # --- traffic ---
+    #: operands up to this fraction of L2 are read from HBM once
+    l2_reuse_frac: float = 0.75
+    #: HBM re-read factor of the wave-blocked GEMM traffic estimate
+    gemm_reread: float = 1.25
+    #: dirty output lines that stay in L2 at kernel end, fraction of L2
+    #: (not counted as HBM writes by Nsight Compute)
+    l2_retain_frac: float = 0.4
+    #: flash K/V re-read: extra reads = K,V bytes x per-head K,V bytes / (this x L2)
+    flash_kv_l2_frac: float = 0.6
+    # --- energy ---
+    #: extra board power while a stream of calls runs (clocks up), W
+    active_power_w: float = 100.0
+    #: dynamic energy per FLOP by compute class, pJ
+    e_tensor16_pj: float = 0.5
+    e_tensor8_pj: float = 0.3
+    e_tf32_pj: float = 1.0
+    e_cuda_pj: float = 10.0
+    #: dynamic energy per byte, pJ
+    e_hbm_pj_per_byte: float = 60.0
+    e_l2_pj_per_byte: float = 5.0
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def with_values(self, **kw: float) -> GpuParams:
+        return replace(self, **kw)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def params_path(name: str) -> Path:
+    return PARAMS_DIR / f"{name}.yaml"
+
+
+def load_params(name_or_path: str | Path = "h100") -> GpuParams:
+    """Read calibrated scalars from ``sim/gpu_params/<name>.yaml`` or a path.
+
+    A card without its own file uses the H100 file (documented fallback: the
+    efficiencies are ratios to each card's own datasheet figures).
+    """
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = params_path(str(name_or_path))
+        if not path.exists():
+            path = params_path("h100")
+    if not path.exists():
+        raise GpuModelError(f"{path}: GPU parameter file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise GpuModelError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            file=str(path),
+            line=(mark.line + 1) if mark else None,
+            col=(mark.column + 1) if mark else None,
+        ) from None
+    values = data.get("params", {})
+    if not isinstance(values, dict):
+        raise GpuModelError("'params' must be a mapping of name: number", file=str(path))
+    known = set(GpuParams.field_names())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GpuModelError(f"unknown GPU parameter(s) {', '.join(unknown)}", file=str(path))
+    try:
+        return GpuParams(**{k: float(v) for k, v in values.items()})
+    except (TypeError, ValueError) as exc:
+        raise GpuModelError(f"GPU parameters must be numbers ({exc})", file=str(path)) from None
