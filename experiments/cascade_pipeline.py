@@ -26,6 +26,16 @@ from workloads.ir import Cascade
 METHODS = ("unfused", "greedy", "ilp", "exhaustive", "flat", "fusemax")
 
 
+def _objective(m: Metrics, objective: str) -> float:
+    if objective == "latency":
+        return m.cycles
+    if objective == "energy":
+        return m.energy_pj
+    if objective == "dram_traffic":
+        return sum(next(iter(m.traffic_bytes.values()), {}).values())
+    return m.cycles * m.energy_pj
+
+
 def schedule_cascade(
     cascade: Cascade,
     arch: Architecture,
@@ -42,8 +52,15 @@ def schedule_cascade(
     if method not in METHODS:
         raise ScheduleError(f"unknown schedule method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "flat":
-        sched = attention_schedules.flat_schedule(cascade, arch)
-        return sched, cascade_model.evaluate_schedule(cascade, arch, sched)
+        # FLAT picks its granularity per workload: cost each legal schedule
+        scored = []
+        for sched in attention_schedules.flat_candidates(cascade, arch):
+            m = cascade_model.evaluate_schedule(cascade, arch, sched)
+            scored.append((_objective(m, objective), sched, m))
+        if not scored:
+            raise ScheduleError(f"FLAT: no schedule of {cascade.name} fits {arch.name}")
+        _, sched, m = min(scored, key=lambda x: x[0])
+        return sched, m
     if method == "fusemax":
         sched = attention_schedules.fusemax_schedule(cascade, arch)
         return sched, cascade_model.evaluate_schedule(cascade, arch, sched)

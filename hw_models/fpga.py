@@ -14,7 +14,7 @@ rules of thumb unless a source is named):
   array edge), each ``datatype_bits`` wide and ``buffer_bits / (banks x
   width)`` deep. A bank goes to URAM (4K x 72) when it holds at least 144 Kb
   (8 BRAM18s' worth) and ``buffer_memory`` is "auto" (or always with
-  "uram"); otherwise to BRAM18 in the cheapest aspect ratio (16Kx1, 8Kx2,
+  "uram"; words up to 72 bits are packed into its 72-bit rows); otherwise to BRAM18 in the cheapest aspect ratio (16Kx1, 8Kx2,
   4Kx4, 2Kx9, 1Kx18, 512x36).
 * **LUT** -- 2,000 for control/AXI, 10 per PE (operand routing/control),
   per physical multiplier 2 x bits x ceil(R/4) operand-select LUTs when R > 1
@@ -129,7 +129,10 @@ class FPGAResources:
 def device(name: str) -> dict[str, Any]:
     devs = tables.table("fpga_devices")["devices"]
     if name not in devs:
-        raise HardwareError(f"params.device must be one of {', '.join(DEVICES)}, got {name!r}", field="params.device")
+        raise HardwareError(
+            f"params.device must be one of {', '.join(DEVICES)}, got {name!r}",
+            field="params.device",
+        )
     return devs[name]
 
 
@@ -150,6 +153,11 @@ def bram18_for_bank(width_bits: int, depth: int) -> int:
 
 
 def uram_for_bank(width_bits: int, depth: int) -> int:
+    """URAMs for a bank; words up to 72 bits are packed into the 72-bit
+    rows (the array streams its buffer sequentially), wider words span
+    ceil(width/72) URAMs."""
+    if width_bits <= URAM_WIDTH:
+        return math.ceil(width_bits * depth / (URAM_WIDTH * URAM_DEPTH))
     return math.ceil(width_bits / URAM_WIDTH) * math.ceil(depth / URAM_DEPTH)
 
 
@@ -215,7 +223,11 @@ def _fit_error(res: FPGAResources) -> FPGAFitError:
     if len(parts) > 1:
         msg += "; also " + "; ".join(parts[1:])
     return FPGAFitError(
-        msg, resource=first, used=res.used[first], available=res.available[first], field=f"resources.{first}"
+        msg,
+        resource=first,
+        used=res.used[first],
+        available=res.available[first],
+        field=f"resources.{first}",
     )
 
 
@@ -247,8 +259,12 @@ def fpga(**params: Any) -> Architecture:
     p = check_params(FAMILY, SCHEMA, params)
     bits = p["datatype_bits"]
     word = bits / 8
-    at_least("params.buffer_bytes", p["buffer_bytes"], (p["rows"] + p["cols"]) * word,
-             f"one {bits}-bit word per bank, {p['rows'] + p['cols']} banks")
+    at_least(
+        "params.buffer_bytes",
+        p["buffer_bytes"],
+        (p["rows"] + p["cols"]) * word,
+        f"one {bits}-bit word per bank, {p['rows'] + p['cols']} banks",
+    )
     res = _estimate(p)
     if not res.fits:
         raise _fit_error(res)
@@ -257,7 +273,10 @@ def fpga(**params: Any) -> Architecture:
         raise FPGAFitError(
             f"params.clock_hz {clock:g} is above the achievable clock "
             f"{res.achievable_clock_hz:g} Hz for this design on {p['device']}",
-            resource="clock", used=clock, available=res.achievable_clock_hz, field="params.clock_hz",
+            resource="clock",
+            used=clock,
+            available=res.achievable_clock_hz,
+            field="params.clock_hz",
         )
     dev = device(p["device"])
     fdev = tables.table("fpga_devices")
@@ -278,41 +297,78 @@ def fpga(**params: Any) -> Architecture:
     cmp_ = tables.compare_energy_pj(bits, node) * soft
     levels = (
         StorageLevel(
-            name="DRAM", capacity_bytes=dev["offchip_bytes"], word_bits=bits,
-            read_bw_bytes_per_cycle=offchip_bw / clock, write_bw_bytes_per_cycle=offchip_bw / clock,
-            read_energy_pj_per_word=dram_pj, write_energy_pj_per_word=dram_pj, shared_bw=True,
+            name="DRAM",
+            capacity_bytes=dev["offchip_bytes"],
+            word_bits=bits,
+            read_bw_bytes_per_cycle=offchip_bw / clock,
+            write_bw_bytes_per_cycle=offchip_bw / clock,
+            read_energy_pj_per_word=dram_pj,
+            write_energy_pj_per_word=dram_pj,
+            shared_bw=True,
         ),
         StorageLevel(
-            name="GlobalBuffer", capacity_bytes=p["buffer_bytes"], word_bits=bits,
-            read_bw_bytes_per_cycle=banks * word, write_bw_bytes_per_cycle=banks * word,
-            read_energy_pj_per_word=buf_pj, write_energy_pj_per_word=buf_pj, banks=banks,
-            fanout_x=cols, fanout_y=rows,
+            name="GlobalBuffer",
+            capacity_bytes=p["buffer_bytes"],
+            word_bits=bits,
+            read_bw_bytes_per_cycle=banks * word,
+            write_bw_bytes_per_cycle=banks * word,
+            read_energy_pj_per_word=buf_pj,
+            write_energy_pj_per_word=buf_pj,
+            banks=banks,
+            fanout_x=cols,
+            fanout_y=rows,
         ),
         StorageLevel(
-            name="PE_RF", capacity_bytes=rf_bytes, word_bits=bits,
-            read_bw_bytes_per_cycle=3 * word, write_bw_bytes_per_cycle=word,
-            read_energy_pj_per_word=rf_pj, write_energy_pj_per_word=rf_pj,
-            instances=pes, double_buffered=False,
+            name="PE_RF",
+            capacity_bytes=rf_bytes,
+            word_bits=bits,
+            read_bw_bytes_per_cycle=3 * word,
+            write_bw_bytes_per_cycle=word,
+            read_energy_pj_per_word=rf_pj,
+            write_energy_pj_per_word=rf_pj,
+            instances=pes,
+            double_buffered=False,
         ),
     )
     rate = 1.0 / reuse
     compute = [
         ComputeUnit(
-            name="pe_array", kind="dsp_array", pes=pes,
+            name="pe_array",
+            kind="dsp_array",
+            pes=pes,
             ops_per_cycle={"mac": rate, "add": rate, "max": rate, "exp": rate / 7, "div": rate / 7},
-            energy_pj_per_op={"mac": mac, "add": add, "max": cmp_, "exp": 6 * mac + add, "div": 6 * mac + add},
-            rows=rows, cols=cols, dataflow=p["dataflow"], datatype_bits=bits,
+            energy_pj_per_op={
+                "mac": mac,
+                "add": add,
+                "max": cmp_,
+                "exp": 6 * mac + add,
+                "div": 6 * mac + add,
+            },
+            rows=rows,
+            cols=cols,
+            dataflow=p["dataflow"],
+            datatype_bits=bits,
         )
     ]
     if p["array1d_pes"] > 0:
         soft_mac = tables.mac_energy_pj(bits, nf, node) * soft
         compute.append(
             ComputeUnit(
-                name="vector_1d", kind="array1d", pes=p["array1d_pes"],
+                name="vector_1d",
+                kind="array1d",
+                pes=p["array1d_pes"],
                 ops_per_cycle={"mac": 1.0, "add": 1.0, "max": 1.0, "exp": 1.0, "div": 1.0},
-                energy_pj_per_op={"mac": soft_mac, "add": add, "max": cmp_, "exp": 6 * soft_mac + add,
-                                  "div": 6 * soft_mac + add},
-                rows=1, cols=p["array1d_pes"], datatype_bits=bits, fed_by="GlobalBuffer",
+                energy_pj_per_op={
+                    "mac": soft_mac,
+                    "add": add,
+                    "max": cmp_,
+                    "exp": 6 * soft_mac + add,
+                    "div": 6 * soft_mac + add,
+                },
+                rows=1,
+                cols=p["array1d_pes"],
+                datatype_bits=bits,
+                fed_by="GlobalBuffer",
             )
         )
     return Architecture(
@@ -322,5 +378,9 @@ def fpga(**params: Any) -> Architecture:
         levels=levels,
         compute=tuple(compute),
         params=p,
-        sources=(fdev["source"], tables.table("horowitz_45nm")["source"], tables.table("dram")["source"]),
+        sources=(
+            fdev["source"],
+            tables.table("horowitz_45nm")["source"],
+            tables.table("dram")["source"],
+        ),
     )

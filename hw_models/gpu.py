@@ -48,8 +48,24 @@ def _schema() -> dict[str, Param]:
         Param("sm_count", "int", 1, 100_000),
         Param("clock_hz", "float", 0, 1e11, lo_open=True),
         Param("max_clock_hz", "float", 0, 1e11, lo_open=True, default=None),
-        Param("tensor_flops_per_s", "rates", 0, 1e20, lo_open=True, keys=TENSOR_DTYPES, required_keys=("bf16",)),
-        Param("cuda_core_flops_per_s", "rates", 0, 1e20, lo_open=True, keys=CUDA_DTYPES, required_keys=("fp32",)),
+        Param(
+            "tensor_flops_per_s",
+            "rates",
+            0,
+            1e20,
+            lo_open=True,
+            keys=TENSOR_DTYPES,
+            required_keys=("bf16",),
+        ),
+        Param(
+            "cuda_core_flops_per_s",
+            "rates",
+            0,
+            1e20,
+            lo_open=True,
+            keys=CUDA_DTYPES,
+            required_keys=("fp32",),
+        ),
         Param("smem_bytes_per_sm", "float", 0, 2**32, lo_open=True),
         Param("l1_bytes_per_sm", "float", 0, 2**32, lo_open=True),
         Param("regs_bytes_per_sm", "float", 0, 2**32, lo_open=True),
@@ -94,7 +110,13 @@ def _cross_checks(p: dict[str, Any]) -> None:
             f"params.idle_power_w must be <= tdp_w ({p['tdp_w']:g}), got {p['idle_power_w']:g}",
             field="params.idle_power_w",
         )
-    for key in ("smem_bytes_per_sm", "l1_bytes_per_sm", "regs_bytes_per_sm", "l2_bytes", "hbm_bytes"):
+    for key in (
+        "smem_bytes_per_sm",
+        "l1_bytes_per_sm",
+        "regs_bytes_per_sm",
+        "l2_bytes",
+        "hbm_bytes",
+    ):
         if p[key] < WORD_BITS / 8:
             raise HardwareError(
                 f"params.{key} must be >= {WORD_BITS // 8} (one {WORD_BITS}-bit word), got {p[key]:g}",
@@ -216,5 +238,9 @@ def gpu(**params: Any) -> Architecture:
         compute=(tensor, cuda),
         static_power_w=p["idle_power_w"],
         params=p,
-        sources=(dally["source"], tables.table("dram")["source"], tables.table("horowitz_45nm")["source"]),
+        sources=(
+            dally["source"],
+            tables.table("dram")["source"],
+            tables.table("horowitz_45nm")["source"],
+        ),
     )

@@ -61,7 +61,9 @@ def _num(p: Param, field: str, value: Any) -> float | int:
     try:
         x = float(value)
     except (OverflowError, ValueError, TypeError):
-        raise HardwareError(f"{field} must be {p.range_text()}, got {value!r}", field=field) from None
+        raise HardwareError(
+            f"{field} must be {p.range_text()}, got {value!r}", field=field
+        ) from None
     if not math.isfinite(x):
         raise HardwareError(f"{field} must be {p.range_text()}, got {value!r}", field=field)
     if p.kind == "int":
@@ -103,7 +105,9 @@ def check_value(p: Param, value: Any, prefix: str = "params.") -> Any:
             out[k] = float(_num(p, f"{field}.{k}", v))
         for k in p.required_keys:
             if k not in out:
-                raise HardwareError(f"{field}.{k} is required ({p.range_text()})", field=f"{field}.{k}")
+                raise HardwareError(
+                    f"{field}.{k} is required ({p.range_text()})", field=f"{field}.{k}"
+                )
         return out
     raise HardwareError(f"{field}: unsupported parameter kind {p.kind!r}", field=field)
 

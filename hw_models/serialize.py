@@ -53,7 +53,9 @@ _TYPES = {
 }
 
 
-def _expect(kind: str, value: Any, path: str, *, positive: bool = False, nonneg: bool = False) -> Any:
+def _expect(
+    kind: str, value: Any, path: str, *, positive: bool = False, nonneg: bool = False
+) -> Any:
     ok = isinstance(value, _TYPES[kind]) and (kind == "bool" or not isinstance(value, bool))
     if ok and kind in ("int", "float"):
         ok = math.isfinite(float(value))
@@ -119,18 +121,31 @@ def _level(data: Any, path: str) -> StorageLevel:
     for key, (kind, opts) in _LEVEL_FIELDS.items():
         if key in data:
             kw[key] = _expect(kind, data[key], f"{path}.{key}", **opts)
-    for key in ("name", "word_bits", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
-                "read_energy_pj_per_word", "write_energy_pj_per_word"):
+    for key in (
+        "name",
+        "word_bits",
+        "read_bw_bytes_per_cycle",
+        "write_bw_bytes_per_cycle",
+        "read_energy_pj_per_word",
+        "write_energy_pj_per_word",
+    ):
         if key not in kw:
             raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
     if "capacity_bytes" not in data:
-        raise HardwareError(f"{path}.capacity_bytes is required (null = unbounded)", field=f"{path}.capacity_bytes")
+        raise HardwareError(
+            f"{path}.capacity_bytes is required (null = unbounded)", field=f"{path}.capacity_bytes"
+        )
     cap = data["capacity_bytes"]
-    kw["capacity_bytes"] = None if cap is None else _expect("float", cap, f"{path}.capacity_bytes", positive=True)
+    kw["capacity_bytes"] = (
+        None if cap is None else _expect("float", cap, f"{path}.capacity_bytes", positive=True)
+    )
     holds = data.get("holds")
     if holds is not None:
         if not isinstance(holds, list | tuple) or not all(isinstance(h, str) for h in holds):
-            raise HardwareError(f"{path}.holds must be a list of tensor names or roles, or null", field=f"{path}.holds")
+            raise HardwareError(
+                f"{path}.holds must be a list of tensor names or roles, or null",
+                field=f"{path}.holds",
+            )
         kw["holds"] = tuple(holds)
     return StorageLevel(**kw)
 
@@ -155,8 +170,31 @@ def _unit(data: Any, path: str) -> ComputeUnit:
         if key not in data:
             raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
     kw["ops_per_cycle"] = _rates(data["ops_per_cycle"], f"{path}.ops_per_cycle", positive=True)
-    kw["energy_pj_per_op"] = _rates(data["energy_pj_per_op"], f"{path}.energy_pj_per_op", positive=False)
+    kw["energy_pj_per_op"] = _rates(
+        data["energy_pj_per_op"], f"{path}.energy_pj_per_op", positive=False
+    )
     return ComputeUnit(**kw)
+
+
+def coerce_field(kind_of: str, key: str, value: Any, path: str) -> Any:
+    """Check and convert one level ("level") or unit ("unit") field value."""
+    specs = _LEVEL_FIELDS if kind_of == "level" else _UNIT_FIELDS
+    if key in specs:
+        kind, opts = specs[key]
+        return _expect(kind, value, path, **opts)
+    if kind_of == "level" and key == "capacity_bytes":
+        return None if value is None else _expect("float", value, path, positive=True)
+    if kind_of == "level" and key == "holds":
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple) or not all(isinstance(h, str) for h in value):
+            raise HardwareError(
+                f"{path} must be a list of tensor names or roles, or null", field=path
+            )
+        return tuple(value)
+    if kind_of == "unit" and key in ("ops_per_cycle", "energy_pj_per_op"):
+        return _rates(value, path, positive=key == "ops_per_cycle")
+    raise HardwareError(f"{path} is not a known field", field=path)
 
 
 def arch_from_dict(data: Any) -> Architecture:
@@ -188,7 +226,9 @@ def arch_from_dict(data: Any) -> Architecture:
         clock_hz=_expect("float", data["clock_hz"], "clock_hz", positive=True),
         levels=tuple(_level(lv, f"levels[{i}]") for i, lv in enumerate(levels)),
         compute=tuple(_unit(cu, f"compute[{i}]") for i, cu in enumerate(compute)),
-        static_power_w=_expect("float", data.get("static_power_w", 0.0), "static_power_w", nonneg=True),
+        static_power_w=_expect(
+            "float", data.get("static_power_w", 0.0), "static_power_w", nonneg=True
+        ),
         params=dict(params),
         sources=tuple(sources),
         overrides={str(k): dict(v) if isinstance(v, Mapping) else v for k, v in overrides.items()},

@@ -58,7 +58,12 @@ def _schema() -> dict[str, Param]:
         Param("dram_bytes", "float", 0, 1e18, lo_open=True, default=None),
         Param("array1d_pes", "int", 0, 1 << 24, default=0),
         Param("tech_node_nm", "float", tables.MIN_NODE_NM, tables.MAX_NODE_NM, default=45),
-        Param("energy_table", "str", choices=("horowitz_45nm", "fusemax_45nm"), default="horowitz_45nm"),
+        Param(
+            "energy_table",
+            "str",
+            choices=("horowitz_45nm", "fusemax_45nm"),
+            default="horowitz_45nm",
+        ),
         Param("exp_cost_macs", "int", 0, 64, default=6),
         Param("exp_cost_adds", "int", 0, 64, default=1),
         Param("static_power_w", "float", 0, 1e6, default=None),
@@ -70,7 +75,7 @@ SCHEMA: dict[str, Param] = _schema()
 
 
 def number_format(p: dict[str, Any]) -> str:
-    """"int" or "fp"; auto (None): int up to 8 bits, fp above."""
+    """ "int" or "fp"; auto (None): int up to 8 bits, fp above."""
     return p["number_format"] or ("int" if p["datatype_bits"] <= 8 else "fp")
 
 
@@ -117,7 +122,9 @@ def spatial_array(**params: Any) -> Architecture:
     bits = p["datatype_bits"]
     word_bytes = bits / 8
     at_least("params.pe_rf_bytes", p["pe_rf_bytes"], word_bytes, f"one {bits}-bit word")
-    at_least("params.global_buffer_bytes", p["global_buffer_bytes"], word_bytes, f"one {bits}-bit word")
+    at_least(
+        "params.global_buffer_bytes", p["global_buffer_bytes"], word_bytes, f"one {bits}-bit word"
+    )
     rows, cols, clock = p["rows"], p["cols"], p["clock_hz"]
     node = p["tech_node_nm"]
     pes = rows * cols
@@ -225,5 +232,7 @@ def spatial_array(**params: Any) -> Architecture:
             tables.table("aladdin_40nm")["source"],
             tables.table("dram")["source"],
         )
-        + ((tables.table("fusemax_45nm")["source"],) if p["energy_table"] == "fusemax_45nm" else ()),
+        + (
+            (tables.table("fusemax_45nm")["source"],) if p["energy_table"] == "fusemax_45nm" else ()
+        ),
     )

@@ -224,9 +224,7 @@ def sram_read_pj_per_bit(bank_bytes: float, node_nm: float) -> float:
 
 def sram_area_um2_per_bit(node_nm: float) -> float:
     tab = table("sram_area")
-    return scale_area(
-        tab["sram_cell_um2"] / tab["sram_array_efficiency"], tab["node_nm"], node_nm
-    )
+    return scale_area(tab["sram_cell_um2"] / tab["sram_array_efficiency"], tab["node_nm"], node_nm)
 
 
 def dram_pj_per_bit(kind: str) -> float:

@@ -40,12 +40,15 @@ def validate(arch: Architecture) -> Architecture:
     for i, lv in enumerate(arch.levels):
         f = f"levels[{i}]"
         if not lv.name or names.count(lv.name) > 1:
-            raise HardwareError(f"{f}.name must be a unique non-empty name, got {lv.name!r}", field=f"{f}.name")
+            raise HardwareError(
+                f"{f}.name must be a unique non-empty name, got {lv.name!r}", field=f"{f}.name"
+            )
         _pos(lv.word_bits, f"{f}.word_bits")
         if lv.capacity_bytes is None:
             if i != 0:
                 raise HardwareError(
-                    f"{f}.capacity_bytes may be null (unbounded) only on the outermost level", field=f"{f}.capacity_bytes"
+                    f"{f}.capacity_bytes may be null (unbounded) only on the outermost level",
+                    field=f"{f}.capacity_bytes",
                 )
         else:
             _pos(lv.capacity_bytes, f"{f}.capacity_bytes")
@@ -62,18 +65,27 @@ def validate(arch: Architecture) -> Architecture:
         for key in ("banks", "instances", "fanout_x", "fanout_y"):
             v = getattr(lv, key)
             if not (isinstance(v, int) and v >= 1):
-                raise HardwareError(f"{f}.{key} must be an integer >= 1, got {v!r}", field=f"{f}.{key}")
+                raise HardwareError(
+                    f"{f}.{key} must be an integer >= 1, got {v!r}", field=f"{f}.{key}"
+                )
     units = [cu.name for cu in arch.compute]
     for i, cu in enumerate(arch.compute):
         f = f"compute[{i}]"
         if not cu.name or units.count(cu.name) > 1:
-            raise HardwareError(f"{f}.name must be a unique non-empty name, got {cu.name!r}", field=f"{f}.name")
+            raise HardwareError(
+                f"{f}.name must be a unique non-empty name, got {cu.name!r}", field=f"{f}.name"
+            )
         for key in ("pes", "rows", "cols", "datatype_bits"):
             v = getattr(cu, key)
             if not (isinstance(v, int) and v >= 1):
-                raise HardwareError(f"{f}.{key} must be an integer >= 1, got {v!r}", field=f"{f}.{key}")
+                raise HardwareError(
+                    f"{f}.{key} must be an integer >= 1, got {v!r}", field=f"{f}.{key}"
+                )
         if not cu.ops_per_cycle:
-            raise HardwareError(f"{f}.ops_per_cycle must rate at least one operator class", field=f"{f}.ops_per_cycle")
+            raise HardwareError(
+                f"{f}.ops_per_cycle must rate at least one operator class",
+                field=f"{f}.ops_per_cycle",
+            )
         for op, rate in cu.ops_per_cycle.items():
             if op not in OP_CLASSES:
                 raise HardwareError(
@@ -82,13 +94,16 @@ def validate(arch: Architecture) -> Architecture:
                 )
             _pos(rate, f"{f}.ops_per_cycle.{op}")
             if op not in cu.energy_pj_per_op:
-                raise HardwareError(f"{f}.energy_pj_per_op.{op} is missing", field=f"{f}.energy_pj_per_op.{op}")
+                raise HardwareError(
+                    f"{f}.energy_pj_per_op.{op} is missing", field=f"{f}.energy_pj_per_op.{op}"
+                )
         for op, e in cu.energy_pj_per_op.items():
             _nonneg(e, f"{f}.energy_pj_per_op.{op}")
         _nonneg(cu.area_mm2, f"{f}.area_mm2")
         _nonneg(cu.leakage_w, f"{f}.leakage_w")
         if cu.fed_by and cu.fed_by not in names:
             raise HardwareError(
-                f"{f}.fed_by: unknown level {cu.fed_by!r}; levels are {', '.join(names)}", field=f"{f}.fed_by"
+                f"{f}.fed_by: unknown level {cu.fed_by!r}; levels are {', '.join(names)}",
+                field=f"{f}.fed_by",
             )
     return arch

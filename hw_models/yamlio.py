@@ -83,6 +83,8 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Lines]:
         ) from None
     except yaml.YAMLError as err:
         raise HardwareError(f"YAML error: {err}", file=file) from None
+    except RecursionError:
+        raise HardwareError("YAML nesting too deep (or a recursive alias)", file=file) from None
     return data, lines
 
 

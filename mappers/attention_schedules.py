@@ -81,7 +81,9 @@ def unfused_schedule(cascade: Cascade, arch: Architecture) -> Schedule:
     )
 
 
-def _peak_live_bytes_per_query(cascade: Cascade, rank: str, sizes: dict[str, int]) -> float:
+def _peak_live_bytes_per_query(
+    cascade: Cascade, rank: str, sizes: dict[str, int], spilled: frozenset[str] = frozenset()
+) -> float:
     """Peak on-chip bytes per index of ``rank`` (one outer slice) over the
     group's order: inputs and outputs with the rank stay live throughout,
     intermediates from producer to last consumer."""
@@ -91,12 +93,20 @@ def _peak_live_bytes_per_query(cascade: Cascade, rank: str, sizes: dict[str, int
     live_span: dict[str, tuple[int, int]] = {}
     for e in cascade.einsums:
         t = e.output.tensor
-        if t in cascade.intermediates:
+        if t in cascade.intermediates and t not in spilled:
             first = pos[e.name]
-            last = max(
-                (pos[x.name] for x in cascade.einsums if any(a.tensor == t for a in x.inputs)),
-                default=first,
-            )
+            readers = [x for x in cascade.einsums if any(a.tensor == t for a in x.inputs)]
+            last = max((pos[x.name] for x in readers), default=first)
+            last_reader = order[last]
+            # in place: a last reader that is element-wise over the same ranks
+            # overwrites the tensor as it goes, so the two never coexist
+            lr = cascade.einsum(last_reader)
+            if (
+                last > first
+                and not lr.reduced_ranks
+                and set(cascade.tensor(lr.output.tensor).ranks) == set(cascade.tensor(t).ranks)
+            ):
+                last -= 1
             live_span[t] = (first, last)
 
     def per_query(t: str) -> float:
@@ -113,22 +123,74 @@ def _peak_live_bytes_per_query(cascade: Cascade, rank: str, sizes: dict[str, int
     return always + peak
 
 
-def flat_schedule(cascade: Cascade, arch: Architecture, rank: str = "p") -> Schedule:
-    """FLAT: one fused, double-buffered group tiled on the query rank."""
+def flat_candidates(cascade: Cascade, arch: Architecture, rank: str = "p") -> list[Schedule]:
+    """FLAT's legal schedules: every intermediate kept in the buffer (the
+    tile shrinks as the key rank grows, and K and V are re-read per tile), or
+    the intermediates as large as a full score matrix spilled to DRAM (the
+    tile is then bounded by the small per-query state only). The caller costs
+    them and keeps the best, as FLAT picks its granularity per workload."""
+    sizes = _sizes(cascade)
+    big = frozenset(
+        t
+        for t in cascade.intermediates
+        if rank in cascade.tensor(t).ranks
+        and any(r not in OUTER_RANKS and r != rank for r in cascade.tensor(t).ranks)
+        and cascade.tensor(t).bytes >= max(cascade.tensor(x).bytes for x in cascade.inputs)
+    )
+    out: list[Schedule] = []
+    for spilled in (frozenset(), big):
+        for pipelined in (True, False):
+            try:
+                largest = flat_schedule(cascade, arch, rank, spilled=spilled, pipelined=pipelined)
+            except ScheduleError:
+                continue
+            tile = largest.groups[0].tile
+            # smaller tiles overlap the units better but re-read K and V more
+            for _ in range(8):
+                out.append(
+                    flat_schedule(
+                        cascade, arch, rank, spilled=spilled, tile=tile, pipelined=pipelined
+                    )
+                )
+                if tile == 1:
+                    break
+                tile = max(1, tile // 4)
+        if not big:
+            break
+    if not out:
+        # re-raise the clearest explanation
+        flat_schedule(cascade, arch, rank, pipelined=False)
+    del sizes
+    return out
+
+
+def flat_schedule(
+    cascade: Cascade,
+    arch: Architecture,
+    rank: str = "p",
+    spilled: frozenset[str] = frozenset(),
+    tile: int | None = None,
+    pipelined: bool = True,
+) -> Schedule:
+    """FLAT: one fused, double-buffered group tiled on the query rank;
+    ``spilled`` intermediates go through DRAM instead of the buffer."""
     buffer, capacity = _buffer(arch)
     sizes = _sizes(cascade)
     if rank not in sizes:
         raise ScheduleError(f"cascade {cascade.name} has no rank {rank!r} to tile for FLAT")
-    per_q = _peak_live_bytes_per_query(cascade, rank, sizes)
+    per_q = _peak_live_bytes_per_query(cascade, rank, sizes, spilled)
     n = sizes[rank]
-    tile = 1 << int(math.floor(math.log2(n))) if n > 0 else 1
-    tile = n if 2 * per_q * n <= capacity else tile
-    while tile >= 1 and 2 * per_q * tile > capacity:
-        tile //= 2
-    if tile < 1:
+    slots = 2 if pipelined else 1
+    if tile is None:
+        tile = 1 << int(math.floor(math.log2(n))) if n > 0 else 1
+        tile = n if slots * per_q * n <= capacity else tile
+        while tile >= 1 and slots * per_q * tile > capacity:
+            tile //= 2
+    if tile < 1 or slots * per_q * tile > capacity:
         raise ScheduleError(
-            f"FLAT: one {rank} row of the intermediates needs {2 * per_q:.0f} B "
-            f"(double-buffered) but {buffer} holds {capacity:.0f} B"
+            f"FLAT: one {rank} row of the intermediates needs {slots * per_q:.0f} B "
+            f"({'double-buffered' if pipelined else 'single-buffered'}) but {buffer} "
+            f"holds {capacity:.0f} B"
         )
     group = FusionGroup(
         einsums=tuple(e.name for e in cascade.einsums),
@@ -137,15 +199,15 @@ def flat_schedule(cascade: Cascade, arch: Architecture, rank: str = "p") -> Sche
         tile=tile,
         buffer_tile=tile,
         buffer_bytes_per_tile=per_q * tile,
-        pipelined=True,
+        pipelined=pipelined,
     )
     return Schedule(
         cascade=cascade.name,
         order=group.einsums,
         groups=(group,),
         binding=_binding(cascade, arch),
-        residency={t: buffer for t in cascade.intermediates},
-        method="flat",
+        residency={t: ("DRAM" if t in spilled else buffer) for t in cascade.intermediates},
+        method="flat" if not spilled else "flat-spill",
     )
 
 

@@ -16,7 +16,7 @@ import time
 from hw_models.arch import Architecture
 from mappers.factors import splits
 from mappers.ilp_space import MappingError, MapSpace
-from mappers.search import Evaluator, Scorer, SearchResult
+from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult
 from workloads.errors import EinsimError
 from workloads.ir import Einsum
 
@@ -57,7 +57,9 @@ def exhaustive_search(
     *,
     objective: str,
     evaluate: Evaluator,
+    evaluate_batch: BatchEvaluator | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
+    chunk: int = 4096,
 ) -> SearchResult:
     """The optimum of ``objective`` over every (tiling, loop order) point."""
     t0 = time.perf_counter()
@@ -72,11 +74,16 @@ def exhaustive_search(
             f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points "
             f"({space.tiling_count()} tilings before pruning); use --mapper ilp or random"
         )
-    scorer = Scorer(einsum, arch, evaluate, objective)
+    scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
+    batch = []
     for tiling in valid_tilings(space):
         per_level = [space.orders(tiling, lvl) for lvl in range(space.nlev)]
         for orders in itertools.product(*per_level):
-            scorer.score(space.to_mapping(tiling, orders))
+            batch.append(space.to_mapping(tiling, orders))
+            if len(batch) >= chunk:
+                scorer.score_many(batch)
+                batch = []
+    scorer.score_many(batch)
     if scorer.best is None:
         raise MappingError(f"Einsum {einsum.name}: no valid mapping exists on {arch.name}")
     return scorer.result(

@@ -98,15 +98,20 @@ def _spatial_choice(
                 left[r] = -(-left[r] // f)
                 used.add(r)
     else:
-        cap = spatial_limit(arch, cu, feed)
-        for r in sorted(out_r or ranks, key=lambda r: -left[r]):
-            if cap <= 1:
-                break
-            f = _balanced(left[r], cap)
-            if f > 1:
-                spatial[feed][r] = f
-                left[r] = -(-left[r] // f)
-                cap //= f
+        budget = cu.pes
+        for i in range(feed + 1):
+            cap = min(spatial_limit(arch, cu, i), budget)
+            if i < feed and arch.levels[i].fanout <= 1:
+                continue
+            for r in sorted(out_r or ranks, key=lambda r: -left[r]):
+                if cap <= 1:
+                    break
+                f = _balanced(left[r], cap)
+                if f > 1:
+                    spatial[i][r] = f
+                    left[r] = -(-left[r] // f)
+                    cap //= f
+                    budget //= f
     return spatial, axes
 
 
@@ -187,48 +192,79 @@ def greedy_mapping(
     return min(results, key=evaluator)
 
 
+def _stationary(einsum: Einsum, cu: ComputeUnit) -> str | None:
+    """The tensor a 2D array's dataflow keeps in its PEs (None: not a 2D array)."""
+    if cu.kind != "array2d":
+        return None
+    df = cu.dataflow or "os"
+    if df == "ws" and len(einsum.inputs) > 1:
+        return einsum.inputs[1].tensor
+    if df == "is" and einsum.inputs:
+        return einsum.inputs[0].tensor
+    return einsum.output.tensor
+
+
 def _build(
     einsum: Einsum, arch: Architecture, cu: ComputeUnit, feed: int, prio: list[str]
 ) -> Mapping:
     ranks = [r for r, _ in einsum.rank_sizes_items]
-    sizes = einsum.rank_sizes
     nl = len(arch.levels)
     roles = tensor_roles(einsum)
     tensors = list(dict.fromkeys(a.tensor for a in einsum.accesses))
-    keeps: list[tuple[str, ...]] = []
-    for i, lv in enumerate(arch.levels):
-        if i == 0:
-            keeps.append(tuple(tensors))
-        elif i > feed:
-            keeps.append(())
-        else:
-            keeps.append(tuple(t for t in tensors if level_may_hold(lv, t, roles[t])))
-    fits = [
-        _Fit(einsum, keeps[i], lv.capacity_bytes, 2 if lv.double_buffered else 1)
-        for i, lv in enumerate(arch.levels)
-    ]
+    stat = _stationary(einsum, cu)
+    array_level = -1
+    if cu.kind == "array2d":
+        for i in range(feed + 1):
+            if arch.levels[i].fanout > 1:
+                array_level = i
     one = dict.fromkeys(ranks, 1)
-    for i in range(nl):
-        if not fits[i].fits(one):
-            smallest = fits[i].need(one)
-            names = ", ".join(t for t, _, _ in fits[i].items)
-            db = " double buffered" if arch.levels[i].double_buffered else ""
-            raise MappingError(
-                f"no mapping of {einsum.name} fits: the smallest tiles of {names} "
-                f"({_fmt_bytes(smallest)}{db}) do not fit level {arch.levels[i].name} "
-                f"({_fmt_bytes(arch.levels[i].capacity_bytes or 0)})"
-            )
+    keeps: list[tuple[str, ...]] = []
+    fits: list[_Fit] = []
+    for i, lv in enumerate(arch.levels):
+        mult = 2 if lv.double_buffered else 1
+        if i == 0:
+            keep = tuple(tensors)
+        elif i > feed:
+            keep = ()
+        else:
+            keep = tuple(t for t in tensors if level_may_hold(lv, t, roles[t]))
+            if stat is not None and array_level >= 0 and i > array_level:
+                # below the array only the dataflow's stationary tensor stays
+                keep = tuple(t for t in keep if t == stat)
+            # bypass tensors (largest smallest-tile first, the stationary one
+            # last) until the smallest tiles fit
+            while keep and not _Fit(einsum, keep, lv.capacity_bytes, mult).fits(one):
+                sizes_one = {t: _Fit(einsum, (t,), None, 1).need(one) for t in keep}
+                drop = max(keep, key=lambda t: (t != stat, sizes_one[t]))
+                keep = tuple(t for t in keep if t != drop)
+        keeps.append(keep)
+        fits.append(_Fit(einsum, keep, lv.capacity_bytes, mult))
+    if not fits[0].fits(one):
+        raise MappingError(
+            f"no mapping of {einsum.name} fits: the smallest tiles of "
+            f"{', '.join(tensors)} ({_fmt_bytes(fits[0].need(one))}) do not fit level "
+            f"{arch.levels[0].name} ({_fmt_bytes(arch.levels[0].capacity_bytes or 0)})"
+        )
     spatial, axes = _spatial_choice(einsum, arch, cu, feed)
+    grow = [list(prio) for _ in range(nl)]
+    if stat is not None and array_level >= 0:
+        # below the array only the ranks that do not index the stationary
+        # tensor run in time (SCALE-Sim's T); the stationary tile stays 1
+        acc = next(a for a in einsum.accesses if a.tensor == stat)
+        for i in range(array_level + 1, nl):
+            grow[i] = [r for r in prio if r not in acc.ranks]
     while True:
-        temporal = _fill_temporal(ranks, sizes, nl, feed, spatial, fits, prio)
+        temporal = _fill_temporal(ranks, einsum.rank_sizes, nl, feed, spatial, fits, grow)
         if temporal is not None:
             break
         # the spatial tiles do not fit: halve the largest spatial factor
-        best = max(
-            ((i, r) for i in range(nl) for r in spatial[i] if spatial[i][r] > 1),
-            key=lambda ir: spatial[ir[0]][ir[1]],
-        )
-        i, r = best
+        cands = [(i, r) for i in range(nl) for r in spatial[i] if spatial[i][r] > 1]
+        if not cands:
+            raise MappingError(
+                f"no mapping of {einsum.name} fits level {arch.levels[0].name} "
+                f"({_fmt_bytes(arch.levels[0].capacity_bytes or 0)})"
+            )
+        i, r = max(cands, key=lambda ir: spatial[ir[0]][ir[1]])
         spatial[i][r] = max(1, spatial[i][r] // 2)
     out_r = [r for r in ranks if r in einsum.output.ranks]
     red_r = [r for r in ranks if r not in einsum.output.ranks]
@@ -250,6 +286,19 @@ def _build(
     return Mapping(einsum=einsum.name, levels=tuple(levels), unit=cu.name)
 
 
+def _outer_fit(
+    tile: dict[str, int], i: int, spatial: list[dict[str, int]], fits: list[_Fit], ranks: list[str]
+) -> bool:
+    """The smallest tiles of the levels above ``i`` that contain ``tile`` fit."""
+    cur = tile
+    for j in range(i - 1, -1, -1):
+        if spatial[j]:
+            cur = {r: cur[r] * spatial[j].get(r, 1) for r in ranks}
+        if not fits[j].fits(cur):
+            return False
+    return True
+
+
 def _fill_temporal(
     ranks: list[str],
     sizes: dict[str, int],
@@ -257,7 +306,7 @@ def _fill_temporal(
     feed: int,
     spatial: list[dict[str, int]],
     fits: list[_Fit],
-    prio: list[str],
+    grow: list[list[str]],
 ) -> list[dict[str, int]] | None:
     temporal: list[dict[str, int]] = [dict.fromkeys(ranks, 1) for _ in range(nl)]
     below = dict.fromkeys(ranks, 1)  # tile held by the level below (per instance)
@@ -266,9 +315,9 @@ def _fill_temporal(
         if i > feed:
             below = tile
             continue
-        if not fits[i].fits(tile):
+        if not fits[i].fits(tile) or not _outer_fit(tile, i, spatial, fits, ranks):
             return None
-        for r in prio:
+        for r in grow[i]:
             outer = 1
             for j in range(i):
                 outer *= spatial[j].get(r, 1)
@@ -280,11 +329,16 @@ def _fill_temporal(
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 tile[r] = base * mid
-                if fits[i].fits(tile):
+                if fits[i].fits(tile) and _outer_fit(tile, i, spatial, fits, ranks):
                     lo = mid
                 else:
                     hi = mid - 1
             f = _balanced(q, lo)
+            if -(-q // f) * f > 1.05 * q:
+                # too much padding: a divisor of q at least half as large wins
+                d = next((d for d in range(lo, 0, -1) if q % d == 0), 1)
+                if 2 * d >= f:
+                    f = d
             tile[r] = base * f
             temporal[i][r] = f
         below = tile

@@ -35,10 +35,9 @@ import time
 from dataclasses import dataclass
 
 from hw_models.arch import Architecture
-from mappers.ilp_model import innermost_keeper, op_rate, transfers, words
 from mappers.ilp_space import MappingError, MapSpace
 from mappers.mapping import Mapping
-from mappers.search import Evaluator, Scorer, SearchResult, greedy_start
+from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult, greedy_start
 from workloads.ir import Einsum
 
 #: log2 scale: a factor p contributes round(LOG_SCALE * log2(p)) to a log term
@@ -48,6 +47,8 @@ TANGENT_STEP = 0.5
 #: integer range of linear objectives and of each factor of the EDP product
 LINEAR_RANGE = 2**36
 EDP_RANGE = 2**30
+#: integer steps the smallest possible objective value is resolved into
+RESOLUTION = 2e4
 
 
 @dataclass
@@ -133,27 +134,38 @@ class IlpModel:
 
     def _axes(self) -> None:
         sp, m = self.space, self.m
+        fans = []
         for lvl in range(sp.nlev):
-            xs = [j for j, s in enumerate(sp.slots) if s.level == lvl and s.kind == "x"]
+            xs = [j for j, s in enumerate(sp.slots) if s.level == lvl and s.kind in ("x", "s")]
             ys = [j for j, s in enumerate(sp.slots) if s.level == lvl and s.kind == "y"]
             for j in xs + ys:  # exact fan-out product
                 fs = [self._slot_factor(r, [j], f"sp{j}_{r}") for r in sp.ranks]
                 fs = [f for f in fs if not isinstance(f, int)]
                 if len(fs) == 1:
                     m.add(fs[0] <= sp.slots[j].bound)
+                    fans.append((fs[0], sp.slots[j].bound, lvl))
                 elif fs:
                     prod = m.new_int_var(1, sp.slots[j].bound, f"fan{j}")
                     m.add_multiplication_equality(prod, fs)
-            if xs and ys:
+                    fans.append((prod, sp.slots[j].bound, lvl))
+            if xs and ys:  # one fan-out axis per rank and level
                 for r in sp.ranks:
                     a = m.new_bool_var(f"ax_{lvl}_{r}")
                     for i, (_p, mult) in enumerate(sp.primes(r)):
                         m.add(self.n[r, i, xs[0]] <= mult * a)
                         m.add(self.n[r, i, ys[0]] <= mult * (1 - a))
+            limit = sp.level_limit.get(lvl)
+            lvl_fans = [(f, b) for f, b, lv_ in fans if lv_ == lvl]
+            if limit is not None and len(lvl_fans) > 1 and math.prod(b for _f, b in lvl_fans) > limit:
+                used = m.new_int_var(1, limit, f"fan_level{lvl}")
+                m.add_multiplication_equality(used, [f for f, _b in lvl_fans])
+        if len(fans) > 1 and math.prod(b for _f, b, _l in fans) > sp.pes:
+            total = m.new_int_var(1, sp.pes, "pes_used")
+            m.add_multiplication_equality(total, [f for f, _b, _l in fans])
 
     def _capacity(self) -> None:
         sp, m = self.space, self.m
-        for lvl in range(1, sp.nlev):
+        for lvl in range(1, sp.feed + 1):
             lv = sp.levels[lvl]
             if lv.capacity_bytes is None:
                 continue
@@ -185,239 +197,399 @@ class IlpModel:
                     tile = t * const
                 total.append(acc.bits * tile)
             if total:
-                m.add(sum(total) <= int(math.floor(8 * lv.capacity_bytes)))
+                mult = sp.mult[lvl]
+                m.add(mult * sum(total) <= int(math.floor(8 * lv.capacity_bytes)))
 
     def _stationarity(self) -> None:
-        """``u[l, T]``: log of the loops at level l that tensor T re-uses."""
+        """Loop-order variables: ``st[l, T]`` (T's irrelevant loops innermost at
+        level l) and ``w[l, T]`` (level l has no active loop indexing T)."""
         sp, m = self.space, self.m
         self.st: dict[tuple[int, str], object] = {}
-        self.u: dict[tuple[int, str], object] = {}
-        self.u_max: dict[tuple[int, str], int] = {}
+        self.w: dict[tuple[int, str], object] = {}
         self.tslot = {s.level: j for j, s in enumerate(sp.slots) if s.kind == "T"}
-        for lvl in range(sp.nlev - 1):
+        self.tlevels = sorted(self.tslot)
+        for lvl in self.tlevels:
             j = self.tslot[lvl]
             bs = []
             for t in sp.tensors:
+                rel = [r for r in sp.ranks if r in sp.relevant[t]]
                 irr = [r for r in sp.ranks if r not in sp.relevant[t]]
-                if not irr:
-                    continue
-                hi = sum(self.Lmax[j, r] for r in irr)
-                if hi == 0:
-                    continue
-                b = m.new_bool_var(f"st_{lvl}_{t}")
-                u = m.new_int_var(0, hi, f"u_{lvl}_{t}")
-                m.add(u <= sum(self.L[j, r] for r in irr))
-                m.add(u <= hi * b)
-                self.st[lvl, t] = b
-                self.u[lvl, t] = u
-                self.u_max[lvl, t] = hi
-                bs.append(b)
+                rel_hi = sum(self.Lmax[j, r] for r in rel)
+                w = m.new_bool_var(f"w_{lvl}_{t}")
+                if rel_hi:
+                    m.add(sum(self.L[j, r] for r in rel) <= rel_hi * (1 - w))
+                self.w[lvl, t] = w
+                if irr and sum(self.Lmax[j, r] for r in irr):
+                    b = m.new_bool_var(f"st_{lvl}_{t}")
+                    self.st[lvl, t] = b
+                    bs.append(b)
             if bs:
                 m.add(sum(bs) <= 1)
 
-    # ----------------------------------------------------------- objective
-    def _log_terms(self) -> None:
-        """Log expressions of every transfer (parent side, child side) and of compute."""
-        sp = self.space
-        self.terms: list[tuple[object, dict]] = []
-        for tr in transfers(sp):
-            rel = sp.relevant[tr.tensor]
-            acc = next(a for a in sp.accesses if a.tensor == tr.tensor)
-            parts, hi = [], 0
-            for ix in acc.indices:  # tile: product of cumulative factors (>= extent)
-                for r, _c in ix.terms:
-                    for j, s in enumerate(sp.slots):
-                        if s.level >= tr.child:
-                            parts.append(self.L[j, r])
-                            hi += self.Lmax[j, r]
-            for lvl in range(tr.child):  # outer temporal trips
-                for r in sp.ranks:
-                    parts.append(self.L[self.tslot[lvl], r])
-                    hi += self.Lmax[self.tslot[lvl], r]
-            reuse = self.u.get((tr.child - 1, tr.tensor))
-            irr_parts, irr_hi = [], 0
-            for j, s in enumerate(sp.slots):
-                if s.kind != "T" and s.level < tr.child:
-                    for r in sp.ranks:
-                        if r in rel:
-                            parts.append(self.L[j, r])
-                            hi += self.Lmax[j, r]
-                        else:
-                            irr_parts.append(self.L[j, r])
-                            irr_hi += self.Lmax[j, r]
-            x_parent = sum(parts) - (reuse if reuse is not None else 0)
-            lo = -(self.u_max.get((tr.child - 1, tr.tensor), 0))
-            self.terms.append(
-                (
-                    tr,
-                    {
-                        "parent": _Term(x_parent, lo, hi),
-                        "child": _Term(x_parent + sum(irr_parts), lo, hi + irr_hi),
-                    },
-                )
-            )
-        comp = [self.L[self.tslot[lvl], r] for lvl in range(sp.nlev) for r in sp.ranks]
-        comp_hi = sum(self.Lmax[self.tslot[lvl], r] for lvl in range(sp.nlev) for r in sp.ranks)
-        self.compute_term = _Term(sum(comp), 0, comp_hi)
+    def _reuse(self, t: str, c: int) -> tuple[list, int]:
+        """Variables (log-scaled) of the loops above level ``c`` that do not
+        refetch tensor ``t``: the trailing irrelevant loops (see sim.analytical_core)."""
+        sp, m = self.space, self.m
+        irr = [r for r in sp.ranks if r not in sp.relevant[t]]
+        out, hi_total = [], 0
+        chain = None  # g: every level between l+1 and c-1 has no loop indexing t
+        above = [lvl for lvl in self.tlevels if lvl < c]
+        for lvl in reversed(above):
+            j = self.tslot[lvl]
+            hi = sum(self.Lmax[j, r] for r in irr)
+            if hi:
+                v = m.new_int_var(0, hi, f"v_{t}_{c}_{lvl}")
+                m.add(v <= sum(self.L[j, r] for r in irr))
+                st = self.st.get((lvl, t))
+                m.add(v <= hi * (self.w[lvl, t] + (st if st is not None else 0)))
+                if chain is not None:
+                    m.add(v <= hi * chain)
+                out.append(v)
+                hi_total += hi
+            g = m.new_bool_var(f"g_{t}_{c}_{lvl}")
+            m.add(g <= self.w[lvl, t])
+            if chain is not None:
+                m.add(g <= chain)
+            chain = g
+        return out, hi_total
 
-    def _exp(self, term: _Term, k: float, name: str):
-        """IntVar y >= k * 2**(x/S) (tangent under-estimator); k in objective units."""
+    # ----------------------------------------------------------- objective
+    def _term(self, coefs: dict[tuple[int, str], int], minus=(), lo: int = 0) -> _Term:
+        """Log term from slot-rank coefficients; ``hi`` bounds it rank by rank."""
+        sp = self.space
+        expr = sum(c * self.L[j, r] for (j, r), c in coefs.items() if c) - sum(minus)
+        hi = 0
+        for r in sp.ranks:
+            cmax = max([c for (j, rr), c in coefs.items() if rr == r] or [0])
+            hi += max(cmax, 0) * sum(self.lg[p] * mm for p, mm in sp.primes(r))
+        return _Term(expr, lo, hi)
+
+    def _log_terms(self) -> None:
+        """Per (tensor, child, parent) pair the log of its counts (elements):
+        ``fills = F*R*S``, ``xfer = fills/MC``, ``dist = F*Dist*S/MC`` (outputs)."""
+        sp = self.space
+        nl = sp.nlev
+        keep = [sp.kept(lvl, None) for lvl in range(nl)]
+        self.pairs = []
+        spatial = [(j, s) for j, s in enumerate(sp.slots) if s.kind != "T"]
+        for t in sp.tensors:
+            rel = sp.relevant[t]
+            acc = next(a for a in sp.accesses if a.tensor == t)
+            out = t == sp.output
+            for c in range(1, nl + 1):
+                if c < nl and t not in keep[c]:
+                    continue
+                p = max(lvl for lvl in range(c) if t in keep[lvl])
+                base: dict[tuple[int, str], int] = {}
+                if c < nl:  # footprint: product of cumulative factors (>= the extent)
+                    for ix in acc.indices:
+                        for r, _c in ix.terms:
+                            for j, s in enumerate(sp.slots):
+                                if s.level >= c:
+                                    base[j, r] = base.get((j, r), 0) + 1
+                for j, s in spatial:  # spatial instances above c
+                    if s.level < c:
+                        for r in sp.ranks:
+                            base[j, r] = base.get((j, r), 0) + 1
+                mc = {}
+                for j, s in spatial:  # multicast / spatial reduction between p and c
+                    lv = sp.levels[s.level]
+                    flag = lv.spatial_reduce if out else lv.multicast
+                    if p <= s.level < c and flag:
+                        for r in sp.ranks:
+                            if r not in rel:
+                                mc[j, r] = -1
+                fills = dict(base)
+                dist = dict(base)
+                irr_counted: dict[tuple[int, str], int] = {}
+                for lvl in self.tlevels:
+                    if lvl < c:
+                        j = self.tslot[lvl]
+                        for r in sp.ranks:
+                            fills[j, r] = fills.get((j, r), 0) + 1
+                            if r in rel:
+                                dist[j, r] = dist.get((j, r), 0) + 1
+                            else:
+                                irr_counted[j, r] = 1
+                if c < nl:
+                    reuse, lo = self._reuse(t, c)
+                else:  # at the compute units every temporal loop counts
+                    reuse, lo = [], 0
+                xfer = dict(fills)
+                for k, v in mc.items():
+                    xfer[k] = xfer.get(k, 0) + v
+                    dist[k] = dist.get(k, 0) + v
+                pair = {
+                    "t": t,
+                    "c": c,
+                    "p": p,
+                    "out": out,
+                    "fills": self._term(fills, reuse, -lo),
+                    "xfer": self._term(xfer, reuse, -lo),
+                    "dist": self._term(dist),
+                    "mc": mc,
+                    "refill": None,
+                }
+                if out and irr_counted:
+                    # g = 1 when some irrelevant loop refetches the output tile
+                    # (partial sums are then read back: <= xfer reads)
+                    g = self.m.new_bool_var(f"refill_{t}_{c}")
+                    ih = self._term(irr_counted, reuse)
+                    self.m.add(ih.expr <= max(ih.hi, 1) * g)
+                    pair["refill"] = g
+                self.pairs.append(pair)
+        # compute: every temporal loop; folds of a 2D array pay fill and drain
+        self.t_all = self._term({(j, r): 1 for j in self.tslot.values() for r in sp.ranks})
+        cu = sp.arch.unit(sp.unit)
+        self.array_level = -1
+        if cu.kind == "array2d":
+            for lvl in range(sp.feed + 1):
+                if sp.levels[lvl].fanout > 1:
+                    self.array_level = lvl
+        if self.array_level >= 0:
+            self.folds = self._term(
+                {(self.tslot[lvl], r): 1 for lvl in self.tlevels if lvl <= self.array_level for r in sp.ranks}
+            )
+            if sp.dataflow in ("ws", "is"):
+                self.skew = 2.0 * cu.rows + cu.cols - 2.0
+            else:
+                self.skew = cu.rows + cu.cols - 2.0
+        self.cpp = sum(k / cu.ops_per_cycle[cl] for cl, k in sp.op_weights.items())
+
+    def _actions(self):
+        """(level, kind, pair, count-key, gated) for every level action.
+
+        kind: "r" read, "w" write, "u" update (read + write)."""
+        acts = []
+        for pr in self.pairs:
+            t, c, p = pr["t"], pr["c"], pr["p"]
+            g = pr["refill"]
+            if not pr["out"]:
+                acts.append((p, "r", pr, "xfer", None))
+                if c < self.space.nlev:
+                    acts.append((c, "w", pr, "fills", None))
+            elif c == self.space.nlev:
+                if g is not None:
+                    acts.append((p, "u", pr, "xfer", g))
+                acts.append((p, "w", pr, "dist", None))
+            else:
+                acts.append((p, "w", pr, "xfer", None))
+                if g is not None:
+                    acts.append((p, "r", pr, "xfer", g))
+                acts.append((c, "r", pr, "fills", None))
+                if g is not None:
+                    acts.append((c, "w", pr, "fills", g))
+        return acts
+
+    def _exp(self, term: _Term, k: float, name: str, shift=(), gate=None):
+        """IntVar y >= k * 2**((x - shift)/S) (tangent under-estimator), y >= 0.
+
+        ``shift``: extra log variables subtracted (e.g. instances used);
+        ``gate``: a Boolean; when false the term is 0."""
         m = self.m
         lo = max(term.lo, 0) / LOG_SCALE
         hi = term.hi / LOG_SCALE
         ymax = k * 2**hi
-        y = m.new_int_var(0, max(1, int(math.ceil(ymax)) + 1), name)
+        y = m.new_int_var(0, max(1, min(int(math.ceil(ymax)) + 1, self.cap)), name)
         if k <= 0:
             return y, 0.0
-        a = math.floor(lo / TANGENT_STEP) * TANGENT_STEP
+        expr = term.expr - sum(shift) if shift else term.expr
+        a = math.floor(lo / TANGENT_STEP) * TANGENT_STEP - (TANGENT_STEP * 8 if shift else 0)
         while a <= hi + 1e-9:
             val = k * 2**a
             if val >= 1.0:
                 slope = val * math.log(2) / LOG_SCALE  # per unit of x
                 mult = max(1, math.ceil(1e4 / slope)) if slope < 1e4 else 1
                 const = val * (1 - a * math.log(2))
-                m.add(mult * y >= math.floor(mult * const) + math.floor(mult * slope) * term.expr)
+                ct = m.add(mult * y >= math.floor(mult * const) + math.floor(mult * slope) * expr)
+                if gate is not None:
+                    ct.only_enforce_if(gate)
             a += TANGENT_STEP
         return y, ymax
 
+    def _spatial_above(self, lvl: int) -> list:
+        sp = self.space
+        return [self.L[j, r] for j, s in enumerate(sp.slots) if s.kind != "T" and s.level < lvl for r in sp.ranks]
+
     def _latency(self, k_per_cycle: float, tag: str):
-        """IntVar >= k * cycles (max of compute and per-level transfer cycles)."""
+        """IntVar >= k * cycles: max(compute, double-buffered transfers) + serial transfers."""
         sp, m = self.space, self.m
-        opc, _ = op_rate(sp)
-        parts, ub = [], 0.0
-        yc, ycmax = self._exp(self.compute_term, k_per_cycle / opc, f"lat_c_{tag}")
-        parts.append([yc])
-        ub = max(ub, ycmax)
-        per_level: dict[int, list] = {}
-        per_level_ub: dict[int, float] = {}
-        for tr, t in self.terms:
-            bits = sp.tensor_bits(tr.tensor)
-            for side, lvl in (("parent", tr.parent), ("child", tr.child)):
-                lv = sp.levels[lvl]
-                bw = lv.read_bw_bytes_per_cycle + (0 if lv.shared_bw else lv.write_bw_bytes_per_cycle)
+        ub_parts = []
+        comp = []
+        y, ub = self._exp(self.t_all, k_per_cycle * self.cpp, f"lat_c_{tag}")
+        comp.append(y)
+        cub = ub
+        if self.array_level >= 0:
+            y, ub = self._exp(self.folds, k_per_cycle * self.skew, f"lat_f_{tag}")
+            comp.append(y)
+            cub += ub
+        ub_parts.append(cub)
+        rd: dict[int, list] = {}
+        wr: dict[int, list] = {}
+        rub: dict[int, float] = {}
+        wub: dict[int, float] = {}
+        for lvl, kind, pr, key, gate in self._actions():
+            lv = sp.levels[lvl]
+            bytes_ = sp.tensor_bits(pr["t"]) / 8
+            shift = self._spatial_above(lvl)
+            sides = ("r", "w") if kind == "u" else (kind,)
+            for side in sides:
+                if lv.shared_bw:
+                    bw, dest, dub = lv.read_bw_bytes_per_cycle, rd, rub
+                elif side == "r":
+                    bw, dest, dub = lv.read_bw_bytes_per_cycle, rd, rub
+                else:
+                    bw, dest, dub = lv.write_bw_bytes_per_cycle, wr, wub
                 if bw <= 0:
                     continue
-                k = k_per_cycle * bits / 8 / bw / lv.instances
-                y, ymax = self._exp(t[side], k, f"lat_{tag}_{tr.tensor}_{side}_{lvl}")
-                per_level.setdefault(lvl, []).append(y)
-                per_level_ub[lvl] = per_level_ub.get(lvl, 0.0) + ymax
-        for lvl, ys in per_level.items():
-            parts.append(ys)
-            ub = max(ub, per_level_ub[lvl])
+                y, ub = self._exp(
+                    pr[key], k_per_cycle * bytes_ / bw, f"lat_{tag}_{pr['t']}{pr['c']}{kind}{side}{lvl}",
+                    shift=shift, gate=gate,
+                )
+                dest.setdefault(lvl, []).append(y)
+                dub[lvl] = dub.get(lvl, 0.0) + ub
+        serial, overlapped, sub = [], [], 0.0
+        for lvl in set(rd) | set(wr):
+            lv = sp.levels[lvl]
+            parts = [x for x in (rd.get(lvl), wr.get(lvl)) if x]
+            pub = max(rub.get(lvl, 0.0), wub.get(lvl, 0.0))
+            if lv.double_buffered:
+                overlapped.extend(parts)
+                ub_parts.append(pub)
+            else:
+                cap = int(min(pub, 4.0 * self.cap)) + 2
+                s = m.new_int_var(0, cap, f"ser_{tag}_{lvl}")
+                for ys in parts:
+                    m.add(s >= sum(ys))
+                serial.append(s)
+                sub += pub
+        ub = min(max(ub_parts) + sub, 8.0 * self.cap)
         lat = m.new_int_var(0, int(math.ceil(ub)) + 2, f"lat_{tag}")
-        for ys in parts:
-            m.add(lat >= sum(ys))
+        ser = sum(serial) if serial else 0
+        m.add(lat >= sum(comp) + ser)
+        for ys in overlapped:
+            m.add(lat >= sum(ys) + ser)
         return lat, ub
 
     def _energy(self, unit: float, tag: str):
-        """(IntVar-expression, constant) of energy in ``unit`` pJ."""
+        """(expression, constant, upper bound) of energy in ``unit`` pJ."""
         sp = self.space
         ys, ub = [], 0.0
-        for tr, t in self.terms:
-            pl, cl = sp.levels[tr.parent], sp.levels[tr.child]
-            out = tr.tensor == sp.output
-            e_p = pl.write_energy_pj_per_word if out else pl.read_energy_pj_per_word
-            e_c = cl.read_energy_pj_per_word if out else cl.write_energy_pj_per_word
-            for side, lvl, e in (("parent", tr.parent, e_p), ("child", tr.child, e_c)):
-                k = words(sp, tr.tensor, lvl, 1.0) * e / unit
-                y, ymax = self._exp(t[side], k, f"e_{tag}_{tr.tensor}_{side}")
-                ys.append(y)
-                ub += ymax
+        for lvl, kind, pr, key, gate in self._actions():
+            lv = sp.levels[lvl]
+            e = {"r": lv.read_energy_pj_per_word, "w": lv.write_energy_pj_per_word}.get(
+                kind, lv.read_energy_pj_per_word + lv.write_energy_pj_per_word
+            )
+            k = sp.tensor_bits(pr["t"]) / lv.word_bits * e / unit
+            y, ymax = self._exp(pr[key], k, f"e_{tag}_{pr['t']}{pr['c']}{kind}{lvl}", gate=gate)
+            ys.append(y)
+            ub += ymax
         const = self._energy_const() / unit
         expr = sum(ys)
-        static_pj_per_cycle = sp.arch.static_power_w / sp.arch.clock_hz * 1e12
-        if static_pj_per_cycle > 0:
-            lat, lub = self._latency(static_pj_per_cycle / unit, f"static_{tag}")
+        static = self._static_pj_per_cycle()
+        if static > 0:
+            lat, lub = self._latency(static / unit, f"static_{tag}")
             expr = expr + lat
             ub += lub
-        return expr, const, ub + const
+        return expr, const, min(ub + const, 16.0 * self.cap)
+
+    def _static_pj_per_cycle(self) -> float:
+        a = self.space.arch
+        w = a.static_power_w + sum(lv.leakage_w * lv.instances for lv in a.levels)
+        w += sum(cu.leakage_w for cu in a.compute)
+        return w / a.clock_hz * 1e12
 
     def _energy_const(self) -> float:
         sp = self.space
-        _, e_op = op_rate(sp)
+        cu = sp.arch.unit(sp.unit)
         points = sp.einsum.iteration_points
-        e = points * e_op
-        for t in sp.tensors:
-            lvl = innermost_keeper(sp, t)
-            lv = sp.levels[lvl]
-            ea = lv.write_energy_pj_per_word if t == sp.output else lv.read_energy_pj_per_word
-            e += words(sp, t, lvl, points) * ea
-        return e
+        return sum(points * k * cu.energy_pj_per_op.get(cl, 0.0) for cl, k in sp.op_weights.items())
 
     def _objective(self) -> None:
         self._log_terms()
         m, sp = self.m, self.space
-        # choose units so the worst case stays inside the integer range
-        probe_e = self._hi_energy()
+        # units: the worst case fits the integer range, and the best case
+        # (a lower bound) still has RESOLUTION integer steps
+        self.cap = EDP_RANGE if self.objective == "edp" else LINEAR_RANGE
         probe_c = self._hi_cycles()
+        probe_e = self._hi_energy(probe_c)
+        fan = math.prod(s.bound for s in sp.slots if s.bound is not None)
+        lb_c = max(1.0, sp.einsum.iteration_points * self.cpp / min(fan, sp.pes))
+        lb_e = self._energy_const() or self._lb_move_energy() or probe_e / self.cap
+        unit_c = min(probe_c / self.cap, lb_c / RESOLUTION)
+        unit_e = min(probe_e / self.cap, lb_e / RESOLUTION)
+        self.offset = 0.0
         if self.objective == "latency":
-            self.unit = probe_c / LINEAR_RANGE
+            self.unit = unit_c
             lat, _ = self._latency(1.0 / self.unit, "obj")
             m.minimize(lat)
-            self.offset = 0.0
         elif self.objective == "energy":
-            self.unit = probe_e / LINEAR_RANGE
+            self.unit = unit_e
             expr, const, _ = self._energy(self.unit, "obj")
             m.minimize(expr)
-            self.offset = const
+            self.offset = const * self.unit
         elif self.objective == "dram_traffic":
-            top = sp.levels[0].name
-            total_hi = sum(
-                2 ** (t["parent"].hi / LOG_SCALE) * sp.tensor_bits(tr.tensor) / 8
-                for tr, t in self.terms
-                if tr.parent == 0
+            lb_t = sum(
+                math.prod(ix.extent(sp.sizes) for ix in a.indices) * a.bits / 8 for a in sp.accesses
             )
-            self.unit = max(total_hi, 1.0) / LINEAR_RANGE
+            hi_t = sum(
+                2 ** (pr[key].hi / LOG_SCALE) * sp.tensor_bits(pr["t"]) / 8 * (2 if kind == "u" else 1)
+                for lvl, kind, pr, key, _g in self._actions()
+                if lvl == 0
+            )
+            self.unit = min(max(hi_t, 1.0) / self.cap, lb_t / RESOLUTION)
             ys = []
-            for tr, t in self.terms:
-                if tr.parent == 0:
-                    k = sp.tensor_bits(tr.tensor) / 8 / self.unit
-                    y, _ = self._exp(t["parent"], k, f"dram_{tr.tensor}")
+            for lvl, kind, pr, key, gate in self._actions():
+                if lvl == 0:
+                    k = sp.tensor_bits(pr["t"]) / 8 * (2 if kind == "u" else 1) / self.unit
+                    y, _ = self._exp(pr[key], k, f"dram_{pr['t']}{pr['c']}{kind}", gate=gate)
                     ys.append(y)
             m.minimize(sum(ys) if ys else 0)
-            self.offset = 0.0
-            self.top = top
         elif self.objective == "edp":
-            self.unit_e = probe_e / EDP_RANGE
-            self.unit_c = probe_c / EDP_RANGE
-            expr, const, eub = self._energy(self.unit_e, "edp")
+            expr, const, eub = self._energy(unit_e, "edp")
+            eub = min(eub, 16.0 * self.cap)
             e = m.new_int_var(0, int(math.ceil(eub)) + 2, "E")
             m.add(e >= expr + int(math.floor(const)))
-            lat, lub = self._latency(1.0 / self.unit_c, "edp")
+            lat, lub = self._latency(1.0 / unit_c, "edp")
             prod = m.new_int_var(0, (int(math.ceil(eub)) + 2) * (int(math.ceil(lub)) + 2), "EDP")
             m.add_multiplication_equality(prod, [e, lat])
             m.minimize(prod)
-            self.offset = 0.0
-            self.unit = self.unit_e * self.unit_c
+            self.unit = unit_e * unit_c / self.space.arch.clock_hz
         else:  # pragma: no cover - checked by the front end
             raise ValueError(self.objective)
 
     def _hi_cycles(self) -> float:
         sp = self.space
-        opc, _ = op_rate(sp)
-        hi = 2 ** (self.compute_term.hi / LOG_SCALE) / opc
-        per_level: dict[int, float] = {}
-        for tr, t in self.terms:
-            for side, lvl in (("parent", tr.parent), ("child", tr.child)):
-                lv = sp.levels[lvl]
-                bw = lv.read_bw_bytes_per_cycle + (0 if lv.shared_bw else lv.write_bw_bytes_per_cycle)
-                if bw > 0:
-                    b = 2 ** (t[side].hi / LOG_SCALE) * sp.tensor_bits(tr.tensor) / 8 / bw / lv.instances
-                    per_level[lvl] = per_level.get(lvl, 0.0) + b
-        return max([hi, *per_level.values(), 1.0])
+        hi = 2 ** (self.t_all.hi / LOG_SCALE) * self.cpp
+        if self.array_level >= 0:
+            hi += 2 ** (self.folds.hi / LOG_SCALE) * self.skew
+        tot = hi
+        for lvl, kind, pr, key, _g in self._actions():
+            lv = sp.levels[lvl]
+            bw = min(lv.read_bw_bytes_per_cycle, lv.write_bw_bytes_per_cycle)
+            if bw > 0:
+                tot += 2 ** (pr[key].hi / LOG_SCALE) * sp.tensor_bits(pr["t"]) / 8 / bw * 2
+        return max(tot, 1.0)
 
-    def _hi_energy(self) -> float:
+    def _hi_energy(self, hi_cycles: float) -> float:
         sp = self.space
         e = self._energy_const()
-        for tr, t in self.terms:
-            for side, lvl in (("parent", tr.parent), ("child", tr.child)):
-                lv = sp.levels[lvl]
-                e += words(sp, tr.tensor, lvl, 2 ** (t[side].hi / LOG_SCALE)) * max(
-                    lv.read_energy_pj_per_word, lv.write_energy_pj_per_word
-                )
-        static_pj_per_cycle = sp.arch.static_power_w / sp.arch.clock_hz * 1e12
-        e += static_pj_per_cycle * self._hi_cycles()
+        for lvl, _kind, pr, key, _g in self._actions():
+            lv = sp.levels[lvl]
+            e += 2 ** (pr[key].hi / LOG_SCALE) * sp.tensor_bits(pr["t"]) / lv.word_bits * (
+                lv.read_energy_pj_per_word + lv.write_energy_pj_per_word
+            )
+        e += self._static_pj_per_cycle() * hi_cycles
         return max(e, 1.0)
+
+    def _lb_move_energy(self) -> float:
+        """Energy of moving each tensor once through DRAM (a lower bound)."""
+        sp = self.space
+        lv = sp.levels[0]
+        return sum(
+            math.prod(ix.extent(sp.sizes) for ix in a.indices) * a.bits / lv.word_bits * lv.read_energy_pj_per_word
+            for a in sp.accesses
+        )
 
     # --------------------------------------------------------- solutions
     def hint(self, tiling: dict[str, tuple[int, ...]]) -> None:
@@ -487,6 +659,7 @@ def ilp_search(
     *,
     objective: str,
     evaluate: Evaluator,
+    evaluate_batch: BatchEvaluator | None = None,
     time_limit_s: float = 2.0,
     seed: int = 0,
     workers: int = 2,
@@ -503,7 +676,7 @@ def ilp_search(
     t0 = time.perf_counter()
     space = MapSpace(einsum, arch)
     space.check_feasible()
-    scorer = Scorer(einsum, arch, evaluate, objective)
+    scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
     model = IlpModel(space, objective)
     warm = greedy_start(einsum, arch)
     if warm is not None:
@@ -624,7 +797,3 @@ def _polish(space: MapSpace, scorer: Scorer, tiling, stat, budget: int) -> None:
 
 def _best_orders_quick(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, tuple]:
     return scorer.score(space.to_mapping(tiling, orders_for(space, tiling, stat))), stat
-
-
-def surrogate_value(mapping: Mapping) -> None:  # pragma: no cover - documentation aid
-    """See :func:`mappers.ilp_model.surrogate_metrics`."""

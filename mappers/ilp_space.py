@@ -25,30 +25,18 @@ from itertools import permutations
 
 from hw_models.arch import Architecture
 from mappers.factors import count_splits, prime_factors
-from mappers.mapping import LevelMapping, Mapping
-from workloads.errors import EinsimError
+from mappers.mapping import (
+    LevelMapping,
+    Mapping,
+    MappingError,
+    einsum_op_weights,
+    feeding_level,
+    level_may_hold,
+    resolve_unit,
+    spatial_limit,
+    tensor_roles,
+)
 from workloads.ir import Access, Einsum
-
-try:  # the analytical engineer's error type, once it exists
-    from mappers.mapping import MappingError
-except ImportError:  # pragma: no cover - only before mapping.py grows it
-
-    class MappingError(EinsimError):  # type: ignore[no-redef]
-        """No valid mapping of an Einsum onto an architecture."""
-
-
-#: operator class an Einsum's map operator runs on
-_OP_CLASS = {
-    "mul": "mac",
-    "add": "add",
-    "sub": "add",
-    "max": "max",
-    "min": "max",
-    "div": "div",
-    "exp": "exp",
-    "expdiff": "exp",
-    "copy": "add",
-}
 
 
 @dataclass(frozen=True)
@@ -67,14 +55,6 @@ def fmt_bytes(n: float) -> str:
             v = n / size
             return f"{v:.3g} {unit}"
     return f"{n:.3g} B"
-
-
-def tensor_role(einsum: Einsum, tensor: str) -> str:
-    """"output" for the output, "input" for the first operand, "weight" for the second."""
-    if tensor == einsum.output.tensor:
-        return "output"
-    names = [a.tensor for a in einsum.inputs]
-    return "weight" if len(names) > 1 and names.index(tensor) == 1 else "input"
 
 
 class MapSpace:
@@ -100,36 +80,46 @@ class MapSpace:
         self.relevant: dict[str, frozenset[str]] = {a.tensor: a.ranks for a in self.accesses}
         self.levels = arch.levels
         self.nlev = len(arch.levels)
+        cu = resolve_unit(einsum, arch)
+        self.unit = cu.name
+        self.dataflow = cu.dataflow
+        #: op class -> operations per iteration point (e.g. {"mac": 1})
+        self.op_weights = einsum_op_weights(einsum)
+        self.pes = int(cu.pes)
+        #: levels below the one feeding the unit carry no factors and keep nothing
+        self.feed = feeding_level(arch, cu)
+        roles = tensor_roles(einsum)
         self.holdable: list[frozenset[str]] = []
         for i, lv in enumerate(arch.levels):
-            if i == 0 or lv.holds is None:
+            if i == 0:
                 self.holdable.append(frozenset(self.tensors))
+            elif i > self.feed:
+                self.holdable.append(frozenset())
             else:
                 self.holdable.append(
-                    frozenset(
-                        t for t in self.tensors if t in lv.holds or tensor_role(einsum, t) in lv.holds
-                    )
+                    frozenset(t for t in self.tensors if level_may_hold(lv, t, roles[t]))
                 )
+        self.mult = [2 if lv.double_buffered else 1 for lv in arch.levels]
         slots: list[Slot] = []
         for i, lv in enumerate(arch.levels):
+            if i > self.feed:
+                continue
             slots.append(Slot(i, "T", None))
-            if lv.fanout_x > 1:
-                slots.append(Slot(i, "x", int(lv.fanout_x)))
-            if lv.fanout_y > 1:
-                slots.append(Slot(i, "y", int(lv.fanout_y)))
+            limit = int(spatial_limit(arch, cu, i))
+            if cu.kind == "array2d":
+                fx, fy = min(int(lv.fanout_x), limit), min(int(lv.fanout_y), limit)
+                if fx > 1:
+                    slots.append(Slot(i, "x", fx))
+                if fy > 1:
+                    slots.append(Slot(i, "y", fy))
+                self.level_limit = getattr(self, "level_limit", {})
+                self.level_limit[i] = limit
+            elif limit > 1:
+                slots.append(Slot(i, "s", limit))
         self.slots: tuple[Slot, ...] = tuple(slots)
-        self.unit = self._pick_unit()
+        self.level_limit: dict[int, int] = getattr(self, "level_limit", {})
 
     # ------------------------------------------------------------------ basics
-    def _pick_unit(self) -> str:
-        if not self.arch.compute:
-            raise MappingError(f"architecture {self.arch.name!r} has no compute unit")
-        cls = _OP_CLASS.get(self.einsum.map_op, "mac")
-        for cu in self.arch.compute:
-            if cu.ops_per_cycle.get(cls, 0) > 0:
-                return cu.name
-        return self.arch.compute[0].name
-
     def tiling_count(self) -> int:
         """Number of tilings before capacity / fan-out pruning (closed form)."""
         return math.prod(count_splits(s, len(self.slots)) for s in self.sizes.values())
@@ -149,9 +139,9 @@ class MapSpace:
             out[r] = p
         return out
 
-    @staticmethod
-    def tile_elements(acc: Access, cum: dict[str, int]) -> int:
-        return math.prod(ix.extent(cum) for ix in acc.indices)
+    def tile_elements(self, acc: Access, cum: dict[str, int]) -> int:
+        """Elements of ``acc``'s tile (extents clipped to the tensor, as the model does)."""
+        return math.prod(min(ix.extent(cum), ix.extent(self.sizes)) for ix in acc.indices)
 
     def tensor_bits(self, tensor: str) -> int:
         for a in self.accesses:
@@ -171,7 +161,9 @@ class MapSpace:
     ) -> float:
         cum = self.cumulative(tiling, level)
         kept = self.kept(level, keep)
-        return sum(self.tile_elements(a, cum) * a.bits / 8 for a in self.accesses if a.tensor in kept)
+        return self.mult[level] * sum(
+            self.tile_elements(a, cum) * a.bits / 8 for a in self.accesses if a.tensor in kept
+        )
 
     def violation(
         self,
@@ -182,12 +174,22 @@ class MapSpace:
         for r in self.ranks:
             if math.prod(tiling[r]) != self.sizes[r]:
                 return f"factors of rank {r} multiply to {math.prod(tiling[r])}, not {self.sizes[r]}"
+        total = 1
         for i, s in enumerate(self.slots):
             if s.bound is not None:
                 used = math.prod(tiling[r][i] for r in self.ranks)
+                total *= used
                 if used > s.bound:
                     lv = self.levels[s.level].name
                     return f"spatial factors {used} exceed fan-out {s.kind}={s.bound} of level {lv}"
+        for lvl, limit in self.level_limit.items():
+            used = math.prod(
+                tiling[r][i] for i, s in enumerate(self.slots) if s.level == lvl and s.kind != "T" for r in self.ranks
+            )
+            if used > limit:
+                return f"spatial factors {used} exceed fan-out {limit} of level {self.levels[lvl].name}"
+        if total > self.pes:
+            return f"spatial factors use {total} PEs, the unit has {self.pes}"
         for lvl in range(self.nlev):
             # one axis per rank per level (LevelMapping has one spatial factor per rank)
             for r in self.ranks:
@@ -213,7 +215,7 @@ class MapSpace:
             for a in self.accesses:
                 if a.tensor not in self.holdable[lvl]:
                     continue
-                smallest = a.bits / 8  # a 1-element tile
+                smallest = a.bits / 8 * self.mult[lvl]  # a 1-element tile (double buffered: 2)
                 total += smallest
                 if smallest > lv.capacity_bytes:
                     raise MappingError(
@@ -239,8 +241,10 @@ class MapSpace:
 
     # -------------------------------------------------------------- mappings
     def default_order(self, tiling: dict[str, tuple[int, ...]], level: int) -> tuple[str, ...]:
-        idx = [i for i, s in enumerate(self.slots) if s.level == level and s.kind == "T"][0]
-        return tuple(r for r in self.ranks if tiling[r][idx] > 1)
+        idx = [i for i, s in enumerate(self.slots) if s.level == level and s.kind == "T"]
+        if not idx:
+            return ()
+        return tuple(r for r in self.ranks if tiling[r][idx[0]] > 1)
 
     def orders(self, tiling: dict[str, tuple[int, ...]], level: int) -> list[tuple[str, ...]]:
         """Every loop order of the ranks with a temporal factor > 1 at ``level``."""
@@ -278,7 +282,8 @@ class MapSpace:
                         temporal[r] = f
                     else:
                         spatial[r] = spatial.get(r, 1) * f
-                        axes[r] = s.kind
+                        if s.kind in ("x", "y"):
+                            axes[r] = s.kind
             order = orders[lvl] if orders is not None else self.default_order(tiling, lvl)
             keep = None if keeps is None else keeps[lvl]
             levels.append(
@@ -305,6 +310,8 @@ class MapSpace:
                     fs.append(1)
                 elif s.kind == "T":
                     fs.append(int(lm.temporal.get(r, 1)))
+                elif s.kind == "s":
+                    fs.append(int(lm.spatial.get(r, 1)))
                 else:
                     ax = lm.spatial_axes.get(r, "x")
                     has_axis = any(t.level == s.level and t.kind == ax for t in self.slots)

@@ -150,36 +150,28 @@ def padded_points(einsum: Einsum, mapping: Mapping) -> int:
     return math.prod(mapping.factor(r) for r, _ in einsum.rank_sizes_items)
 
 
-#: map operator -> op classes it costs per iteration point
-_MAP_CLASSES: dict[str, tuple[str, ...]] = {
-    "mul": ("mac",),
-    "add": ("add",),
-    "sub": ("add",),
-    "max": ("max",),
-    "min": ("max",),
-    "div": ("div",),
-    "exp": ("exp",),
-    "expdiff": ("add", "exp"),
-    "copy": (),
-}
-#: reduce operator -> op class it costs per iteration point
-_REDUCE_CLASSES: dict[str, tuple[str, ...]] = {"sum": ("add",), "max": ("max",), "min": ("max",)}
+def einsum_op_weights(einsum: Einsum) -> dict[str, int]:
+    """Operations per iteration point by op class, e.g. ``{"mac": 1}`` for a GEMM.
+
+    From ``workloads.ir.MAP_OP_COUNTS`` / ``REDUCE_OP_COUNTS`` (the same rule
+    as ``Einsum.op_counts``): ``mul`` reduced by ``sum`` is one fused MAC;
+    otherwise the map operator's ops plus the reduce operator's when ranks
+    are reduced. A pure copy costs no compute (only data movement).
+    """
+    from workloads import ir
+
+    w: dict[str, int] = {}
+    for cls, k in ir.MAP_OP_COUNTS.get(einsum.map_op, {einsum.map_op: 1}).items():
+        w[cls] = w.get(cls, 0) + k
+    if einsum.reduced_ranks and not (einsum.reduce_op == "sum" and einsum.map_op == "mul"):
+        for cls, k in ir.REDUCE_OP_COUNTS.get(einsum.reduce_op, {einsum.reduce_op: 1}).items():
+            w[cls] = w.get(cls, 0) + k
+    return {c: k for c, k in w.items() if k}
 
 
 def einsum_op_classes(einsum: Einsum) -> tuple[str, ...]:
-    """Op classes one iteration point costs, e.g. ``("mac",)`` for a GEMM.
-
-    ``mul`` reduced by ``sum`` is one fused MAC; otherwise the map operator's
-    classes, plus the reduce operator's when ranks are reduced. A pure copy
-    with no reduction costs no compute (only data movement).
-    """
-    classes = list(_MAP_CLASSES.get(einsum.map_op, (einsum.map_op,)))
-    if einsum.reduced_ranks and einsum.reduce_op != "none":
-        if not (einsum.map_op == "mul" and einsum.reduce_op == "sum"):
-            for c in _REDUCE_CLASSES.get(einsum.reduce_op, (einsum.reduce_op,)):
-                if c not in classes:
-                    classes.append(c)
-    return tuple(classes)
+    """Op classes an iteration point costs, e.g. ``("mac",)`` for a GEMM."""
+    return tuple(einsum_op_weights(einsum))
 
 
 def resolve_unit(einsum: Einsum, arch: Architecture, mapping: Mapping | None = None) -> ComputeUnit:
@@ -399,14 +391,13 @@ def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
         if lv.capacity_bytes is None:
             continue
         mult = 2 if lv.double_buffered else 1
-        parts = []
-        need = 0.0
-        for t in keep:
-            acc = acc_by_tensor[t]
-            b = tile_footprint(acc, tile, sizes) * acc.bits / 8 * mult
-            parts.append(f"{t} {_fmt_bytes(b)}")
-            need += b
+        need_t = {
+            t: tile_footprint(acc_by_tensor[t], tile, sizes) * acc_by_tensor[t].bits / 8 * mult
+            for t in keep
+        }
+        need = sum(need_t.values())
         if need > lv.capacity_bytes:
+            parts = [f"{t} {_fmt_bytes(b)}" for t, b in need_t.items()]
             db = ", double buffered" if mult == 2 else ""
             tile_s = " ".join(f"{r}={n}" for r, n in tile.items() if n > 1) or "1"
             raise MappingError(

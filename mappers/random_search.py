@@ -16,7 +16,7 @@ import time
 from hw_models.arch import Architecture
 from mappers.factors import prime_list
 from mappers.ilp_space import MappingError, MapSpace
-from mappers.search import Evaluator, Scorer, SearchResult
+from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult
 from workloads.ir import Einsum
 
 
@@ -37,6 +37,7 @@ def random_search(
     *,
     objective: str,
     evaluate: Evaluator,
+    evaluate_batch: BatchEvaluator | None = None,
     samples: int | None = 2000,
     time_limit_s: float | None = None,
     seed: int = 0,
@@ -46,11 +47,14 @@ def random_search(
     t0 = time.perf_counter()
     space = MapSpace(einsum, arch)
     space.check_feasible()
-    scorer = Scorer(einsum, arch, evaluate, objective)
+    scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
     rng = random.Random(seed)
     deadline = math.inf if time_limit_s is None else t0 + time_limit_s
     budget = math.inf if samples is None else samples
     valid = rejects = 0
+    pending: list = []
+    # score in batches when a batch evaluator is given (one numpy pass each)
+    chunk = 1 if evaluate_batch is None else 256
     while valid < budget and time.perf_counter() < deadline:
         tiling = sample_tiling(space, rng)
         if space.violation(tiling) is not None:
@@ -63,8 +67,12 @@ def random_search(
             o = list(space.default_order(tiling, lvl))
             rng.shuffle(o)
             orders.append(tuple(o))
-        scorer.score(space.to_mapping(tiling, tuple(orders)))
+        pending.append(space.to_mapping(tiling, tuple(orders)))
         valid += 1
+        if len(pending) >= chunk:
+            scorer.score_many(pending)
+            pending = []
+    scorer.score_many(pending)
     if scorer.best is None:
         # the all-at-the-top tiling is always valid when check_feasible passed
         scorer.score(space.to_mapping(trivial_tiling(space)))

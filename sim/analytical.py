@@ -23,6 +23,7 @@ import numpy as np
 from mappers.mapping import Mapping, MappingError, loop_order, mapping_to_dict, validate
 from sim.analytical_compile import STRUCTURES, Structure, hardware_arrays, mapping_arrays
 from sim.analytical_core import evaluate_arrays
+from sim.analytical_scalar import evaluate_scalar
 from sim.metrics import Metrics, TensorTraffic
 
 if TYPE_CHECKING:
@@ -55,10 +56,51 @@ def evaluate(
     if check:
         validate(mapping, einsum, arch)
     st = STRUCTURES.get(einsum, arch, mapping)
-    tf, sf, pos = mapping_arrays(st, [mapping])
-    hw = hardware_arrays(st, arch)
-    res = evaluate_arrays(st, hw, tf, sf, pos, fill=fill)
-    return metrics_from_arrays(st, arch, res, 0, mapping)
+    res = evaluate_scalar(st, arch, mapping, fill=fill)
+    return metrics_from_scalar(st, res, mapping)
+
+
+def metrics_from_scalar(st: Structure, res: dict[str, Any], mapping: Mapping | None) -> Metrics:
+    """A :class:`Metrics` from :func:`sim.analytical_scalar.evaluate_scalar`'s result."""
+    accesses: dict[str, dict[str, TensorTraffic]] = {}
+    traffic: dict[str, dict[str, float]] = {}
+    bits = st.bits.tolist()
+    reads, writes, updates = res["reads"], res["writes"], res["updates"]
+    tensors = st.tensors
+    for lv_i, lv in enumerate(st.levels):
+        acc_l: dict[str, TensorTraffic] = {}
+        tr_l: dict[str, float] = {}
+        rl, wl, ul = reads[lv_i], writes[lv_i], updates[lv_i]
+        for t_i, t in enumerate(tensors):
+            r, w, u = rl[t_i], wl[t_i], ul[t_i]
+            if r or w or u:
+                b = float((r + w + 2 * u) * bits[t_i] / 8)
+                acc_l[t] = TensorTraffic(float(r), float(w), float(u), b)
+                tr_l[t] = b
+        accesses[lv] = acc_l
+        traffic[lv] = tr_l
+    breakdown = dict(zip(st.levels, res["level_energy_pj"], strict=True))
+    for c, v in res["compute_energy_pj"].items():
+        breakdown[f"{st.unit}.{c}"] = float(v)
+    breakdown["static"] = res["static_energy_pj"]
+    util = dict.fromkeys(st.unit_names, 0.0)
+    util[st.unit] = res["utilization"]
+    return Metrics(
+        cycles=float(res["cycles"]),
+        latency_s=float(res["latency_s"]),
+        energy_pj=float(res["energy_pj"]),
+        energy_breakdown_pj=breakdown,
+        traffic_bytes=traffic,
+        accesses=accesses,
+        utilization=util,
+        compute_cycles=float(res["compute_cycles"]),
+        transfer_cycles=dict(zip(st.levels, res["transfer_cycles"], strict=True)),
+        macs=float(res["macs"]),
+        padded_macs=float(res["padded_macs"]),
+        model="analytical",
+        mapping=mapping_to_dict(mapping) if mapping is not None else None,
+        notes={"unit": st.unit, "op_classes": list(st.classes)},
+    )
 
 
 def metrics_from_arrays(

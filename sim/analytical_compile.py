@@ -18,7 +18,7 @@ import numpy as np
 from mappers.mapping import (
     Mapping,
     MappingError,
-    einsum_op_classes,
+    einsum_op_weights,
     feeding_level,
     kept_tensors,
     loop_order,
@@ -75,6 +75,8 @@ class Structure:
     unit_kind: str
     dataflow: str
     classes: tuple[str, ...]
+    #: op class -> operations per iteration point
+    weights: dict[str, int]
     #: index of the level whose fan-out feeds a 2D array (-1 = none)
     array_level: int
     limit_kind: np.ndarray  # [nl] see compile_structure
@@ -143,7 +145,8 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
                 mc[k, lvl, :] = ~rel[t]
         rel_above[k, :c, :] = rel[t][None, :]
     unit = resolve_unit(einsum, arch, mapping)
-    classes = einsum_op_classes(einsum)
+    weights = einsum_op_weights(einsum)
+    classes = tuple(weights)
     for c in classes:
         if unit.ops_per_cycle.get(c, 0) <= 0:
             raise MappingError(f"compute unit {unit.name} cannot do {c} ops (needed by {einsum.name})")
@@ -182,6 +185,7 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
         unit_kind=unit.kind,
         dataflow=mapping.dataflow or unit.dataflow,
         classes=classes,
+        weights=weights,
         array_level=array_level,
         limit_kind=limit_kind,
         iteration_points=float(einsum.iteration_points),

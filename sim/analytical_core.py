@@ -128,7 +128,7 @@ def evaluate_arrays(
     # --- compute cycles -----------------------------------------------------
     cpp = 0.0
     for c in st.classes:
-        cpp = cpp + 1.0 / hw.rate[c]
+        cpp = cpp + st.weights[c] / hw.rate[c]
     cpp = np.asarray(cpp, dtype=float)
     t_all = _snap(np.exp(log_all_t))
     if st.array_level >= 0 and st.classes:
@@ -161,7 +161,7 @@ def evaluate_arrays(
         * per_word
     ).sum(axis=2)  # [N, nl]
     padded = _snap(np.exp(logt.sum(axis=(1, 2)) + logs.sum(axis=(1, 2))))
-    e_comp = {c: padded * hw.epj[c] for c in st.classes}
+    e_comp = {c: padded * st.weights[c] * hw.epj[c] for c in st.classes}
     latency_s = cycles / hw.clock_hz
     static_w = hw.static_w + (hw.leak * hw.instances).sum(axis=-1) + hw.unit_leak_w
     e_static = static_w * latency_s * 1e12
@@ -194,8 +194,9 @@ def evaluate_arrays(
         "reads": reads,
         "writes": writes,
         "updates": updates,
-        "padded_macs": padded,
-        "macs": np.full(n, st.iteration_points),
+        "padded_macs": padded * st.weights.get("mac", 0),
+        "macs": np.full(n, st.iteration_points * st.weights.get("mac", 0)),
+        "padded_points": padded,
         "utilization": np.clip(np.broadcast_to(util, (n,)), 0.0, 1.0),
         "valid": cap_ok & fan_ok & cover_ok,
         "capacity_need_bytes": need,

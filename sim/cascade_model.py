@@ -281,7 +281,10 @@ def schedule_from_fusion(
 def evaluate_schedule(cascade: Cascade, arch: Architecture, schedule: Schedule) -> Metrics:
     """Cost a scheduled cascade; returns the same Metrics as the per-Einsum model."""
     terms = arch_terms(arch)
-    if all(not g.pipelined and not g.streamed_rank for g in schedule.groups):
+    if all(
+        not g.pipelined and not g.streamed_rank and not g.buffer_bytes_per_tile
+        for g in schedule.groups
+    ):
         return _evaluate_generic(cascade, arch, schedule, terms)
     return _evaluate_grouped(cascade, arch, schedule, terms)
 
@@ -440,14 +443,20 @@ def _evaluate_grouped(
         reread_total += reread
         dram_bytes += g_dram
         buffer_bytes += g_buf
-        # intermediates inside the group: registers when producer and all
-        # consumers sit on one unit of a streamed group, else the buffer
+        # intermediates inside the group: DRAM when spilled, registers when
+        # producer and all consumers sit on one unit of a streamed group, else
+        # the buffer
         for e in members:
             t = e.output.tensor
             consumers = [x for x in members if x is not e and any(a.tensor == t for a in x.inputs)]
             if not consumers:
                 continue
             size = cascade.tensor(t).bytes
+            if schedule.residency.get(t) == "DRAM":
+                g_dram += size * (1 + len(consumers))
+                dram_bytes += size * (1 + len(consumers))
+                buffer_bytes += size * (1 + len(consumers))
+                continue
             same_unit = all(schedule.binding[x.name] == schedule.binding[e.name] for x in consumers)
             if g.streamed_rank and same_unit:
                 rf_bytes += size * (1 + len(consumers))

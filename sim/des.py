@@ -21,13 +21,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping as MappingABC
+from collections.abc import Iterable
+from collections.abc import Mapping as MappingABC
 from typing import Any
 
 from hw_models.arch import Architecture
 from mappers.mapping import Mapping
 from sim.des_engine import Engine
-from sim.des_nest import Buffer, DeadlockError, Nest, SimTimeLimitError, SimulationError, build_nest
+from sim.des_nest import (
+    Buffer,
+    DeadlockError,
+    Nest,
+    SimTimeLimitError,
+    SimulationError,
+    build_nest,
+)
 from sim.metrics import Metrics, TensorTraffic
 from workloads.ir import Einsum
 
@@ -49,7 +57,7 @@ STEADY_RTOL = 1e-6
 
 
 # ---------------------------------------------------------------------------
-# exact traffic of a whole nest (the same rule the engine follows tile by tile)
+# exact access counts of a whole nest (the rule the engine follows tile by tile)
 # ---------------------------------------------------------------------------
 
 
@@ -70,14 +78,50 @@ def buffer_transfers(b: Buffer, steps: int, full: int) -> tuple[int, int]:
     return n - _first_visits(b, steps, full), n
 
 
-def nest_traffic(nest: Nest, steps: int | None = None) -> dict[tuple[int, str], tuple[float, float]]:
-    """(level, tensor) -> (bytes fetched from the parent, bytes written back)."""
+def nest_accesses(nest: Nest, steps: int | None = None) -> dict[tuple[int, str], list[float]]:
+    """(level, tensor) -> [reads, writes, updates] in elements over ``steps`` steps."""
     s = nest.steps if steps is None else steps
-    out = {}
+    out: dict[tuple[int, str], list[float]] = {}
     for b in nest.buffers:
         f, w = buffer_transfers(b, s, nest.steps)
-        out[(b.level, b.tensor)] = (f * b.transfer_bytes, w * b.transfer_bytes)
+        xfer, fill = b.transfer_bytes / b.elem_bytes, b.fill_bytes / b.elem_bytes
+        ap = out.setdefault((b.parent, b.tensor), [0.0, 0.0, 0.0])
+        ac = out.setdefault((b.level, b.tensor), [0.0, 0.0, 0.0])
+        ap[0] += f * xfer
+        ap[1] += w * xfer
+        ac[1] += f * fill
+        ac[0] += w * fill
+    for key, (r, w, u) in nest.step_accesses.items():
+        o = out.setdefault(key, [0.0, 0.0, 0.0])
+        o[0] += r * s
+        o[1] += w * s
+        o[2] += u * s
     return out
+
+
+def port_bytes(nest: Nest, steps: int | None = None) -> dict[str, float]:
+    """Port key -> bytes over ``steps`` steps (transfers and the unit's own accesses)."""
+    s = nest.steps if steps is None else steps
+    out: dict[str, float] = {}
+    for b in nest.buffers:
+        f, w = buffer_transfers(b, s, nest.steps)
+        for key, nb in (
+            (b.parent_rd, f * b.transfer_bytes),
+            (b.child_wr, f * b.fill_bytes),
+            (b.child_rd, w * b.fill_bytes),
+            (b.parent_wr, w * b.transfer_bytes),
+        ):
+            out[key] = out.get(key, 0.0) + nb
+    for key, nb in nest.step_bytes.items():
+        out[key] = out.get(key, 0.0) + nb * s
+    return out
+
+
+def _add(into: dict, other: dict, scale: float = 1.0) -> None:
+    for k, v in other.items():
+        o = into.setdefault(k, [0.0, 0.0, 0.0])
+        for i in range(3):
+            o[i] += scale * v[i]
 
 
 # ---------------------------------------------------------------------------
@@ -94,6 +138,7 @@ def _choose_period(nest: Nest, max_period_steps: int) -> int:
 
 
 def _steady(bounds: list[float], k: int = 3) -> float | None:
+    """The period duration if the last ``k`` periods took the same time."""
     if len(bounds) < k + 1:
         return None
     d = [bounds[i + 1] - bounds[i] for i in range(len(bounds) - k - 1, len(bounds) - 1)]
@@ -110,102 +155,79 @@ def _steady(bounds: list[float], k: int = 3) -> float | None:
 # ---------------------------------------------------------------------------
 
 
-def _channel_bw(arch: Architecture) -> tuple[list[float], list[float]]:
-    rd, wr = [], []
-    for lv in arch.levels:
-        inst = max(1, lv.instances)
-        rd.append(lv.read_bw_bytes_per_cycle * inst)
-        wr.append(lv.write_bw_bytes_per_cycle * inst)
-    return rd, wr
-
-
 def _metrics(
     arch: Architecture,
     nests: list[Nest],
     cycles: float,
-    unit_busy: dict[str, float],
+    acc: dict[tuple[int, str], list[float]],
     notes: dict[str, Any],
-    mappings: dict[str, Mapping] | None,
+    mappings: MappingABC[str, Mapping] | None,
 ) -> Metrics:
+    """Metrics from simulated cycles and access counts, with the analytical
+    model's conventions: traffic = (reads + writes + 2 updates) x element
+    bytes; energy = actions x energy per word + ops x energy per op +
+    leakage x time; utilisation = useful work / (PEs x cycles)."""
     names = [lv.name for lv in arch.levels]
-    traffic: dict[str, dict[str, float]] = {n: {} for n in names}
-    acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
-    xfer_bytes_rd = [0.0] * len(names)
-    xfer_bytes_wr = [0.0] * len(names)
+    bits: dict[str, float] = {}
     for nest in nests:
-        for b in nest.buffers:
-            f, w = buffer_transfers(b, nest.steps, nest.steps)
-            wbits = b.transfer_bytes * 8 / max(b.transfer_words, 1e-30)
-            words = b.transfer_words
-            p, c = names[b.parent], names[b.level]
-            moved = (f + w) * b.transfer_bytes
-            for lvl in (p, c):
-                traffic[lvl][b.tensor] = traffic[lvl].get(b.tensor, 0.0) + moved
-            ap = acc[p].setdefault(b.tensor, [0.0, 0.0, 0.0, 0.0])
-            ac = acc[c].setdefault(b.tensor, [0.0, 0.0, 0.0, 0.0])
-            # parent: reads for fetches, writes (updates when partial) for write-backs
-            ap[0] += f * words
-            if b.is_output:
-                partial = f  # write-backs that update partial sums already there
-                ap[1] += (w - partial) * words
-                ap[2] += partial * words
-            ap[3] += moved
-            ac[1] += f * words
-            ac[0] += w * words
-            ac[3] += moved
-            xfer_bytes_rd[b.parent] += f * b.transfer_bytes
-            xfer_bytes_wr[b.parent] += w * b.transfer_bytes
-            del wbits
-    rd_bw, wr_bw = _channel_bw(arch)
-    transfer_cycles = {}
-    for i, lv in enumerate(arch.levels):
-        if lv.shared_bw:
-            tc = (xfer_bytes_rd[i] + xfer_bytes_wr[i]) / rd_bw[i] if rd_bw[i] else 0.0
-        else:
-            tc = max(
-                xfer_bytes_rd[i] / rd_bw[i] if rd_bw[i] else 0.0,
-                xfer_bytes_wr[i] / wr_bw[i] if wr_bw[i] else 0.0,
-            )
-        transfer_cycles[lv.name] = tc
-    # energy: actions x energy per action (per word of the level), compute
-    # ops x energy per op, leakage x time
+        bits.update(nest.tensor_bits)
+    traffic: dict[str, dict[str, float]] = {n: {} for n in names}
+    accesses: dict[str, dict[str, TensorTraffic]] = {n: {} for n in names}
     energy: dict[str, float] = {}
-    for i, lv in enumerate(arch.levels):
-        e = 0.0
-        for rec in acc[lv.name].values():
-            word_scale = 1.0
-            e += (rec[0] + rec[2]) * lv.read_energy_pj_per_word * word_scale
-            e += (rec[1] + rec[2]) * lv.write_energy_pj_per_word * word_scale
-        if e:
-            energy[lv.name] = e
-    macs = 0.0
-    padded = 0.0
-    compute_cycles = 0.0
+    for (lvl, t), (r, w, u) in sorted(acc.items()):
+        if r == 0 and w == 0 and u == 0:
+            continue
+        lv = arch.levels[lvl]
+        eb = bits.get(t, 16.0) / 8
+        nbytes = (r + w + 2 * u) * eb
+        traffic[lv.name][t] = nbytes
+        accesses[lv.name][t] = TensorTraffic(reads=r, writes=w, updates=u, bytes=nbytes)
+        per_word = eb * 8 / lv.word_bits
+        e = (
+            r * lv.read_energy_pj_per_word
+            + w * lv.write_energy_pj_per_word
+            + u * (lv.read_energy_pj_per_word + lv.write_energy_pj_per_word)
+        ) * per_word
+        energy[lv.name] = energy.get(lv.name, 0.0) + e
+    # transfer cycles: every port's bytes over its bandwidth, as if alone
+    port_cycles: dict[str, float] = {}
+    for nest in nests:
+        for key, nb in port_bytes(nest).items():
+            port_cycles[key] = port_cycles.get(key, 0.0) + nb / nest.channel_bw[key]
+    transfer_cycles = dict.fromkeys(names, 0.0)
+    for key, c in port_cycles.items():
+        lvl = key.rsplit(".", 1)[0] if "@" not in key else key.split("@")[0].rsplit(".", 1)[0]
+        transfer_cycles[lvl] = max(transfer_cycles.get(lvl, 0.0), c)
+    macs = padded = compute_cycles = 0.0
+    work: dict[str, float] = {}
     for nest in nests:
         cu = arch.unit(nest.unit)
         macs += nest.macs
         padded += nest.padded_macs
-        compute_cycles += nest.steps * nest.cycles_per_step
-        for op in _op_classes(nest):
+        compute_cycles += nest.compute_cycles
+        cpp = sum(1.0 / cu.ops_per_cycle[op] for op in nest.op_classes)
+        work[cu.name] = work.get(cu.name, 0.0) + nest.macs * cpp / max(cu.pes, 1)
+        for op in nest.op_classes:
             key = f"{cu.name}.{op}"
             energy[key] = energy.get(key, 0.0) + nest.padded_macs * cu.energy_pj_per_op.get(op, 0.0)
     latency_s = cycles / arch.clock_hz if arch.clock_hz else 0.0
-    static = arch.leakage_w if hasattr(arch, "leakage_w") else arch.static_power_w
-    if static:
-        energy["static"] = static * latency_s * 1e12
-    util = {cu.name: (unit_busy.get(cu.name, 0.0) / cycles if cycles else 0.0) for cu in arch.compute}
-    accesses = {
-        lvl: {t: TensorTraffic(reads=r[0], writes=r[1], updates=r[2], bytes=r[3]) for t, r in d.items()}
-        for lvl, d in acc.items()
+    static_w = (
+        arch.static_power_w
+        + sum(lv.leakage_w * lv.instances for lv in arch.levels)
+        + sum(cu.leakage_w for cu in arch.compute)
+    )
+    energy["static"] = static_w * latency_s * 1e12
+    util = {
+        cu.name: (min(1.0, work.get(cu.name, 0.0) / cycles) if cycles else 0.0)
+        for cu in arch.compute
     }
-    mapping_dict = None
+    mapping_dict: dict[str, Any] | None = None
     if mappings:
-        try:
-            from mappers.mapping import mapping_to_dict
+        from mappers.mapping import mapping_to_dict
 
-            mapping_dict = {k: mapping_to_dict(m) for k, m in mappings.items()}
-        except ImportError:  # pragma: no cover - older mappers
-            mapping_dict = None
+        mapping_dict = {k: mapping_to_dict(m) for k, m in mappings.items()}
+        if len(mapping_dict) == 1:
+            mapping_dict = next(iter(mapping_dict.values()))
     return Metrics(
         cycles=cycles,
         latency_s=latency_s,
@@ -222,13 +244,6 @@ def _metrics(
         mapping=mapping_dict,
         notes=notes,
     )
-
-
-_OPS: dict[str, tuple[str, ...]] = {}
-
-
-def _op_classes(nest: Nest) -> tuple[str, ...]:
-    return _OPS.get(nest.einsum, ("mac",))
 
 
 # ---------------------------------------------------------------------------
@@ -257,16 +272,14 @@ def _run(
     return eng
 
 
-def _default_bound(arch: Architecture, nests: list[Nest]) -> float:
-    """A generous bound on simulated cycles: 10x the fully serial execution."""
-    rd, wr = _channel_bw(arch)
+def default_bound(nests: list[Nest]) -> float:
+    """A generous bound on simulated cycles: 10x fully serial execution
+    (every step and every transfer one after another, each alone)."""
     serial = 0.0
     for nest in nests:
-        serial += nest.steps * nest.cycles_per_step
-        for b in nest.buffers:
-            f, w = buffer_transfers(b, nest.steps, nest.steps)
-            bw = min(rd[b.parent], wr[b.parent]) or 1e-30
-            serial += (f + w) * b.transfer_bytes / bw
+        serial += nest.compute_cycles
+        for key, nb in port_bytes(nest).items():
+            serial += nb / nest.channel_bw[key]
     return 10.0 * serial + 1e6
 
 
@@ -280,40 +293,38 @@ def simulate_nests(
     timeline_limit: int = 0,
     max_period_steps: int = 2048,
     min_prefix_periods: int = 8,
-    mappings: dict[str, Mapping] | None = None,
+    mappings: MappingABC[str, Mapping] | None = None,
 ) -> Metrics:
     """Simulate already-built nests (one per Einsum) and return Metrics."""
     deps = deps or {}
-    bound = max_cycles if max_cycles is not None else _default_bound(arch, nests)
+    bound = max_cycles if max_cycles is not None else default_bound(nests)
     wall0 = time.perf_counter()
     total_steps = sum(n.steps for n in nests)
-    steady_note: dict[str, Any] = {"used": False, "full_sim": True}
-    # Steady-state extrapolation only for one Einsum on its own; a cascade
-    # is extrapolated Einsum by Einsum only when it is a chain (each Einsum
-    # waits for the previous one), where times add up.
     if full_sim or total_steps <= FULL_SIM_STEPS:
         eng = _run(arch, nests, deps, {}, {}, bound, timeline_limit)
         cycles = max((es.t_end for es in eng.einsums.values()), default=0.0)
-        busy = {u.name: u.busy_cycles for u in eng.units.values()}
-        events = eng.events
-        notes: dict[str, Any] = {}
+        acc = eng.accesses()
+        steady_note: dict[str, Any] = {"used": False, "full_sim": True}
     else:
-        cycles, busy, events, steady_note, eng = _extrapolated(
+        cycles, acc, steady_note, eng = _extrapolated(
             arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods
         )
-        notes = {}
     wall = time.perf_counter() - wall0
-    notes["steady_state"] = steady_note
-    notes["events"] = events
-    notes["wall_s"] = wall
-    notes["events_per_s"] = events / wall if wall > 0 else 0.0
+    notes: dict[str, Any] = {
+        "steady_state": steady_note,
+        "events": eng.events,
+        "wall_s": wall,
+        "events_per_s": eng.events / wall if wall > 0 else 0.0,
+        "unit_busy_cycles": {u.name: u.busy_cycles for u in eng.units.values()},
+    }
     if timeline_limit:
         notes["timeline"] = {
             "clock_hz": arch.clock_hz,
-            "slices": [list(s) for s in eng.timeline.slices],
+            "slices": [list(x) for x in eng.timeline.slices],
             "dropped": eng.timeline.dropped,
+            "simulated_cycles": max((es.t_end for es in eng.einsums.values()), default=0.0),
         }
-    return _metrics(arch, nests, cycles, busy, notes, mappings)
+    return _metrics(arch, nests, cycles, acc, notes, mappings)
 
 
 def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods):
@@ -324,98 +335,87 @@ def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, mi
         steps = {}
         for n in nests:
             p = periods[n.einsum]
-            if p:
-                steps[n.einsum] = min(n.steps, nper[n.einsum] * p)
-            else:
-                steps[n.einsum] = min(n.steps, MAX_PREFIX_STEPS)
+            steps[n.einsum] = min(n.steps, nper[n.einsum] * p if p else MAX_PREFIX_STEPS)
         eng = _run(arch, nests, deps, steps, periods, bound, timeline_limit)
         retry = False
         for n in nests:
             es = eng.einsums[n.einsum]
             p = periods[n.einsum]
             if p and es.steps < n.steps and _steady(es.boundaries) is None:
-                if (2 * nper[n.einsum]) * p <= MAX_PREFIX_STEPS:
+                if 2 * nper[n.einsum] * p <= MAX_PREFIX_STEPS:
                     nper[n.einsum] *= 2
                     retry = True
         if not retry:
             break
-    rd, wr = _channel_bw(arch)
-    # extrapolate each Einsum's own duration, then compose them along the
-    # dependency order (Einsums on different units overlap when independent)
+    acc = eng.accesses()
     extra: dict[str, float] = {}
     per_einsum: dict[str, dict[str, Any]] = {}
-    busy = {u.name: u.busy_cycles for u in eng.units.values()}
     for n in nests:
         es = eng.einsums[n.einsum]
-        remaining_steps = n.steps - es.steps
-        if remaining_steps <= 0:
+        remaining = n.steps - es.steps
+        if remaining <= 0:
             extra[n.einsum] = 0.0
-            per_einsum[n.einsum] = {"simulated_steps": es.steps, "total_steps": n.steps, "extrapolated": False}
+            per_einsum[n.einsum] = {
+                "simulated_steps": es.steps,
+                "total_steps": n.steps,
+                "extrapolated": False,
+            }
             continue
+        # the rest of the nest's accesses, counted exactly
+        _add(acc, nest_accesses(n))
+        _add(acc, nest_accesses(n, es.steps), -1.0)
         p = periods[n.einsum]
-        d = _steady(es.boundaries) if p else None
+        b = es.boundaries
+        d = _steady(b) if p else None
         steady = d is not None
         if d is None:
-            # no steady state reached: the mean rate over the second half of the prefix
-            b = es.boundaries
+            # no steady state within the budget: the mean period of the
+            # second half of the prefix
             if p and len(b) >= 2:
                 h = len(b) // 2
-                d = (b[-1] - b[h - 1]) / (len(b) - h) if len(b) > h else b[-1] / len(b)
+                d = (b[-1] - b[h - 1]) / (len(b) - h)
             else:
                 d = (es.t_end - es.t_start) / max(es.steps, 1) * (p or 1)
-        rem_periods = remaining_steps / (p or 1)
-        t = rem_periods * d
-        # never below what the remaining transfers and steps need
-        full = nest_traffic(n)
-        part = nest_traffic(n, es.steps)
-        by_ch: dict[tuple[int, str], float] = {}
-        for b in n.buffers:
-            f1, w1 = full[(b.level, b.tensor)]
-            f0, w0 = part[(b.level, b.tensor)]
-            lv = arch.levels[b.parent]
-            kr = (b.parent, "rw" if lv.shared_bw else "r")
-            kw = (b.parent, "rw" if lv.shared_bw else "w")
-            by_ch[kr] = by_ch.get(kr, 0.0) + (f1 - f0)
-            by_ch[kw] = by_ch.get(kw, 0.0) + (w1 - w0)
-        bw_floor = 0.0
-        for (lvl, kind), nbytes in by_ch.items():
-            bw = wr[lvl] if kind == "w" else rd[lvl]
-            if bw > 0:
-                bw_floor = max(bw_floor, nbytes / bw)
-        t = max(t, bw_floor, remaining_steps * n.cycles_per_step)
+        t = remaining / (p or 1) * d
+        # never below what the remaining bytes need on any port, nor the
+        # remaining steps on the unit
+        full, part = port_bytes(n), port_bytes(n, es.steps)
+        floor = max(((full[k] - part.get(k, 0.0)) / n.channel_bw[k] for k in full), default=0.0)
+        floor = max(floor, remaining * n.cycles_per_step)
+        bound_by_bw = floor > t * (1 + 1e-9)
+        t = max(t, floor)
         extra[n.einsum] = t
-        busy[n.unit] = busy.get(n.unit, 0.0) + remaining_steps * n.cycles_per_step
         per_einsum[n.einsum] = {
             "simulated_steps": es.steps,
             "total_steps": n.steps,
             "period_steps": p,
-            "periods_simulated": len(es.boundaries),
+            "periods_simulated": len(b),
             "period_cycles": d,
             "steady": steady,
             "extrapolated": True,
+            "raised_to_bandwidth_floor": bound_by_bw,
         }
-    # compose: an Einsum's end moves by its own extra time plus the largest
-    # shift among the Einsums it waits for
+    # compose: an Einsum ends later by its own extra time plus the largest
+    # delay of what it waits for (the Einsums it depends on, and the one
+    # before it on its unit)
     shift: dict[str, float] = {}
-    order = _topo(nests, deps)
     unit_shift: dict[str, float] = {}
-    for name in order:
+    for name in _topo(nests, deps):
         es = eng.einsums[name]
-        s0 = max([shift[d] for d in deps.get(name, ())] + [unit_shift.get(es.unit, 0.0)])
+        s0 = max([shift[x] for x in deps.get(name, ())] + [unit_shift.get(es.unit, 0.0)])
         shift[name] = s0 + extra[name]
         unit_shift[es.unit] = shift[name]
-    cycles = max(eng.einsums[n].t_end + shift[n] for n in order)
+    cycles = max(eng.einsums[x].t_end + shift[x] for x in shift)
     note = {
         "used": any(v.get("extrapolated") for v in per_einsum.values()),
         "full_sim": False,
         "all_steady": all(v.get("steady", True) for v in per_einsum.values()),
         "einsums": per_einsum,
     }
-    return cycles, busy, eng.events, note, eng
+    return cycles, acc, note, eng
 
 
 def _topo(nests: list[Nest], deps: MappingABC[str, Iterable[str]]) -> list[str]:
-    names = [n.einsum for n in nests]
     seen: set[str] = set()
     out: list[str] = []
 
@@ -427,9 +427,20 @@ def _topo(nests: list[Nest], deps: MappingABC[str, Iterable[str]]) -> list[str]:
             visit(d)
         out.append(x)
 
-    for x in names:
-        visit(x)
+    for n in nests:
+        visit(n.einsum)
     return out
+
+
+def _analytical_compute_cycles(
+    einsum: Einsum, arch: Architecture, mapping: Mapping
+) -> float | None:
+    """The analytical model's compute cycles (with systolic fill and drain)."""
+    try:
+        from sim.analytical import evaluate
+    except ImportError:  # pragma: no cover - analytical model absent
+        return None
+    return evaluate(einsum, arch, mapping, check=False).compute_cycles
 
 
 def simulate(
@@ -441,18 +452,24 @@ def simulate(
     max_cycles: float | None = None,
     timeline_limit: int = 0,
     max_period_steps: int = 2048,
+    check: bool = True,
 ) -> Metrics:
     """Simulate one mapped Einsum; returns Metrics with ``model="des"``.
 
     ``full_sim`` simulates every tile (no steady-state extrapolation);
     ``max_cycles`` bounds simulated time (default: 10x fully serial
     execution); ``timeline_limit`` > 0 records up to that many timeline
-    slices (for :mod:`sim.trace`).
+    slices (for :mod:`sim.trace`). ``check`` validates the mapping first
+    (an unchecked mapping whose tiles do not fit may deadlock, which is
+    reported as :class:`DeadlockError`).
     """
-    nest = build_nest(einsum, arch, mapping)
-    from mappers.mapping import einsum_op_classes
+    if check:
+        from mappers.mapping import validate
 
-    _OPS[nest.einsum] = einsum_op_classes(einsum)
+        validate(mapping, einsum, arch)
+    nest = build_nest(
+        einsum, arch, mapping, compute_cycles=_analytical_compute_cycles(einsum, arch, mapping)
+    )
     return simulate_nests(
         arch,
         [nest],
@@ -473,27 +490,30 @@ def simulate_cascade(
     full_sim: bool = False,
     max_cycles: float | None = None,
     timeline_limit: int = 0,
+    check: bool = True,
 ) -> Metrics:
     """Simulate a cascade: one mapping per Einsum, dependencies from the DAG.
 
-    An Einsum starts when the Einsums producing its inputs have finished.
-    Intermediates whose residency in ``schedule`` is an on-chip level (or,
-    without a schedule, none) are handed over on chip: the consumer does not
-    fetch them from DRAM and the producer does not write them there.
+    An Einsum starts when the Einsums producing its inputs have finished;
+    Einsums bound to different units overlap when independent, and share
+    the ports they both use. Intermediates whose residency in ``schedule``
+    is an on-chip level are handed over on chip: the producer does not write
+    them to the outermost level and the consumer does not fetch them from
+    it. Without a schedule every intermediate goes through the outermost
+    level (unfused).
     """
-    from mappers.mapping import einsum_op_classes
-
-    einsums = list(cascade.einsums)
-    order = list(schedule.order) if schedule is not None else [e.name for e in einsums]
+    einsums = _cascade_einsums(cascade)
     by_name = {e.name: e for e in einsums}
+    order = list(schedule.order) if schedule is not None else [e.name for e in einsums]
     producer: dict[str, str] = {}
     for e in einsums:
         producer.setdefault(e.output.tensor, e.name)
-    residency = dict(getattr(schedule, "residency", {}) or {})
-    binding = dict(getattr(schedule, "binding", {}) or {})
+    residency = dict(getattr(schedule, "residency", None) or {})
+    binding = dict(getattr(schedule, "binding", None) or {})
     on_chip = {t for t, lv in residency.items() if lv != arch.levels[0].name}
     nests = []
     deps: dict[str, set[str]] = {}
+    used: dict[str, Mapping] = {}
     for name in order:
         e = by_name[name]
         m = mappings.get(name)
@@ -503,13 +523,29 @@ def simulate_cascade(
             from dataclasses import replace
 
             m = replace(m, unit=binding[name])
-        fused_in = frozenset(a.tensor for a in e.inputs if a.tensor in on_chip and a.tensor in producer)
-        nest = build_nest(e, arch, m, on_chip_inputs=fused_in)
+        if check:
+            from mappers.mapping import validate
+
+            validate(m, e, arch)
+        used[name] = m
+        fused_in = frozenset(
+            a.tensor for a in e.inputs if a.tensor in on_chip and a.tensor in producer
+        )
+        nest = build_nest(
+            e,
+            arch,
+            m,
+            on_chip_inputs=fused_in,
+            compute_cycles=_analytical_compute_cycles(e, arch, m),
+        )
         if e.output.tensor in on_chip:
             nest = _output_on_chip(nest)
-        _OPS[nest.einsum] = einsum_op_classes(e)
         nests.append(nest)
-        deps[name] = {producer[a.tensor] for a in e.inputs if a.tensor in producer and producer[a.tensor] != name}
+        deps[name] = {
+            producer[a.tensor]
+            for a in e.inputs
+            if a.tensor in producer and producer[a.tensor] != name
+        }
     return simulate_nests(
         arch,
         nests,
@@ -517,17 +553,27 @@ def simulate_cascade(
         full_sim=full_sim,
         max_cycles=max_cycles,
         timeline_limit=timeline_limit,
-        mappings=dict(mappings),
+        mappings=used,
     )
 
 
+def _cascade_einsums(cascade: Any) -> list[Einsum]:
+    for attr in ("topo_order", "ordered_einsums"):
+        f = getattr(cascade, attr, None)
+        if callable(f):
+            return list(f())
+    es = cascade.einsums
+    return list(es.values()) if isinstance(es, dict) else list(es)
+
+
 def _output_on_chip(nest: Nest) -> Nest:
-    """A fused output stays on chip: drop its write-back to the outermost level."""
+    """A fused output stays on chip: its write-back to the outermost level
+    moves nothing (the consumer reads it where it is)."""
     from dataclasses import replace
 
     bufs = []
     for b in nest.buffers:
         if b.is_output and b.parent == 0:
-            b = replace(b, transfer_bytes=0.0, transfer_words=0.0)
+            b = replace(b, transfer_bytes=0.0, fill_bytes=0.0)
         bufs.append(b)
     return replace(nest, buffers=tuple(bufs))

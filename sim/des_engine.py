@@ -27,6 +27,7 @@ tile it waits for. A bound on simulated cycles raises
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,9 +35,7 @@ import simpy
 from simpy.events import Event
 
 from hw_models.arch import Architecture
-from sim.des_nest import Buffer, DeadlockError, Nest, SimTimeLimitError
-
-_EPS = 1e-9
+from sim.des_nest import Buffer, DeadlockError, Nest, SimTimeLimitError, SimulationError
 
 
 @dataclass
@@ -55,91 +54,172 @@ class Timeline:
             self.dropped += 1
 
 
-class Channel:
-    """A bandwidth-limited port shared fairly by the transfers in flight."""
+class Port:
+    """A bandwidth-limited port (a level's read or write side, or a compute unit)."""
 
-    __slots__ = ("eng", "name", "bw", "active", "t_last", "version", "busy_cycles", "bytes")
+    __slots__ = ("name", "bw", "jobs", "t_last", "busy_cycles")
 
-    def __init__(self, eng: Engine, name: str, bw_bytes_per_cycle: float) -> None:
-        self.eng = eng
+    def __init__(self, name: str, bw: float) -> None:
         self.name = name
-        self.bw = bw_bytes_per_cycle
-        #: transfer id -> [remaining bytes, callback]
-        self.active: dict[int, list] = {}
+        self.bw = bw
+        self.jobs: set[Job] = set()
         self.t_last = 0.0
-        self.version = 0
         self.busy_cycles = 0.0
-        self.bytes = 0.0
 
-    def _advance(self) -> None:
-        now = self.eng.env.now
-        dt = now - self.t_last
-        if dt > 0 and self.active:
-            dec = dt * self.bw / len(self.active)
-            for rec in self.active.values():
-                rec[0] -= dec
-            self.busy_cycles += dt
+    def touch(self, now: float) -> None:
+        if self.jobs:
+            self.busy_cycles += now - self.t_last
         self.t_last = now
 
-    def start(self, nbytes: float, done: Callable[[], None]) -> None:
-        self._advance()
-        self.eng.tid += 1
-        self.active[self.eng.tid] = [nbytes, done]
-        self.bytes += nbytes
-        self._reschedule()
 
-    def _reschedule(self) -> None:
-        self.version += 1
-        if not self.active:
-            return
-        m = min(rec[0] for rec in self.active.values())
-        delay = max(m, 0.0) * len(self.active) / self.bw
-        self.eng.at(delay, self._timer, self.version)
+class Job:
+    """A transfer or a tile compute: work (cycles at full rate) on some ports."""
 
-    def _timer(self, version: int) -> None:
-        if version != self.version:
+    __slots__ = ("work", "rem", "t", "speed", "ver", "done")
+
+    def __init__(self, work: list[tuple[Port, float]], done: Callable[[], None]) -> None:
+        self.work = work
+        self.rem = 1.0
+        self.t = 0.0
+        self.speed = 0.0
+        self.ver = 0
+        self.done = done
+
+
+class Fabric:
+    """Fair sharing of ports: a job on ports with ``n_k`` jobs each progresses
+    at ``1 / max_k(work_k * n_k)`` of itself per cycle (each port splits its
+    bandwidth equally; the most loaded port limits the job). Exact for one
+    job per port and for jobs that share one port (processor sharing)."""
+
+    def __init__(self, eng: Engine) -> None:
+        self.eng = eng
+
+    def start(self, work: list[tuple[Port, float]], done: Callable[[], None]) -> None:
+        eng = self.eng
+        work = [(p, w) for p, w in work if w > 0]
+        if not work:
+            eng.at(0.0, done)
             return
-        self._advance()
-        finished = [k for k, rec in self.active.items() if rec[0] <= _EPS * max(1.0, abs(rec[0])) + 1e-6]
-        callbacks = [self.active.pop(k)[1] for k in finished]
-        self._reschedule()
-        for cb in callbacks:
-            cb()
+        job = Job(work, done)
+        now = eng.env.now
+        job.t = now
+        affected: set[Job] = set()
+        for p, _ in work:
+            p.touch(now)
+            affected |= p.jobs
+        self._advance(affected, now)
+        for p, _ in work:
+            p.jobs.add(job)
+        affected.add(job)
+        self._reschedule(affected, now)
+
+    @staticmethod
+    def _advance(jobs: set[Job], now: float) -> None:
+        for j in jobs:
+            j.rem -= (now - j.t) * j.speed
+            j.t = now
+
+    def _reschedule(self, jobs: set[Job], now: float) -> None:
+        at = self.eng.at
+        for j in jobs:
+            m = 0.0
+            for p, w in j.work:
+                x = w * len(p.jobs)
+                if x > m:
+                    m = x
+            j.speed = 1.0 / m
+            j.ver += 1
+            at(max(j.rem, 0.0) * m, self._finish, j, j.ver)
+
+    def _finish(self, job: Job, ver: int) -> None:
+        if ver != job.ver:
+            return  # superseded by a later rate change
+        now = self.eng.env.now
+        affected: set[Job] = set()
+        for p, _ in job.work:
+            p.touch(now)
+            p.jobs.discard(job)
+            affected |= p.jobs
+        self._advance(affected, now)
+        self._reschedule(affected, now)
+        job.done()
 
 
 class _BufState:
     """Run-time state of one buffer (tensor at a level) of one Einsum."""
 
     __slots__ = (
-        "buf", "es", "idx", "ntiles", "allocated", "released", "arrived", "ready",
-        "queue", "busy", "children", "parent", "fetch_ch", "wb_ch", "track",
-        "wb_done", "cap_key",
+        "buf",
+        "es",
+        "ntiles",
+        "allocated",
+        "released",
+        "arrived",
+        "ready",
+        "queue",
+        "busy",
+        "wqueue",
+        "wbusy",
+        "children",
+        "parent",
+        "fetch_work",
+        "wb_work",
+        "track",
+        "wb_done",
+        "acc_p",
+        "acc_c",
+        "xfer_el",
+        "fill_el",
     )
 
-    def __init__(self, buf: Buffer, es: _EinsumState, idx: int, steps: int) -> None:
+    def __init__(self, buf: Buffer, es: _EinsumState, steps: int) -> None:
         self.buf = buf
         self.es = es
-        self.idx = idx
         self.ntiles = buf.tiles(steps)
         self.allocated = 0  # tiles given a slot
         self.released = 0  # tiles whose slot was freed
         self.arrived = 0  # tiles 0..arrived-1 are present
         self.ready: set[int] = set()  # present tiles beyond `arrived` (out of order)
-        self.queue: list[tuple] = []  # DMA engine queue: (kind, tile, nbytes)
+        #: fetch (read) DMA engine: queue of tiles, busy flag
+        self.queue: deque[int] = deque()
         self.busy = False
+        #: write-back DMA engine (outputs)
+        self.wqueue: deque[int] = deque()
+        self.wbusy = False
         self.children: list[_BufState] = []
         self.parent: _BufState | None = None
         self.wb_done = 0  # output tiles written back
         self.track = ""
-        self.fetch_ch: Channel | None = None
-        self.wb_ch: Channel | None = None
-        self.cap_key = ""
+        self.fetch_work: list[tuple[Port, float]] = []
+        self.wb_work: list[tuple[Port, float]] = []
+        #: [reads, writes, updates] in elements at the parent and at this level
+        self.acc_p = [0.0, 0.0, 0.0]
+        self.acc_c = [0.0, 0.0, 0.0]
+        self.xfer_el = buf.transfer_bytes / buf.elem_bytes
+        self.fill_el = buf.fill_bytes / buf.elem_bytes
 
 
 class _EinsumState:
-    __slots__ = ("nest", "steps", "bufs", "leaves", "next_step", "done_steps", "started",
-                 "finished", "deps", "dependents", "t_start", "t_end", "unit", "period",
-                 "boundaries", "bytes_by")
+    __slots__ = (
+        "nest",
+        "steps",
+        "bufs",
+        "leaves",
+        "next_step",
+        "done_steps",
+        "started",
+        "finished",
+        "deps",
+        "dependents",
+        "t_start",
+        "t_end",
+        "unit",
+        "period",
+        "boundaries",
+        "step_work",
+        "track",
+    )
 
     def __init__(self, nest: Nest, steps: int) -> None:
         self.nest = nest
@@ -157,20 +237,22 @@ class _EinsumState:
         self.unit = nest.unit
         #: steps per period for steady-state detection (0 = off)
         self.period = 0
+        #: times at which each period's last step finished computing
         self.boundaries: list[float] = []
-        #: (level index, tensor) -> [read bytes at parent, bytes written to parent]
-        self.bytes_by: dict[tuple[int, str], list[float]] = {}
+        self.step_work: list[tuple[Port, float]] = []
+        self.track = ""
 
 
 class _Unit:
-    __slots__ = ("name", "queue", "busy", "busy_cycles", "current")
+    __slots__ = ("name", "queue", "busy", "busy_cycles", "current", "port")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, port: Port) -> None:
         self.name = name
         self.queue: list[_EinsumState] = []
         self.busy = False
         self.busy_cycles = 0.0
         self.current: _EinsumState | None = None
+        self.port = port
 
 
 class Engine:
@@ -185,33 +267,18 @@ class Engine:
     ) -> None:
         self.arch = arch
         self.env = simpy.Environment()
+        self.fabric = Fabric(self)
         self.max_cycles = max_cycles
-        self.tid = 0
+        #: tile transfers and tile computes completed
         self.events = 0
         self.timeline = Timeline(limit=timeline_limit)
         self.record = timeline_limit > 0
-        self.channels: dict[str, Channel] = {}
-        self.read_ch: list[Channel] = []
-        self.write_ch: list[Channel] = []
-        for lv in arch.levels:
-            inst = max(1, lv.instances)
-            if lv.shared_bw:
-                ch = Channel(self, f"{lv.name}", lv.read_bw_bytes_per_cycle * inst)
-                self.channels[ch.name] = ch
-                self.read_ch.append(ch)
-                self.write_ch.append(ch)
-            else:
-                rd = Channel(self, f"{lv.name}.read", lv.read_bw_bytes_per_cycle * inst)
-                wr = Channel(self, f"{lv.name}.write", lv.write_bw_bytes_per_cycle * inst)
-                self.channels[rd.name] = rd
-                self.channels[wr.name] = wr
-                self.read_ch.append(rd)
-                self.write_ch.append(wr)
+        self.ports: dict[str, Port] = {}
         self.capacity = [lv.capacity_bytes for lv in arch.levels]
         self.used = [0.0 for _ in arch.levels]
         #: buffers waiting for capacity at a level
         self.cap_wait: list[list[_BufState]] = [[] for _ in arch.levels]
-        self.units: dict[str, _Unit] = {cu.name: _Unit(cu.name) for cu in arch.compute}
+        self.units: dict[str, _Unit] = {}
         self.einsums: dict[str, _EinsumState] = {}
 
     # -- event plumbing -------------------------------------------------
@@ -223,48 +290,76 @@ class Engine:
         ev.callbacks.append(lambda _e: fn(*args))
         self.env.schedule(ev, delay=delay)
 
+    def port(self, key: str, bw: float) -> Port:
+        p = self.ports.get(key)
+        if p is None:
+            p = self.ports[key] = Port(key, bw)
+        return p
+
     # -- set-up -----------------------------------------------------------
-    def add(self, nest: Nest, *, steps: int | None = None, deps: tuple[str, ...] = (), period: int = 0) -> None:
+    def add(
+        self, nest: Nest, *, steps: int | None = None, deps: tuple[str, ...] = (), period: int = 0
+    ) -> None:
         """Add an Einsum; ``steps`` truncates it (for steady-state runs)."""
         s = nest.steps if steps is None else steps
         es = _EinsumState(nest, s)
         es.period = period
         es.deps = set(deps)
+        bw = nest.channel_bw
         by_tensor: dict[str, _BufState] = {}
-        for i, b in enumerate(nest.buffers):
-            st = _BufState(b, es, i, s)
+        names = nest.level_names
+        for b in nest.buffers:
+            st = _BufState(b, es, s)
             st.parent = by_tensor.get(b.tensor)
             if st.parent is not None:
                 st.parent.children.append(st)
             by_tensor[b.tensor] = st
-            st.fetch_ch = self.read_ch[b.parent]
-            st.wb_ch = self.write_ch[b.parent]
-            st.track = f"{nest.einsum}: DMA {nest.level_names[b.parent]}->{nest.level_names[b.level]} {b.tensor}"
+            st.fetch_work = [
+                (self.port(b.parent_rd, bw[b.parent_rd]), b.transfer_bytes / bw[b.parent_rd]),
+                (self.port(b.child_wr, bw[b.child_wr]), b.fill_bytes / bw[b.child_wr]),
+            ]
+            st.wb_work = [
+                (self.port(b.child_rd, bw[b.child_rd]), b.fill_bytes / bw[b.child_rd]),
+                (self.port(b.parent_wr, bw[b.parent_wr]), b.transfer_bytes / bw[b.parent_wr]),
+            ]
+            st.track = f"{nest.einsum}: DMA {names[b.parent]}->{names[b.level]} {b.tensor}"
             es.bufs.append(st)
-            es.bytes_by[(b.level, b.tensor)] = [0.0, 0.0]
-        es.leaves = [by_tensor[t] for t, lv in nest.leaf.items() if t in by_tensor and by_tensor[t].buf.level == lv]
-        if nest.unit not in self.units:
-            self.units[nest.unit] = _Unit(nest.unit)
+        es.leaves = [
+            by_tensor[t]
+            for t, lv in nest.leaf.items()
+            if t in by_tensor and by_tensor[t].buf.level == lv
+        ]
+        unit = self.units.get(nest.unit)
+        if unit is None:
+            unit = self.units[nest.unit] = _Unit(nest.unit, Port(f"unit {nest.unit}", 1.0))
+        es.step_work = [(unit.port, nest.cycles_per_step)] + [
+            (self.port(k, bw[k]), v / bw[k]) for k, v in nest.step_bytes.items() if v > 0
+        ]
+        es.track = f"unit {nest.unit}"
         self.einsums[nest.einsum] = es
-        self.units[nest.unit].queue.append(es)
+        unit.queue.append(es)
 
     def run(self) -> float:
         for es in self.einsums.values():
             for d in es.deps:
+                if d not in self.einsums:
+                    raise SimulationError(f"{es.nest.einsum} depends on unknown Einsum {d}")
                 self.einsums[d].dependents.append(es)
-        for es in self.einsums.values():
+        for es in list(self.einsums.values()):
             if not es.deps:
                 self._start_einsum(es)
         # the bound on simulated time: a finite horizon even if events loop
         horizon = self.max_cycles
-        while self.env._queue:
-            if self.env.peek() > horizon:
+        env = self.env
+        queue = env._queue
+        step = env.step
+        while queue:
+            if queue[0][0] > horizon:
                 raise SimTimeLimitError(
                     f"simulated time passed the bound of {horizon:.6g} cycles "
                     f"({self._progress()}); raise max_cycles or check the mapping"
                 )
-            self.env.step()
-            self.events += 1
+            step()
         unfinished = [es for es in self.einsums.values() if not es.finished]
         if unfinished:
             raise DeadlockError(self._deadlock_message(unfinished[0]))
@@ -314,11 +409,11 @@ class Engine:
             i = st.allocated
             st.allocated += 1
             if not b.is_output or b.revisited(i):
-                self._dma(st, ("fetch", i))
+                self._dma(st, "fetch", i)
             else:
                 self._arrive(st, i)
 
-    def _release(self, st: _BufState, tile: int) -> None:
+    def _release(self, st: _BufState) -> None:
         st.released += 1
         lv = st.buf.level
         self.used[lv] -= st.buf.tile_bytes
@@ -329,48 +424,56 @@ class Engine:
             for w in waiting:
                 self._try_alloc(w)
 
-    def _parent_present(self, st: _BufState, tile: int) -> bool:
-        p = st.parent
-        if p is None:
-            return True
-        pi = (tile * st.buf.period) // p.buf.period
-        return pi < p.arrived or pi in p.ready
-
     # -- DMA engines ---------------------------------------------------------
-    def _dma(self, st: _BufState, job: tuple) -> None:
-        st.queue.append(job)
-        if not st.busy:
-            self._dma_next(st)
-
-    def _dma_next(self, st: _BufState) -> None:
-        if st.busy or not st.queue:
-            return
-        kind, tile = st.queue[0]
-        if not self._parent_present(st, tile):
-            return  # woken by the parent's arrival
-        st.queue.pop(0)
-        st.busy = True
-        b = st.buf
-        ch = st.fetch_ch if kind == "fetch" else st.wb_ch
-        t0 = self.env.now
-        rec = st.es.bytes_by[(b.level, b.tensor)]
+    def _dma(self, st: _BufState, kind: str, tile: int) -> None:
         if kind == "fetch":
-            rec[0] += b.transfer_bytes
+            st.queue.append(tile)
+            if not st.busy:
+                self._dma_next(st, kind)
         else:
-            rec[1] += b.transfer_bytes
-        ch.start(b.transfer_bytes, lambda: self._dma_done(st, kind, tile, t0))
+            st.wqueue.append(tile)
+            if not st.wbusy:
+                self._dma_next(st, kind)
+
+    def _dma_next(self, st: _BufState, kind: str) -> None:
+        q = st.queue if kind == "fetch" else st.wqueue
+        if not q or (st.busy if kind == "fetch" else st.wbusy):
+            return
+        tile = q[0]
+        p = st.parent
+        if p is not None:
+            pi = (tile * st.buf.period) // p.buf.period
+            if not (pi < p.arrived or pi in p.ready):
+                return  # woken by the parent's arrival
+        q.popleft()
+        t0 = self.env.now
+        if kind == "fetch":
+            st.busy = True
+            st.acc_p[0] += st.xfer_el
+            st.acc_c[1] += st.fill_el
+            self.fabric.start(st.fetch_work, lambda: self._dma_done(st, kind, tile, t0))
+        else:
+            st.wbusy = True
+            st.acc_p[1] += st.xfer_el
+            st.acc_c[0] += st.fill_el
+            self.fabric.start(st.wb_work, lambda: self._dma_done(st, kind, tile, t0))
 
     def _dma_done(self, st: _BufState, kind: str, tile: int, t0: float) -> None:
-        st.busy = False
-        if self.record:
-            label = "read" if kind == "fetch" else "write-back"
-            self.timeline.add(st.track, f"{label} {st.buf.tensor}[{tile}]", t0, self.env.now)
+        self.events += 1
         if kind == "fetch":
+            st.busy = False
+            if self.record:
+                self.timeline.add(st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env.now)
             self._arrive(st, tile)
             self._child_used_parent(st, tile)
         else:
+            st.wbusy = False
+            if self.record:
+                self.timeline.add(
+                    st.track + " (write-back)", f"write-back {st.buf.tensor}[{tile}]", t0, self.env.now
+                )
             self._written_back(st, tile)
-        self._dma_next(st)
+        self._dma_next(st, kind)
 
     def _arrive(self, st: _BufState, tile: int) -> None:
         if tile == st.arrived:
@@ -382,8 +485,10 @@ class Engine:
             st.ready.add(tile)
         for ch in st.children:
             if not ch.busy and ch.queue:
-                self._dma_next(ch)
-        if st in st.es.leaves:
+                self._dma_next(ch, "fetch")
+            if not ch.wbusy and ch.wqueue:
+                self._dma_next(ch, "wb")
+        if not st.children:
             self._try_compute(self.units[st.es.unit])
 
     def _child_used_parent(self, st: _BufState, tile: int) -> None:
@@ -393,16 +498,16 @@ class Engine:
             return
         pi = (tile * st.buf.period) // p.buf.period
         if (tile + 1) * st.buf.period >= (pi + 1) * p.buf.period or tile + 1 >= st.ntiles:
-            self._release(p, pi)
+            self._release(p)
 
     def _written_back(self, st: _BufState, tile: int) -> None:
         st.wb_done += 1
-        self._release(st, tile)
+        self._release(st)
         p = st.parent
         if p is not None:
             pi = (tile * st.buf.period) // p.buf.period
             if (tile + 1) * st.buf.period >= (pi + 1) * p.buf.period or tile + 1 >= st.ntiles:
-                self._dma(p, ("wb", pi))
+                self._dma(p, "wb", pi)
         self._maybe_finished(st.es)
 
     # -- compute ---------------------------------------------------------------
@@ -426,16 +531,17 @@ class Engine:
                 return
         es.next_step += 1
         unit.busy = True
-        dur = es.nest.cycles_per_step
-        unit.busy_cycles += dur
-        self.at(dur, self._compute_done, unit, es, s, self.env.now)
+        t0 = self.env.now
+        self.fabric.start(es.step_work, lambda: self._compute_done(unit, es, s, t0))
 
     def _compute_done(self, unit: _Unit, es: _EinsumState, s: int, t0: float) -> None:
         unit.busy = False
         es.done_steps += 1
+        self.events += 1
         now = self.env.now
+        unit.busy_cycles += now - t0
         if self.record:
-            self.timeline.add(f"unit {unit.name}", f"{es.nest.einsum} step {s}", t0, now)
+            self.timeline.add(es.track, f"{es.nest.einsum} step {s}", t0, now)
         if es.period and (s + 1) % es.period == 0:
             es.boundaries.append(now)
         last = s + 1 >= es.steps
@@ -443,36 +549,64 @@ class Engine:
             p = st.buf.period
             if (s + 1) % p == 0 or last:
                 if st.buf.is_output:
-                    self._dma(st, ("wb", s // p))
+                    self._dma(st, "wb", s // p)
                 else:
-                    self._release(st, s // p)
+                    self._release(st)
         if last:
             self._maybe_finished(es)
         self._try_compute(unit)
 
     # -- reporting ---------------------------------------------------------------
+    def accesses(self) -> dict[tuple[int, str], list[float]]:
+        """(level, tensor) -> [reads, writes, updates] in elements, as simulated."""
+        out: dict[tuple[int, str], list[float]] = {}
+        for es in self.einsums.values():
+            for st in es.bufs:
+                b = st.buf
+                for lvl, rec in ((b.parent, st.acc_p), (b.level, st.acc_c)):
+                    o = out.setdefault((lvl, b.tensor), [0.0, 0.0, 0.0])
+                    for k in range(3):
+                        o[k] += rec[k]
+            # partial-sum fetches read the parent and write the child; fix
+            # the split: a fetch of an output is a read at the parent
+            for (lvl, t), (r, w, u) in es.nest.step_accesses.items():
+                o = out.setdefault((lvl, t), [0.0, 0.0, 0.0])
+                o[0] += r * es.done_steps
+                o[1] += w * es.done_steps
+                o[2] += u * es.done_steps
+        return out
+
     def _progress(self) -> str:
-        parts = [f"{es.nest.einsum}: {es.done_steps}/{es.steps} steps" for es in self.einsums.values()]
+        parts = [
+            f"{es.nest.einsum}: {es.done_steps}/{es.steps} steps" for es in self.einsums.values()
+        ]
         return ", ".join(parts)
 
     def _deadlock_message(self, es: _EinsumState) -> str:
         s = es.next_step
         names = es.nest.level_names
-        for st in es.leaves:
-            ti = s // st.buf.period
-            if ti < st.arrived or ti in st.ready:
+        cands = list(es.leaves) + [st for st in es.bufs if st not in es.leaves]
+        for st in cands:
+            ti = (s // st.buf.period) if st in es.leaves else st.allocated
+            if st in es.leaves and (ti < st.arrived or ti in st.ready):
+                continue
+            if st not in es.leaves and st.allocated >= st.ntiles:
                 continue
             lv = st.buf.level
             cap = self.capacity[lv]
             held = sorted(
-                {f"{o.buf.tensor}" for e in self.einsums.values() for o in e.bufs
-                 if o.buf.level == lv and o.allocated > o.released}
+                {
+                    o.buf.tensor
+                    for e in self.einsums.values()
+                    for o in e.bufs
+                    if o.buf.level == lv and o.allocated > o.released
+                }
             )
+            cap_s = "unbounded" if cap is None else f"{cap:.0f} B"
             return (
                 f"deadlock: compute unit {es.unit} waits at step {s} of {es.nest.einsum} for tile "
                 f"{st.buf.tensor}[{ti}] at {names[lv]} ({st.buf.tile_bytes:.0f} B per tile); "
-                f"{names[lv]} holds {cap if cap is None else f'{cap:.0f}'} B, "
-                f"{self.used[lv]:.0f} B in use by tiles of {held}: the buffer is too small "
-                f"for the tiles in flight"
+                f"{names[lv]} holds {cap_s}, {self.used[lv]:.0f} B in use by tiles of "
+                f"{held}: the buffer is too small for the tiles in flight"
             )
         return f"deadlock: {es.nest.einsum} stopped at step {s} of {es.steps} on unit {es.unit}"

@@ -20,10 +20,17 @@ outside its innermost relevant loop) is first read back from the parent
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hw_models.arch import Architecture
-from mappers.mapping import Mapping, einsum_op_classes, kept_tensors, loop_order, resolve_unit, tile_footprint
+from mappers.mapping import (
+    Mapping,
+    einsum_op_classes,
+    kept_tensors,
+    loop_order,
+    resolve_unit,
+    tile_footprint,
+)
 from workloads.errors import EinsimError
 from workloads.ir import Einsum
 
@@ -119,6 +126,8 @@ class Nest:
     compute_cycles: float
     level_names: tuple[str, ...]
     op_classes: tuple[str, ...] = ()
+    #: tensor -> datatype bits
+    tensor_bits: dict[str, float] = field(default_factory=dict)
 
 
 def channel_key(arch: Architecture, level: int, port: str, einsum: str) -> str:
@@ -146,11 +155,20 @@ def build_nest(
     mapping: Mapping,
     *,
     on_chip_inputs: frozenset[str] = frozenset(),
+    compute_cycles: float | None = None,
 ) -> Nest:
-    """Derive steps, buffers and per-step compute time of a mapped Einsum.
+    """Derive steps, buffers and per-step work of a mapped Einsum.
 
-    ``on_chip_inputs`` are tensors handed over on chip by a fused producer:
-    they are not fetched from the outermost level.
+    Counts follow the analytical model's reuse analysis (see
+    ``sim/analytical_core.py``): a tile at child level ``c`` holds
+    ``F`` elements per instance, is filled into ``S`` instances (spatial
+    factors above ``c``) and moves ``F*S/MC`` elements at the parent
+    (``MC``: multicast or spatial reduction between parent and child over
+    ranks that do not index the tensor). ``on_chip_inputs`` are tensors
+    handed over on chip by a fused producer: they are not fetched from the
+    outermost level. ``compute_cycles`` (the whole Einsum's, e.g. the
+    analytical model's, with systolic fill and drain) is spread evenly over
+    the steps; by default it is the steps times the innermost loops' work.
     """
     names = tuple(lv.name for lv in arch.levels)
     if len(mapping.levels) != len(arch.levels):
@@ -160,10 +178,11 @@ def build_nest(
         )
     n = len(arch.levels)
     sizes = einsum.rank_sizes
+    ranks = list(sizes)
     # flattened temporal loops of levels 0..n-2, outermost first
     raw: list[tuple[str, int, int]] = []
     for li, lm in enumerate(mapping.levels[: n - 1]):
-        for r in loop_order(lm, list(sizes)):
+        for r in loop_order(lm, ranks):
             f = int(lm.temporal.get(r, 1))
             if f > 1:
                 raw.append((r, li, f))
@@ -176,54 +195,63 @@ def build_nest(
     steps = inner
 
     def tile_at(c: int) -> dict[str, int]:
-        t: dict[str, int] = {}
-        for r in sizes:
-            p = 1
-            for lm in mapping.levels[c:]:
-                p *= int(lm.temporal.get(r, 1)) * int(lm.spatial.get(r, 1))
-            t[r] = p
-        return t
+        return {
+            r: math.prod(
+                int(lm.temporal.get(r, 1)) * int(lm.spatial.get(r, 1)) for lm in mapping.levels[c:]
+            )
+            for r in ranks
+        }
 
-    def spatial_between(p: int, c: int) -> dict[str, int]:
-        t: dict[str, int] = {}
-        for r in sizes:
-            q = 1
-            for lm in mapping.levels[p:c]:
-                q *= int(lm.spatial.get(r, 1))
-            t[r] = q
-        return t
+    def spatial_above(c: int) -> int:
+        return math.prod(int(v) for lm in mapping.levels[:c] for v in lm.spatial.values())
+
+    def multicast(p: int, c: int, rel: frozenset[str], is_out: bool) -> int:
+        mc = 1
+        for lvl in range(p, min(c, n)):
+            lv = arch.levels[lvl]
+            if lv.spatial_reduce if is_out else lv.multicast:
+                for r in ranks:
+                    if r not in rel:
+                        mc *= int(mapping.levels[lvl].spatial.get(r, 1))
+        return mc
+
+    channel_bw: dict[str, float] = {}
+
+    def port(level: int, kind: str) -> str:
+        key = channel_key(arch, level, kind, einsum.name)
+        lv = arch.levels[level]
+        bw = (
+            lv.read_bw_bytes_per_cycle
+            if (kind == "rd" or lv.shared_bw)
+            else lv.write_bw_bytes_per_cycle
+        )
+        channel_bw[key] = bw * spatial_above(level)
+        return key
 
     unit = resolve_unit(einsum, arch, mapping)
-    # a unit fed by an outer level (FuseMax's 1D array reads the GlobalBuffer)
-    # sees no level below that one
-    bottom = n - 1
-    fed_by = getattr(unit, "fed_by", "")
-    if fed_by and fed_by in names:
-        bottom = names.index(fed_by)
-
     keeps = kept_tensors(einsum, arch, mapping)
     buffers: list[Buffer] = []
     leaf: dict[str, int] = {}
+    seen: set[str] = set()
     for acc in einsum.accesses:
         t = acc.tensor
+        if t in seen:
+            continue
+        seen.add(t)
         is_out = acc is einsum.output
         rel = acc.ranks
-        kept = [c for c in range(1, bottom + 1) if t in keeps[c]]
+        kept = [c for c in range(1, n) if t in keeps[c]]
         parent = 0
         if t in on_chip_inputs and kept:
             # handed over on chip: the outermost on-chip copy is already there
             parent = kept[0]
             kept = kept[1:]
         leaf[t] = kept[-1] if kept else parent
+        eb = acc.bits / 8
         for c in kept:
-            tile = tile_at(c)
-            words = tile_footprint(acc, tile, sizes)
-            sp = spatial_between(parent, c)
-            lv = arch.levels[parent]
-            copies = 1
-            for r, q in sp.items():
-                if r in rel or not (lv.spatial_reduce if is_out else lv.multicast):
-                    copies *= q
+            words = tile_footprint(acc, tile_at(c), sizes)
+            fill = words * spatial_above(c)
+            xfer = fill / multicast(parent, c, rel, is_out)
             above = [lp for lp in loops if lp.level < c]
             relevant = [i for i, lp in enumerate(above) if lp.rank in rel]
             if relevant:
@@ -233,7 +261,6 @@ def build_nest(
             else:
                 period = steps
                 revisit = ()
-            slots = 2 if arch.levels[c].double_buffered else 1
             buffers.append(
                 Buffer(
                     tensor=t,
@@ -241,27 +268,61 @@ def build_nest(
                     level=c,
                     parent=parent,
                     period=period,
-                    tile_bytes=words * acc.bits / 8,
-                    transfer_bytes=words * copies * acc.bits / 8,
-                    transfer_words=words * copies,
+                    tile_bytes=words * eb,
+                    transfer_bytes=xfer * eb,
+                    fill_bytes=fill * eb,
+                    elem_bytes=eb,
+                    parent_rd=port(parent, "rd"),
+                    parent_wr=port(parent, "wr"),
+                    child_rd=port(c, "rd"),
+                    child_wr=port(c, "wr"),
                     revisit_loops=revisit,
-                    slots=slots,
+                    slots=2 if arch.levels[c].double_buffered else 1,
                 )
             )
             parent = c
 
-    # compute time per step: the temporal loops below the loop nest, every PE
-    # in parallel, at the unit's rate for each operator class
-    inner_points = math.prod(int(mapping.levels[-1].temporal.get(r, 1)) for r in sizes)
-    cycles = 0.0
-    for op, k in _ops_per_point(einsum).items():
+    # the compute unit's own accesses at the innermost level holding each
+    # tensor: every temporal loop counts (no operand registers), spread over
+    # the steps
+    all_t = math.prod(int(v) for lm in mapping.levels for v in lm.temporal.values())
+    s_all = spatial_above(n)
+    step_bytes: dict[str, float] = {}
+    step_acc: dict[tuple[int, str], tuple[float, float, float]] = {}
+    seen = set()
+    for acc in einsum.accesses:
+        t = acc.tensor
+        if t in seen:
+            continue
+        seen.add(t)
+        is_out = acc is einsum.output
+        p = leaf[t]
+        xfer = all_t * s_all / multicast(p, n, acc.ranks, is_out) / steps
+        eb = acc.bits / 8
+        if is_out:
+            dist = math.prod(int(lm.temporal.get(r, 1)) for lm in mapping.levels for r in acc.ranks)
+            refill = max(0.0, 1.0 - dist / all_t)
+            r_, w_, u_ = 0.0, xfer * (1 - refill), xfer * refill
+        else:
+            r_, w_, u_ = xfer, 0.0, 0.0
+        step_acc[(p, t)] = (r_, w_, u_)
+        rd, wr = port(p, "rd"), port(p, "wr")
+        step_bytes[rd] = step_bytes.get(rd, 0.0) + (r_ + u_) * eb
+        step_bytes[wr] = step_bytes.get(wr, 0.0) + (w_ + u_) * eb
+
+    classes = einsum_op_classes(einsum)
+    cpp = 0.0
+    for op in classes:
         rate = unit.ops_per_cycle.get(op, 0.0)
         if rate <= 0:
-            raise SimulationError(f"compute unit {unit.name} cannot run operator class {op!r} of {einsum.name}")
-        cycles += inner_points * k / rate
-    padded = 1
-    for r in sizes:
-        padded *= mapping.factor(r)
+            raise SimulationError(
+                f"compute unit {unit.name} cannot run operator class {op!r} of {einsum.name}"
+            )
+        cpp += 1.0 / rate
+    if compute_cycles is None:
+        inner_points = math.prod(int(mapping.levels[-1].temporal.get(r, 1)) for r in sizes)
+        compute_cycles = steps * inner_points * cpp
+    padded = math.prod(mapping.factor(r) for r in sizes)
     return Nest(
         einsum=einsum.name,
         unit=unit.name,
@@ -269,8 +330,14 @@ def build_nest(
         steps=steps,
         buffers=tuple(buffers),
         leaf=leaf,
-        cycles_per_step=cycles,
+        cycles_per_step=compute_cycles / steps,
+        step_bytes=step_bytes,
+        step_accesses=step_acc,
+        channel_bw=channel_bw,
         macs=float(einsum.iteration_points),
         padded_macs=float(padded),
+        compute_cycles=float(compute_cycles),
         level_names=names,
+        op_classes=classes,
+        tensor_bits={a.tensor: float(a.bits) for a in einsum.accesses},
     )

@@ -44,7 +44,7 @@ def loop_time_s(cost: KernelCost, params: GpuParams) -> float:
     return max(host_time_s(cost, params), gpu_time_s(cost, params))
 
 
-ENERGY_CLASSES: tuple[str, ...] = ("tensor16", "tensor8", "tf32", "cuda")
+ENERGY_CLASSES: tuple[str, ...] = ("tensor16", "tensor16_sync", "tensor8", "tf32", "cuda", "rowpass")
 
 
 def energy_terms(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> dict[str, float]:
@@ -52,13 +52,17 @@ def energy_terms(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> dict[str
     t = loop_time_s(cost, params)
     e_flop = {
         "tensor16": params.e_tensor16_pj,
+        "tensor16_sync": params.e_tensor16_sync_pj,
+        "rowpass": params.e_rowpass_pj,
         "tensor8": params.e_tensor8_pj,
         "tf32": params.e_tf32_pj,
         "cuda": params.e_cuda_pj,
     }
     out = {
         "idle": spec.idle_power_w * t * 1e12,
-        "active": params.active_power_w * t * 1e12,
+        # SMs busy: clocks and voltage up (a device copy runs on the copy
+        # engine and leaves the SMs idle)
+        "active": params.active_power_w * min(t, gpu_time_s(cost, params)) * 1e12,
         "HBM": params.e_hbm_pj_per_byte * (cost.dram_read_bytes + cost.dram_write_bytes),
         "L2": params.e_l2_pj_per_byte * cost.l2_bytes,
     }

@@ -39,13 +39,13 @@ ELEMENTWISE: dict[str, tuple[int, int, float]] = {
     "sum": (1, 0, 1.0),
 }
 
-#: row ops: CUDA-core ops per element (max, sub, exp, sum, div for softmax;
-#: mean, var, sub, mul, scale, shift for layernorm; square, sum, mul, scale
-#: for rmsnorm) and per-column parameter tensors read
+#: row ops: on-chip passes over each row (softmax: max, sum, normalise and
+#: write; norms: statistics, normalise and write) and per-column parameter
+#: tensors read (layernorm weight and bias, rmsnorm weight)
 ROW_OPS: dict[str, tuple[float, int]] = {
-    "softmax": (5.0, 0),
-    "layernorm": (8.0, 2),
-    "rmsnorm": (5.0, 1),
+    "softmax": (3.0, 0),
+    "layernorm": (2.0, 2),
+    "rmsnorm": (2.0, 1),
 }
 
 OPS: tuple[str, ...] = (
@@ -108,7 +108,7 @@ def row_cost(
     """
     if op not in ROW_OPS:
         raise GpuModelError(f"unknown row op '{op}'")
-    ops, n_params = ROW_OPS[op]
+    passes, n_params = ROW_OPS[op]
     eb = dtype_bytes(dtype)
     n = float(rows) * cols
     rd = n * eb + n_params * cols * eb
@@ -134,7 +134,7 @@ def row_cost(
         dram_write_bytes=wr,
         ncu_dram_bytes=rd + max(0.0, wr - retained),
         l2_bytes=rd + wr,
-        flops={"cuda": ops * n},
+        flops={"rowpass": passes * n},
         detail={"t_memory_s": t_mem, "t_latency_s": t_lat},
     )
 
@@ -192,8 +192,8 @@ def flash_cost(
         ncu_dram_bytes=rd + max(0.0, wr - retained),
         l2_bytes=l2,
         flops={
-            "tensor16" if eb == 2 else ("tensor8" if eb == 1 else "tf32"): 4.0 * pairs * d,
-            "cuda": params.flash_softmax_ops * pairs,
+            "tensor16_sync" if eb == 2 else ("tensor8" if eb == 1 else "tf32"): 4.0 * pairs * d,
+            "rowpass": pairs,  # online softmax: one on-chip pass per score
         },
         detail={"ctas": ctas, "t_compute_s": t_comp, "t_memory_s": t_mem},
     )

@@ -127,6 +127,9 @@ class GpuParams:
     hbm_eff: float = 0.9
     #: operand feed bandwidth per SM (L2/TMA -> shared memory), bytes/s
     feed_bytes_per_s_per_sm: float = 60e9
+    #: wave quantisation: 1 = every SM waits for its last whole tile,
+    #: 0 = work split evenly (stream-K); cuBLAS on Hopper sits in between
+    wave_quant: float = 1.0
     #: fixed cost per CTA tile (prologue, pipeline fill, epilogue), s
     tile_fixed_s: float = 1.0e-6
     #: FlashAttention-2 MMA rate as a fraction of the tensor peak
@@ -164,8 +167,14 @@ class GpuParams:
     #: dynamic energy per FLOP by compute class, pJ
     e_tensor16_pj: float = 0.5
     e_tensor8_pj: float = 0.3
+    #: FlashAttention-2 issues mma.sync from registers (not wgmma from shared
+    #: memory): its own energy per tensor FLOP
+    e_tensor16_sync_pj: float = 0.8
     e_tf32_pj: float = 1.0
     e_cuda_pj: float = 10.0
+    #: on-chip energy per element per pass of a row kernel (softmax, norms,
+    #: flash attention's online softmax): reductions, exp, shuffles, pJ
+    e_rowpass_pj: float = 100.0
     #: dynamic energy per byte, pJ
     e_hbm_pj_per_byte: float = 60.0
     e_l2_pj_per_byte: float = 5.0

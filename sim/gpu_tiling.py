@@ -139,7 +139,7 @@ def _gemm_reads(
     wm = min(gm, max(1.0, p / wn))
     per_wave = (min(wm * tm, m) * a_bytes / m + min(wn * tn, n) * b_bytes / n)
     waves = tiles_mn / p
-    return max(ab, params.gemm_reread * waves * per_wave), min(ab, per_wave)
+    return ab + params.gemm_reread * max(0.0, waves * per_wave - ab), min(ab, per_wave)
 
 
 def gemm_cost(
@@ -187,7 +187,7 @@ def gemm_cost(
                 continue
             kp = math.ceil(k / s)
             tiles = tiles_mn * s * batch
-            per_sm = math.ceil(tiles / sms)
+            per_sm = tiles / sms + params.wave_quant * (math.ceil(tiles / sms) - tiles / sms)
             t_tile = params.tile_fixed_s + kp * max(
                 2.0 * tm * tn / rate_sm, (tm + tn) * eb / feed
             )

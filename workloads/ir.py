@@ -785,8 +785,8 @@ def _recurrences(einsums: tuple[Einsum, ...]) -> tuple[Recurrence, ...]:
 
 def _validate(c: Cascade) -> None:
     """Check a cascade is well formed; raise :class:`WorkloadError` naming the Einsum."""
-    if not isinstance(c.name, str) or not c.name:
-        raise WorkloadError("a cascade needs a non-empty name")
+    if not isinstance(c.name, str) or not c.name.strip() or c.name != c.name.strip() or any(ch in c.name for ch in "#\n\r"):
+        raise WorkloadError(f"cascade name {c.name!r}: expected a non-empty name without '#', line breaks or surrounding spaces")
     tensors: dict[str, Tensor] = {}
     for t in c.tensors:
         if t.name in tensors:

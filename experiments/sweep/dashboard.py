@@ -54,8 +54,35 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+_SUFFIXES = ("_bytes_per_s", "_bytes", "_hz")
+
+
+def _si(v: Any) -> str:
+    """Compact number for labels: 1048576 -> 1Mi (binary for powers of two),
+    1e11 -> 100G."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    x = float(v)
+    if x >= 1024 and x.is_integer() and int(x) & (int(x) - 1) == 0:
+        for unit, scale in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+            if x >= scale:
+                return f"{x / scale:g}{unit}"
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale * 10:
+            return f"{x / scale:.3g}{unit}"
+    return _fmt(v)
+
+
+def _short(name: str) -> str:
+    for suf in _SUFFIXES:
+        if name.endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
 def _hw_label(r: Any, hw_cols: list[str]) -> str:
-    ps = " ".join(f"{c[3:]}={_fmt(r[c])}" for c in hw_cols if _present(r[c]))
+    """Short design label: design name + varied parameters, compact values."""
+    ps = " ".join(f"{_short(c[3:])}={_si(r[c])}" for c in hw_cols if _present(r[c]))
     return f"{r['design']} {ps}".strip()
 
 
@@ -190,7 +217,11 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
         )
     )
     f2.add_trace(go.Scatter(x=[base["latency_s"]], y=[base["energy_pj"]], mode="markers", name="baseline", marker={"symbol": "star", "size": 16, "color": "black"}, hoverinfo="text", text=[f"baseline: {base['label']}"]))
-    f2.update_layout(xaxis={"title": f"latency over the {n_wl} workload instance(s) (s)", "type": "log"}, yaxis={"title": "energy (pJ)", "type": "log"})
+    f2.update_layout(
+        xaxis={"title": f"latency over the {n_wl} workload instance(s) (s)", "type": "log"},
+        yaxis={"title": "energy (pJ)", "type": "log"},
+        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+    )
     figs.append((f"Pareto front: latency vs energy vs area ({int(mask.sum())} of {len(designs)} designs; colour = area)", f2))
     facts["pareto"] = int(mask.sum())
 
@@ -268,6 +299,8 @@ def render_html(figs: list[tuple[str, Any]], facts: dict[str, Any], title: str, 
     parts = []
     for i, (heading, fig) in enumerate(figs):
         fig.update_layout(height=520, margin={"l": 70, "r": 30, "t": 30, "b": 70}, template="plotly_white")
+        fig.update_xaxes(exponentformat="power")
+        fig.update_yaxes(exponentformat="power")
         div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig{i + 1}", config={"displaylogo": False, "responsive": True})
         parts.append(f"<section><h2>{htmlmod.escape(heading)}</h2>{div}</section>")
     summary = (

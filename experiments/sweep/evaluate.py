@@ -98,11 +98,17 @@ def _cached(cache: dict, key: tuple, make: Callable[[], Any]) -> Any:
     return cache[key]
 
 
+def base_arch(base: str) -> Any:
+    import hw_models
+
+    return _cached(_ARCH, (base,), lambda: hw_models.load(base))
+
+
 def build_arch(base: str, hw: tuple[tuple[str, Any], ...]) -> Any:
     import hw_models
 
     def make() -> Any:
-        arch = _cached(_ARCH, (base,), lambda: hw_models.load(base))
+        arch = base_arch(base)
         return hw_models.derive(arch, dict(hw)) if hw else arch
 
     return _cached(_ARCH, (base, hw), make)
@@ -114,37 +120,43 @@ def build_cascade(name: str, wl: tuple[tuple[str, Any], ...]) -> Any:
     return _cached(_CASCADE, (name, wl), lambda: library.build(name, **dict(wl)))
 
 
-def check_constraints(point: Point, arch: Any) -> str:
-    """The reason a point is filtered out before evaluation ('' = keep it)."""
-    if point.max_area_mm2 is not None and arch.area_mm2 > point.max_area_mm2:
-        return f"area {arch.area_mm2:.3g} mm2 exceeds the budget of {point.max_area_mm2:g} mm2"
-    if point.fits_fpga:
-        if arch.family != "fpga":
-            return f"constraint fits_fpga applies to FPGA designs; {point.base!r} is a {arch.family} design"
-        from hw_models import fpga
+def fpga_fit_reason(point: Point) -> str:
+    """Why the point's FPGA design does not fit its device ('' = it fits).
 
-        ok = fpga.fits(arch.params)
-        if not ok:
-            why = ""
-            try:
-                why = str(fpga.why_not_fits(arch.params))  # optional helper
-            except Exception:  # noqa: BLE001 - the message is a nicety
-                why = "the design does not fit the device"
-            return why
+    Checked on the parameters, before the architecture is built (building a
+    design that does not fit raises)."""
+    base = base_arch(point.base)
+    if base.family != "fpga":
+        return f"constraint fits_fpga applies to FPGA designs; {point.base!r} is a {base.family} design"
+    from hw_models import fpga
+
+    params = {**base.params, **dict(point.hw)}
+    if fpga.fits(params):
+        return ""
+    try:
+        fpga.estimate_resources(params)
+    except EinsimError as exc:
+        return str(exc)
+    return "the design does not fit the device (or its clock is above the achievable one)"
+
+
+def area_reason(point: Point, arch: Any) -> str:
+    """Why the point breaks the area budget ('' = within budget)."""
+    if point.max_area_mm2 is not None and arch.area_mm2 > point.max_area_mm2:
+        return f"area {arch.area_mm2:.4g} mm2 exceeds the budget of {point.max_area_mm2:g} mm2"
     return ""
 
 
 def hardware_facts(arch: Any) -> dict[str, float]:
     """Scalars about the hardware the dashboards and the export use."""
     top = arch.levels[0]
-    try:
-        peak = float(arch.peak_ops_per_s("mac"))
-    except Exception:  # noqa: BLE001 - older Architecture without the helper
-        peak = float(sum(cu.pes * cu.ops_per_cycle.get("mac", 0.0) for cu in arch.compute) * arch.clock_hz)
+    # the roofline's roof: the fastest single unit's MAC rate (a GEMM binds
+    # to one unit; the units of a design do not add up for one Einsum)
+    peak = max((cu.pes * cu.ops_per_cycle.get("mac", 0.0) for cu in arch.compute), default=0.0) * arch.clock_hz
     return {
         "area_mm2": float(arch.area_mm2),
         "clock_hz": float(arch.clock_hz),
-        "peak_macs_per_s": peak,
+        "peak_macs_per_s": float(peak),
         "dram_bw_bytes_per_s": float(top.read_bw_bytes_per_cycle * arch.clock_hz),
         "pes": float(sum(cu.pes for cu in arch.compute)),
     }
@@ -180,22 +192,14 @@ def metrics_row(m: Any) -> dict[str, Any]:
     return row
 
 
-def mapping_summary(m: Any, cascade: Any) -> dict[str, Any]:
-    """A few scalar features of the mapping (for surrogate models)."""
-    out: dict[str, Any] = {}
-    try:
-        out["map.einsums"] = float(len(cascade.einsums))
-    except Exception:  # noqa: BLE001
-        pass
-    if m.padded_macs and m.macs:
-        out["map.padding_ratio"] = _num(m.padded_macs) / _num(m.macs)
-    if m.cycles and m.compute_cycles:
-        out["map.compute_bound_fraction"] = _num(m.compute_cycles) / _num(m.cycles)
-    for k, v in sorted((m.notes or {}).items()):
-        if isinstance(v, bool):
-            out[f"map.{k}"] = float(v)
-        elif isinstance(v, (int, float)):
-            out[f"map.{k}"] = float(v)
+def mapping_summary(row: dict[str, Any], n_einsums: int) -> dict[str, Any]:
+    """Scalar features of the mapping (for surrogate models), from the row's
+    labels: Einsums in the workload, padding and compute-bound fraction."""
+    out: dict[str, Any] = {"map.einsums": float(n_einsums)}
+    macs, padded = row.get("macs", math.nan), row.get("padded_macs", math.nan)
+    out["map.padding_ratio"] = padded / macs if macs and macs > 0 else math.nan
+    cyc, comp = row.get("cycles", math.nan), row.get("compute_cycles", math.nan)
+    out["map.compute_bound_fraction"] = comp / cyc if cyc and cyc > 0 else math.nan
     return out
 
 
@@ -232,10 +236,16 @@ def evaluate_point(p: Point) -> dict[str, Any]:
     row = _base_row(p)
     try:
         with _deadline(p.timeout_s):
+            row["family"] = base_arch(p.base).family
+            reason = fpga_fit_reason(p) if p.fits_fpga else ""
+            if reason:
+                row["status"] = "rejected"
+                row["error"] = reason
+                return row
             arch = build_arch(p.base, p.hw)
             row["family"] = arch.family
             row.update(hardware_facts(arch))
-            reason = check_constraints(p, arch)
+            reason = area_reason(p, arch)
             if reason:
                 row["status"] = "rejected"
                 row["error"] = reason
@@ -246,7 +256,9 @@ def evaluate_point(p: Point) -> dict[str, Any]:
             m = evaluate_workload(cascade, arch, mapper=p.mapper, objective=p.objective, sim=p.model)
             row.update(metrics_row(m))
             row["dram_bytes"] = row.get(f"traffic.{arch.levels[0].name}_bytes", math.nan)
-            row.update(mapping_summary(m, cascade))
+            from experiments.pipeline import einsums_of
+
+            row.update(mapping_summary(row, len(einsums_of(cascade))))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - a failing point is data
@@ -258,6 +270,16 @@ def evaluate_point(p: Point) -> dict[str, Any]:
 def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk of points, in the chunk's order.
 
-    This is the one function the process pool and Dask both run.
+    This is the one function the process pool and Dask both run. Points the
+    vectorised model can cost together are batched (``fastpath``); the
+    others are evaluated one by one.
     """
+    from experiments.sweep.fastpath import evaluate_chunk_batched
+
+    return evaluate_chunk_batched(points)
+
+
+def evaluate_chunk_serial(points: list[Point]) -> list[dict[str, Any]]:
+    """Rows for a chunk, every point through ``evaluate_workload`` (the
+    reference the batched path is tested against)."""
     return [evaluate_point(p) for p in points]

@@ -144,10 +144,11 @@ def export_table(df: Any) -> Any:
     out["feasible"] = out["status"] == "ok"
     out["split"] = out["hw_id"].map(split_of)
     out = out.drop(columns=["status"])
-    cols = list(out.columns)
-    order = {"meta": 0, "feature": 1, "label": 2}
-    cols.sort(key=lambda c: (order[role_of(c)], 0 if c in META or c == "split" else 1, c))
-    cols = [c for c in META if c in cols] + ["split"] + [c for c in cols if c not in META and c != "split"]
+    rest = [c for c in out.columns if c not in META and c != "split"]
+    cols = [c for c in META if c in out.columns] + ["split"]
+    cols += sorted(c for c in rest if role_of(c) == "feature")
+    cols += sorted(c for c in rest if role_of(c) == "label")
+    cols += sorted(c for c in rest if role_of(c) == "meta")
     out = out[cols].reset_index(drop=True)
     for c in out.columns:
         s = out[c]

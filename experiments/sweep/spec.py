@@ -17,6 +17,7 @@ and the file, line and column of the offending node.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,21 @@ class _Node:
         self.col = col
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e9`` and ``2.5e-3`` as floats (YAML 1.2;
+    PyYAML's YAML 1.1 rules would make them strings)."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def _compose(text: str, source: str) -> _Node:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:

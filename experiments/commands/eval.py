@@ -1,0 +1,130 @@
+"""``einsim eval``: evaluate a workload on a hardware model (one mapping per Einsum)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from workloads.errors import EinsimError
+
+
+class EvalError(EinsimError):
+    """Bad arguments to ``einsim eval``."""
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``k=v`` strings -> dict (ints, then floats, else strings)."""
+    out: dict[str, Any] = {}
+    for it in items:
+        if "=" not in it:
+            raise EvalError(f"--param {it!r}: expected NAME=VALUE")
+        k, v = it.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise EvalError(f"--param {it!r}: empty name")
+        val: Any = v.strip()
+        for conv in (int, float):
+            try:
+                val = conv(v)
+                break
+            except ValueError:
+                continue
+        out[k] = val
+    return out
+
+
+def load_workload(name: str, params: dict[str, Any]):
+    import workloads
+
+    loader = getattr(workloads, "load", None)
+    if loader is not None:
+        return loader(name, **params)
+    from workloads import library
+
+    return library.build(name, **params)
+
+
+def load_hw(name: str, overrides: dict[str, Any]):
+    import hw_models
+
+    arch = hw_models.load(name)
+    if overrides:
+        arch = hw_models.derive(arch, overrides)
+    return arch
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def metrics_json(metrics: Any) -> dict[str, Any]:
+    return _jsonable(metrics.to_dict())
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+@click.command(name="eval")
+@click.option("--workload", "-w", required=True, help="Workload name (library) or file.")
+@click.option("--param", "-p", "params", multiple=True, help="Workload parameter NAME=VALUE.")
+@click.option("--hw", "hw", required=True, help="Hardware preset name or YAML file.")
+@click.option("--hw-param", "hw_params", multiple=True, help="Hardware parameter NAME=VALUE.")
+@click.option("--mapping", "mapping_file", type=click.Path(), help="Mapping YAML file.")
+@click.option("--mapper", default="greedy", show_default=True, help="Mapper for unmapped Einsums.")
+@click.option(
+    "--objective",
+    default="edp",
+    show_default=True,
+    type=click.Choice(["edp", "latency", "energy", "traffic"]),
+)
+@click.option("--sim", "sim", default="analytical", show_default=True, help="Cost model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Metrics as JSON.")
+def command(
+    workload: str,
+    params: tuple[str, ...],
+    hw: str,
+    hw_params: tuple[str, ...],
+    mapping_file: str | None,
+    mapper: str,
+    objective: str,
+    sim: str,
+    as_json: bool,
+) -> None:
+    """Evaluate a workload on a hardware model with a given or default mapping."""
+    from experiments.pipeline import evaluate_workload
+
+    casc = load_workload(workload, parse_params(params))
+    arch = load_hw(hw, parse_params(hw_params))
+    mapping = None
+    if mapping_file:
+        from mappers.mapping import load_mappings
+
+        mapping = load_mappings(mapping_file)
+    m = evaluate_workload(casc, arch, mapping=mapping, mapper=mapper, objective=objective, sim=sim)
+    if as_json:
+        click.echo(json.dumps(metrics_json(m), indent=2))
+        return
+    click.echo(f"workload   {workload}  on {arch.name} ({m.model} model)")
+    click.echo(f"cycles     {_fmt(m.cycles)}  (compute {_fmt(m.compute_cycles)})")
+    click.echo(f"latency    {_fmt(m.latency_s)} s")
+    click.echo(f"energy     {_fmt(m.energy_pj)} pJ")
+    click.echo(f"MACs       {_fmt(m.macs)}  (padded {_fmt(m.padded_macs)})")
+    for u, f in m.utilization.items():
+        click.echo(f"util       {u}: {f:.3f}")
+    for lv, d in m.traffic_bytes.items():
+        tot = sum(d.values())
+        per = ", ".join(f"{t} {_fmt(b)}" for t, b in d.items())
+        tc = m.transfer_cycles.get(lv, 0.0)
+        click.echo(f"traffic    {lv}: {_fmt(tot)} B ({per}); transfer {_fmt(tc)} cycles")
+    for k, v in m.energy_breakdown_pj.items():
+        click.echo(f"energy     {k}: {_fmt(v)} pJ")

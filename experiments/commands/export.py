@@ -1,0 +1,26 @@
+"""``einsim export DIR --out FILE.parquet``: surrogate-model training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(name="export")
+@click.argument("sweep_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output Parquet file (a FILE.schema.json sidecar is written next to it).")
+def command(sweep_dir: Path, out_file: Path) -> None:
+    """Write the results of the sweep in DIR as one flat, typed table.
+
+    Features: hardware parameters (hw.*), workload parameters (wl.*),
+    mapping summary (map.*). Labels: latency, energy (total and per
+    component), per-level traffic, area, utilisation, feasibility. A
+    deterministic `split` column (train/val/test, 80/10/10 by hardware
+    configuration) and a JSON schema sidecar (name, unit, dtype, role,
+    description per column) come with it.
+    """
+    from experiments.sweep.export import export
+
+    table, schema, rows = export(sweep_dir, out_file)
+    click.echo(f"wrote {rows} rows to {table} (schema: {schema})", err=True)

@@ -1,0 +1,113 @@
+"""``einsim workload``: list, show and check workloads (Einsum cascades)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from workloads.errors import WorkloadError
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise WorkloadError(f"--param {p!r}: expected KEY=VALUE (for example --param M=128)")
+        k, v = p.split("=", 1)
+        k = k.strip()
+        if not k:
+            raise WorkloadError(f"--param {p!r}: expected KEY=VALUE with a non-empty KEY")
+        if k in out:
+            raise WorkloadError(f"--param {k} is given twice")
+        out[k] = v.strip()
+    return out
+
+
+def _load(name: str, params: dict[str, str]):
+    """A library workload by name, or a cascade file by path."""
+    from workloads import library
+
+    if name in library.list_workloads():
+        return library.build(name, **params)
+    path = Path(name)
+    if path.suffix.lower() in (".ein", ".txt", ".yaml", ".yml") or path.exists():
+        if params:
+            raise WorkloadError("--param applies to library workloads, not to cascade files")
+        from workloads.parser import load_cascade
+
+        return load_cascade(path)
+    return library.build(name, **params)  # raises the "unknown workload" error
+
+
+@click.group(name="workload")
+def command() -> None:
+    """List, show and check workloads (Einsum cascades)."""
+
+
+@command.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list with parameters.")
+def list_cmd(as_json: bool) -> None:
+    """List the library workloads and their parameters."""
+    from workloads import library
+
+    names = library.list_workloads()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"name": n, "description": library.describe(n), "parameters": library.parameters(n)}
+                    for n in names
+                ],
+                indent=2,
+            )
+        )
+        return
+    for n in names:
+        params = " ".join(f"{k}={v}" for k, v in library.parameters(n).items())
+        click.echo(f"{n:<18} {library.describe(n)}")
+        click.echo(f"{'':<18}   {params}")
+
+
+@command.command(name="show")
+@click.argument("name")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="Workload parameter (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the cascade summary as JSON.")
+@click.option("--text", "as_text", is_flag=True, help="Print the cascade in the text format.")
+@click.option("--passes", "passes_rank", default=None, metavar="RANK", help="Also report the passes over RANK.")
+def show_cmd(name: str, params: tuple[str, ...], as_json: bool, as_text: bool, passes_rank: str | None) -> None:
+    """Show workload NAME (a library name or a cascade file)."""
+    cascade = _load(name, _parse_params(params))
+    if as_json:
+        data = cascade.summary()
+        if passes_rank:
+            data["passes"] = {passes_rank: cascade.passes(passes_rank)}
+        click.echo(json.dumps(data, indent=2))
+        return
+    if as_text:
+        click.echo(cascade.to_text(), nl=False)
+        return
+    click.echo(f"cascade {cascade.name}: {len(cascade.einsums)} Einsums, {len(cascade.tensors)} tensors")
+    click.echo(f"  inputs:  {', '.join(cascade.inputs)}")
+    click.echo(f"  outputs: {', '.join(cascade.outputs)}")
+    ops = cascade.op_counts()
+    click.echo(f"  total MACs: {cascade.total_macs:,}   ops: " + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
+    click.echo(f"  compulsory traffic: {cascade.compulsory_traffic_bytes():,.0f} B")
+    if passes_rank:
+        click.echo(f"  passes over {passes_rank}: {cascade.passes(passes_rank)}")
+    click.echo("")
+    click.echo(cascade.to_text(), nl=False)
+
+
+@command.command(name="check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def check_cmd(file: Path) -> None:
+    """Parse and validate a cascade FILE (text, or YAML with a `cascade` key)."""
+    from workloads.parser import load_cascade
+
+    c = load_cascade(file)
+    click.echo(
+        f"{file}: ok: cascade {c.name}, {len(c.einsums)} Einsums, {len(c.tensors)} tensors, "
+        f"{c.total_macs:,} MACs"
+    )

@@ -1,0 +1,212 @@
+"""Batched evaluation of a chunk of points with the vectorised analytical
+model (``sim.analytical.evaluate_batch``).
+
+The per-point path (:func:`experiments.sweep.evaluate.evaluate_point`) calls
+``experiments.pipeline.evaluate_workload``, whose cost is dominated by numpy
+overhead on tiny arrays. Here the points of a chunk that share a workload
+instance and an architecture *structure* (level and unit names, holds,
+multicast, ...; everything that is not a number the model reads as an
+array) are costed in one ``evaluate_batch`` call: each point's mapping comes
+from the same mapper the pipeline uses, and each point's hardware numbers
+(capacities, bandwidths, energies, fan-outs, clock, PEs, rates) are passed
+as per-point overrides, read from its own derived ``Architecture``.
+
+Only one-Einsum workloads with the analytical model and a mapper that needs
+no evaluator (``greedy-fast``) take this path; every other point, and any
+point the batch marks invalid, goes through the per-point path, so failing
+points get the same error message. ``tests/test_sweep_fastpath.py`` checks
+that both paths give the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from experiments.sweep.evaluate import (
+    _base_row,
+    _deadline,
+    _describe,
+    area_reason,
+    base_arch,
+    build_arch,
+    build_cascade,
+    evaluate_point,
+    fpga_fit_reason,
+    hardware_facts,
+    mapping_summary,
+)
+from experiments.sweep.sampling import Point
+
+#: mappers whose mapping does not depend on the cost model (no evaluator)
+BATCH_MAPPERS = ("greedy-fast",)
+
+
+def arch_signature(arch: Any) -> tuple:
+    """What ``sim.analytical_compile.compile_structure`` reads from an
+    architecture other than the numbers ``hardware_arrays`` can override."""
+    levels = tuple(
+        (lv.name, lv.holds, lv.multicast, lv.spatial_reduce, lv.double_buffered, lv.shared_bw, lv.fanout > 1)
+        for lv in arch.levels
+    )
+    units = tuple(
+        (cu.name, cu.kind, getattr(cu, "fed_by", ""), cu.dataflow, tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)))
+        for cu in arch.compute
+    )
+    return (arch.family, levels, units)
+
+
+def mapping_key(arch: Any) -> tuple:
+    """What a mapper without an evaluator (``greedy-fast``) reads from an
+    architecture: names, holds, capacities, fan-outs, double buffering and
+    the units' kinds, dataflows, PEs and operator classes -- not bandwidths,
+    clocks or energies. Points that differ only in those share a mapping
+    (the equality test against the per-point path guards this)."""
+    levels = tuple(
+        (lv.name, lv.holds, lv.capacity_bytes, lv.fanout_x, lv.fanout_y, lv.double_buffered, lv.instances, lv.word_bits)
+        for lv in arch.levels
+    )
+    units = tuple(
+        (cu.name, cu.kind, getattr(cu, "fed_by", ""), cu.dataflow, cu.pes, cu.rows, cu.cols, tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)))
+        for cu in arch.compute
+    )
+    return (arch.family, levels, units)
+
+
+_MAPPINGS: dict[tuple, Any] = {}
+
+
+def hw_overrides(archs: list[Any], st: Any) -> dict[str, Any]:
+    """Per-point hardware arrays for ``evaluate_batch``."""
+    import numpy as np
+
+    from sim.analytical_compile import LEVEL_FIELDS, UNIT_FIELDS
+
+    a0 = archs[0]
+    ov: dict[str, Any] = {}
+    for k, lv in enumerate(a0.levels):
+        for f in LEVEL_FIELDS:
+            vals = []
+            for a in archs:
+                v = getattr(a.levels[k], f)
+                vals.append(math.inf if v is None else v)
+            ov[f"{lv.name}.{f}"] = np.asarray(vals, dtype=float)
+    ov["clock_hz"] = np.asarray([a.clock_hz for a in archs], dtype=float)
+    ov["static_power_w"] = np.asarray([a.static_power_w for a in archs], dtype=float)
+    for j, cu in enumerate(a0.compute):
+        for f in UNIT_FIELDS:
+            ov[f"{cu.name}.{f}"] = np.asarray([getattr(a.compute[j], f) for a in archs], dtype=float)
+        if cu.name == st.unit:
+            for c in st.classes:
+                ov[f"{cu.name}.ops_per_cycle.{c}"] = np.asarray([a.compute[j].ops_per_cycle.get(c, 0.0) for a in archs], dtype=float)
+                ov[f"{cu.name}.energy_pj_per_op.{c}"] = np.asarray([a.compute[j].energy_pj_per_op.get(c, 0.0) for a in archs], dtype=float)
+    return ov
+
+
+def _rows_from_batch(res: dict[str, Any], st: Any, j: int) -> dict[str, Any]:
+    """Row ``j`` of a batch result, with the same columns and values as
+    ``evaluate.metrics_row`` gives for the per-point ``Metrics``."""
+    lat = float(res["latency_s"][j])
+    en = float(res["energy_pj"][j])
+    row: dict[str, Any] = {
+        "latency_s": lat,
+        "cycles": float(res["cycles"][j]),
+        "energy_pj": en,
+        "edp_pj_s": en * lat,
+        "compute_cycles": float(res["compute_cycles"][j]),
+        "macs": float(res["macs"][j]),
+        "padded_macs": float(res["padded_macs"][j]),
+    }
+    comps: dict[str, float] = {lv: float(res[f"energy_pj.{lv}"][j]) for lv in st.levels}
+    for c in st.classes:
+        comps[f"{st.unit}.{c}"] = float(res[f"energy_pj.{st.unit}.{c}"][j])
+    comps["static"] = float(res["energy_pj.static"][j])
+    for comp in sorted(comps):
+        row[f"energy.{comp}_pj"] = comps[comp]
+    for lv in st.levels:
+        total = 0.0
+        for t in st.tensors:
+            b = float(res[f"traffic_bytes.{lv}.{t}"][j])
+            if b != 0.0:
+                total += b
+        row[f"traffic.{lv}_bytes"] = total
+    for lv in st.levels:
+        row[f"transfer.{lv}_cycles"] = float(res[f"transfer_cycles.{lv}"][j])
+    util = dict.fromkeys(st.unit_names, 0.0)
+    util[st.unit] = float(res["utilization"][j])
+    for u in sorted(util):
+        row[f"util.{u}"] = util[u]
+    return row
+
+
+def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
+    """Rows for a chunk, in order; batched where possible (see module doc)."""
+    from experiments.pipeline import MAPPERS, einsums_of
+    from sim.analytical import evaluate_batch
+    from sim.analytical_compile import STRUCTURES, structure_key
+
+    rows: list[dict[str, Any] | None] = [None] * len(points)
+    groups: dict[tuple, list[tuple[int, Any, Any, dict[str, Any]]]] = {}
+    for i, p in enumerate(points):
+        if p.model != "analytical" or p.mapper not in BATCH_MAPPERS or p.mapper not in MAPPERS:
+            rows[i] = evaluate_point(p)
+            continue
+        row = _base_row(p)
+        try:
+            with _deadline(p.timeout_s):
+                row["family"] = base_arch(p.base).family
+                reason = fpga_fit_reason(p) if p.fits_fpga else ""
+                if not reason:
+                    arch = build_arch(p.base, p.hw)
+                    row["family"] = arch.family
+                    row.update(hardware_facts(arch))
+                    reason = area_reason(p, arch)
+                if reason:
+                    row["status"] = "rejected"
+                    row["error"] = reason
+                    rows[i] = row
+                    continue
+                cascade = build_cascade(p.workload, p.wl)
+                einsums = einsums_of(cascade)
+                if len(einsums) != 1:
+                    rows[i] = evaluate_point(p)
+                    continue
+                e = einsums[0]
+                mkey = (p.workload, p.wl, p.mapper, p.objective, mapping_key(arch))
+                m = _MAPPINGS.get(mkey)
+                if m is None:
+                    if len(_MAPPINGS) > 65536:
+                        _MAPPINGS.clear()
+                    m = _MAPPINGS[mkey] = MAPPERS[p.mapper](e, arch, p.objective, None)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a failing point is data
+            row["status"] = "error"
+            row["error"] = _describe(exc)
+            rows[i] = row
+            continue
+        key = (p.workload, p.wl, arch_signature(arch), structure_key(m))
+        groups.setdefault(key, []).append((i, arch, m, row, e))
+
+    for items in groups.values():
+        idx = [it[0] for it in items]
+        archs = [it[1] for it in items]
+        maps = [it[2] for it in items]
+        e = items[0][4]
+        try:
+            st = STRUCTURES.get(e, archs[0], maps[0])
+            res = evaluate_batch(e, archs[0], maps, hw_overrides=hw_overrides(archs, st))
+        except Exception:  # noqa: BLE001 - fall back point by point
+            for i in idx:
+                rows[i] = evaluate_point(points[i])
+            continue
+        valid = res["valid"]
+        for j, (i, _arch, _m, row, e1) in enumerate(items):
+            if not bool(valid[j]):
+                rows[i] = evaluate_point(points[i])  # same error message as the slow path
+                continue
+            row.update(_rows_from_batch(res, st, j))
+            row["dram_bytes"] = row.get(f"traffic.{st.levels[0]}_bytes", math.nan)
+            row.update(mapping_summary(row, 1))
+            rows[i] = row
+    return rows  # type: ignore[return-value]

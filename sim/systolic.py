@@ -1,0 +1,578 @@
+"""A SCALE-Sim-faithful model of a systolic array and its double-buffered SRAMs.
+
+SCALE-Sim 3.0.0 (Samajdar et al., "A Systematic Methodology for
+Characterizing Scalability of DNN Accelerators using SCALE-Sim", ISPASS 2020;
+https://github.com/scalesim-project/scale-sim-v2, ``pip install
+scalesim==3.0.0``) replays every cycle of a layer through its memory model.
+This module computes the same report numbers without that replay:
+
+* the stall-free cycles, utilisations and SRAM access counts are closed forms
+  of the fold structure (vectorised over any number of layers);
+* the stalls come from the memory system. SCALE-Sim keeps, per read operand,
+  a window of ``A`` "hashed lines" (each ``ceil(sram_words / 100)`` operand
+  words, in the order of its prefetch matrix) and slides it by ``P`` lines
+  whenever the array asks for a word outside it. Each slide is one DRAM
+  prefetch of ``ceil(P_words / bw)`` request rows, chained back to back: the
+  k-th slide is complete at cycle ``1 + k * (ceil(P_words / bw) + 1)``, no
+  matter when it was asked for. We compute, per array row of demand, the
+  first and last hashed line it touches (closed forms of SCALE-Sim's diagonal
+  and row-major operand layouts, vectorised with numpy), run the window over
+  the rows where that pair changes (one step per line crossing, not per
+  cycle) and fold the slide times into the stall count with SCALE-Sim's
+  accounting.
+
+``scalesim_compat=True`` reproduces two SCALE-Sim quirks that we consider
+wrong (see docs/scalesim.md): a stall behind a late prefetch is counted twice
+(``read_buffer.service_reads`` adds ``potential_stall_cycles`` to the offset
+twice), and the OS ofmap SRAM write count adds ``rows + cols`` per fold. With
+``scalesim_compat=False`` a stall lasts until the data arrives and the ofmap
+writes are the outputs actually written.
+
+The ofmap write buffer is modelled for its DRAM write count only: its drain
+(``ceil(ofmap_words/2 / bw)`` cycles per half buffer) never stalled in the
+reference rows, since the array produces at most ``cols`` words per cycle and
+every reference configuration drains ``bw >= cols`` words per cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from workloads.errors import EinsimError
+
+DATAFLOWS = ("os", "ws", "is")
+
+#: SCALE-Sim's read buffers split the SRAM into hashed lines of
+#: ceil(words / 100) words (read_buffer.prepare_hashed_buffer).
+_LINES_PER_SRAM = 100
+#: fraction of each SRAM that is the active half (single_layer_sim.run:
+#: ``active_buf_frac = 0.5``).
+_ACTIVE_FRAC = 0.5
+
+
+class SystolicError(EinsimError):
+    """A layer or array description the systolic model cannot take."""
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """One systolic array in SCALE-Sim's terms (1-byte words)."""
+
+    rows: int
+    cols: int
+    dataflow: str
+    ifmap_sram_kb: float
+    filter_sram_kb: float
+    ofmap_sram_kb: float
+    ifmap_dram_bw_words: float
+    filter_dram_bw_words: float
+    ofmap_dram_bw_words: float
+
+    def __post_init__(self) -> None:
+        if self.dataflow not in DATAFLOWS:
+            raise SystolicError(f"dataflow must be one of {DATAFLOWS}, got {self.dataflow!r}")
+        for name in ("rows", "cols"):
+            if int(getattr(self, name)) < 1:
+                raise SystolicError(f"array {name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "ifmap_sram_kb",
+            "filter_sram_kb",
+            "ofmap_sram_kb",
+            "ifmap_dram_bw_words",
+            "filter_dram_bw_words",
+            "ofmap_dram_bw_words",
+        ):
+            if not float(getattr(self, name)) > 0:
+                raise SystolicError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class SystolicResult:
+    """SCALE-Sim's report numbers for one layer (words, cycles, percent)."""
+
+    total_cycles: int
+    stall_cycles: int
+    compute_cycles_no_stall: int
+    compute_util_pct: float
+    overall_util_pct: float
+    mapping_eff_pct: float
+    macs: int
+    folds: int
+    sram_ifmap_reads: int
+    sram_filter_reads: int
+    sram_ofmap_writes: int
+    dram_ifmap_reads: int
+    dram_filter_reads: int
+    dram_ofmap_writes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def conv_to_gemm(
+    ifmap_h: Any, ifmap_w: Any, filt_h: Any, filt_w: Any, channels: Any, num_filters: Any, stride: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SCALE-Sim's lowering of a (pre-padded) convolution to (M, N, K).
+
+    The output side is ceil((ifmap - filt + stride) / stride), rounded up
+    as SCALE-Sim's ``topology_utils`` does (README of the reference data).
+    """
+    ih, iw, fh, fw, ch, nf, st = (
+        np.asarray(v, dtype=np.int64)
+        for v in (ifmap_h, ifmap_w, filt_h, filt_w, channels, num_filters, stride)
+    )
+    oh = -((-(ih - fh + st)) // st)
+    ow = -((-(iw - fw + st)) // st)
+    return oh * ow, nf, fh * fw * ch
+
+
+def operand_dims(m: Any, n: Any, k: Any, dataflow: str) -> tuple[Any, Any, Any]:
+    """(Sr, Sc, T): the operand dimensions mapped to rows, columns and time."""
+    if dataflow == "os":
+        return m, n, k
+    if dataflow == "ws":
+        return k, n, m
+    if dataflow == "is":
+        return k, m, n
+    raise SystolicError(f"dataflow must be one of {DATAFLOWS}, got {dataflow!r}")
+
+
+def _cdiv(a: Any, b: Any) -> Any:
+    return -((-a) // b)
+
+
+def closed_forms(
+    m: Any, n: Any, k: Any, rows: Any, cols: Any, dataflow: Any, scalesim_compat: bool = True
+) -> dict[str, np.ndarray]:
+    """Stall-free numbers of SCALE-Sim's compute model, vectorised over layers.
+
+    ``dataflow`` may be one string or an array of strings. Closed forms of
+    ``compute/systolic_compute_{os,ws,is}.py``: every fold pays the full
+    fill and drain.
+    """
+    m, n, k, r, c = (np.asarray(v, dtype=np.int64) for v in (m, n, k, rows, cols))
+    df = np.broadcast_to(np.asarray(dataflow), np.broadcast(m, n, k, r, c).shape)
+    m, n, k, r, c = np.broadcast_arrays(m, n, k, r, c)
+    is_os, is_ws = df == "os", df == "ws"
+    bad = ~np.isin(df, DATAFLOWS)
+    if bad.any():
+        raise SystolicError(f"dataflow must be one of {DATAFLOWS}, got {df[bad].flat[0]!r}")
+    sr = np.where(is_os, m, k)
+    sc = np.where(is_os, n, np.where(is_ws, n, m))
+    t = np.where(is_os, k, np.where(is_ws, m, n))
+    row_fold, col_fold = _cdiv(sr, r), _cdiv(sc, c)
+    folds = row_fold * col_fold
+    fold_rows = np.where(is_os, t + r + c - 2, t + 2 * r + c - 2)
+    demand_rows = folds * fold_rows
+    # cycles_this_fold in SCALE-Sim's per-fold utilisation: the ofmap (os) or
+    # the filter/ifmap (ws/is) fold demand plus its skew.
+    util_cycles = np.where(is_os, t + r + c - 2, t + 2 * r + 2 * c - 3)
+    used = sr * sc  # summed over folds: sum_f rows_used * cols_used
+    macs = m * n * k
+    mapping_eff = 100.0 * used / (r * c * folds)
+    compute_util = 100.0 * used * t / (r * c * util_cycles * folds)
+    if_reads = np.where(is_os, col_fold * sr * t, np.where(is_ws, col_fold * t * sr, sr * sc))
+    f_reads = np.where(is_os, row_fold * sc * t, np.where(is_ws, sr * sc, col_fold * t * sr))
+    of_valid = np.where(is_os, sr * sc, row_fold * t * sc)
+    quirk = folds * (r + c) if scalesim_compat else 0
+    of_writes = np.where(is_os, of_valid + quirk, of_valid)
+    return {
+        "sr": sr,
+        "sc": sc,
+        "t": t,
+        "row_fold": row_fold,
+        "col_fold": col_fold,
+        "folds": folds,
+        "fold_rows": fold_rows,
+        "demand_rows": demand_rows,
+        "compute_cycles_no_stall": demand_rows - 1,
+        "macs": macs,
+        "mapping_eff_pct": mapping_eff,
+        "compute_util_pct": compute_util,
+        "sram_ifmap_reads": if_reads,
+        "sram_filter_reads": f_reads,
+        "sram_ofmap_writes": of_writes,
+        "ofmap_valid_writes": of_valid,
+    }
+
+
+# --------------------------------------------------------------------------
+# Operand layouts: which prefetch-order positions each array row asks for.
+# --------------------------------------------------------------------------
+
+
+def _tri(x: np.ndarray, w: int) -> np.ndarray:
+    """sum_{c=0}^{w-1} max(x - c, 0), elementwise."""
+    x = np.asarray(x, dtype=np.int64)
+    small = x * (x + 1) // 2
+    big = w * x - w * (w - 1) // 2
+    return np.where(x <= 0, 0, np.where(x <= w, small, big))
+
+
+@dataclass(frozen=True)
+class _DiagOperand:
+    """B blocks of T x W stacked vertically and read out by anti-diagonals.
+
+    The last block has only ``w_last`` valid columns (the rest are SCALE-Sim's
+    -1 padding, which takes no place in the hashed lines). Fold ``f`` of the
+    demand reads block ``block_of_fold[f]``: row ``u`` of the fold (after
+    ``prefix`` idle rows) asks for anti-diagonal ``u - prefix`` of the block.
+    """
+
+    blocks: int
+    t: int
+    w: int
+    w_last: int
+    prefix: int
+
+    @property
+    def valid_words(self) -> int:
+        return ((self.blocks - 1) * self.w + self.w_last) * self.t
+
+    @property
+    def fetch_words(self) -> int:
+        return self.blocks * self.t * self.w
+
+    def positions(self, block: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last valid prefetch position asked for (-1: none)."""
+        T, W, B = self.t, self.w, self.blocks
+        rt = B * T
+        tt = u - self.prefix
+        wb = np.where(block == B - 1, self.w_last, W)
+        c_lo = np.maximum(0, tt - T + 1)
+        c_hi = np.minimum(np.minimum(W - 1, tt), wb - 1)
+        ok = (tt >= 0) & (c_lo <= c_hi)
+        d = block * T + tt
+        start = _tri(d, W) - _tri(d - rt, W)  # elements on anti-diagonals < d
+        cmin = np.maximum(0, d - rt + 1)
+        r0 = (B - 1) * T  # first row of the (maybe partial) last block
+        x = d - r0
+        pad_before_diag = (_tri(x, W) - _tri(x, self.w_last)) - (
+            _tri(x - T, W) - _tri(x - T, self.w_last)
+        )
+
+        def pos(cc: np.ndarray) -> np.ndarray:
+            pad_in_diag = np.clip(np.minimum(cc, d - r0 + 1) - self.w_last, 0, None)
+            return start + cc - cmin - pad_before_diag - pad_in_diag
+
+        lo = np.where(ok, pos(c_lo), -1)
+        hi = np.where(ok, pos(c_hi), -1)
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class _RowOperand:
+    """B blocks of S x W stacked vertically, read out row by row.
+
+    Fold ``(fc, fr)`` asks for block ``fc``'s rows ``fr*R .. fr*R+R-1`` in
+    reverse order (SCALE-Sim flips them), one row per cycle.
+    """
+
+    blocks: int
+    s: int
+    w: int
+    w_last: int
+    r: int
+
+    @property
+    def valid_words(self) -> int:
+        return ((self.blocks - 1) * self.w + self.w_last) * self.s
+
+    @property
+    def fetch_words(self) -> int:
+        return self.blocks * self.s * self.w
+
+    def positions(
+        self, block: np.ndarray, rgroup: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        wb = np.where(block == self.blocks - 1, self.w_last, self.w)
+        rr = rgroup * self.r + (self.r - 1 - u)
+        ok = (u < self.r) & (rr < self.s)
+        lo = block * self.s * self.w + rr * wb
+        return np.where(ok, lo, -1), np.where(ok, lo + wb - 1, -1)
+
+
+def _operands(sr: int, sc: int, t: int, r: int, c: int, df: str) -> tuple[Any, Any]:
+    row_fold, col_fold = _cdiv(sr, r), _cdiv(sc, c)
+    r_last = sr - (row_fold - 1) * r
+    c_last = sc - (col_fold - 1) * c
+    if df == "os":
+        ifm = _DiagOperand(blocks=row_fold, t=t, w=r, w_last=r_last, prefix=0)
+        fil = _DiagOperand(blocks=col_fold, t=t, w=c, w_last=c_last, prefix=0)
+    elif df == "ws":
+        ifm = _DiagOperand(blocks=row_fold, t=t, w=r, w_last=r_last, prefix=r)
+        fil = _RowOperand(blocks=col_fold, s=sr, w=c, w_last=c_last, r=r)
+    else:
+        ifm = _RowOperand(blocks=col_fold, s=sr, w=c, w_last=c_last, r=r)
+        fil = _DiagOperand(blocks=row_fold, t=t, w=r, w_last=r_last, prefix=r)
+    return ifm, fil
+
+
+# --------------------------------------------------------------------------
+# The read buffer: hashed-line window, slides, DRAM prefetch times.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    eps: int  # words per hashed line
+    n: int  # hashed lines
+    a: int  # lines in the active window
+    p: int  # lines the window slides per prefetch
+    first_words: int  # DRAM words of the initial fill
+    words_per_slide: int  # DRAM words per prefetch
+    cycles_per_slide: int  # cycles between prefetch completions
+
+
+def _buffer(sram_kb: float, bw_words: float, valid_words: int, fetch_words: int) -> _Buffer:
+    total = int(math.floor(sram_kb * 1024))
+    bw = int(bw_words)
+    active = int(math.ceil(total * _ACTIVE_FRAC))
+    prefetch = total - active
+    eps = int(math.ceil(total / _LINES_PER_SRAM))
+    n = valid_words // eps + 1  # the last (maybe empty) line counts too
+    a = min(int(math.ceil(active / eps)), n)
+    p = min(int(math.ceil(prefetch / eps)), n - a)
+    first_rows = min(int(math.ceil(active / bw)), int(math.ceil(fetch_words / bw)))
+    slide_rows = int(math.ceil(prefetch / bw))
+    return _Buffer(eps, n, a, p, first_rows * bw, slide_rows * bw, slide_rows + 1)
+
+
+def _slide_rows(lo: np.ndarray, hi: np.ndarray, buf: _Buffer) -> np.ndarray:
+    """Array rows at which the window slides (one entry per slide)."""
+    valid = lo >= 0
+    idx = np.flatnonzero(valid)
+    if idx.size == 0 or buf.a >= buf.n or buf.p == 0:
+        return np.zeros(0, dtype=np.int64)
+    llo = lo[idx] // buf.eps
+    lhi = hi[idx] // buf.eps
+    # Rows asking for the same lines as the row before cannot miss again,
+    # unless the row spans two lines (then the slide for the second line may
+    # have evicted the first).
+    change = np.ones(idx.size, dtype=bool)
+    change[1:] = (llo[1:] != llo[:-1]) | (lhi[1:] != lhi[:-1])
+    change |= llo != lhi
+    keep = np.flatnonzero(change)
+    n, a, p = buf.n, buf.a, buf.p
+    s = 0
+    out: list[int] = []
+    for row, l0, l1 in zip(idx[keep].tolist(), llo[keep].tolist(), lhi[keep].tolist()):
+        for line in range(l0, l1 + 1):
+            while True:
+                e = (s + a) % n
+                if (s <= line < e) if s < e else (line >= s or line < e):
+                    break
+                s = (s + p) % n
+                out.append(row)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _stalls(
+    ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bool
+) -> tuple[int, int]:
+    """Total stall cycles, and those before the last array row.
+
+    Mirrors double_buffered_scratchpad.service_memory_requests: at array row
+    i (cycle c = i + stalls so far) every slide k of an operand is ready at
+    1 + k*d; the row waits for the slowest operand.
+    """
+    if ev_if.size == 0 and ev_f.size == 0:
+        return 0, 0
+    k_if = np.arange(1, ev_if.size + 1)
+    k_f = np.arange(1, ev_f.size + 1)
+    rows = np.concatenate([ev_if, ev_f])
+    ready = np.concatenate([1 + k_if * d_if, 1 + k_f * d_f])
+    which = np.concatenate([np.zeros(ev_if.size, np.int8), np.ones(ev_f.size, np.int8)])
+    order = np.lexsort((ready, which, rows))
+    rows, ready, which = rows[order].tolist(), ready[order].tolist(), which[order].tolist()
+    stall = 0
+    i = 0
+    n = len(rows)
+    last_row_stall = 0
+    while i < n:
+        row = rows[i]
+        c = row + stall
+        worst = 0
+        for op in (0, 1):
+            out = c + 1  # hit latency 1
+            seen = False
+            while i < n and rows[i] == row and which[i] == op:
+                seen = True
+                gap = ready[i] - out
+                if compat:
+                    # SCALE-Sim: offset += gap; if gap > 0: offset += gap
+                    out = out + gap + (gap if gap > 0 else 0)
+                else:
+                    out = max(out, ready[i])
+                i += 1
+            if seen:
+                worst = max(worst, out - c - 1)
+        stall += worst
+        last_row_stall = worst
+        del last_row_stall  # kept simple: see total in predict_layer
+    return stall, stall
+
+
+def predict_layer(
+    m: int, n: int, k: int, cfg: ArrayConfig, *, scalesim_compat: bool = True
+) -> SystolicResult:
+    """SCALE-Sim's report for one GEMM C[m,n] = A[m,k] B[k,n] on ``cfg``."""
+    for name, v in (("M", m), ("N", n), ("K", k)):
+        if int(v) < 1:
+            raise SystolicError(f"{name} must be >= 1, got {v}")
+    m, n, k = int(m), int(n), int(k)
+    r, c, df = int(cfg.rows), int(cfg.cols), cfg.dataflow
+    cf = closed_forms(m, n, k, r, c, df, scalesim_compat)
+    sr, sc, t = int(cf["sr"]), int(cf["sc"]), int(cf["t"])
+    row_fold, col_fold = int(cf["row_fold"]), int(cf["col_fold"])
+    fold_rows, n_rows = int(cf["fold_rows"]), int(cf["demand_rows"])
+
+    ifm, fil = _operands(sr, sc, t, r, c, df)
+    b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, ifm.valid_words, ifm.fetch_words)
+    b_f = _buffer(cfg.filter_sram_kb, cfg.filter_dram_bw_words, fil.valid_words, fil.fetch_words)
+
+    i = np.arange(n_rows, dtype=np.int64)
+    f, u = np.divmod(i, fold_rows)
+    fc, fr = np.divmod(f, row_fold)
+    if df == "os":
+        lo_if, hi_if = ifm.positions(fr, u)
+        lo_f, hi_f = fil.positions(fc, u)
+    elif df == "ws":
+        lo_if, hi_if = ifm.positions(fr, u)
+        lo_f, hi_f = fil.positions(fc, fr, u)
+    else:
+        lo_if, hi_if = ifm.positions(fc, fr, u)
+        lo_f, hi_f = fil.positions(fr, u)
+    ev_if = _slide_rows(lo_if, hi_if, b_if)
+    ev_f = _slide_rows(lo_f, hi_f, b_f)
+    stall, _ = _stalls(ev_if, ev_f, b_if.cycles_per_slide, b_f.cycles_per_slide, scalesim_compat)
+    total = n_rows - 1 + stall
+    macs = m * n * k
+    del col_fold
+    return SystolicResult(
+        total_cycles=int(total),
+        stall_cycles=int(stall),
+        compute_cycles_no_stall=n_rows - 1,
+        compute_util_pct=float(cf["compute_util_pct"]),
+        overall_util_pct=100.0 * macs / (total * r * c),
+        mapping_eff_pct=float(cf["mapping_eff_pct"]),
+        macs=macs,
+        folds=int(cf["folds"]),
+        sram_ifmap_reads=int(cf["sram_ifmap_reads"]),
+        sram_filter_reads=int(cf["sram_filter_reads"]),
+        sram_ofmap_writes=int(cf["sram_ofmap_writes"]),
+        dram_ifmap_reads=b_if.first_words + ev_if.size * b_if.words_per_slide,
+        dram_filter_reads=b_f.first_words + ev_f.size * b_f.words_per_slide,
+        dram_ofmap_writes=int(cf["ofmap_valid_writes"]),
+    )
+
+
+#: the per-layer output columns of :func:`predict_many`, in order
+RESULT_FIELDS = (
+    "total_cycles",
+    "stall_cycles",
+    "compute_cycles_no_stall",
+    "compute_util_pct",
+    "overall_util_pct",
+    "mapping_eff_pct",
+    "sram_ifmap_reads",
+    "sram_filter_reads",
+    "sram_ofmap_writes",
+    "dram_ifmap_reads",
+    "dram_filter_reads",
+    "dram_ofmap_writes",
+)
+
+
+def predict_many(
+    m: Any, n: Any, k: Any, cfgs: list[ArrayConfig], *, scalesim_compat: bool = True
+) -> dict[str, np.ndarray]:
+    """:func:`predict_layer` for many layers; returns one array per field.
+
+    The stall-free numbers are evaluated as numpy closed forms over all
+    layers at once. The memory model runs only for layers whose ifmap or
+    filter does not fit in the active half of its SRAM (the others cannot
+    slide their window, so cannot stall).
+    """
+    m, n, k = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (m, n, k))
+    if not (m.size == n.size == k.size == len(cfgs)):
+        raise SystolicError(
+            f"M, N, K and the configurations must have one entry per layer, "
+            f"got {m.size}, {n.size}, {k.size} and {len(cfgs)}"
+        )
+    for name, v in (("M", m), ("N", n), ("K", k)):
+        if (v < 1).any():
+            raise SystolicError(f"{name} must be >= 1, got {int(v[v < 1][0])}")
+    rows = np.array([c.rows for c in cfgs], dtype=np.int64)
+    cols = np.array([c.cols for c in cfgs], dtype=np.int64)
+    df = np.array([c.dataflow for c in cfgs])
+    cf = closed_forms(m, n, k, rows, cols, df, scalesim_compat)
+    n_layers = m.size
+    out = {f: np.zeros(n_layers, dtype=float) for f in RESULT_FIELDS}
+    total = cf["compute_cycles_no_stall"].astype(float)
+    stall = np.zeros(n_layers)
+    # DRAM: everything fits -> the initial fill only
+    is_os, is_ws = df == "os", df == "ws"
+    sr, sc, t = cf["sr"], cf["sc"], cf["t"]
+    rf, cfo = cf["row_fold"], cf["col_fold"]
+    if_fetch = np.where(is_ws | is_os, rf * t * rows, cfo * sr * cols)
+    f_fetch = np.where(is_os, cfo * t * cols, np.where(is_ws, cfo * sr * cols, rf * t * rows))
+    if_valid = m * k
+    f_valid = k * n
+
+    def fill_words(kb: np.ndarray, bw: np.ndarray, fetch: np.ndarray) -> np.ndarray:
+        total_w = np.floor(kb * 1024).astype(np.int64)
+        active = np.ceil(total_w * _ACTIVE_FRAC).astype(np.int64)
+        b = bw.astype(np.int64)
+        return np.minimum(_cdiv(active, b), _cdiv(fetch, b)) * b, active
+
+    ikb = np.array([c.ifmap_sram_kb for c in cfgs], dtype=float)
+    fkb = np.array([c.filter_sram_kb for c in cfgs], dtype=float)
+    ibw = np.array([c.ifmap_dram_bw_words for c in cfgs], dtype=float)
+    fbw = np.array([c.filter_dram_bw_words for c in cfgs], dtype=float)
+    dram_if, act_if = fill_words(ikb, ibw, if_fetch)
+    dram_f, act_f = fill_words(fkb, fbw, f_fetch)
+    dram_if, dram_f = dram_if.astype(float), dram_f.astype(float)
+    # a window of ceil(active/eps) lines covers every valid word when
+    # valid // eps + 1 <= that many lines
+    eps_if = _cdiv(np.floor(ikb * 1024).astype(np.int64), _LINES_PER_SRAM)
+    eps_f = _cdiv(np.floor(fkb * 1024).astype(np.int64), _LINES_PER_SRAM)
+    fits = (if_valid // eps_if + 1 <= _cdiv(act_if, eps_if)) & (
+        f_valid // eps_f + 1 <= _cdiv(act_f, eps_f)
+    )
+    for i in np.flatnonzero(~fits):
+        res = predict_layer(int(m[i]), int(n[i]), int(k[i]), cfgs[i], scalesim_compat=scalesim_compat)
+        total[i], stall[i] = res.total_cycles, res.stall_cycles
+        dram_if[i], dram_f[i] = res.dram_ifmap_reads, res.dram_filter_reads
+    out["total_cycles"] = total
+    out["stall_cycles"] = stall
+    out["compute_cycles_no_stall"] = cf["compute_cycles_no_stall"].astype(float)
+    out["compute_util_pct"] = cf["compute_util_pct"]
+    out["overall_util_pct"] = 100.0 * cf["macs"] / (total * rows * cols)
+    out["mapping_eff_pct"] = cf["mapping_eff_pct"]
+    for f in ("sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes"):
+        out[f] = cf[f].astype(float)
+    out["dram_ifmap_reads"] = dram_if
+    out["dram_filter_reads"] = dram_f
+    out["dram_ofmap_writes"] = cf["ofmap_valid_writes"].astype(float)
+    return out
+
+
+def config_from_row(row: Mapping[str, Any]) -> ArrayConfig:
+    """An :class:`ArrayConfig` from a reference.csv-style record."""
+    return ArrayConfig(
+        rows=int(row["array_rows"]),
+        cols=int(row["array_cols"]),
+        dataflow=str(row["dataflow"]).strip().lower(),
+        ifmap_sram_kb=float(row["ifmap_sram_kb"]),
+        filter_sram_kb=float(row["filter_sram_kb"]),
+        ofmap_sram_kb=float(row["ofmap_sram_kb"]),
+        ifmap_dram_bw_words=float(row["ifmap_dram_bw_words"]),
+        filter_dram_bw_words=float(row["filter_dram_bw_words"]),
+        ofmap_dram_bw_words=float(row["ofmap_dram_bw_words"]),
+    )

@@ -1,0 +1,216 @@
+"""Fuzzing the cascade parser with hypothesis.
+
+Over 10,000 random and mutated texts: every one either parses (and then
+prints and re-parses to an equal cascade) or raises :class:`ParseError` with a
+line number. Any other exception, or a hang, fails the test. A second
+property builds random well-formed cascades and checks print/parse round trips.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workloads.errors import ParseError
+from workloads.ir import Cascade
+from workloads.library import build_text
+from workloads.parser import format_cascade, parse_cascade
+
+DESIGN_EXAMPLE = """\
+declare Q[e:64, p:1024] K[e:64, m:1024] V[f:64, m:1024]
+QK[m,p] = Q[e,p] * K[e,m]
+MX[p]   = max(m) QK[m,p]
+SN[m,p] = exp(QK[m,p] - MX[p])
+SD[p]   = sum(m) SN[m,p]
+A[m,p]  = SN[m,p] / SD[p]
+AV[f,p] = A[m,p] * V[f,m]
+"""
+
+SEEDS = [
+    DESIGN_EXAMPLE,
+    build_text("attention-1pass", M=8, M0=2, E=4, F=4, P=3),
+    build_text("conv2d", C=4, H=6, W=6, K=4, stride=2, dilation=1, groups=2),
+    build_text("selective-scan", L=4, D=2, N=2),
+    build_text("mlp", LAYERS=2),
+    build_text("transformer-layer", model="llama-7b", seq=4, d_model=8, heads=2, head_dim=4, ffn_dim=6),
+    "cascade x\nrank p:3\nsplit m -> m1:2, m0:2\ndeclare A[m, p] {bits=8}\nB[m1, p] = sum(m0) A[m1*2+m0, p] * 0.5 {init=-inf, k=v}\n",
+]
+
+TOKENS = [
+    "declare ", "rank ", "split ", "cascade ", "sum(", "max(", "min(", "exp(", "rsqrt(", "gelu(",
+    "A", "B", "QK", "m", "p", "e", "m1", "m0", "[", "]", "(", ")", ",", ":", "=", "+", "-", "*", "/",
+    "->", "{", "}", "bits=", "init=", "name=", "#", "\n", " ", "0", "1", "2", "64", "1.5", "1e-5",
+    "-inf", ".", "\t", "99999999999999999999", "é", "\x00",
+]  # fmt: skip
+
+COUNTS = {"parsed": 0, "error": 0}
+
+
+def check(text: str) -> None:
+    """The property: a Cascade, or a ParseError with a line number; nothing else."""
+    try:
+        c = parse_cascade(text)
+    except ParseError as exc:
+        assert isinstance(exc.line, int) and exc.line >= 1, exc
+        assert exc.message and "\n" not in str(exc)
+        COUNTS["error"] += 1
+        return
+    COUNTS["parsed"] += 1
+    again = parse_cascade(format_cascade(c))
+    assert again == c
+    assert Cascade.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def _mutate(text: str, ops: list[tuple[int, int, int, str]]) -> str:
+    for kind, a, b, tok in ops:
+        n = len(text)
+        i, j = (a % (n + 1)), (b % (n + 1))
+        i, j = min(i, j), max(i, j)
+        if kind == 0:  # delete a span
+            text = text[:i] + text[j : j + (j - i) % 7]
+        elif kind == 1:  # insert a token
+            text = text[:i] + tok + text[i:]
+        elif kind == 2:  # replace a span with a token
+            text = text[:i] + tok + text[min(j, i + 3) :]
+        elif kind == 3:  # swap two lines
+            lines = text.split("\n")
+            if len(lines) > 1:
+                x, y = a % len(lines), b % len(lines)
+                lines[x], lines[y] = lines[y], lines[x]
+            text = "\n".join(lines)
+        elif kind == 4:  # duplicate a line
+            lines = text.split("\n")
+            x = a % len(lines)
+            lines.insert(b % (len(lines) + 1), lines[x])
+            text = "\n".join(lines)
+        else:  # drop a line
+            lines = text.split("\n")
+            del lines[a % len(lines)]
+            text = "\n".join(lines)
+    return text
+
+
+MUTATIONS = st.lists(
+    st.tuples(
+        st.integers(0, 5), st.integers(0, 5000), st.integers(0, 5000), st.sampled_from(TOKENS)
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+FAST = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@pytest.mark.slow
+def test_fuzz_random_token_soup() -> None:
+    COUNTS.update(parsed=0, error=0)
+
+    @FAST
+    @settings(max_examples=4000)
+    @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
+    def run(text: str) -> None:
+        check(text)
+
+    run()
+    assert COUNTS["parsed"] + COUNTS["error"] >= 4000
+
+
+@pytest.mark.slow
+def test_fuzz_mutated_cascades() -> None:
+    COUNTS.update(parsed=0, error=0)
+
+    @FAST
+    @settings(max_examples=6000)
+    @given(st.sampled_from(SEEDS), MUTATIONS)
+    def run(seed: str, ops: list[tuple[int, int, int, str]]) -> None:
+        check(_mutate(seed, ops))
+
+    run()
+    assert COUNTS["parsed"] + COUNTS["error"] >= 6000
+    # the mutations keep a good share of texts valid, so both outcomes are exercised
+    assert COUNTS["parsed"] > 300 and COUNTS["error"] > 300, COUNTS
+
+
+@pytest.mark.slow
+def test_fuzz_arbitrary_unicode() -> None:
+    COUNTS.update(parsed=0, error=0)
+
+    @FAST
+    @settings(max_examples=1000)
+    @given(st.text(max_size=200))
+    def run(text: str) -> None:
+        check(text)
+
+    run()
+    assert COUNTS["parsed"] + COUNTS["error"] >= 1000
+
+
+# ------------------------------------------------- random valid cascades
+
+
+@st.composite
+def cascades(draw: st.DrawFn) -> str:
+    """The text of a random well-formed cascade (affine reads, scalars, reductions)."""
+    nranks = draw(st.integers(2, 5))
+    ranks = [f"r{i}" for i in range(nranks)]
+    size = {r: draw(st.integers(1, 4)) for r in ranks}
+    lines = [f"rank {', '.join(f'{r}:{size[r]}' for r in ranks)}"]
+    tensors: dict[str, list[str]] = {}
+    # inputs: each indexed by a random rank subset; one affine dim sized to fit
+    for t in range(draw(st.integers(1, 3))):
+        rs = draw(st.lists(st.sampled_from(ranks), min_size=1, max_size=3, unique=True))
+        name = f"I{t}"
+        dims = []
+        for k, r in enumerate(rs):
+            dims.append(f"{name.lower()}x{k}:{size[r] + draw(st.integers(0, 2))}")
+        bits = draw(st.sampled_from([8, 16, 32]))
+        lines.append(f"declare {name}[{', '.join(dims)}]" + (f" {{bits={bits}}}" if bits != 16 else ""))
+        tensors[name] = rs
+    for k in range(draw(st.integers(1, 6))):
+        name = f"T{k}"
+        a = draw(st.sampled_from(sorted(tensors)))
+        b = draw(st.sampled_from(sorted(tensors)))
+        right = list(dict.fromkeys(tensors[a] + tensors[b]))
+        out = draw(st.lists(st.sampled_from(right), unique=True, max_size=len(right)))
+        reduced = [r for r in right if r not in out]
+        op = draw(st.sampled_from(["*", "+", "-", "/", "max", "exp-", "copy", "gelu", "scalar"]))
+        A = f"{a}[{', '.join(tensors[a])}]"
+        B = f"{b}[{', '.join(tensors[b])}]"
+        if op == "max":
+            expr = f"max({A}, {B})"
+        elif op == "exp-":
+            expr = f"exp({A} - {B})"
+        elif op in ("copy", "gelu", "scalar"):
+            right = list(tensors[a])
+            out = [r for r in out if r in right]
+            reduced = [r for r in right if r not in out]
+            expr = {"copy": A, "gelu": f"gelu({A})", "scalar": f"{A} * {draw(st.floats(-4, 4))!r}"}[op]
+        else:
+            expr = f"{A} {op} {B}"
+        red = ""
+        if reduced:
+            red = f"{draw(st.sampled_from(['sum', 'max', 'min']))}({', '.join(reduced)}) "
+        attrs = draw(st.sampled_from(["", " {unit_class=2d}", " {bits=32}", " {name=E" + str(k) + "}"]))
+        lines.append(f"{name}[{', '.join(out)}] = {red}{expr}{attrs}")
+        tensors[name] = out
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+@FAST
+@settings(max_examples=400)
+@given(cascades())
+def test_random_cascades_round_trip(text: str) -> None:
+    c = parse_cascade(text)
+    printed = format_cascade(c)
+    assert parse_cascade(printed) == c
+    assert format_cascade(parse_cascade(printed)) == printed
+    assert Cascade.from_dict(json.loads(json.dumps(c.to_dict()))) == c
