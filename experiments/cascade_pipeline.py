@@ -50,7 +50,9 @@ def schedule_cascade(
 ) -> tuple[Schedule, Metrics]:
     """Schedule ``cascade`` on ``arch`` with ``method``; cost it analytically."""
     if method not in METHODS:
-        raise ScheduleError(f"unknown schedule method {method!r}; expected one of {', '.join(METHODS)}")
+        raise ScheduleError(
+            f"unknown schedule method {method!r}; expected one of {', '.join(METHODS)}"
+        )
     if method == "flat":
         # FLAT picks its granularity per workload: cost each legal schedule
         scored = []
@@ -94,8 +96,6 @@ def schedule_cascade(
             "solve_time_s": res.solve_time_s,
         },
     )
-    footprints = {
-        t.name: fusion.footprint(t, res.tiles) for t in problem.intermediates
-    }
+    footprints = {t.name: fusion.footprint(t, res.tiles) for t in problem.intermediates}
     validate_schedule(sched, cascade, problem.capacity_bytes, footprints)
     return sched, cascade_model.evaluate_schedule(cascade, arch, sched)

@@ -164,7 +164,9 @@ def run(
             _, lin_flat = schedule_cascade(lin, flat_arch, "unfused")
             _, lin_fm = schedule_cascade(lin, fm_arch, "unfused")
             rows.append(
-                _row(model, seq, "flat", "layer", flat_arch, _combine(flat_arch, [lin_flat, m_flat]))
+                _row(
+                    model, seq, "flat", "layer", flat_arch, _combine(flat_arch, [lin_flat, m_flat])
+                )
             )
             rows.append(
                 _row(model, seq, "fusemax", "layer", fm_arch, _combine(fm_arch, [lin_fm, m_fm]))
@@ -202,9 +204,7 @@ def ratios(rows: list[Row]) -> dict[tuple[str, str], list[tuple[str, int, float]
 
 def summary(rows: list[Row]) -> dict[tuple[str, str], float]:
     """Arithmetic means of the ratios (the paper's averaging)."""
-    return {
-        k: sum(v for _, _, v in vals) / len(vals) for k, vals in ratios(rows).items() if vals
-    }
+    return {k: sum(v for _, _, v in vals) / len(vals) for k, vals in ratios(rows).items() if vals}
 
 
 def write_html(rows: list[Row], path: Path) -> None:

@@ -25,6 +25,11 @@ class HardwareError(EinsimError):
         self.field = field
         super().__init__(message, file=file, line=line, col=col)
 
+    def __reduce__(self) -> tuple:
+        # keep field/file/line (and FPGAFitError's resource figures) across
+        # pickling, e.g. when a Dask worker sends the error back
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
     def located(self, file: str | None, line: int | None) -> HardwareError:
         """The same error with a file and line attached (keeps the subclass)."""
         err = type(self).__new__(type(self))
@@ -33,6 +38,13 @@ class HardwareError(EinsimError):
         err.line = line if line is not None else self.line
         Exception.__init__(err, err.format())
         return err
+
+
+def _rebuild(cls: type, state: dict) -> HardwareError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err.format())
+    return err
 
 
 class FPGAFitError(HardwareError):

@@ -341,9 +341,7 @@ def _solve_one(
             m.AddImplication(keep[j], fused[c])
     for i in range(n_e):  # fused only if some incident intermediate is kept
         inc = [
-            keep[j]
-            for j, t in enumerate(p.intermediates)
-            if t.producer == i or i in t.consumers
+            keep[j] for j, t in enumerate(p.intermediates) if t.producer == i or i in t.consumers
         ]
         if inc:
             m.AddBoolOr(inc).OnlyEnforceIf(fused[i])
@@ -370,9 +368,11 @@ def _solve_one(
                 mult = (1 if t.producer == i else 0) + t.consumers.count(i)
                 expr = expr + b(t.bytes) * mult * (1 - keep[j])
         dram.append(expr)
-    max_dram = sum(b(x) for x in p.io_bytes) + sum(
-        b(t.bytes) * (1 + len(t.consumers)) for t in p.intermediates
-    ) + sum(b((tiles - 1) * x) for x in p.untiled_input_bytes)
+    max_dram = (
+        sum(b(x) for x in p.io_bytes)
+        + sum(b(t.bytes) * (1 + len(t.consumers)) for t in p.intermediates)
+        + sum(b((tiles - 1) * x) for x in p.untiled_input_bytes)
+    )
     dram_total = m.NewIntVar(0, max_dram, "dram_total")
     m.Add(dram_total == sum(dram))
 
@@ -380,7 +380,9 @@ def _solve_one(
     lat = []
     cyc_per_unit = scale_b / bw / scale_c  # cycles (scaled) per byte unit
     ub_lat = int(
-        sum(math.ceil(c / scale_c) for c in p.compute_cycles) + math.ceil(max_dram * cyc_per_unit) + 1
+        sum(math.ceil(c / scale_c) for c in p.compute_cycles)
+        + math.ceil(max_dram * cyc_per_unit)
+        + 1
     )
     # dram_i * cyc_per_unit as an integer ratio
     num, den = _ratio(cyc_per_unit)
@@ -399,7 +401,11 @@ def _solve_one(
     e_fixed = p.fixed_energy_pj
     scale_e = max(
         1.0,
-        (e_fixed + p.dram_pj_per_byte * max_dram * scale_b + p.static_pj_per_cycle * ub_lat * scale_c)
+        (
+            e_fixed
+            + p.dram_pj_per_byte * max_dram * scale_b
+            + p.static_pj_per_cycle * ub_lat * scale_c
+        )
         / 1e7,
     )
     c_dram = p.dram_pj_per_byte * scale_b / scale_e

@@ -239,11 +239,13 @@ def _build(
                 keep = tuple(t for t in keep if t != drop)
         keeps.append(keep)
         fits.append(_Fit(einsum, keep, lv.capacity_bytes, mult))
-    if not fits[0].fits(one):
+    full = einsum.rank_sizes
+    if not fits[0].fits(full):
         raise MappingError(
-            f"no mapping of {einsum.name} fits: the smallest tiles of "
-            f"{', '.join(tensors)} ({_fmt_bytes(fits[0].need(one))}) do not fit level "
-            f"{arch.levels[0].name} ({_fmt_bytes(arch.levels[0].capacity_bytes or 0)})"
+            f"no mapping of {einsum.name} fits: the tensors "
+            f"{', '.join(tensors)} ({_fmt_bytes(fits[0].need(full))}) do not fit the "
+            f"outermost level {arch.levels[0].name} "
+            f"({_fmt_bytes(arch.levels[0].capacity_bytes or 0)})"
         )
     spatial, axes = _spatial_choice(einsum, arch, cu, feed)
     grow = [list(prio) for _ in range(nl)]

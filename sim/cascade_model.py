@@ -42,7 +42,6 @@ from mappers.schedule import FusionGroup, Schedule, ScheduleError
 from sim.metrics import Metrics
 from workloads.ir import Cascade, Einsum
 
-
 # ------------------------------------------------------------------ binding
 
 

@@ -28,11 +28,11 @@ tile it waits for. A bound on simulated cycles raises
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import simpy
-from simpy.events import Event
 
 from hw_models.arch import Architecture
 from sim.des_nest import Buffer, DeadlockError, Nest, SimTimeLimitError, SimulationError
@@ -54,22 +54,30 @@ class Timeline:
             self.dropped += 1
 
 
+class _Call:
+    """A minimal simpy event: ``Environment.step`` pops it and calls it."""
+
+    __slots__ = ("callbacks", "_ok", "fn", "args")
+
+    def __init__(self, fn: Callable, args: tuple) -> None:
+        self.fn = fn
+        self.args = args
+        self._ok = True
+        self.callbacks = [self]
+
+    def __call__(self, _event: object) -> None:
+        self.fn(*self.args)
+
+
 class Port:
     """A bandwidth-limited port (a level's read or write side, or a compute unit)."""
 
-    __slots__ = ("name", "bw", "jobs", "t_last", "busy_cycles")
+    __slots__ = ("name", "bw", "jobs")
 
     def __init__(self, name: str, bw: float) -> None:
         self.name = name
         self.bw = bw
         self.jobs: set[Job] = set()
-        self.t_last = 0.0
-        self.busy_cycles = 0.0
-
-    def touch(self, now: float) -> None:
-        if self.jobs:
-            self.busy_cycles += now - self.t_last
-        self.t_last = now
 
 
 class Job:
@@ -97,28 +105,32 @@ class Fabric:
 
     def start(self, work: list[tuple[Port, float]], done: Callable[[], None]) -> None:
         eng = self.eng
-        work = [(p, w) for p, w in work if w > 0]
-        if not work:
-            eng.at(0.0, done)
-            return
         job = Job(work, done)
-        now = eng.env.now
+        now = eng.env._now
         job.t = now
-        affected: set[Job] = set()
+        affected: set[Job] | None = None
         for p, _ in work:
-            p.touch(now)
-            affected |= p.jobs
+            if p.jobs:
+                if affected is None:
+                    affected = set(p.jobs)
+                else:
+                    affected |= p.jobs
+        if affected is None:
+            # every port is free: the job runs at full rate
+            m = 0.0
+            for p, w in work:
+                p.jobs.add(job)
+                if w > m:
+                    m = w
+            job.speed = 1.0 / m if m > 0 else float("inf")
+            job.ver = 1
+            eng.at(m, self._finish, job, 1)
+            return
         self._advance(affected, now)
         for p, _ in work:
             p.jobs.add(job)
         affected.add(job)
         self._reschedule(affected, now)
-
-    @staticmethod
-    def _advance(jobs: set[Job], now: float) -> None:
-        for j in jobs:
-            j.rem -= (now - j.t) * j.speed
-            j.t = now
 
     def _reschedule(self, jobs: set[Job], now: float) -> None:
         at = self.eng.at
@@ -128,21 +140,29 @@ class Fabric:
                 x = w * len(p.jobs)
                 if x > m:
                     m = x
-            j.speed = 1.0 / m
+            speed = 1.0 / m if m > 0 else float("inf")
+            if speed == j.speed:
+                continue  # its completion event is still right
+            j.speed = speed
             j.ver += 1
             at(max(j.rem, 0.0) * m, self._finish, j, j.ver)
 
     def _finish(self, job: Job, ver: int) -> None:
         if ver != job.ver:
             return  # superseded by a later rate change
-        now = self.eng.env.now
-        affected: set[Job] = set()
+        affected: set[Job] | None = None
         for p, _ in job.work:
-            p.touch(now)
-            p.jobs.discard(job)
-            affected |= p.jobs
-        self._advance(affected, now)
-        self._reschedule(affected, now)
+            js = p.jobs
+            js.discard(job)
+            if js:
+                if affected is None:
+                    affected = set(js)
+                else:
+                    affected |= js
+        if affected:
+            now = self.eng.env._now
+            self._advance(affected, now)
+            self._reschedule(affected, now)
         job.done()
 
 
@@ -283,12 +303,10 @@ class Engine:
 
     # -- event plumbing -------------------------------------------------
     def at(self, delay: float, fn: Callable, *args) -> None:
-        """Call ``fn(*args)`` after ``delay`` cycles (one simpy event)."""
-        ev = Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(lambda _e: fn(*args))
-        self.env.schedule(ev, delay=delay)
+        """Call ``fn(*args)`` after ``delay`` cycles: one event on simpy's queue
+        (a light :class:`_Call` in place of a full ``simpy.Event``)."""
+        env = self.env
+        heappush(env._queue, (env._now + delay, 1, next(env._eid), _Call(fn, args)))
 
     def port(self, key: str, bw: float) -> Port:
         p = self.ports.get(key)
@@ -322,6 +340,8 @@ class Engine:
                 (self.port(b.child_rd, bw[b.child_rd]), b.fill_bytes / bw[b.child_rd]),
                 (self.port(b.parent_wr, bw[b.parent_wr]), b.transfer_bytes / bw[b.parent_wr]),
             ]
+            st.fetch_work = [(p, w) for p, w in st.fetch_work if w > 0]
+            st.wb_work = [(p, w) for p, w in st.wb_work if w > 0]
             st.track = f"{nest.einsum}: DMA {names[b.parent]}->{names[b.level]} {b.tensor}"
             es.bufs.append(st)
         es.leaves = [
@@ -335,6 +355,7 @@ class Engine:
         es.step_work = [(unit.port, nest.cycles_per_step)] + [
             (self.port(k, bw[k]), v / bw[k]) for k, v in nest.step_bytes.items() if v > 0
         ]
+        es.step_work = [(p, w) for p, w in es.step_work if w > 0]
         es.track = f"unit {nest.unit}"
         self.einsums[nest.einsum] = es
         unit.queue.append(es)

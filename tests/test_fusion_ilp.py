@@ -46,7 +46,10 @@ def random_problem(rng: random.Random, n: int, tiles: tuple[int, ...] = (1, 2, 4
     )
 
 
-CASES = [random_problem(random.Random(seed), n) for seed, n in zip(range(12), [3, 4, 5, 6, 7, 8] * 2)]
+CASES = [
+    random_problem(random.Random(seed), n)
+    for seed, n in zip(range(12), [3, 4, 5, 6, 7, 8] * 2, strict=True)
+]
 
 
 @pytest.mark.parametrize("objective", fusion.OBJECTIVES)
@@ -57,7 +60,9 @@ def test_ilp_matches_exhaustive_on_small_cascades(objective: str) -> None:
         best = fusion.exhaustive(p, objective)
         ilp = fusion.solve_ilp(p, objective, time_limit_s=5, workers=1, seed=0)
         assert fusion.feasible(p, ilp.keep, ilp.tiles)
-        assert ilp.objective_value == pytest.approx(fusion.evaluate(p, ilp.keep, ilp.tiles).objective(objective))
+        assert ilp.objective_value == pytest.approx(
+            fusion.evaluate(p, ilp.keep, ilp.tiles).objective(objective)
+        )
         ratio = ilp.objective_value / best.objective_value
         worst = max(worst, ratio)
         assert ratio <= 1.02, (objective, p.einsums, ratio)

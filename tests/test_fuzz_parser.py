@@ -113,8 +113,7 @@ FAST = settings(
 def test_fuzz_random_token_soup() -> None:
     COUNTS.update(parsed=0, error=0)
 
-    @FAST
-    @settings(max_examples=4000)
+    @settings(FAST, max_examples=4000)
     @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
     def run(text: str) -> None:
         check(text)
@@ -127,8 +126,7 @@ def test_fuzz_random_token_soup() -> None:
 def test_fuzz_mutated_cascades() -> None:
     COUNTS.update(parsed=0, error=0)
 
-    @FAST
-    @settings(max_examples=6000)
+    @settings(FAST, max_examples=6000)
     @given(st.sampled_from(SEEDS), MUTATIONS)
     def run(seed: str, ops: list[tuple[int, int, int, str]]) -> None:
         check(_mutate(seed, ops))
@@ -143,8 +141,7 @@ def test_fuzz_mutated_cascades() -> None:
 def test_fuzz_arbitrary_unicode() -> None:
     COUNTS.update(parsed=0, error=0)
 
-    @FAST
-    @settings(max_examples=1000)
+    @settings(FAST, max_examples=1000)
     @given(st.text(max_size=200))
     def run(text: str) -> None:
         check(text)
@@ -205,8 +202,7 @@ def cascades(draw: st.DrawFn) -> str:
 
 
 @pytest.mark.slow
-@FAST
-@settings(max_examples=400)
+@settings(FAST, max_examples=400)
 @given(cascades())
 def test_random_cascades_round_trip(text: str) -> None:
     c = parse_cascade(text)

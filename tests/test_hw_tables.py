@@ -158,9 +158,11 @@ def test_derive_is_cheap(name):
         "tpu_like": ("cols", 128),
     }[name]
     hw_models.derive(arch, {key: value})
-    n = 300
-    t0 = time.perf_counter()
-    for _ in range(n):
-        hw_models.derive(arch, {key: value})
-    per_call = (time.perf_counter() - t0) / n
-    assert per_call < 1e-3, f"derive took {per_call * 1e6:.0f} us"
+    # best of 5 batches, so that a busy CI machine does not make it flaky
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(50):
+            hw_models.derive(arch, {key: value})
+        best = min(best, (time.perf_counter() - t0) / 50)
+    assert best < 1e-3, f"derive took {best * 1e6:.0f} us"

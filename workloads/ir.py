@@ -516,6 +516,7 @@ class Cascade:
 
     ``splits`` records ``m -> m1, m0`` as ``("m", ("m1", "m0"))`` (outer rank
     first); it tells the pass analysis which ranks traverse ``m``.
+    ``split_sizes`` holds the sizes of the split ranks (parent and children).
     Construction validates the cascade and raises :class:`WorkloadError`.
     """
 
@@ -523,6 +524,7 @@ class Cascade:
     tensors: tuple[Tensor, ...]
     einsums: tuple[Einsum, ...]
     splits: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    split_sizes: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -554,7 +556,7 @@ class Cascade:
     @property
     def rank_sizes(self) -> dict[str, int]:
         """Size of every rank any Einsum iterates (rank sizes are cascade-wide)."""
-        out: dict[str, int] = {}
+        out: dict[str, int] = dict(self.split_sizes)
         for e in self.einsums:
             out.update(e.rank_sizes_items)
         return out
@@ -692,6 +694,7 @@ class Cascade:
             "tensors": [t.to_dict() for t in self.tensors],
             "einsums": [e.to_dict() for e in self.einsums],
             "splits": [[p, list(c)] for p, c in self.splits],
+            "split_sizes": [[r, s] for r, s in self.split_sizes],
         }
 
     @classmethod
@@ -702,6 +705,7 @@ class Cascade:
                 tensors=tuple(Tensor.from_dict(t) for t in d["tensors"]),
                 einsums=tuple(Einsum.from_dict(e) for e in d["einsums"]),
                 splits=tuple((str(p), tuple(str(x) for x in c)) for p, c in d.get("splits", ())),
+                split_sizes=tuple((str(r), int(s)) for r, s in d.get("split_sizes", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkloadError(f"malformed cascade dict: {type(exc).__name__}: {exc}") from None
@@ -813,9 +817,19 @@ def _validate(c: Cascade) -> None:
                 einsum=e.name,
             )
         produced[e.output.tensor] = e.name
+    split_size = dict(c.split_sizes)
     for parent, children in c.splits:
-        if len(children) < 2:
-            raise WorkloadError(f"split of {parent!r} needs at least two ranks")
+        if len(children) < 2 or len(set(children)) != len(children) or parent in children:
+            raise WorkloadError(f"split of {parent!r} needs at least two distinct ranks other than {parent!r}")
+        if parent in split_size and all(k in split_size for k in children):
+            if math.prod(split_size[k] for k in children) != split_size[parent]:
+                raise WorkloadError(
+                    f"split of {parent!r}: {' x '.join(str(split_size[k]) for k in children)} "
+                    f"!= {split_size[parent]}"
+                )
+    for r, s in c.split_sizes:
+        if r in sizes and sizes[r][0] != s:
+            raise WorkloadError(f"rank {r} has size {s} in a split but {sizes[r][0]} in {sizes[r][1]}")
     # order: every forward producer before its consumer; recurrences well formed
     order = canonical_order(c.einsums)
     if order != c.einsums:

@@ -822,6 +822,11 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
             tensors=tuple(tensor_list),
             einsums=ordered,
             splits=tuple((sp.parent, tuple(c for c, _, _ in sp.children)) for sp in splits),
+            split_sizes=tuple(
+                dict.fromkeys(
+                    (r, rank_size[r][0]) for sp in splits for r in (sp.parent, *(c for c, _, _ in sp.children))
+                )
+            ),
         )
     except ParseError:
         raise
@@ -858,6 +863,8 @@ def format_cascade(c: Cascade) -> str:
         split_ranks |= {k for k in children if k in rank_sizes}
         if parent in rank_sizes or parent in sized:
             split_ranks.add(parent)
+        if parent in rank_sizes and parent not in sized and not all(k in rank_sizes for k in children):
+            split_ranks.discard(parent)
     free = [(r, s) for r, s in rank_sizes.items() if r not in sized and r not in split_ranks]
     if free:
         lines.append("rank " + ", ".join(f"{r}:{s}" for r, s in free))

@@ -8,7 +8,9 @@ import click
 
 
 @click.command(name="fusemax")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory."
+)
 @click.option(
     "--models",
     default="bert,trxl,t5,xlm",
@@ -42,7 +44,9 @@ def command(out_dir: str, models: str, max_seq: int) -> None:
         )
     seqs = tuple(s for s in fusemax.SEQ_LENGTHS if s <= max_seq)
     if not seqs:
-        raise EinsimError(f"--max-seq {max_seq} is below the shortest length {fusemax.SEQ_LENGTHS[0]}")
+        raise EinsimError(
+            f"--max-seq {max_seq} is below the shortest length {fusemax.SEQ_LENGTHS[0]}"
+        )
     out = Path(out_dir)
     with tqdm(total=len(chosen) * len(seqs), desc="fusemax", unit="point") as bar:
         rows = fusemax.run(out, models=chosen, seqs=seqs, progress=bar.update)

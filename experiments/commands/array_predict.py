@@ -1,0 +1,207 @@
+"""``einsim array-predict``: SCALE-Sim compatible systolic-array predictions.
+
+Reads a layer table with the descriptive columns of SCALE-Sim's reference
+data (``experiments/data/scalesim/reference.csv``), predicts every layer with
+:mod:`sim.systolic` and writes the input columns plus ``pred_*`` columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workloads.errors import EinsimError
+
+
+class LayerTableError(EinsimError):
+    """A malformed layer table (file, line and column are named)."""
+
+
+ARRAY_COLUMNS = (
+    "config",
+    "array_rows",
+    "array_cols",
+    "dataflow",
+    "ifmap_sram_kb",
+    "filter_sram_kb",
+    "ofmap_sram_kb",
+    "ifmap_dram_bw_words",
+    "filter_dram_bw_words",
+    "ofmap_dram_bw_words",
+)
+GEMM_COLUMNS = ("M", "N", "K")
+CONV_COLUMNS = ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride")
+#: output column -> field of sim.systolic.predict_many
+PRED_COLUMNS = {
+    "pred_total_cycles": "total_cycles",
+    "pred_stall_cycles": "stall_cycles",
+    "pred_compute_cycles_no_stall": "compute_cycles_no_stall",
+    "pred_compute_util_pct": "compute_util_pct",
+    "pred_overall_util_pct": "overall_util_pct",
+    "pred_mapping_eff_pct": "mapping_eff_pct",
+    "pred_sram_ifmap_reads": "sram_ifmap_reads",
+    "pred_sram_filter_reads": "sram_filter_reads",
+    "pred_sram_ofmap_writes": "sram_ofmap_writes",
+    "pred_dram_ifmap_reads": "dram_ifmap_reads",
+    "pred_dram_filter_reads": "dram_filter_reads",
+    "pred_dram_ofmap_writes": "dram_ofmap_writes",
+}
+#: columns written as integers
+_INT_FIELDS = {c for c in PRED_COLUMNS if "util" not in c and "eff" not in c}
+
+
+def _number(
+    path: str, line: int, col: str, text: str | None, *, integer: bool, positive: bool = True
+) -> Any:
+    raw = (text or "").strip()
+    what = "a positive integer" if integer else "a positive number"
+    if not raw:
+        raise LayerTableError(f"column {col!r} is empty; expected {what}", file=path, line=line)
+    try:
+        val = float(raw)
+    except ValueError:
+        raise LayerTableError(f"column {col!r} is {raw!r}; expected {what}", file=path, line=line) from None
+    if not math.isfinite(val) or (positive and val <= 0) or (integer and val != int(val)):
+        raise LayerTableError(f"column {col!r} is {raw!r}; expected {what}", file=path, line=line)
+    return int(val) if integer else val
+
+
+def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict[str, Any]]:
+    """Parse a layer table. Returns (header, raw rows, parsed columns).
+
+    Parsed columns: ``M``, ``N``, ``K`` (lists of int; SCALE-Sim's lowering
+    for conv rows) and ``configs`` (list of :class:`sim.systolic.ArrayConfig`).
+    """
+    from sim.systolic import ArrayConfig, SystolicError, conv_to_gemm
+
+    p = str(path)
+    try:
+        fh = open(p, newline="")
+    except OSError as exc:
+        raise LayerTableError(f"cannot read the layer table: {exc.strerror}", file=p) from None
+    with fh:
+        reader = csv.DictReader(fh)
+        header = list(reader.fieldnames or [])
+        if not header:
+            raise LayerTableError("empty file; expected a CSV header line", file=p, line=1)
+        need = ("layer", "kind", *ARRAY_COLUMNS)
+        missing = [c for c in need if c not in header]
+        if missing:
+            raise LayerTableError(
+                f"missing column(s) {', '.join(missing)} in the header", file=p, line=1
+            )
+        rows: list[dict[str, str]] = []
+        ms: list[int] = []
+        ns: list[int] = []
+        ks: list[int] = []
+        cfgs: list[ArrayConfig] = []
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                raise LayerTableError(
+                    f"{len(header) + len(row[None])} fields, the header has {len(header)}",
+                    file=p,
+                    line=line,
+                )
+            kind = (row.get("kind") or "").strip().lower()
+            if kind == "gemm":
+                cols = [c for c in GEMM_COLUMNS if c not in header]
+                if cols:
+                    raise LayerTableError(
+                        f"a gemm row needs column {cols[0]!r}, which the header lacks", file=p, line=1
+                    )
+                m, n, k = (_number(p, line, c, row[c], integer=True) for c in GEMM_COLUMNS)
+            elif kind == "conv":
+                cols = [c for c in CONV_COLUMNS if c not in header]
+                if cols:
+                    raise LayerTableError(
+                        f"a conv row needs column {cols[0]!r}, which the header lacks", file=p, line=1
+                    )
+                v = {c: _number(p, line, c, row[c], integer=True) for c in CONV_COLUMNS}
+                if v["filt_h"] > v["ifmap_h"] or v["filt_w"] > v["ifmap_w"]:
+                    raise LayerTableError(
+                        f"filter {v['filt_h']}x{v['filt_w']} is larger than the ifmap "
+                        f"{v['ifmap_h']}x{v['ifmap_w']}; expected a (padded) ifmap at least "
+                        "as large as the filter",
+                        file=p,
+                        line=line,
+                    )
+                mm, nn, kk = conv_to_gemm(*(v[c] for c in CONV_COLUMNS))
+                m, n, k = int(mm), int(nn), int(kk)
+            else:
+                raise LayerTableError(
+                    f"column 'kind' is {row.get('kind')!r}; expected gemm or conv", file=p, line=line
+                )
+            df = (row.get("dataflow") or "").strip().lower()
+            if df not in ("os", "ws", "is"):
+                raise LayerTableError(
+                    f"column 'dataflow' is {row.get('dataflow')!r}; expected os, ws or is",
+                    file=p,
+                    line=line,
+                )
+            kw: dict[str, Any] = {"dataflow": df}
+            for c in ARRAY_COLUMNS:
+                if c in ("config", "dataflow"):
+                    continue
+                integer = c in ("array_rows", "array_cols") or c.endswith("_bw_words")
+                kw[c.replace("array_", "")] = _number(p, line, c, row[c], integer=integer)
+            try:
+                cfgs.append(ArrayConfig(**kw))
+            except SystolicError as exc:
+                raise LayerTableError(str(exc), file=p, line=line) from None
+            rows.append(row)
+            ms.append(m)
+            ns.append(n)
+            ks.append(k)
+    if not rows:
+        raise LayerTableError("no layers after the header; expected one row per layer", file=p, line=2)
+    return header, rows, {"M": ms, "N": ns, "K": ks, "configs": cfgs}
+
+
+def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: bool = True) -> int:
+    """Predict every layer of ``in_path`` and write ``out_path``. Returns the row count."""
+    from sim.systolic import predict_many
+
+    header, rows, parsed = read_layers(in_path)
+    res = predict_many(
+        parsed["M"], parsed["N"], parsed["K"], parsed["configs"], scalesim_compat=scalesim_compat
+    )
+    out_cols = [c for c in header if not c.startswith("pred_")] + list(PRED_COLUMNS)
+    try:
+        fh = open(out_path, "w", newline="")
+    except OSError as exc:
+        raise LayerTableError(f"cannot write: {exc.strerror}", file=str(out_path)) from None
+    with fh:
+        w = csv.DictWriter(fh, fieldnames=out_cols, extrasaction="ignore")
+        w.writeheader()
+        for i, row in enumerate(rows):
+            rec = {c: row.get(c, "") for c in header if not c.startswith("pred_")}
+            for col, field in PRED_COLUMNS.items():
+                v = float(res[field][i])
+                rec[col] = str(int(round(v))) if col in _INT_FIELDS else f"{v:.6f}"
+            w.writerow(rec)
+    return len(rows)
+
+
+@click.command(name="array-predict")
+@click.option("--layers", "layers", required=True, type=click.Path(dir_okay=False), help="Input layer CSV.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output CSV.")
+@click.option(
+    "--scalesim-compat/--no-scalesim-compat",
+    default=True,
+    show_default=True,
+    help="Reproduce SCALE-Sim's double-counted stalls and OS ofmap write count.",
+)
+def command(layers: str, out: str, scalesim_compat: bool) -> None:
+    """Predict SCALE-Sim's cycles and SRAM/DRAM accesses for every layer of LAYERS.
+
+    LAYERS has the descriptive columns of SCALE-Sim's reference data (layer,
+    kind, M, N, K or the conv shape, config, array_rows, array_cols,
+    dataflow, *_sram_kb, *_dram_bw_words); other columns are copied through.
+    """
+    n = predict_file(layers, out, scalesim_compat=scalesim_compat)
+    click.echo(f"wrote {n} layer predictions to {out}")
