@@ -67,10 +67,17 @@ class ComputeUnit:
     #: storage level that feeds this unit; "" = the innermost level. (The
     #: FuseMax 1D array reads the GlobalBuffer directly, not a PE_RF.)
     fed_by: str = ""
+    #: throughput of other datatypes relative to the native one, e.g. an
+    #: H100 tensor core {"bf16": 1, "fp8": 2, "tf32": 0.5}; empty = native only
+    dtype_scale: dict[str, float] = field(default_factory=dict)
 
-    def peak_ops_per_s(self, op: str, clock_hz: float) -> float:
-        """Peak rate of operator class ``op`` over all PEs (0 if unsupported)."""
-        return self.pes * self.ops_per_cycle.get(op, 0.0) * clock_hz
+    def peak_ops_per_s(self, op: str, clock_hz: float, dtype: str | None = None) -> float:
+        """Peak rate of operator class ``op`` over all PEs (0 if unsupported);
+        ``dtype`` scales it by :attr:`dtype_scale` (0 for an unlisted dtype)."""
+        rate = self.pes * self.ops_per_cycle.get(op, 0.0) * clock_hz
+        if dtype is None:
+            return rate
+        return rate * self.dtype_scale.get(dtype, 0.0)
 
 
 @dataclass(frozen=True)

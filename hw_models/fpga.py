@@ -348,6 +348,7 @@ def fpga(**params: Any) -> Architecture:
             cols=cols,
             dataflow=p["dataflow"],
             datatype_bits=bits,
+            dtype_scale={f"{nf}{bits}": 1.0},
         )
     ]
     if p["array1d_pes"] > 0:
@@ -368,6 +369,7 @@ def fpga(**params: Any) -> Architecture:
                 rows=1,
                 cols=p["array1d_pes"],
                 datatype_bits=bits,
+                dtype_scale={f"{nf}{bits}": 1.0},
                 fed_by="GlobalBuffer",
             )
         )

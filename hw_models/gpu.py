@@ -212,6 +212,9 @@ def gpu(**params: Any) -> Architecture:
         energy_pj_per_op={"mac": tables.mac_energy_pj(16, "fp", node)},
         datatype_bits=16,
         area_mm2=sms * p["sm_logic_area_mm2"],
+        dtype_scale={
+            k: v / p["tensor_flops_per_s"]["bf16"] for k, v in p["tensor_flops_per_s"].items()
+        },
     )
     cuda = ComputeUnit(
         name="cuda_core",
@@ -229,6 +232,9 @@ def gpu(**params: Any) -> Architecture:
             "div": 3 * f32_mul + overhead,
         },
         datatype_bits=32,
+        dtype_scale={
+            k: v / p["cuda_core_flops_per_s"]["fp32"] for k, v in p["cuda_core_flops_per_s"].items()
+        },
     )
     return Architecture(
         name="gpu",

@@ -89,7 +89,7 @@ def check_value(p: Param, value: Any, prefix: str = "params.") -> Any:
     if p.kind == "str":
         if not isinstance(value, str) or (p.choices and value not in p.choices):
             raise HardwareError(f"{field} must be {p.range_text()}, got {value!r}", field=field)
-        return value
+        return str(value)  # plain str (numpy.str_ from a sweep grid is a subclass)
     if p.kind == "rates":
         if not isinstance(value, Mapping):
             raise HardwareError(

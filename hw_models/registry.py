@@ -67,6 +67,11 @@ def list_presets() -> list[str]:
 
 def build(family: str, params: Mapping[str, Any]) -> Architecture:
     """Build and validate an architecture of ``family`` from ``params``."""
+    return validate(_build(family, params))
+
+
+def _build(family: str, params: Mapping[str, Any]) -> Architecture:
+    """Build without the final structural check (callers validate once)."""
     fam = _family(family)
     if not isinstance(params, Mapping):
         raise HardwareError(
@@ -75,7 +80,7 @@ def build(family: str, params: Mapping[str, Any]) -> Architecture:
     bad = [k for k in params if not isinstance(k, str)]
     if bad:
         raise HardwareError(f"params keys must be names, got {bad[0]!r}", field="params")
-    return validate(FAMILIES[fam](**params))
+    return FAMILIES[fam](**params)
 
 
 # --------------------------------------------------------------- overrides
@@ -321,9 +326,10 @@ def derive(arch_or_name: Architecture | str, overrides: Mapping[str, Any]) -> Ar
     params = dict(base.params)
     for key, value in overrides.items():
         _set_dotted(params, key, value)
-    arch = build(base.family, params)
     if base.overrides:
-        arch = apply_overrides(arch, base.overrides)
+        arch = apply_overrides(_build(base.family, params), base.overrides)  # validates
+    else:
+        arch = build(base.family, params)
     return dataclasses.replace(arch, name=base.name, sources=base.sources)
 
 

@@ -18,13 +18,25 @@ from hw_models.arch import Architecture, ComputeUnit, StorageLevel
 from hw_models.errors import HardwareError
 
 
+def numpy_bool_types() -> tuple[type, ...]:
+    """numpy.bool_ if numpy is already imported (never imports it)."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    return (np.bool_,) if np is not None else ()
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (bool, *numpy_bool_types())):
+        return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -173,6 +185,8 @@ def _unit(data: Any, path: str) -> ComputeUnit:
     kw["energy_pj_per_op"] = _rates(
         data["energy_pj_per_op"], f"{path}.energy_pj_per_op", positive=False
     )
+    if "dtype_scale" in data:
+        kw["dtype_scale"] = _rates(data["dtype_scale"], f"{path}.dtype_scale", positive=True)
     return ComputeUnit(**kw)
 
 
@@ -192,8 +206,8 @@ def coerce_field(kind_of: str, key: str, value: Any, path: str) -> Any:
                 f"{path} must be a list of tensor names or roles, or null", field=path
             )
         return tuple(value)
-    if kind_of == "unit" and key in ("ops_per_cycle", "energy_pj_per_op"):
-        return _rates(value, path, positive=key == "ops_per_cycle")
+    if kind_of == "unit" and key in ("ops_per_cycle", "energy_pj_per_op", "dtype_scale"):
+        return _rates(value, path, positive=key != "energy_pj_per_op")
     raise HardwareError(f"{path} is not a known field", field=path)
 
 

@@ -196,6 +196,7 @@ def spatial_array(**params: Any) -> Architecture:
             cols=cols,
             dataflow=p["dataflow"],
             datatype_bits=bits,
+            dtype_scale={f"{nf}{bits}": 1.0},
             area_mm2=pes * pe_area_um2 / 1e6,
             leakage_w=pes * leak,
         )
@@ -214,6 +215,7 @@ def spatial_array(**params: Any) -> Architecture:
                 rows=1,
                 cols=n1d,
                 datatype_bits=bits,
+                dtype_scale={f"{nf}{bits}": 1.0},
                 area_mm2=n1d * (pe_area_um2 + regs_um2) / 1e6,
                 leakage_w=n1d * leak,
                 fed_by="GlobalBuffer",

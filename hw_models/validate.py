@@ -99,6 +99,8 @@ def validate(arch: Architecture) -> Architecture:
                 )
         for op, e in cu.energy_pj_per_op.items():
             _nonneg(e, f"{f}.energy_pj_per_op.{op}")
+        for dt, scale in cu.dtype_scale.items():
+            _pos(scale, f"{f}.dtype_scale.{dt}")
         _nonneg(cu.area_mm2, f"{f}.area_mm2")
         _nonneg(cu.leakage_w, f"{f}.leakage_w")
         if cu.fed_by and cu.fed_by not in names:

@@ -99,11 +99,19 @@ def read_file(path: str | Path) -> tuple[Any, Lines]:
         raise HardwareError(f"cannot read file: {err}", file=str(path)) from None
     if p.suffix.lower() == ".json":
         try:
-            return json.loads(text), {}
+            data = json.loads(text)
         except json.JSONDecodeError as err:
             raise HardwareError(
                 f"JSON syntax error: {err.msg}", file=str(path), line=err.lineno, col=err.colno
             ) from None
+        except RecursionError:
+            raise HardwareError("JSON nesting too deep", file=str(path)) from None
+        # JSON is (nearly) YAML: re-read it for line numbers where that works
+        try:
+            same, lines = parse_yaml(text, str(path))
+        except HardwareError:
+            return data, {}
+        return data, (lines if same == data else {})
     return parse_yaml(text, str(path))
 
 

@@ -22,6 +22,8 @@ where ``Dist`` is the product of the relevant temporal loops above ``c``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from sim.analytical_compile import Hardware, Structure
@@ -31,6 +33,70 @@ def _snap(x: np.ndarray) -> np.ndarray:
     """Round counts that exp(sum(log)) left a few ulps off an integer."""
     r = np.rint(x)
     return np.where(np.abs(x - r) <= 1e-9 * np.abs(x), r, x)
+
+
+@dataclass(eq=False)
+class _Mats:
+    """Per-structure matrices of the vectorised path (cached on the Structure)."""
+
+    t_idx: np.ndarray
+    c_idx: np.ndarray
+    rel_l: np.ndarray  # [np, L] float: loop (level, rank) is above c and indexes t
+    rel_idx: list[np.ndarray]  # per pair: flat loop indices of rel_l
+    mc_l: np.ndarray  # [np, L] float: multicast / spatial-reduction loops
+    at_compute: np.ndarray  # [np] bool
+    m_read: np.ndarray  # [4*np, nl*nt]: (xfer, fills, xfer_refill, fills_refill) -> reads
+    m_write: np.ndarray
+    m_update: np.ndarray
+    byte_l: np.ndarray  # [nl*nt, nl]: element counts -> bytes per level
+
+
+def _mats(st: Structure) -> _Mats:
+    cached = getattr(st, "_mats", None)
+    if cached is not None:
+        return cached
+    nl, nr, nt = len(st.levels), len(st.ranks), len(st.tensors)
+    np_ = len(st.pairs)
+    L = nl * nr
+    rel_l = st.rel_above.reshape(np_, L).astype(float)
+    mc_l = st.mc_mask.reshape(np_, L).astype(float)
+    m_read = np.zeros((4 * np_, nl * nt))
+    m_write = np.zeros((4 * np_, nl * nt))
+    m_update = np.zeros((4 * np_, nl * nt))
+    xfer, fills, xref, fref = (np.arange(np_) + i * np_ for i in range(4))
+    for k, (t, c, p) in enumerate(st.pairs):
+        pt, ct = p * nt + t, c * nt + t
+        if not st.is_output[t]:
+            m_read[xfer[k], pt] += 1
+            if c < nl:
+                m_write[fills[k], ct] += 1
+        elif c == nl:
+            m_update[xref[k], pt] += 1
+            m_write[xfer[k], pt] += 1
+            m_write[xref[k], pt] -= 1
+        else:
+            m_write[xfer[k], pt] += 1
+            m_read[xref[k], pt] += 1
+            m_read[fills[k], ct] += 1
+            m_write[fref[k], ct] += 1
+    byte_l = np.zeros((nl * nt, nl))
+    for lv in range(nl):
+        for t in range(nt):
+            byte_l[lv * nt + t, lv] = st.bits[t] / 8.0
+    mats = _Mats(
+        t_idx=np.array([p[0] for p in st.pairs], dtype=int),
+        c_idx=np.array([p[1] for p in st.pairs], dtype=int),
+        rel_l=rel_l,
+        rel_idx=[np.flatnonzero(rel_l[k]) for k in range(np_)],
+        mc_l=mc_l,
+        at_compute=np.array([p[1] == nl for p in st.pairs]),
+        m_read=m_read,
+        m_write=m_write,
+        m_update=m_update,
+        byte_l=byte_l,
+    )
+    st._mats = mats  # type: ignore[attr-defined]
+    return mats
 
 
 def evaluate_arrays(
@@ -50,8 +116,10 @@ def evaluate_arrays(
     """
     n, nl, nr = tf.shape
     nt = len(st.tensors)
-    logt = np.log(tf)
-    logs = np.log(sf)
+    L = nl * nr
+    mt = _mats(st)
+    logt = np.log(tf).reshape(n, L)
+    logs = np.log(sf).reshape(n, L)
     fs = tf * sf
     # tile per instance at every level (and 1 at the compute units)
     tile = np.ones((n, nl + 1, nr))
@@ -61,63 +129,48 @@ def evaluate_arrays(
     fp = ext.reshape(n, nl + 1, nt, st.ndims).prod(axis=3)  # [N, nl+1, nt]
     fp[:, nl, :] = 1.0
 
-    pairs = st.pairs
-    np_ = len(pairs)
-    t_idx = np.array([p[0] for p in pairs])
-    c_idx = np.array([p[1] for p in pairs])
-    p_idx = np.array([p[2] for p in pairs])
+    t_idx, c_idx = mt.t_idx, mt.c_idx
     # --- temporal refetch with stationarity -------------------------------
-    gpos = pos + (np.arange(nl) * nr)[None, :, None]  # global loop position
-    active = tf > 1.0  # [N, nl, nr]
-    cand = st.rel_above[None] & active[:, None]  # [N, np, nl, nr]
-    pstar = np.where(cand, gpos[:, None], -1.0).max(axis=(2, 3))  # [N, np]
-    above = st.above[c_idx]  # [np, nl]
-    incl = (gpos[:, None] <= pstar[:, :, None, None]) & above[None, :, :, None]
-    log_r = (incl * logt[:, None]).sum(axis=(2, 3))  # [N, np]
-    # at the compute units every temporal loop counts
-    log_all_t = logt.sum(axis=(1, 2))  # [N]
-    at_compute = c_idx == nl
-    log_r = np.where(at_compute[None], log_all_t[:, None], log_r)
-    log_dist = (st.rel_above[None] * logt[:, None]).sum(axis=(2, 3))  # [N, np]
+    # loop j = (level, rank) sits at nest position gpos (outermost 0); the
+    # log-factors laid out in nest order give prefix products by cumsum
+    gpos = (pos + (np.arange(nl) * nr)[None, :, None]).reshape(n, L).astype(np.intp)
+    nest = np.empty_like(logt)
+    np.put_along_axis(nest, gpos, logt, axis=1)
+    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(nest, axis=1)], axis=1)  # [N, L+1]
+    pos_active = np.where(logt > 0, gpos, -1)  # [N, L]
+    log_all_t = cum[:, L]
+    log_r = np.empty((n, len(st.pairs)))
+    for k, idx in enumerate(mt.rel_idx):
+        if mt.at_compute[k]:
+            log_r[:, k] = log_all_t  # at the compute units every temporal loop counts
+        elif len(idx):
+            pstar = pos_active[:, idx].max(axis=1)
+            log_r[:, k] = cum[np.arange(n), pstar + 1]
+        else:
+            log_r[:, k] = 0.0
+    log_dist = logt @ mt.rel_l.T  # [N, np]
     # --- spatial instances and multicast ---------------------------------
-    log_s_lvl = logs.sum(axis=2)  # [N, nl]
+    log_s_lvl = logs.reshape(n, nl, nr).sum(axis=2)  # [N, nl]
     log_s_above = np.zeros((n, nl + 1))
     log_s_above[:, 1:] = np.cumsum(log_s_lvl, axis=1)
-    log_mc = (st.mc_mask[None] * logs[:, None]).sum(axis=(2, 3))  # [N, np]
+    log_mc = logs @ mt.mc_l.T  # [N, np]
     f_child = fp[:, c_idx, t_idx]  # [N, np]
-    s_child = np.exp(log_s_above[:, c_idx])
-    r = np.exp(log_r)
-    fills = _snap(f_child * r * s_child)  # elements written into all child instances
-    xfer = _snap(fills * np.exp(-log_mc))  # elements moved at the parent
+    fills = _snap(f_child * np.exp(log_r + log_s_above[:, c_idx]))
+    xfer = _snap(fills * np.exp(-log_mc))
     refill_frac = np.clip(1.0 - np.exp(log_dist - log_r), 0.0, None)
     xfer_refill = _snap(xfer * refill_frac)
     fills_refill = _snap(fills * refill_frac)
-
-    reads = np.zeros((n, nl, nt))
-    writes = np.zeros((n, nl, nt))
-    updates = np.zeros((n, nl, nt))
-    out = st.is_output[t_idx]
-    for k in range(np_):
-        t, c, p = pairs[k]
-        if not out[k]:
-            reads[:, p, t] += xfer[:, k]
-            if c < nl:
-                writes[:, c, t] += fills[:, k]
-        elif c == nl:
-            # read-modify-write of partial sums; the first write of each
-            # output element needs no read
-            updates[:, p, t] += xfer_refill[:, k]
-            writes[:, p, t] += xfer[:, k] - xfer_refill[:, k]
-        else:
-            writes[:, p, t] += xfer[:, k]
-            reads[:, p, t] += xfer_refill[:, k]
-            reads[:, c, t] += fills[:, k]
-            writes[:, c, t] += fills_refill[:, k]
+    q = np.concatenate([xfer, fills, xfer_refill, fills_refill], axis=1)
+    reads = (q @ mt.m_read).reshape(n, nl, nt)
+    writes = (q @ mt.m_write).reshape(n, nl, nt)
+    updates = (q @ mt.m_update).reshape(n, nl, nt)
+    logt = logt.reshape(n, nl, nr)
+    logs = logs.reshape(n, nl, nr)
 
     # --- transfer cycles per level ----------------------------------------
     byte_w = st.bits / 8.0
-    rd_b = ((reads + updates) * byte_w).sum(axis=2)  # [N, nl]
-    wr_b = ((writes + updates) * byte_w).sum(axis=2)
+    rd_b = (reads + updates).reshape(n, nl * nt) @ mt.byte_l  # [N, nl]
+    wr_b = (writes + updates).reshape(n, nl * nt) @ mt.byte_l
     inst_used = np.exp(log_s_above[:, :nl])
     with np.errstate(divide="ignore", invalid="ignore"):
         t_rd = np.where(rd_b > 0, rd_b / (inst_used * hw.rbw), 0.0)

@@ -52,8 +52,10 @@ __all__ = [
 FULL_SIM_STEPS = 4096
 #: most steps a steady-state prefix may simulate before giving up on steadiness
 MAX_PREFIX_STEPS = 200_000
+#: fewest steps a steady-state prefix simulates
+MIN_PREFIX_STEPS = 512
 #: relative tolerance on equal period durations
-STEADY_RTOL = 1e-6
+STEADY_RTOL = 2e-3
 
 
 # ---------------------------------------------------------------------------
@@ -129,20 +131,28 @@ def _add(into: dict, other: dict, scale: float = 1.0) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _choose_period(nest: Nest, max_period_steps: int) -> int:
-    """Steps of one iteration of the outermost loop that is short enough."""
-    for lp in nest.loops:
-        if lp.inner_steps <= max_period_steps and nest.steps // lp.inner_steps >= 2:
-            return lp.inner_steps
-    return 0
+def _period_candidates(nest: Nest, max_period_steps: int, min_periods: int = 8) -> list[int]:
+    """Period lengths to try, shortest first: the steps of one iteration of a
+    loop of the nest, short enough and repeated often enough for
+    extrapolation to save work. A longer period takes in the variation of
+    the loops inside it (a tile that changes every few periods)."""
+    out: list[int] = []
+    for lp in reversed(nest.loops):
+        p = lp.inner_steps
+        if p <= max_period_steps and nest.steps // p >= min_periods and p not in out:
+            out.append(p)
+    return out
 
 
 def _steady(bounds: list[float], k: int = 3) -> float | None:
-    """The period duration if the last ``k`` periods took the same time."""
-    if len(bounds) < k + 1:
+    """The period duration if the ``k`` periods before the last one took the
+    same time (within STEADY_RTOL); their mean. The last period of a
+    truncated run is left out: nothing is prefetched after it."""
+    if len(bounds) < k + 2:
         return None
-    d = [bounds[i + 1] - bounds[i] for i in range(len(bounds) - k - 1, len(bounds) - 1)]
-    ref = d[-1]
+    b = bounds[-(k + 2) : -1]
+    d = [b[i + 1] - b[i] for i in range(k)]
+    ref = sum(d) / k
     if ref <= 0:
         return None
     if all(abs(x - ref) <= STEADY_RTOL * ref for x in d):
@@ -328,23 +338,39 @@ def simulate_nests(
 
 
 def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods):
-    """Simulate a prefix of every nest, then extrapolate each Einsum's time."""
-    periods = {n.einsum: _choose_period(n, max_period_steps) for n in nests}
-    nper = {n.einsum: max(min_prefix_periods, 4) for n in nests}
+    """Simulate a prefix of every nest, then extrapolate each Einsum's time.
+
+    For every Einsum, period lengths are tried shortest first; the prefix
+    covers ``min_prefix_periods`` periods (and at least MIN_PREFIX_STEPS
+    steps). An Einsum whose last three periods took the same time is
+    steady; otherwise the next longer period is tried. With no candidate
+    left, an Einsum that fits MAX_PREFIX_STEPS is simulated in full, and a
+    longer one is extrapolated from the mean period of its prefix (and
+    reported as not steady).
+    """
+    cands = {n.einsum: _period_candidates(n, max_period_steps) for n in nests}
+    pick = dict.fromkeys(cands, 0)  # index into the candidates
+
+    def plan(n: Nest) -> tuple[int, int]:
+        c = cands[n.einsum]
+        if pick[n.einsum] >= len(c):
+            return min(n.steps, MAX_PREFIX_STEPS), 0
+        p = c[pick[n.einsum]]
+        k = max(min_prefix_periods, 4, -(-MIN_PREFIX_STEPS // p))
+        return min(n.steps, k * p), p
+
     while True:
-        steps = {}
+        steps, periods = {}, {}
         for n in nests:
-            p = periods[n.einsum]
-            steps[n.einsum] = min(n.steps, nper[n.einsum] * p if p else MAX_PREFIX_STEPS)
+            steps[n.einsum], periods[n.einsum] = plan(n)
         eng = _run(arch, nests, deps, steps, periods, bound, timeline_limit)
         retry = False
         for n in nests:
             es = eng.einsums[n.einsum]
             p = periods[n.einsum]
             if p and es.steps < n.steps and _steady(es.boundaries) is None:
-                if 2 * nper[n.einsum] * p <= MAX_PREFIX_STEPS:
-                    nper[n.einsum] *= 2
-                    retry = True
+                pick[n.einsum] += 1
+                retry = True
         if not retry:
             break
     acc = eng.accesses()

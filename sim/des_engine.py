@@ -132,6 +132,13 @@ class Fabric:
         affected.add(job)
         self._reschedule(affected, now)
 
+    @staticmethod
+    def _advance(jobs: set[Job], now: float) -> None:
+        for j in jobs:
+            if j.t != now:
+                j.rem -= (now - j.t) * j.speed
+                j.t = now
+
     def _reschedule(self, jobs: set[Job], now: float) -> None:
         at = self.eng.at
         for j in jobs:

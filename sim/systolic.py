@@ -372,6 +372,164 @@ def _slide_rows(lo: np.ndarray, hi: np.ndarray, buf: _Buffer) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
+# --------------------------------------------------------------------------
+# Convolution ifmaps: the im2col matrix repeats input words, and SCALE-Sim's
+# window hits a word if any copy of it is in the window.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """A convolution in SCALE-Sim's terms (pre-padded ifmap, one stride)."""
+
+    ifmap_h: int
+    ifmap_w: int
+    filt_h: int
+    filt_w: int
+    channels: int
+    num_filters: int
+    stride: int
+
+
+def _ifmap_addr(conv: ConvShape, pixel: np.ndarray, kidx: np.ndarray) -> np.ndarray:
+    """SCALE-Sim's ifmap word address (operand_matrix.calc_ifmap_elem_addr); -1 outside.
+
+    Evaluated on the (small) pixel and window-index axes, then gathered.
+    """
+    ow = -((-(conv.ifmap_w - conv.filt_w + conv.stride)) // conv.stride)
+    pix = np.arange(int(pixel.max()) + 1)
+    o_row, o_col = np.divmod(pix, ow)
+    i_row, i_col = o_row * conv.stride, o_col * conv.stride
+    kid = np.arange(int(kidx.max()) + 1)
+    c_row, kk = np.divmod(kid, conv.filt_w * conv.channels)
+    c_col, c_ch = np.divmod(kk, conv.channels)
+    # rows/cols beyond the ifmap -> -1; encode "room left" so one compare per axis
+    p_base = (i_row * conv.ifmap_w + i_col) * conv.channels
+    k_off = (c_row * conv.ifmap_w + c_col) * conv.channels + c_ch
+    ok = (c_row[kidx] + i_row[pixel] < conv.ifmap_h) & (c_col[kidx] + i_col[pixel] < conv.ifmap_w)
+    return np.where(ok, p_base[pixel] + k_off[kidx], -1)
+
+
+def _conv_ifmap_sequence(conv: ConvShape, op: Any, df: str) -> np.ndarray:
+    """The ifmap's prefetch matrix in order (with -1 for padding and holes)."""
+    if isinstance(op, _DiagOperand):
+        B, T, W = op.blocks, op.t, op.w
+        rt = B * T
+        rr = np.arange(rt)[:, None]
+        cc = np.arange(W)[None, :]
+        b, tt = np.divmod(rr, T)
+        if df == "os":  # block rows = window index, columns = pixels of the fold
+            pixel, kidx = b * W + cc, np.broadcast_to(tt, (rt, W))
+        else:  # ws: block rows = pixels, columns = window index of the fold
+            pixel, kidx = np.broadcast_to(tt, (rt, W)), b * W + cc
+        pad = (b == B - 1) & (cc >= op.w_last)
+        val = np.where(pad, -1, _ifmap_addr(conv, np.where(pad, 0, pixel), np.where(pad, 0, kidx)))
+        d = rr + cc
+        pos = _tri(d, W) - _tri(d - rt, W) + cc - np.maximum(0, d - rt + 1)
+        seq = np.empty(rt * W, dtype=np.int64)
+        seq[pos.ravel()] = val.ravel()
+        return seq
+    # row-major blocks (is): block fc, rows = window index, columns = pixels
+    B, S, W = op.blocks, op.s, op.w
+    bb = np.arange(B)[:, None, None]
+    rr = np.arange(S)[None, :, None]
+    cc = np.arange(W)[None, None, :]
+    pad = np.broadcast_to((bb == B - 1) & (cc >= op.w_last), (B, S, W))
+    pixel = np.broadcast_to(bb * W + cc, (B, S, W))
+    kidx = np.broadcast_to(rr, (B, S, W))
+    val = np.where(pad, -1, _ifmap_addr(conv, np.where(pad, 0, pixel), kidx))
+    return val.ravel()
+
+
+def _all_positions(op: Any, block: np.ndarray, rgroup: np.ndarray, u: np.ndarray):
+    """Like ``positions`` but counting padding cells (index into the sequence)."""
+    if isinstance(op, _DiagOperand):
+        T, W, B = op.t, op.w, op.blocks
+        rt = B * T
+        tt = u - op.prefix
+        wb = np.where(block == B - 1, op.w_last, W)
+        c_lo = np.maximum(0, tt - T + 1)
+        c_hi = np.minimum(np.minimum(W - 1, tt), wb - 1)
+        ok = (tt >= 0) & (c_lo <= c_hi)
+        d = block * T + tt
+        start = _tri(d, W) - _tri(d - rt, W) - np.maximum(0, d - rt + 1)
+        return np.where(ok, start + c_lo, -1), np.where(ok, start + c_hi, -1)
+    wb = np.where(block == op.blocks - 1, op.w_last, op.w)
+    rr = rgroup * op.r + (op.r - 1 - u)
+    ok = (u < op.r) & (rr < op.s)
+    lo = block * op.s * op.w + rr * op.w
+    return np.where(ok, lo, -1), np.where(ok, lo + wb - 1, -1)
+
+
+def _conv_slide_rows(seq: np.ndarray, lo: np.ndarray, hi: np.ndarray, buf: _Buffer) -> np.ndarray:
+    """Window slides for a conv ifmap, hitting on any copy of a word.
+
+    Rows whose words all lie in the window are settled from their first and
+    last line; the others are checked word by word (they are the few rows
+    near the window's edges).
+    """
+    import bisect
+
+    n, a, p = buf.n, buf.a, buf.p
+    if buf.a >= buf.n or buf.p == 0:
+        return np.zeros(0, dtype=np.int64)
+    valid = seq >= 0
+    vpos = np.cumsum(valid) - 1
+    line = np.where(valid, vpos // buf.eps, -1)
+    # next / previous valid index, to find each row's first and last word
+    idx = np.arange(seq.size)
+    nxt = np.where(valid, idx, seq.size)
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+    prv = np.maximum.accumulate(np.where(valid, idx, -1))
+    rows = np.flatnonzero(lo >= 0)
+    first = nxt[lo[rows]]
+    last = prv[hi[rows]]
+    has = first <= hi[rows]
+    rows, first, last = rows[has], first[has], last[has]
+    l0 = line[first].tolist()
+    l1 = line[last].tolist()
+    # every word's occurrence lines, grouped by address (CSR)
+    vi = np.flatnonzero(valid)
+    order = np.lexsort((line[vi], seq[vi]))
+    occ_addr = seq[vi][order]
+    occ_line = line[vi][order].tolist()
+    new_grp = np.ones(occ_addr.size, dtype=bool)
+    new_grp[1:] = occ_addr[1:] != occ_addr[:-1]
+    gid = np.cumsum(new_grp) - 1
+    firsts = np.flatnonzero(new_grp)
+    ends = np.append(firsts[1:], occ_addr.size)
+    grp_start = np.zeros(seq.size, dtype=np.int64)
+    grp_end = np.zeros(seq.size, dtype=np.int64)
+    grp_start[vi[order]] = firsts[gid]
+    grp_end[vi[order]] = ends[gid]
+    s = 0
+    out: list[int] = []
+
+    def inwin(x: int) -> bool:
+        e = (s + a) % n
+        return (s <= x < e) if s < e else (x >= s or x < e)
+
+    def any_copy(gs: int, ge: int) -> bool:
+        e = (s + a) % n
+        if s < e:
+            j = bisect.bisect_left(occ_line, s, gs, ge)
+            return j < ge and occ_line[j] < e
+        return occ_line[ge - 1] >= s or occ_line[gs] < e
+
+    lo_l, hi_l = lo.tolist(), hi.tolist()
+    for row, x0, x1 in zip(rows.tolist(), l0, l1):
+        if inwin(x0) and inwin(x1):
+            continue
+        for q in range(lo_l[row], hi_l[row] + 1):
+            if seq[q] < 0:
+                continue
+            lq, gs, ge = int(line[q]), int(grp_start[q]), int(grp_end[q])
+            while not (inwin(lq) or any_copy(gs, ge)):
+                s = (s + p) % n
+                out.append(row)
+    return np.asarray(out, dtype=np.int64)
+
+
 def _stalls(
     ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bool
 ) -> tuple[int, int]:
@@ -419,13 +577,30 @@ def _stalls(
 
 
 def predict_layer(
-    m: int, n: int, k: int, cfg: ArrayConfig, *, scalesim_compat: bool = True
+    m: int,
+    n: int,
+    k: int,
+    cfg: ArrayConfig,
+    *,
+    scalesim_compat: bool = True,
+    conv: ConvShape | None = None,
 ) -> SystolicResult:
-    """SCALE-Sim's report for one GEMM C[m,n] = A[m,k] B[k,n] on ``cfg``."""
+    """SCALE-Sim's report for one GEMM C[m,n] = A[m,k] B[k,n] on ``cfg``.
+
+    For a convolution pass ``conv`` as well (``m, n, k`` from
+    :func:`conv_to_gemm`): its ifmap words repeat, and a word is found in the
+    SRAM window if any copy of it is there.
+    """
     for name, v in (("M", m), ("N", n), ("K", k)):
         if int(v) < 1:
             raise SystolicError(f"{name} must be >= 1, got {v}")
     m, n, k = int(m), int(n), int(k)
+    if conv is not None:
+        lowered = tuple(int(v) for v in conv_to_gemm(*asdict(conv).values()))
+        if lowered != (m, n, k):
+            raise SystolicError(
+                f"M, N, K = {m}, {n}, {k} do not match the convolution, which lowers to {lowered}"
+            )
     r, c, df = int(cfg.rows), int(cfg.cols), cfg.dataflow
     cf = closed_forms(m, n, k, r, c, df, scalesim_compat)
     sr, sc, t = int(cf["sr"]), int(cf["sc"]), int(cf["t"])
@@ -448,7 +623,17 @@ def predict_layer(
     else:
         lo_if, hi_if = ifm.positions(fc, fr, u)
         lo_f, hi_f = fil.positions(fr, u)
-    ev_if = _slide_rows(lo_if, hi_if, b_if)
+    if conv is not None:
+        seq = _conv_ifmap_sequence(conv, ifm, df)
+        if_valid = int((seq >= 0).sum())
+        b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, if_valid, ifm.fetch_words)
+        if df == "is":
+            lo_if, hi_if = _all_positions(ifm, fc, fr, u)
+        else:
+            lo_if, hi_if = _all_positions(ifm, fr, None, u)
+        ev_if = _conv_slide_rows(seq, lo_if, hi_if, b_if)
+    else:
+        ev_if = _slide_rows(lo_if, hi_if, b_if)
     ev_f = _slide_rows(lo_f, hi_f, b_f)
     stall, _ = _stalls(ev_if, ev_f, b_if.cycles_per_slide, b_f.cycles_per_slide, scalesim_compat)
     total = n_rows - 1 + stall
@@ -490,9 +675,18 @@ RESULT_FIELDS = (
 
 
 def predict_many(
-    m: Any, n: Any, k: Any, cfgs: list[ArrayConfig], *, scalesim_compat: bool = True
+    m: Any,
+    n: Any,
+    k: Any,
+    cfgs: list[ArrayConfig],
+    *,
+    scalesim_compat: bool = True,
+    convs: list[ConvShape | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`predict_layer` for many layers; returns one array per field.
+
+    ``convs[i]`` is the :class:`ConvShape` of layer i when it is a
+    convolution (None for a GEMM).
 
     The stall-free numbers are evaluated as numpy closed forms over all
     layers at once. The memory model runs only for layers whose ifmap or
@@ -545,8 +739,17 @@ def predict_many(
     fits = (if_valid // eps_if + 1 <= _cdiv(act_if, eps_if)) & (
         f_valid // eps_f + 1 <= _cdiv(act_f, eps_f)
     )
+    if convs is not None and len(convs) != n_layers:
+        raise SystolicError(f"convs must have one entry per layer, got {len(convs)} for {n_layers}")
     for i in np.flatnonzero(~fits):
-        res = predict_layer(int(m[i]), int(n[i]), int(k[i]), cfgs[i], scalesim_compat=scalesim_compat)
+        res = predict_layer(
+            int(m[i]),
+            int(n[i]),
+            int(k[i]),
+            cfgs[i],
+            scalesim_compat=scalesim_compat,
+            conv=None if convs is None else convs[i],
+        )
         total[i], stall[i] = res.total_cycles, res.stall_cycles
         dram_if[i], dram_f[i] = res.dram_ifmap_reads, res.dram_filter_reads
     out["total_cycles"] = total

@@ -24,7 +24,9 @@ def softmax_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray) -> np.ndarray
     return np.einsum("bhpm,bhfm->bhfp", P, V)
 
 
-@pytest.mark.parametrize("name", ["attention-3pass", "attention-2pass", "attention-1pass", "decode-attention"])
+@pytest.mark.parametrize(
+    "name", ["attention-3pass", "attention-2pass", "attention-1pass", "decode-attention"]
+)
 @pytest.mark.parametrize("scale", [1.0, 30.0])
 def test_attention_matches_softmax(name: str, scale: float) -> None:
     params = {"B": 2, "H": 3, "E": 5, "F": 4, "M": 12, "P": 7}
@@ -49,14 +51,14 @@ def test_attention_1pass_m0_equal_m_and_one() -> None:
         np.testing.assert_allclose(out["AV"], ref, rtol=1e-9, atol=1e-12)
 
 
-def direct_conv(I: np.ndarray, W: np.ndarray, stride: int, dil: int, groups: int) -> np.ndarray:
+def direct_conv(img: np.ndarray, W: np.ndarray, stride: int, dil: int, groups: int) -> np.ndarray:
     """A direct convolution loop (cross-correlation, no padding), NCHW / KCRS."""
-    N, C, H, Wd = I.shape
+    N, C, H, Wd = img.shape
     K, Cg, R, S = W.shape
     Kg = K // groups
     P = (H - dil * (R - 1) - 1) // stride + 1
     Q = (Wd - dil * (S - 1) - 1) // stride + 1
-    O = np.zeros((N, K, P, Q))
+    out = np.zeros((N, K, P, Q))
     for n in range(N):
         for k in range(K):
             g = k // Kg
@@ -66,9 +68,12 @@ def direct_conv(I: np.ndarray, W: np.ndarray, stride: int, dil: int, groups: int
                     for c in range(Cg):
                         for r in range(R):
                             for s in range(S):
-                                acc += I[n, g * Cg + c, p * stride + r * dil, q * stride + s * dil] * W[k, c, r, s]
-                    O[n, k, p, q] = acc
-    return O
+                                acc += (
+                                    img[n, g * Cg + c, p * stride + r * dil, q * stride + s * dil]
+                                    * W[k, c, r, s]
+                                )
+                    out[n, k, p, q] = acc
+    return out
 
 
 @pytest.mark.parametrize(
@@ -76,7 +81,9 @@ def direct_conv(I: np.ndarray, W: np.ndarray, stride: int, dil: int, groups: int
 )
 def test_conv2d_matches_direct_loop(stride: int, dil: int, groups: int) -> None:
     N, C, H, W, K, R, S = 2, 6, 11, 10, 6, 3, 2
-    c = build("conv2d", N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=stride, dilation=dil, groups=groups)
+    c = build(
+        "conv2d", N=N, C=C, H=H, W=W, K=K, R=R, S=S, stride=stride, dilation=dil, groups=groups
+    )
     rng = np.random.default_rng(2)
     img = rng.standard_normal((N, C, H, W))
     wk = rng.standard_normal((K, C // groups, R, S))
@@ -212,7 +219,16 @@ MODELS = {
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_transformer_layer_matches_numpy_small(model: str) -> None:
-    c = build("transformer-layer", model=model, batch=2, seq=5, d_model=12, heads=2, head_dim=4, ffn_dim=10)
+    c = build(
+        "transformer-layer",
+        model=model,
+        batch=2,
+        seq=5,
+        d_model=12,
+        heads=2,
+        head_dim=4,
+        ffn_dim=10,
+    )
     w = _weights(c, seed=7)
     out = execute(c, w)["Y"]
     ref = reference_layer(w, *MODELS[model])

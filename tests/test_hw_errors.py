@@ -287,3 +287,37 @@ def test_random_trees_only_raise_hardware_error(index, key, value, where):
         hw_models.from_spec(tree)
     except HardwareError:
         pass
+
+
+def test_errors_survive_pickling():
+    """Sweeps on Dask ship errors back from workers."""
+    import pickle
+
+    from hw_models.errors import FPGAFitError
+
+    with pytest.raises(FPGAFitError) as info:
+        hw_models.derive("u280", {"rows": 128, "cols": 128, "datatype_bits": 16})
+    err = pickle.loads(pickle.dumps(info.value.located("sweep.yaml", 7)))
+    assert isinstance(err, FPGAFitError)
+    assert (err.resource, err.used, err.available, err.over) == ("dsp", 16384, 9024, 7360)
+    assert str(err).startswith("sweep.yaml:7: design does not fit u280: DSP 16,384")
+    with pytest.raises(HardwareError) as info:
+        hw_models.build("gpu", {"sm_count": 0})
+    err = pickle.loads(pickle.dumps(info.value))
+    assert err.field == "params.sm_count" and str(err) == str(info.value)
+
+
+def test_bad_json_tree_points_at_the_line(tmp_path):
+    import json
+
+    tree = hw_models.to_dict(hw_models.load("flat_edge"))
+    tree["levels"][2]["read_bw_bytes_per_cycle"] = 0
+    text = json.dumps(tree, indent=2)
+    path = _write(tmp_path, text, "hw.json")
+    with pytest.raises(
+        HardwareError, match=r"levels\[2\]\.read_bw_bytes_per_cycle must be > 0"
+    ) as info:
+        load_file(path)
+    lines = text.splitlines()
+    want = [i for i, ln in enumerate(lines, 1) if '"read_bw_bytes_per_cycle": 0' in ln]
+    assert info.value.line == want[0]

@@ -61,6 +61,13 @@ def test_h100_reference_figures():
     assert a.params["tensor_flops_per_s"]["fp8"] == 1979e12
     assert a.params["tensor_flops_per_s"]["tf32"] == 495e12
     assert 2 * a.peak_ops_per_s("mac", "cuda_core") == pytest.approx(67e12, rel=1e-12)
+    # per-datatype tensor rates (datasheet, dense)
+    tc = a.unit("tensor_core")
+    for dtype, flops in [("fp8", 1979e12), ("fp16", 989e12), ("tf32", 495e12)]:
+        assert 2 * tc.peak_ops_per_s("mac", a.clock_hz, dtype) == pytest.approx(flops, rel=1e-12)
+    assert tc.peak_ops_per_s("mac", a.clock_hz, "fp4") == 0.0  # not listed for H100
+    cc = a.unit("cuda_core")
+    assert 2 * cc.peak_ops_per_s("mac", a.clock_hz, "fp64") == pytest.approx(34e12, rel=1e-12)
     assert _bw(a, "HBM") == pytest.approx(3.35e12, rel=1e-12)
     assert a.level("L2").capacity_bytes == ENV["l2_bytes"] == 52_428_800
     assert a.level("HBM").capacity_bytes == ENV["total_mem"]
@@ -143,6 +150,7 @@ def test_fusemax_cloud_reference_figures():
     assert e["exp"] == pytest.approx(6 * 17.2 + e["add"])
     assert e["add"] == pytest.approx(0.9)  # Horowitz fp32 add (fp16 accumulates in fp32)
     assert pe.ops_per_cycle["exp"] == pytest.approx(1 / 7)
+    assert pe.dtype_scale == {"fp16": 1.0}
 
 
 def test_flat_presets():

@@ -166,3 +166,21 @@ def test_derive_is_cheap(name):
             hw_models.derive(arch, {key: value})
         best = min(best, (time.perf_counter() - t0) / 50)
     assert best < 1e-3, f"derive took {best * 1e6:.0f} us"
+
+
+def test_derive_accepts_numpy_scalars_from_sweep_grids():
+    import numpy as np
+
+    a = hw_models.derive(
+        "fusemax_cloud",
+        {
+            "rows": np.int64(128),
+            "global_buffer_bytes": np.float64(2**23),
+            "dataflow": np.str_("os"),
+        },
+    )
+    assert type(a.params["rows"]) is int and type(a.params["dataflow"]) is str
+    assert a.peak_ops_per_s("mac", "pe_array") == 128 * 256 * 940e6
+    assert hw_models.loads(hw_models.dump_yaml(a)) == a
+    with pytest.raises(hw_models.HardwareError, match=r"params\.rows must be an integer"):
+        hw_models.derive("fusemax_cloud", {"rows": np.bool_(True)})

@@ -116,7 +116,12 @@ def _err(text: str) -> ParseError:
         # a cycle
         ("declare X[m:4]\nA[m] = B[m] + X[m]\nB[m] = A[m] * X[m]", 2, 8, "cycle"),
         # a tensor used before it is produced
-        ("declare X[m:4]\nA[m] = B[m] + X[m]\nB[m] = X[m] * X[m]", 2, 8, "used before it is produced (on line 3)"),
+        (
+            "declare X[m:4]\nA[m] = B[m] + X[m]\nB[m] = X[m] * X[m]",
+            2,
+            8,
+            "used before it is produced (on line 3)",
+        ),
         # misc
         ("declare A[m:4]\nB[m] = A[m] +", 2, 14, "expected a tensor access"),
         ("declare A[m:4]\nB[m] = C[m]", 2, 8, "neither declared nor produced"),
@@ -132,7 +137,12 @@ def _err(text: str) -> ParseError:
         ("declare A[m:4]\nB[m] = A[m] {bits=x}", 2, 14, "bits=x"),
         ("declare A[m:4]\nB[m] = A[m] {unit_class}", 2, 14, "no value"),
         ("declare A[m:4]\nB[m] = A[m] {init=abc}", 2, 14, "init=abc"),
-        ("declare A[m:4, n:4]\nB[m] = max(n) A[m, n] * A[n, m] + A[m, m]", 2, 33, "end of the line"),
+        (
+            "declare A[m:4, n:4]\nB[m] = max(n) A[m, n] * A[n, m] + A[m, m]",
+            2,
+            33,
+            "end of the line",
+        ),
         ("declare A[m:4, n:4]\nB[] = sum(m) A[m, n]", 2, 7, "rank n appears only on the right"),
         ("declare A[m:4]\nsplit m -> m1, m0", 2, 12, "cannot work out"),
         ("declare A[m:6]\nsplit m -> m1, m0:4", 2, 7, "not divisible"),
@@ -140,7 +150,9 @@ def _err(text: str) -> ParseError:
         ("hello world", 1, 1, "expected a statement"),
     ],
 )
-def test_errors_name_line_column_and_expectation(text: str, line: int, col: int, needle: str) -> None:
+def test_errors_name_line_column_and_expectation(
+    text: str, line: int, col: int, needle: str
+) -> None:
     e = _err(text)
     assert e.line == line, e
     assert e.col == col, e

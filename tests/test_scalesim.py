@@ -17,6 +17,7 @@ import pytest
 from experiments.commands.array_predict import LayerTableError, predict_file, read_layers
 from sim.systolic import (
     ArrayConfig,
+    ConvShape,
     SystolicError,
     closed_forms,
     config_from_row,
@@ -41,6 +42,13 @@ def _ref_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+CONV_COLS = ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride")
+
+
+def _conv(r: dict[str, str]) -> ConvShape | None:
+    return ConvShape(*(int(r[c]) for c in CONV_COLS)) if r["kind"] == "conv" else None
+
+
 @pytest.fixture(scope="module")
 def predictions():
     rows = _ref_rows()
@@ -48,7 +56,7 @@ def predictions():
     m = [int(r["M"]) for r in rows]
     n = [int(r["N"]) for r in rows]
     k = [int(r["K"]) for r in rows]
-    return rows, predict_many(m, n, k, cfgs)
+    return rows, predict_many(m, n, k, cfgs, convs=[_conv(r) for r in rows])
 
 
 def _err_pct(pred: float, ref: float) -> float:
@@ -109,25 +117,30 @@ def test_readme_fold_formula_and_utilisations(predictions):
         assert pred["compute_cycles_no_stall"][i] == folds * per_fold - 1 == float(
             r["compute_cycles_no_stall"]
         )
-        for f in ("compute_util_pct", "mapping_eff_pct", "overall_util_pct"):
+        for f in ("compute_util_pct", "mapping_eff_pct"):
             assert pred[f][i] == pytest.approx(float(r[f]), rel=1e-4, abs=1e-5), (r["layer"], f)
+        macs = int(r["M"]) * int(r["N"]) * int(r["K"])
+        assert 100 * macs / (float(r["total_cycles"]) * R * C) == pytest.approx(
+            float(r["overall_util_pct"]), rel=1e-5
+        )
+        assert pred["overall_util_pct"][i] == pytest.approx(
+            100 * macs / (pred["total_cycles"][i] * R * C)
+        )
 
 
 def test_conv_lowering_matches_reference_mnk():
     for r in _ref_rows():
         if r["kind"] != "conv":
             continue
-        m, n, k = conv_to_gemm(
-            *(int(r[c]) for c in ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride"))
-        )
+        m, n, k = conv_to_gemm(*(int(r[c]) for c in CONV_COLS))
         assert (int(m), int(n), int(k)) == (int(r["M"]), int(r["N"]), int(r["K"])), r["layer"]
 
 
 def test_single_layer_equals_batch(predictions):
     rows, pred = predictions
-    for i in (2, 3, 22, 47, 98):
+    for i in (2, 3, 15, 22, 47, 98, 109):
         r = rows[i]
-        one = predict_layer(int(r["M"]), int(r["N"]), int(r["K"]), config_from_row(r))
+        one = predict_layer(int(r["M"]), int(r["N"]), int(r["K"]), config_from_row(r), conv=_conv(r))
         for f, v in one.to_dict().items():
             if f in pred:
                 assert v == pytest.approx(pred[f][i]), (r["layer"], f)

@@ -114,13 +114,17 @@ def _contract(space: _Space, ops: list[np.ndarray], keep: list[int]) -> np.ndarr
         present |= set(axes)
     out_axes = [i for i in keep if i in present]
     res = np.einsum(
-        ",".join(subs) + "->" + "".join(_LETTERS[i] for i in out_axes), *arrays, optimize=len(arrays) > 2
+        ",".join(subs) + "->" + "".join(_LETTERS[i] for i in out_axes),
+        *arrays,
+        optimize=len(arrays) > 2,
     )
     shape = [space.sizes[i] if i in out_axes else 1 for i in range(space.n)]
     return np.asarray(res).reshape(shape)
 
 
-def _evaluate(e: Einsum, store: dict[str, np.ndarray], fixed: Mapping[str, int] | None = None) -> None:
+def _evaluate(
+    e: Einsum, store: dict[str, np.ndarray], fixed: Mapping[str, int] | None = None
+) -> None:
     space = _Space(e, fixed or {})
     ops = [space.gather(store[a.tensor], a) for a in e.inputs]
     reduced = [space.axis[r] for r in e.reduced_ranks]
@@ -139,7 +143,11 @@ def _evaluate(e: Einsum, store: dict[str, np.ndarray], fixed: Mapping[str, int] 
         value = _map(e.map_op, ops[0], b)
         if reduced:
             fold = {"sum": np.sum, "max": np.max, "min": np.min}[e.reduce_op]
-            value = fold(np.broadcast_to(value, np.broadcast_shapes(value.shape, tuple(space.sizes))), axis=tuple(reduced), keepdims=True)
+            value = fold(
+                np.broadcast_to(value, np.broadcast_shapes(value.shape, tuple(space.sizes))),
+                axis=tuple(reduced),
+                keepdims=True,
+            )
     out = store[e.output.tensor]
     if out.ndim == 0:
         out[...] = np.asarray(value).reshape(())
@@ -216,7 +224,9 @@ def execute(
             raise WorkloadError(f"input {n} has shape {arr.shape}; expected {t.shape}")
         store[n] = arr
     for e in cascade.einsums:
-        store[e.output.tensor] = np.full(cascade.tensor(e.output.tensor).shape, e.init_value, dtype=np.float64)
+        store[e.output.tensor] = np.full(
+            cascade.tensor(e.output.tensor).shape, e.init_value, dtype=np.float64
+        )
     with np.errstate(all="ignore"):
         for rank, members in _units(cascade):
             if not rank:

@@ -452,7 +452,9 @@ def _graphs(einsums: tuple[Einsum, ...]):
             data["tensors"] = (*data["tensors"], d.tensor)
             data["carried"] = data["carried"] or d.carried
         else:
-            full.add_edge(d.producer, d.consumer, tensor=d.tensor, tensors=(d.tensor,), carried=d.carried)
+            full.add_edge(
+                d.producer, d.consumer, tensor=d.tensor, tensors=(d.tensor,), carried=d.carried
+            )
     scc_of: dict[str, int] = {}
     for i, comp in enumerate(nx.strongly_connected_components(full)):
         for n in comp:
@@ -574,9 +576,7 @@ class Cascade:
         read_by_other = {
             a.tensor for e in self.einsums for a in e.inputs if a.tensor != e.output.tensor
         }
-        return tuple(
-            e.output.tensor for e in self.einsums if e.output.tensor not in read_by_other
-        )
+        return tuple(e.output.tensor for e in self.einsums if e.output.tensor not in read_by_other)
 
     @property
     def intermediates(self) -> tuple[str, ...]:
@@ -789,14 +789,23 @@ def _recurrences(einsums: tuple[Einsum, ...]) -> tuple[Recurrence, ...]:
 
 def _validate(c: Cascade) -> None:
     """Check a cascade is well formed; raise :class:`WorkloadError` naming the Einsum."""
-    if not isinstance(c.name, str) or not c.name.strip() or c.name != c.name.strip() or any(ch in c.name for ch in "#\n\r"):
-        raise WorkloadError(f"cascade name {c.name!r}: expected a non-empty name without '#', line breaks or surrounding spaces")
+    if (
+        not isinstance(c.name, str)
+        or not c.name.strip()
+        or c.name != c.name.strip()
+        or any(ch in c.name for ch in "#\n\r")
+    ):
+        raise WorkloadError(
+            f"cascade name {c.name!r}: expected a non-empty name without '#', line breaks or surrounding spaces"
+        )
     tensors: dict[str, Tensor] = {}
     for t in c.tensors:
         if t.name in tensors:
             raise WorkloadError(f"tensor {t.name!r} is declared twice")
         if len(t.ranks) != len(t.shape):
-            raise WorkloadError(f"tensor {t.name!r} has {len(t.ranks)} ranks but {len(t.shape)} sizes")
+            raise WorkloadError(
+                f"tensor {t.name!r} has {len(t.ranks)} ranks but {len(t.shape)} sizes"
+            )
         if any((not isinstance(s, int)) or s < 1 for s in t.shape):
             raise WorkloadError(f"tensor {t.name!r} has a size below 1: {t.shape}")
         if not isinstance(t.bits, int) or t.bits < 1:
@@ -820,7 +829,9 @@ def _validate(c: Cascade) -> None:
     split_size = dict(c.split_sizes)
     for parent, children in c.splits:
         if len(children) < 2 or len(set(children)) != len(children) or parent in children:
-            raise WorkloadError(f"split of {parent!r} needs at least two distinct ranks other than {parent!r}")
+            raise WorkloadError(
+                f"split of {parent!r} needs at least two distinct ranks other than {parent!r}"
+            )
         if parent in split_size and all(k in split_size for k in children):
             if math.prod(split_size[k] for k in children) != split_size[parent]:
                 raise WorkloadError(
@@ -829,7 +840,9 @@ def _validate(c: Cascade) -> None:
                 )
     for r, s in c.split_sizes:
         if r in sizes and sizes[r][0] != s:
-            raise WorkloadError(f"rank {r} has size {s} in a split but {sizes[r][0]} in {sizes[r][1]}")
+            raise WorkloadError(
+                f"rank {r} has size {s} in a split but {sizes[r][0]} in {sizes[r][1]}"
+            )
     # order: every forward producer before its consumer; recurrences well formed
     order = canonical_order(c.einsums)
     if order != c.einsums:
@@ -862,10 +875,15 @@ def _validate(c: Cascade) -> None:
                 )
 
 
-def _validate_einsum(e: Einsum, tensors: dict[str, Tensor], sizes: dict[str, tuple[int, str]]) -> None:
+def _validate_einsum(
+    e: Einsum, tensors: dict[str, Tensor], sizes: dict[str, tuple[int, str]]
+) -> None:
     n = e.name
     if e.map_op not in MAP_OPS:
-        raise WorkloadError(f"Einsum {n}: unknown map op {e.map_op!r}; expected one of {', '.join(MAP_OPS)}", einsum=n)
+        raise WorkloadError(
+            f"Einsum {n}: unknown map op {e.map_op!r}; expected one of {', '.join(MAP_OPS)}",
+            einsum=n,
+        )
     if e.reduce_op not in REDUCE_OPS:
         raise WorkloadError(
             f"Einsum {n}: unknown reduce op {e.reduce_op!r}; expected one of {', '.join(REDUCE_OPS)}",
@@ -892,6 +910,18 @@ def _validate_einsum(e: Einsum, tensors: dict[str, Tensor], sizes: dict[str, tup
                 einsum=n,
             )
         sizes.setdefault(r, (s, n))
+    seen: set[str] = set()
+    for ix in e.output.indices:
+        if len(ix.terms) != 1 or ix.terms[0][1] != 1 or ix.offset < 0:
+            raise WorkloadError(
+                f"Einsum {n}: output index {ix.to_text()} must be a rank plus an optional "
+                f"non-negative offset (r or r+1)",
+                einsum=n,
+            )
+        r = ix.terms[0][0]
+        if r in seen:
+            raise WorkloadError(f"Einsum {n}: rank {r} indexes the output twice", einsum=n)
+        seen.add(r)
     for a in e.accesses:
         if a.tensor not in tensors:
             raise WorkloadError(f"Einsum {n}: unknown tensor {a.tensor!r}", einsum=n)
@@ -909,7 +939,9 @@ def _validate_einsum(e: Einsum, tensors: dict[str, Tensor], sizes: dict[str, tup
         for ix, dim, size in zip(a.indices, t.ranks, t.shape, strict=True):
             for r, _ in ix.terms:
                 if r not in rs:
-                    raise WorkloadError(f"Einsum {n}: rank {r} is not in its iteration space", einsum=n)
+                    raise WorkloadError(
+                        f"Einsum {n}: rank {r} is not in its iteration space", einsum=n
+                    )
             lo, hi = ix.bounds(rs)
             if lo < 0 or hi >= size:
                 raise WorkloadError(
@@ -917,22 +949,12 @@ def _validate_einsum(e: Einsum, tensors: dict[str, Tensor], sizes: dict[str, tup
                     f"but rank {dim} has size {size}",
                     einsum=n,
                 )
-    seen: set[str] = set()
-    for ix in e.output.indices:
-        if len(ix.terms) != 1 or ix.terms[0][1] != 1 or ix.offset < 0:
-            raise WorkloadError(
-                f"Einsum {n}: output index {ix.to_text()} must be a rank plus an optional "
-                f"non-negative offset (r or r+1)",
-                einsum=n,
-            )
-        r = ix.terms[0][0]
-        if r in seen:
-            raise WorkloadError(f"Einsum {n}: rank {r} indexes the output twice", einsum=n)
-        seen.add(r)
     used = {r for a in e.inputs for r in a.ranks} | seen
     for r in rs:
         if r not in used:
-            raise WorkloadError(f"Einsum {n}: rank {r} is in its iteration space but indexes nothing", einsum=n)
+            raise WorkloadError(
+                f"Einsum {n}: rank {r} is in its iteration space but indexes nothing", einsum=n
+            )
     if e.reduced_ranks and e.reduce_op == "none":
         raise WorkloadError(
             f"Einsum {n}: ranks {', '.join(e.reduced_ranks)} appear only on the right; "

@@ -98,7 +98,12 @@ def _tokenize(line: str, lineno: int, file: str | None) -> list[_Tok]:
         if ch == "{":
             j = line.find("}", i + 1)
             if j < 0:
-                raise ParseError("unclosed '{'; expected '}' to end the attributes", file=file, line=lineno, col=i + 1)
+                raise ParseError(
+                    "unclosed '{'; expected '}' to end the attributes",
+                    file=file,
+                    line=lineno,
+                    col=i + 1,
+                )
             toks.append(_Tok("attrs", line[i + 1 : j], i + 1))
             i = j + 1
             continue
@@ -277,7 +282,9 @@ class _LineParser:
             if self.tok.kind == "end":
                 return decls
             if self.tok.kind != "name":
-                raise self.error(f"expected a tensor declaration or the end of the line but found {self.describe(self.tok)}")
+                raise self.error(
+                    f"expected a tensor declaration or the end of the line but found {self.describe(self.tok)}"
+                )
 
     def rank_statement(self) -> list[tuple[str, int, int]]:
         self.i += 1  # 'rank'
@@ -295,7 +302,9 @@ class _LineParser:
             self.i += 1
         pt = self.name("the rank to split")
         if self.accept(":"):
-            raise self.error("expected '->' (give the split rank's size in a declaration or a rank statement)")
+            raise self.error(
+                "expected '->' (give the split rank's size in a declaration or a rank statement)"
+            )
         self.expect("->", "'->' and the ranks it splits into")
         children: list[tuple[str, int | None, int]] = []
         while True:
@@ -313,7 +322,12 @@ class _LineParser:
 
     def bits_value(self, value: str, col: int) -> int:
         if not value.isdigit() or not 1 <= int(value) <= 1024:
-            raise ParseError(f"bits={value} is not valid; expected an integer 1..1024", file=self.file, line=self.line, col=col)
+            raise ParseError(
+                f"bits={value} is not valid; expected an integer 1..1024",
+                file=self.file,
+                line=self.line,
+                col=col,
+            )
         return int(value)
 
     def attrs(self, t: _Tok) -> list[tuple[str, str, int]]:
@@ -334,7 +348,12 @@ class _LineParser:
                 )
             key, value = (s.strip() for s in part.split("=", 1))
             if not _ATTR_KEY.match(key):
-                raise ParseError(f"bad attribute name {key!r}; expected a name", file=self.file, line=self.line, col=col)
+                raise ParseError(
+                    f"bad attribute name {key!r}; expected a name",
+                    file=self.file,
+                    line=self.line,
+                    col=col,
+                )
             if not _ATTR_VALUE.match(value):
                 raise ParseError(
                     f"bad value {value!r} for attribute {key}; expected letters, digits, '_', '.', '+' or '-'",
@@ -343,7 +362,9 @@ class _LineParser:
                     col=col,
                 )
             if any(k == key for k, _, _ in out):
-                raise ParseError(f"attribute {key} is given twice", file=self.file, line=self.line, col=col)
+                raise ParseError(
+                    f"attribute {key} is given twice", file=self.file, line=self.line, col=col
+                )
             out.append((key, value, col))
         return out
 
@@ -373,7 +394,9 @@ class _LineParser:
                     coef = self.integer("a coefficient after '*'")
                 terms.append((t.text, sign * coef, t.col))
             else:
-                raise self.error(f"expected a rank, an integer or 'rank*integer' but found {self.describe(t)}")
+                raise self.error(
+                    f"expected a rank, an integer or 'rank*integer' but found {self.describe(t)}"
+                )
             if self.accept("+"):
                 sign = 1
             elif self.accept("-"):
@@ -381,7 +404,9 @@ class _LineParser:
             else:
                 break
         if abs(offset) > MAX_SIZE:
-            raise ParseError(f"index offset {offset} is out of range", file=self.file, line=self.line, col=start)
+            raise ParseError(
+                f"index offset {offset} is out of range", file=self.file, line=self.line, col=start
+            )
         return _PIndex(terms, offset, start)
 
     def access(self, what: str = "a tensor access such as T[r, s]") -> _PAccess:
@@ -411,7 +436,9 @@ class _LineParser:
             return (-v if neg else v, t.col)
         if t.kind == "name" and self.peek().kind == "sym" and self.peek().text == "[":
             return self.access()
-        raise self.error(f"expected a tensor access such as T[r, s] or a number but found {self.describe(t)}")
+        raise self.error(
+            f"expected a tensor access such as T[r, s] or a number but found {self.describe(t)}"
+        )
 
     def einsum(self) -> _PEinsum:
         out = self.access("an output tensor such as T[r, s]")
@@ -425,13 +452,18 @@ class _LineParser:
             and t.text in _REDUCERS
             and self.peek().kind == "sym"
             and self.peek().text == "("
-            and not (self.peek(2).kind in ("int", "float") or (self.peek(2).kind == "sym" and self.peek(2).text == "-"))
+            and not (
+                self.peek(2).kind in ("int", "float")
+                or (self.peek(2).kind == "sym" and self.peek(2).text == "-")
+            )
             and not (self.peek(3).kind == "sym" and self.peek(3).text == "[")
         ):
             reduce_op, reduce_col = t.text, t.col
             self.i += 2
             if self.tok.kind == "sym" and self.tok.text == ")":
-                raise self.error(f"a {reduce_op} reduction with no reduced rank; expected {reduce_op}(rank, ...)")
+                raise self.error(
+                    f"a {reduce_op} reduction with no reduced rank; expected {reduce_op}(rank, ...)"
+                )
             while True:
                 rt = self.name("a reduced rank name")
                 reduce_ranks.append((rt.text, rt.col))
@@ -448,7 +480,12 @@ class _LineParser:
                     pe.bits = self.bits_value(value, col)
                 elif key == "name":
                     if not _ATTR_KEY.match(value):
-                        raise ParseError(f"Einsum name {value!r} is not a name", file=self.file, line=self.line, col=col)
+                        raise ParseError(
+                            f"Einsum name {value!r} is not a name",
+                            file=self.file,
+                            line=self.line,
+                            col=col,
+                        )
                     pe.name = value
                 else:
                     if key == "init":
@@ -492,7 +529,9 @@ class _LineParser:
                     raise self.error(f"{fn} of a constant; expected a tensor access", t)
                 return _UNARY_FUNCS[fn], [a], None
             if fn in _REDUCERS:
-                raise self.error(f"expected {fn}(ranks) followed by an expression, or {fn}(A[..], B[..])", t)
+                raise self.error(
+                    f"expected {fn}(ranks) followed by an expression, or {fn}(A[..], B[..])", t
+                )
             raise self.error(
                 f"unknown function {fn!r}; expected one of exp, max, min, rsqrt, silu, gelu, sum",
                 t,
@@ -507,7 +546,9 @@ class _LineParser:
             raise self.error("an Einsum of a constant alone; expected a tensor access", t)
         return "copy", [a], None
 
-    def binary(self, op: str, a: _PAccess | tuple[float, int], b: _PAccess | tuple[float, int], at: _Tok):
+    def binary(
+        self, op: str, a: _PAccess | tuple[float, int], b: _PAccess | tuple[float, int], at: _Tok
+    ):
         if isinstance(a, _PAccess) and isinstance(b, _PAccess):
             return op, [a, b], None
         if isinstance(a, _PAccess):
@@ -521,7 +562,12 @@ class _LineParser:
                 line=self.line,
                 col=a[1],
             )
-        raise ParseError("both operands are constants; expected a tensor access", file=self.file, line=self.line, col=a[1])
+        raise ParseError(
+            "both operands are constants; expected a tensor access",
+            file=self.file,
+            line=self.line,
+            col=a[1],
+        )
 
 
 # ------------------------------------------------------------------- parse
@@ -569,7 +615,11 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
     def set_rank(r: str, size: int, line: int, col: int) -> None:
         if r in rank_size and rank_size[r][0] != size:
             s0, l0, _ = rank_size[r]
-            raise perr(f"rank {r} has size {size} here but {s0} on line {l0 + line_offset}; expected one size per rank", line, col)
+            raise perr(
+                f"rank {r} has size {size} here but {s0} on line {l0 + line_offset}; expected one size per rank",
+                line,
+                col,
+            )
         rank_size.setdefault(r, (size, line, col))
 
     for lineno, raw in enumerate(text.splitlines() or [""], start=1):
@@ -578,7 +628,11 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
             continue
         p = _LineParser(toks, lineno, file)
         first, second = toks[0], toks[1]
-        is_kw = first.kind == "name" and first.text in _KEYWORDS and not (second.kind == "sym" and second.text == "[")
+        is_kw = (
+            first.kind == "name"
+            and first.text in _KEYWORDS
+            and not (second.kind == "sym" and second.text == "[")
+        )
         if is_kw and first.text == "cascade":
             rest = raw.split("#", 1)[0]
             rest = rest[rest.index("cascade") + len("cascade") :].strip()
@@ -609,11 +663,13 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
 
     # splits: sizes of the parent and children
     for sp in splits:
-        known = [s for _, s, _ in sp.children if s is not None]
         for r, s, col in sp.children:
             if r in rank_size and s is not None:
                 set_rank(r, s, sp.line, col)
-        sizes = [s if s is not None else (rank_size[r][0] if r in rank_size else None) for r, s, _ in sp.children]
+        sizes = [
+            s if s is not None else (rank_size[r][0] if r in rank_size else None)
+            for r, s, _ in sp.children
+        ]
         missing = [i for i, s in enumerate(sizes) if s is None]
         parent = rank_size.get(sp.parent)
         if len(missing) > 1 or (missing and parent is None):
@@ -626,7 +682,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         if missing:
             rest = math.prod(s for s in sizes if s is not None)
             if parent[0] % rest:
-                raise perr(f"split of {sp.parent}: {parent[0]} is not divisible by {rest}", sp.line, sp.col)
+                raise perr(
+                    f"split of {sp.parent}: {parent[0]} is not divisible by {rest}", sp.line, sp.col
+                )
             i = missing[0]
             sizes[i] = parent[0] // rest
             set_rank(sp.children[i][0], sizes[i], sp.line, sp.children[i][2])
@@ -636,7 +694,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         for (r, _, col), s in zip(sp.children, sizes, strict=True):
             set_rank(r, s, sp.line, col)  # type: ignore[arg-type]
         set_rank(sp.parent, total, sp.line, sp.col)
-        if sp.parent in {c for c, _, _ in sp.children} or len({c for c, _, _ in sp.children}) != len(sp.children):
+        if sp.parent in {c for c, _, _ in sp.children} or len(
+            {c for c, _, _ in sp.children}
+        ) != len(sp.children):
             raise perr(f"split of {sp.parent}: the ranks must be distinct", sp.line, sp.col)
 
     # tensors: declared inputs first
@@ -644,7 +704,11 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
     declared_line: dict[str, int] = {}
     for d in decls:
         if d.name in tensors:
-            raise perr(f"tensor {d.name} is declared twice (first on line {declared_line[d.name] + line_offset})", d.line, d.col)
+            raise perr(
+                f"tensor {d.name} is declared twice (first on line {declared_line[d.name] + line_offset})",
+                d.line,
+                d.col,
+            )
         shape: list[int] = []
         for r, s, col in d.dims:
             if s is None:
@@ -654,7 +718,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
             shape.append(s)
         ranks = tuple(r for r, _, _ in d.dims)
         if len(set(ranks)) != len(ranks):
-            raise perr(f"tensor {d.name} names a rank twice; expected distinct rank names", d.line, d.col)
+            raise perr(
+                f"tensor {d.name} names a rank twice; expected distinct rank names", d.line, d.col
+            )
         tensors[d.name] = Tensor(d.name, ranks, tuple(shape), d.bits)
         declared_line[d.name] = d.line
 
@@ -690,17 +756,27 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         shape = []
         for ix in o.indices:
             if len(ix.terms) != 1 or ix.terms[0][1] != 1 or ix.offset < 0:
-                raise perr("an output index must be a rank or rank+offset (such as m1+1)", pe.line, ix.col)
+                raise perr(
+                    "an output index must be a rank or rank+offset (such as m1+1)", pe.line, ix.col
+                )
             r = ix.terms[0][0]
             if r in ranks:
-                raise perr(f"rank {r} indexes the output twice; expected distinct ranks", pe.line, ix.terms[0][2])
+                raise perr(
+                    f"rank {r} indexes the output twice; expected distinct ranks",
+                    pe.line,
+                    ix.terms[0][2],
+                )
             ranks.append(r)
             shape.append(size_of(r, pe.line, ix.terms[0][2]) + ix.offset)
         tensors[o.tensor] = Tensor(o.tensor, tuple(ranks), tuple(shape), pe.bits)
         produced_line[o.tensor] = pe.line
         ename = pe.name or o.tensor
         if ename in names_line:
-            raise perr(f"two Einsums are named {ename} (lines {names_line[ename] + line_offset} and {pe.line + line_offset})", pe.line, o.col)
+            raise perr(
+                f"two Einsums are named {ename} (lines {names_line[ename] + line_offset} and {pe.line + line_offset})",
+                pe.line,
+                o.col,
+            )
         names_line[ename] = pe.line
 
     # Einsums
@@ -743,7 +819,11 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
                         col,
                     )
                 if r not in right:
-                    raise perr(f"rank {r} does not appear on the right; expected one of: {', '.join(right) or '(none)'}", pe.line, col)
+                    raise perr(
+                        f"rank {r} does not appear on the right; expected one of: {', '.join(right) or '(none)'}",
+                        pe.line,
+                        col,
+                    )
             missing = [r for r in right if r not in listed]
             if missing:
                 raise perr(
@@ -770,11 +850,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
                         ix.col,
                     )
             inputs.append(Access(a.tensor, affs, t.bits))
-        out_acc = Access(pe.output.tensor, tuple(ix.affine() for ix in pe.output.indices), out_t.bits)
-        used = {r for acc in inputs for r in acc.ranks}
-        for r in out_ranks:
-            if r not in used and pe.output.tensor not in {a.tensor for a in pe.operands}:
-                pass  # broadcast along an output rank is allowed (Y[p, d] = X[p])
+        out_acc = Access(
+            pe.output.tensor, tuple(ix.affine() for ix in pe.output.indices), out_t.bits
+        )
         einsums.append(
             Einsum(
                 name=ename,
@@ -816,7 +894,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
 
     try:
         ordered = canonical_order(einsums)
-        tensor_list = [tensors[n] for n in declared_line] + [tensors[e.output.tensor] for e in ordered]
+        tensor_list = [tensors[n] for n in declared_line] + [
+            tensors[e.output.tensor] for e in ordered
+        ]
         return Cascade(
             name=cname or name or "cascade",
             tensors=tuple(tensor_list),
@@ -824,7 +904,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
             splits=tuple((sp.parent, tuple(c for c, _, _ in sp.children)) for sp in splits),
             split_sizes=tuple(
                 dict.fromkeys(
-                    (r, rank_size[r][0]) for sp in splits for r in (sp.parent, *(c for c, _, _ in sp.children))
+                    (r, rank_size[r][0])
+                    for sp in splits
+                    for r in (sp.parent, *(c for c, _, _ in sp.children))
                 )
             ),
         )
@@ -863,7 +945,11 @@ def format_cascade(c: Cascade) -> str:
         split_ranks |= {k for k in children if k in rank_sizes}
         if parent in rank_sizes or parent in sized:
             split_ranks.add(parent)
-        if parent in rank_sizes and parent not in sized and not all(k in rank_sizes for k in children):
+        if (
+            parent in rank_sizes
+            and parent not in sized
+            and not all(k in rank_sizes for k in children)
+        ):
             split_ranks.discard(parent)
     free = [(r, s) for r, s in rank_sizes.items() if r not in sized and r not in split_ranks]
     if free:
@@ -935,9 +1021,15 @@ def load_cascade(path: str | Path) -> Cascade:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         col = mark.column + 1 if mark is not None else None
-        raise ParseError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(p), line=line, col=col) from None
+        raise ParseError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(p), line=line, col=col
+        ) from None
     if not isinstance(data, dict) or "cascade" not in data:
-        raise ParseError("expected a YAML mapping with a 'cascade' key holding the cascade text", file=str(p), line=1)
+        raise ParseError(
+            "expected a YAML mapping with a 'cascade' key holding the cascade text",
+            file=str(p),
+            line=1,
+        )
     body = data["cascade"]
     if not isinstance(body, str):
         raise ParseError("'cascade' must be a text block (use 'cascade: |')", file=str(p), line=1)

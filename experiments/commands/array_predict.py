@@ -74,9 +74,10 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
     """Parse a layer table. Returns (header, raw rows, parsed columns).
 
     Parsed columns: ``M``, ``N``, ``K`` (lists of int; SCALE-Sim's lowering
-    for conv rows) and ``configs`` (list of :class:`sim.systolic.ArrayConfig`).
+    for conv rows), ``configs`` (list of :class:`sim.systolic.ArrayConfig`)
+    and ``convs`` (:class:`sim.systolic.ConvShape` of conv rows, else None).
     """
-    from sim.systolic import ArrayConfig, SystolicError, conv_to_gemm
+    from sim.systolic import ArrayConfig, ConvShape, SystolicError, conv_to_gemm
 
     p = str(path)
     try:
@@ -99,6 +100,7 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
         ns: list[int] = []
         ks: list[int] = []
         cfgs: list[ArrayConfig] = []
+        convs: list[ConvShape | None] = []
         for row in reader:
             line = reader.line_num
             if None in row:
@@ -115,6 +117,7 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                         f"a gemm row needs column {cols[0]!r}, which the header lacks", file=p, line=1
                     )
                 m, n, k = (_number(p, line, c, row[c], integer=True) for c in GEMM_COLUMNS)
+                conv = None
             elif kind == "conv":
                 cols = [c for c in CONV_COLUMNS if c not in header]
                 if cols:
@@ -131,6 +134,7 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                         line=line,
                     )
                 mm, nn, kk = conv_to_gemm(*(v[c] for c in CONV_COLUMNS))
+                conv = ConvShape(*(v[c] for c in CONV_COLUMNS))
                 m, n, k = int(mm), int(nn), int(kk)
             else:
                 raise LayerTableError(
@@ -154,12 +158,13 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
             except SystolicError as exc:
                 raise LayerTableError(str(exc), file=p, line=line) from None
             rows.append(row)
+            convs.append(conv)
             ms.append(m)
             ns.append(n)
             ks.append(k)
     if not rows:
         raise LayerTableError("no layers after the header; expected one row per layer", file=p, line=2)
-    return header, rows, {"M": ms, "N": ns, "K": ks, "configs": cfgs}
+    return header, rows, {"M": ms, "N": ns, "K": ks, "configs": cfgs, "convs": convs}
 
 
 def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: bool = True) -> int:
@@ -168,7 +173,12 @@ def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: 
 
     header, rows, parsed = read_layers(in_path)
     res = predict_many(
-        parsed["M"], parsed["N"], parsed["K"], parsed["configs"], scalesim_compat=scalesim_compat
+        parsed["M"],
+        parsed["N"],
+        parsed["K"],
+        parsed["configs"],
+        scalesim_compat=scalesim_compat,
+        convs=parsed["convs"],
     )
     out_cols = [c for c in header if not c.startswith("pred_")] + list(PRED_COLUMNS)
     try:

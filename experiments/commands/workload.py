@@ -57,7 +57,11 @@ def list_cmd(as_json: bool) -> None:
         click.echo(
             json.dumps(
                 [
-                    {"name": n, "description": library.describe(n), "parameters": library.parameters(n)}
+                    {
+                        "name": n,
+                        "description": library.describe(n),
+                        "parameters": library.parameters(n),
+                    }
                     for n in names
                 ],
                 indent=2,
@@ -72,11 +76,26 @@ def list_cmd(as_json: bool) -> None:
 
 @command.command(name="show")
 @click.argument("name")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="Workload parameter (repeatable).")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Workload parameter (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the cascade summary as JSON.")
 @click.option("--text", "as_text", is_flag=True, help="Print the cascade in the text format.")
-@click.option("--passes", "passes_rank", default=None, metavar="RANK", help="Also report the passes over RANK.")
-def show_cmd(name: str, params: tuple[str, ...], as_json: bool, as_text: bool, passes_rank: str | None) -> None:
+@click.option(
+    "--passes",
+    "passes_rank",
+    default=None,
+    metavar="RANK",
+    help="Also report the passes over RANK.",
+)
+def show_cmd(
+    name: str, params: tuple[str, ...], as_json: bool, as_text: bool, passes_rank: str | None
+) -> None:
     """Show workload NAME (a library name or a cascade file)."""
     cascade = _load(name, _parse_params(params))
     if as_json:
@@ -88,11 +107,16 @@ def show_cmd(name: str, params: tuple[str, ...], as_json: bool, as_text: bool, p
     if as_text:
         click.echo(cascade.to_text(), nl=False)
         return
-    click.echo(f"cascade {cascade.name}: {len(cascade.einsums)} Einsums, {len(cascade.tensors)} tensors")
+    click.echo(
+        f"cascade {cascade.name}: {len(cascade.einsums)} Einsums, {len(cascade.tensors)} tensors"
+    )
     click.echo(f"  inputs:  {', '.join(cascade.inputs)}")
     click.echo(f"  outputs: {', '.join(cascade.outputs)}")
     ops = cascade.op_counts()
-    click.echo(f"  total MACs: {cascade.total_macs:,}   ops: " + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
+    click.echo(
+        f"  total MACs: {cascade.total_macs:,}   ops: "
+        + ", ".join(f"{k} {v:,}" for k, v in ops.items())
+    )
     click.echo(f"  compulsory traffic: {cascade.compulsory_traffic_bytes():,.0f} B")
     if passes_rank:
         click.echo(f"  passes over {passes_rank}: {cascade.passes(passes_rank)}")

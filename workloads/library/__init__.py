@@ -83,7 +83,9 @@ def _coerce(workload: str, key: str, value: Any, default: Any) -> Any:
         try:
             value = int(value.strip())
         except ValueError:
-            raise WorkloadError(f"{workload}: parameter {key}={value!r}; expected a positive integer") from None
+            raise WorkloadError(
+                f"{workload}: parameter {key}={value!r}; expected a positive integer"
+            ) from None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     lo = 0 if default == 0 else 1  # 0-defaults mean "take it from the model table"
@@ -188,7 +190,9 @@ def _mlp(B: int, IN: int, HIDDEN: int, OUT: int, LAYERS: int, bits: int) -> str:
     src = "X"
     for i in range(1, LAYERS + 1):
         a, o = f"d{i - 1}", f"d{i}"
-        lines.append(f"Z{i}[b,{o}] = sum({a}) {src}[b,{a}] * W{i}[{a},{o}]" + _out(bits, unit_class="2d"))
+        lines.append(
+            f"Z{i}[b,{o}] = sum({a}) {src}[b,{a}] * W{i}[{a},{o}]" + _out(bits, unit_class="2d")
+        )
         last = i == LAYERS
         zb = "Y" if last else f"ZB{i}"
         lines.append(f"{zb}[b,{o}] = Z{i}[b,{o}] + BIAS{i}[{o}]" + _out(bits, unit_class="1d"))
@@ -216,7 +220,17 @@ def _mlp(B: int, IN: int, HIDDEN: int, OUT: int, LAYERS: int, bits: int) -> str:
     groups=1,
 )
 def _conv2d(
-    N: int, C: int, H: int, W: int, K: int, R: int, S: int, stride: int, dilation: int, groups: int, bits: int
+    N: int,
+    C: int,
+    H: int,
+    W: int,
+    K: int,
+    R: int,
+    S: int,
+    stride: int,
+    dilation: int,
+    groups: int,
+    bits: int,
 ) -> str:
     P = _conv_size("conv2d", H, R, stride, dilation, "H")
     Q = _conv_size("conv2d", W, S, stride, dilation, "W")
@@ -259,7 +273,9 @@ def _conv2d(
     stride=1,
     dilation=1,
 )
-def _depthwise(N: int, C: int, H: int, W: int, R: int, S: int, stride: int, dilation: int, bits: int) -> str:
+def _depthwise(
+    N: int, C: int, H: int, W: int, R: int, S: int, stride: int, dilation: int, bits: int
+) -> str:
     P = _conv_size("depthwise_conv2d", H, R, stride, dilation, "H")
     Q = _conv_size("depthwise_conv2d", W, S, stride, dilation, "W")
     st, dl = stride, dilation
@@ -269,7 +285,8 @@ def _depthwise(N: int, C: int, H: int, W: int, R: int, S: int, stride: int, dila
             _decl("I", [("n", N), ("c", C), ("h", H), ("w", W)], bits),
             _decl("W", [("c", C), ("r", R), ("s", S)], bits),
             f"rank p:{P}, q:{Q}",
-            f"O[n,c,p,q] = sum(r,s) I[n, c, p*{st}+r*{dl}, q*{st}+s*{dl}] * W[c,r,s]" + _out(bits, unit_class="2d"),
+            f"O[n,c,p,q] = sum(r,s) I[n, c, p*{st}+r*{dl}, q*{st}+s*{dl}] * W[c,r,s]"
+            + _out(bits, unit_class="2d"),
         ]
     )
 
@@ -279,7 +296,9 @@ def _depthwise(N: int, C: int, H: int, W: int, R: int, S: int, stride: int, dila
 _ATT = {"B": 1, "H": 2, "E": 64, "F": 64, "M": 256, "P": 256}
 
 
-def _att_decls(B: int, H: int, E: int, F: int, M: int, P: int, bits: int, kv: str = "m") -> list[str]:
+def _att_decls(
+    B: int, H: int, E: int, F: int, M: int, P: int, bits: int, kv: str = "m"
+) -> list[str]:
     return [
         _decl("Q", [("b", B), ("h", H), ("e", E), ("p", P)], bits),
         _decl("K", [("b", B), ("h", H), ("e", E), (kv, M)], bits),
@@ -311,9 +330,15 @@ def _two_pass(bits: int) -> list[str]:
     ]
 
 
-@_register("attention-3pass", "softmax attention, stable softmax in 3 passes over M (FuseMax Cascade 2)", **_ATT)
+@_register(
+    "attention-3pass",
+    "softmax attention, stable softmax in 3 passes over M (FuseMax Cascade 2)",
+    **_ATT,
+)
 def _attention3(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> str:
-    return "\n".join(["cascade attention-3pass", *_att_decls(B, H, E, F, M, P, bits), *_three_pass(bits)])
+    return "\n".join(
+        ["cascade attention-3pass", *_att_decls(B, H, E, F, M, P, bits), *_three_pass(bits)]
+    )
 
 
 @_register(
@@ -322,7 +347,9 @@ def _attention3(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> st
     **_ATT,
 )
 def _attention2(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> str:
-    return "\n".join(["cascade attention-2pass", *_att_decls(B, H, E, F, M, P, bits), *_two_pass(bits)])
+    return "\n".join(
+        ["cascade attention-2pass", *_att_decls(B, H, E, F, M, P, bits), *_two_pass(bits)]
+    )
 
 
 @_register(
@@ -371,7 +398,9 @@ def _attention1(B: int, H: int, E: int, F: int, M: int, P: int, M0: int, bits: i
     P=1,
 )
 def _decode(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> str:
-    return "\n".join(["cascade decode-attention", *_att_decls(B, H, E, F, M, P, bits), *_two_pass(bits)])
+    return "\n".join(
+        ["cascade decode-attention", *_att_decls(B, H, E, F, M, P, bits), *_two_pass(bits)]
+    )
 
 
 # ----------------------------------------------------------- selective scan
@@ -427,7 +456,9 @@ def _model(name: str) -> tuple[str, dict[str, Any]]:
     for k, v in models.items():
         if key == k or key in [a.lower() for a in v.get("aliases", [])]:
             return k, v
-    raise WorkloadError(f"transformer-layer: unknown model {name!r}; expected one of: {', '.join(models)}")
+    raise WorkloadError(
+        f"transformer-layer: unknown model {name!r}; expected one of: {', '.join(models)}"
+    )
 
 
 def _norm(prefix: str, src: str, kind: str, D: int, bits: int) -> tuple[list[str], str]:
@@ -473,7 +504,14 @@ def _norm(prefix: str, src: str, kind: str, D: int, bits: int) -> tuple[list[str
     ffn_dim=0,
 )
 def _transformer(
-    model: str, batch: int, seq: int, d_model: int, heads: int, head_dim: int, ffn_dim: int, bits: int
+    model: str,
+    batch: int,
+    seq: int,
+    d_model: int,
+    heads: int,
+    head_dim: int,
+    ffn_dim: int,
+    bits: int,
 ) -> str:
     key, m = _model(model)
     D = d_model or int(m["d_model"])

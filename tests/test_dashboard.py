@@ -1,0 +1,123 @@
+"""The sweep dashboard: figures computed right, and the page renders in
+headless Chromium with no console errors and no network requests."""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.sweep.dashboard import build_figures, pareto_mask, write_dashboard
+from experiments.sweep.engine import run_sweep
+from experiments.sweep.spec import parse_spec
+from experiments.sweep.workdir import load_sweep
+
+SPEC = textwrap.dedent(
+    """\
+    name: dash-test
+    mapper: greedy-fast
+    hardware:
+      - name: arr
+        base: tpu_like
+        vary:
+          rows: [8, 16, 32, 64]
+          cols: [8, 32]
+          global_buffer_bytes: [65536, 1048576]
+          dataflow: [ws, os]
+        constraints: {max_area_mm2: 1.5}
+      - name: fp
+        base: u280
+        vary:
+          rows: [32, 64]
+          reuse_factor: [1, 2]
+    workloads:
+      - name: gemm
+        params: {M: 128, N: 128, K: [64, 256]}
+      - name: attention-3pass
+        params: {B: 1, H: 1, E: 32, F: 32, M: 64, P: 64}
+    dashboard:
+      baseline: {design: arr, rows: 16, cols: 8, global_buffer_bytes: 65536, dataflow: ws}
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dash")
+    (out / "spec.yaml").write_text(SPEC)
+    run_sweep(parse_spec(SPEC, "spec.yaml"), out, workers=2, progress=False)
+    return out
+
+
+def test_pareto_mask_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 6, size=(60, 3)).astype(float)  # many ties
+    expect = [not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v))) for i in range(len(v))]
+    assert list(pareto_mask(v)) == expect
+
+
+def test_figures_against_the_table(sweep_dir: Path) -> None:
+    spec, df = load_sweep(sweep_dir)
+    figs, facts = build_figures(df, baseline=spec.baseline, title=spec.name)
+    ok = df[df["status"] == "ok"]
+    assert facts["rejected"] == int((df["status"] == "rejected").sum()) > 0
+    assert facts["baseline"] == "arr cols=8 dataflow=ws global_buffer=64Ki rows=16"
+    # figure 1: speedup of every design on gemm K=64 against the baseline's latency
+    f1 = figs[0][1]
+    tr = next(t for t in f1.data if t.name == "gemm(K=64,M=128,N=128)")
+    g = ok[(ok["workload"] == "gemm") & (ok["wl.K"] == 64)]
+    b = g[(g["design"] == "arr") & (g["hw.rows"] == 16) & (g["hw.cols"] == 8) & (g["hw.global_buffer_bytes"] == 65536) & (g["hw.dataflow"] == "ws")]
+    assert len(b) == 1
+    np.testing.assert_allclose(sorted(tr.x), sorted(b["latency_s"].iloc[0] / g["latency_s"]), rtol=1e-12)
+    np.testing.assert_allclose(sorted(tr.y), sorted(g["energy_pj"] / b["energy_pj"].iloc[0]), rtol=1e-12)
+    # figure 2: the Pareto trace is the brute-force front of suite totals
+    suite = ok.groupby("hw_id").agg(lat=("latency_s", "sum"), en=("energy_pj", "sum"), area=("area_mm2", "first"), n=("point_id", "size"))
+    suite = suite[suite["n"] == 3]
+    v = suite[["lat", "en", "area"]].to_numpy()
+    front = [i for i in range(len(v)) if not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v)))]
+    pareto = figs[1][1].data[1]
+    assert sorted(pareto.x) == pytest.approx(sorted(v[front, 0]), rel=1e-12)
+    # figure 3: stacked components add up to the suite energy of each design
+    f3 = figs[2][1]
+    totals = np.sum([np.asarray(t.y, dtype=float) for t in f3.data], axis=0)
+    base_suite = ok[ok["hw_id"] == b["hw_id"].iloc[0]]["energy_pj"].sum()
+    assert totals[0] == pytest.approx(base_suite, rel=1e-9)  # first bar: the baseline
+    assert len(totals) == 1 + len([i for i in front if suite.index[i] != b["hw_id"].iloc[0]])
+    # one parallel-coordinates view per design
+    assert [h for h, _ in figs if h.startswith("Parallel")] == [
+        "Parallel coordinates of the swept parameters: arr (" + f"{(suite.index.isin(ok[ok['design'] == 'arr']['hw_id'])).sum()} designs; colour = log10 energy-delay product)",
+        "Parallel coordinates of the swept parameters: fp (4 designs; colour = log10 energy-delay product)",
+    ]
+
+
+def test_html_is_self_contained(sweep_dir: Path) -> None:
+    out = write_dashboard(sweep_dir, sweep_dir / "d.html")
+    page = out.read_text()
+    assert len(page) > 3_000_000  # plotly.js is inlined
+    assert not re.search(r"<script[^>]+src=", page)
+    assert not re.search(r"<link[^>]+href=", page)
+    assert page.count("Plotly.newPlot(") == 6
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_dashboard_renders_in_headless_chromium(sweep_dir: Path) -> None:
+    from experiments.sweep.browser import find_chromium, inspect_page
+
+    assert find_chromium(), "headless Chromium is needed: apt-get install -y chromium"
+    out = write_dashboard(sweep_dir, sweep_dir / "dashboard.html")
+    r = inspect_page(out)
+    assert r.plotly_loaded
+    assert r.console_errors == []
+    assert r.network_requests == []
+    assert [p["id"] for p in r.plots] == [f"fig{i}" for i in range(1, 7)]
+    for p in r.plots:
+        assert p["traces"] >= 1, p
+        # drawn: SVG trace groups, or WebGL canvases for parallel coordinates
+        assert p["svgTraces"] >= 1, p
+        if p["id"] in ("fig5", "fig6"):
+            assert p["canvases"] >= 1, p

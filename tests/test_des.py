@@ -1,0 +1,332 @@
+"""The discrete-event simulator against the analytical model, hand-computed
+contention, full tile-by-tile simulation, and its failure modes."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from mappers.mapping import LevelMapping, Mapping, MappingError, validate
+from sim.analytical import evaluate
+from sim.des import (
+    DeadlockError,
+    SimTimeLimitError,
+    simulate,
+    simulate_cascade,
+    simulate_nests,
+)
+from sim.des_nest import build_nest
+from workloads.errors import EinsimError
+from workloads.ir import Access, AffineIndex, Einsum
+
+# ------------------------------------------------------------------ toy inputs
+
+
+def acc(t: str, *ranks: str, bits: int = 16) -> Access:
+    return Access(t, tuple(AffineIndex(((r, 1),)) for r in ranks), bits)
+
+
+def gemm(M: int, N: int, K: int, name: str = "gemm") -> Einsum:
+    return Einsum(
+        name, acc("Z", "m", "n"), (acc("A", "m", "k"), acc("B", "k", "n")), "mul", "sum",
+        (("m", M), ("n", N), ("k", K)),
+    )  # fmt: skip
+
+
+def unary(name: str, src: str, dst: str, M: int) -> Einsum:
+    """``dst[m] = exp(src[m])``: one streamed input, one streamed output."""
+    return Einsum(name, acc(dst, "m"), (acc(src, "m"),), "exp", "none", (("m", M),))
+
+
+def level(name, cap, bw, **kw) -> StorageLevel:
+    return StorageLevel(name, cap, 16, bw, bw, 1.0, 1.0, **kw)
+
+
+def three_level_arch(dram_bw=8.0, gb_bw=64.0, gb_cap=1 << 20, px=4, py=4) -> Architecture:
+    lv = (
+        level("DRAM", None, dram_bw),
+        level("GlobalBuffer", gb_cap, gb_bw, fanout_x=px, fanout_y=py),
+        level("PE_RF", None, 1e9, instances=px * py),
+    )
+    cu = ComputeUnit("pe_array", "array2d", px * py, {"mac": 1.0}, {"mac": 1.0}, rows=px, cols=py)
+    return Architecture("toy3", "spatial", 1e9, lv, (cu,))
+
+
+def two_level_arch(dram_bw: float, buf_bw: float, pes: int, units: int = 1, rate: float = 1.0) -> Architecture:
+    lv = (level("DRAM", None, dram_bw), level("Buffer", 1 << 22, buf_bw, fanout_x=pes))
+    cus = tuple(
+        ComputeUnit(f"vec{i}", "array1d", pes, {"mac": rate, "exp": rate}, {"mac": 1.0, "exp": 1.0})
+        for i in range(units)
+    )
+    return Architecture("toy2", "spatial", 1e9, lv, cus)
+
+
+def one_level_arch(bw: float, pes: int) -> Architecture:
+    lv = (level("DRAM", None, bw, fanout_x=pes),)
+    cu = ComputeUnit("vec", "array1d", pes, {"mac": 1.0}, {"mac": 1.0})
+    return Architecture("toy1", "spatial", 1e9, lv, (cu,))
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def split(n: int, k: int, rng: random.Random) -> list[int]:
+    out = []
+    for _ in range(k - 1):
+        d = rng.choice(divisors(n))
+        out.append(d)
+        n //= d
+    out.append(n)
+    rng.shuffle(out)
+    return out
+
+
+def random_three_level(rng: random.Random, sizes=(16, 32, 64)):
+    """A random valid GEMM mapping on the 3-level toy (any loop orders, any reuse)."""
+    while True:
+        M, N, K = (rng.choice(sizes) for _ in range(3))
+        e = gemm(M, N, K)
+        a = three_level_arch(dram_bw=rng.choice([2.0, 8.0, 32.0]), gb_bw=rng.choice([16.0, 64.0, 512.0]))
+        fm, fn, fk = split(M // 4, 3, rng), split(N // 4, 3, rng), split(K, 3, rng)
+        m = Mapping(
+            "gemm",
+            (
+                LevelMapping("DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=tuple(rng.sample("mnk", 3))),
+                LevelMapping(
+                    "GlobalBuffer", {"m": fm[1], "n": fn[1], "k": fk[1]}, {"m": 4, "n": 4},
+                    order=tuple(rng.sample("mnk", 3)),
+                ),  # fmt: skip
+                LevelMapping("PE_RF", {"m": fm[2], "n": fn[2], "k": fk[2]}),
+            ),
+            unit="pe_array",
+        )
+        try:
+            validate(m, e, a)
+        except MappingError:
+            continue
+        return e, a, m
+
+
+# -------------------------------------------------- traffic: same reuse analysis
+
+
+def test_simulated_transfers_equal_analytical_access_counts_on_random_mappings():
+    """Every tile the DES moves, summed, equals the analytical reuse analysis
+    (reads, writes and updates per level and tensor) -- any loop order,
+    partial-sum refetches and multicast included."""
+    rng = random.Random(7)
+    for _ in range(20):
+        e, a, m = random_three_level(rng)
+        an = evaluate(e, a, m)
+        des = simulate(e, a, m, full_sim=True)
+        for lv, per in an.accesses.items():
+            for t, x in per.items():
+                y = des.accesses[lv][t]
+                for f in ("reads", "writes", "updates"):
+                    assert getattr(y, f) == pytest.approx(getattr(x, f), rel=1e-9, abs=1e-9), (lv, t, f)
+                assert des.traffic_bytes[lv][t] == pytest.approx(an.traffic_bytes[lv][t], rel=1e-9)
+        assert des.energy_breakdown_pj["DRAM"] == pytest.approx(an.energy_breakdown_pj["DRAM"], rel=1e-9)
+
+
+# --------------------------------------- latency where the analytical model is exact
+
+
+def _one_level_case(rng: random.Random):
+    M, N, K = (rng.choice([16, 32, 64, 128]) for _ in range(3))
+    pes = rng.choice([1, 2, 4, 8])
+    e = gemm(M, N, K)
+    a = one_level_arch(rng.choice([0.5, 2.0, 8.0, 64.0, 1e4]), pes)
+    m = Mapping("gemm", (LevelMapping("DRAM", {"m": M, "n": N // pes, "k": K}, {"n": pes}),), unit="vec")
+    return e, a, m
+
+
+def _streaming_case(rng: random.Random):
+    """Two levels, output-stationary (no partial sums), the buffer's ports
+    never the bottleneck, and every tile small (each transfer <= 0.25% of
+    the run), so fill and drain are negligible: the analytical overlap
+    model is exact there."""
+    while True:
+        M, N, K = (rng.choice([32, 64, 128, 256]) for _ in range(3))
+        pes = rng.choice([1, 2, 4, 8])
+        e = gemm(M, N, K)
+        a = two_level_arch(rng.choice([1.0, 2.0, 4.0, 8.0, 32.0, 128.0]), 1e5, pes)
+        fm, fn = split(M, 2, rng), split(N // pes, 2, rng)
+        if fm[0] * fn[0] < 64:
+            continue
+        m = Mapping(
+            "gemm",
+            (
+                LevelMapping("DRAM", {"m": fm[0], "n": fn[0]}, order=tuple(rng.sample("mn", 2))),
+                LevelMapping("Buffer", {"m": fm[1], "n": fn[1], "k": K}, {"n": pes}),
+            ),
+            unit="vec0",
+        )
+        try:
+            validate(m, e, a)
+        except MappingError:
+            continue
+        nest = build_nest(e, a, m)
+        an = evaluate(e, a, m)
+        biggest = max(b.transfer_bytes / nest.channel_bw[b.parent_rd] for b in nest.buffers)
+        if biggest <= 0.0025 * an.cycles:
+            return e, a, m
+
+
+def test_des_matches_analytical_within_1pct_where_it_is_exact():
+    rng = random.Random(11)
+    cases = [_one_level_case(rng) for _ in range(12)] + [_streaming_case(rng) for _ in range(24)]
+    worst = 0.0
+    for e, a, m in cases:
+        an = evaluate(e, a, m)
+        des = simulate(e, a, m, full_sim=True)
+        err = abs(des.cycles - an.cycles) / an.cycles
+        worst = max(worst, err)
+        assert err < 0.01, (m, an.cycles, des.cycles)
+        for lv, per in an.traffic_bytes.items():
+            for t, b in per.items():
+                assert des.traffic_bytes[lv][t] == pytest.approx(b, rel=0.01)
+    assert len(cases) >= 30
+    print(f"\n{len(cases)} cases, worst latency error {worst:.3%}")
+
+
+# ------------------------------------------------------------------ contention
+
+
+def test_two_streams_on_one_channel_share_it_half_and_half():
+    """Two independent Einsums on two units each stream 64 KiB in and out of
+    DRAM. Alone each takes bytes/bw (+ one tile of fill); together each gets
+    half the DRAM bandwidth, so the pair takes 2 x bytes/bw. The analytical
+    model (per Einsum, overlapped on separate units) says bytes/bw."""
+    M, tile, bw = 32768, 256, 4.0  # elements, elements per tile, B/cycle
+    arch = two_level_arch(bw, 1e5, 1, units=2, rate=64.0)  # compute: 4 cycles per tile
+    e1, e2 = unary("E1", "X1", "Y1", M), unary("E2", "X2", "Y2", M)
+
+    def mp(name, unit):
+        return Mapping(
+            name,
+            (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})),
+            unit=unit,
+        )
+
+    maps = {"E1": mp("E1", "vec0"), "E2": mp("E2", "vec1")}
+    nbytes = M * 2
+    tile_cycles = tile * 2 / bw
+    compute = tile / 64
+    alone = simulate(e1, arch, maps["E1"], full_sim=True)
+    # alone: the read stream is the bottleneck, then the last tile's compute
+    # and write-back
+    assert alone.cycles == pytest.approx(nbytes / bw + compute + tile_cycles, rel=1e-9)
+    an = evaluate(e1, arch, maps["E1"])
+    assert an.cycles == pytest.approx(nbytes / bw + tile_cycles, rel=0.01)
+
+    class Casc:
+        einsums = (e1, e2)
+
+    both = simulate_cascade(Casc(), arch, maps, full_sim=True)
+    # hand number: two read streams at bw/2 each: 2 x bytes / bw; then the
+    # last tiles' compute and their two write-backs sharing the write port
+    hand = 2 * nbytes / bw + compute + 2 * tile_cycles
+    assert both.cycles == pytest.approx(hand, rel=1e-9)
+    overlap_estimate = max(an.cycles, an.cycles)
+    assert both.cycles > 1.9 * overlap_estimate
+    # each unit computes M / 64 cycles of the run
+    assert both.utilization["vec0"] == pytest.approx(M / 64 / both.cycles, rel=1e-3)
+
+
+def test_dependent_einsums_run_one_after_another():
+    M, tile = 4096, 256
+    arch = two_level_arch(4.0, 1e5, 1, units=2, rate=64.0)
+    e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
+    maps = {
+        n: Mapping(n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u)
+        for n, u in (("E1", "vec0"), ("E2", "vec1"))
+    }
+
+    class Casc:
+        einsums = (e1, e2)
+
+    both = simulate_cascade(Casc(), arch, maps, full_sim=True)
+    one = simulate(e1, arch, maps["E1"], full_sim=True)
+    assert both.cycles == pytest.approx(2 * one.cycles, rel=1e-9)
+
+
+# ------------------------------------------------------------------ steady state
+
+
+@pytest.mark.slow
+def test_steady_state_extrapolation_within_1pct_of_full_simulation():
+    rng = random.Random(3)
+    checked = 0
+    while checked < 4:
+        e, a, m = random_three_level(rng, sizes=(128, 256))
+        nest = build_nest(e, a, m)
+        if not 5000 <= nest.steps <= 20000:
+            continue
+        full = simulate(e, a, m, full_sim=True)
+        fast = simulate(e, a, m)
+        note = fast.notes["steady_state"]
+        assert note["used"] and not note["full_sim"]
+        assert fast.cycles == pytest.approx(full.cycles, rel=0.01)
+        assert fast.notes["events"] < full.notes["events"]
+        for lv, per in full.traffic_bytes.items():
+            for t, b in per.items():
+                assert fast.traffic_bytes[lv][t] == pytest.approx(b, rel=1e-9)
+        checked += 1
+
+
+def test_steady_state_extrapolation_exact_on_a_periodic_stream():
+    # a bandwidth-bound stream: the period is exactly tile bytes / bw
+    M, tile, bw = 1 << 20, 64, 8.0
+    arch = two_level_arch(bw, 1e5, 1, rate=64.0)
+    e = unary("E", "X", "Y", M)
+    m = Mapping("E", (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit="vec0")
+    r = simulate(e, arch, m)
+    assert r.notes["steady_state"]["used"]
+    assert r.cycles == pytest.approx(M * 2 / bw + tile * 2 / bw, rel=1e-9)
+    assert r.notes["events"] < 20_000  # 16K tiles x 3 events were not all simulated
+
+
+# ------------------------------------------------------------ failure modes
+
+
+def test_buffer_too_small_deadlocks_and_names_the_unit_and_tile():
+    e = gemm(64, 64, 64)
+    a = three_level_arch(gb_cap=1000)  # an A tile (16x16x2 B = 512 B) and a B tile do not both fit
+    m = Mapping(
+        "gemm",
+        (
+            LevelMapping("DRAM", {"m": 4, "n": 4, "k": 4}, order=("m", "n", "k")),
+            LevelMapping("GlobalBuffer", {"k": 16}, {"m": 4, "n": 4}),
+            LevelMapping("PE_RF", {"m": 4, "n": 4}),
+        ),
+        unit="pe_array",
+    )
+    with pytest.raises(MappingError):
+        simulate(e, a, m)  # validation catches it first
+    with pytest.raises(DeadlockError) as err:
+        simulate(e, a, m, check=False, full_sim=True)
+    msg = str(err.value)
+    assert "pe_array" in msg and "GlobalBuffer" in msg and "step 0" in msg
+    assert "too small" in msg
+    assert isinstance(err.value, EinsimError)
+
+
+def test_bound_on_simulated_time_stops_the_run():
+    e, a, m = random_three_level(random.Random(5))
+    with pytest.raises(SimTimeLimitError) as err:
+        simulate(e, a, m, full_sim=True, max_cycles=100.0)
+    assert "100 cycles" in str(err.value)
+
+
+def test_default_bound_is_finite_and_above_the_result():
+    from sim.des import default_bound
+
+    e, a, m = random_three_level(random.Random(9))
+    nest = build_nest(e, a, m)
+    r = simulate_nests(a, [nest], full_sim=True)
+    assert math.isfinite(default_bound([nest]))
+    assert r.cycles < default_bound([nest])
