@@ -28,7 +28,9 @@ def _load(data_dir: Path) -> tuple[object, object]:
 
     kpath = data_dir / "kernels.csv"
     if not kpath.exists():
-        raise EinsimError(f"{kpath}: not found (expected a kernels.csv as in experiments/data/h100)")
+        raise EinsimError(
+            f"{kpath}: not found (expected a kernels.csv as in experiments/data/h100)"
+        )
     kernels = pd.read_csv(kpath)
     npath = data_dir / "traffic_ncu.csv"
     ncu = pd.read_csv(npath) if npath.exists() else None
@@ -67,7 +69,7 @@ def render(hw: str, params: object, summary: dict, data_dir: Path, command: str)
     head = {
         "hardware": hw,
         "fitted_on": [str(rel / "kernels.csv"), str(rel / "traffic_ncu.csv")],
-        "fitted_at_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "fitted_at_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
         "method": "sim/gpu_calibration.py: traffic on Nsight Compute DRAM bytes, time on "
         "median_ms (relative >= 50 us, absolute below), energy per call by NNLS",
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except EinsimError as exc:
         print(f"calibrate_gpu: error: {exc}", file=sys.stderr)
         return 2
-    cmd = "python -m experiments.calibrate_gpu " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m experiments.calibrate_gpu " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     text = render(args.hw, params, summary, data_dir, cmd.strip())
     for k, v in summary.items():
         print(f"{k:32s} {v:10.3f}")

@@ -41,33 +41,66 @@ def build_report(kernels: Any, ncu: Any, arch: Any, *, cv: bool = True) -> dict[
     pred["group"] = pred["op"].map(gc.group_of)
     pred["energy_per_call_mj"] = pred["energy_loop_mj"] / pred["energy_calls"]
     calls = gc.ncu_calls(ncu)
-    pred = pred.merge(calls[["id", "dram_bytes"]].rename(columns={"dram_bytes": "ncu_dram_bytes"}),
-                      on="id", how="left")
+    pred = pred.merge(
+        calls[["id", "dram_bytes"]].rename(columns={"dram_bytes": "ncu_dram_bytes"}),
+        on="id",
+        how="left",
+    )
     pred["roofline_ms"] = gc.roofline_baseline(kernels, spec)
     pred["roofline_measured_peaks_ms"] = gc.roofline_baseline(
-        kernels, spec, measured_peaks=True, launch_s=5e-6)
+        kernels, spec, measured_peaks=True, launch_s=5e-6
+    )
     rows = []
     e = pred["energy_per_call_mj"]
-    rows.append(_table_rows("einsim GPU model (all groups)",
-                            gc.error_table(pred["median_ms"], pred["pred_ms"], e, pred["pred_energy_mj"])))
+    rows.append(
+        _table_rows(
+            "einsim GPU model (all groups)",
+            gc.error_table(pred["median_ms"], pred["pred_ms"], e, pred["pred_energy_mj"]),
+        )
+    )
     if cv:
         cvp = gc.leave_one_group_out(kernels, ncu, spec).reset_index(drop=True)
         pred["cv_pred_ms"] = cvp["pred_ms"].to_numpy()
         pred["cv_pred_energy_mj"] = cvp["pred_energy_mj"].to_numpy()
-        rows.append(_table_rows("leave-one-group-out CV",
-                                gc.error_table(pred["median_ms"], pred["cv_pred_ms"], e,
-                                               pred["cv_pred_energy_mj"])))
-    rows.append(_table_rows("datasheet roofline",
-                            gc.error_table(pred["median_ms"], pred["roofline_ms"])))
-    rows.append(_table_rows("roofline, measured peaks + 5 us launch",
-                            gc.error_table(pred["median_ms"], pred["roofline_measured_peaks_ms"])))
+        rows.append(
+            _table_rows(
+                "leave-one-group-out CV",
+                gc.error_table(pred["median_ms"], pred["cv_pred_ms"], e, pred["cv_pred_energy_mj"]),
+            )
+        )
+    rows.append(
+        _table_rows("datasheet roofline", gc.error_table(pred["median_ms"], pred["roofline_ms"]))
+    )
+    rows.append(
+        _table_rows(
+            "roofline, measured peaks + 5 us launch",
+            gc.error_table(pred["median_ms"], pred["roofline_measured_peaks_ms"]),
+        )
+    )
     for g, sub in pred.groupby("group"):
-        rows.append(_table_rows(f"group {g}", gc.error_table(
-            sub["median_ms"], sub["pred_ms"], sub["energy_per_call_mj"], sub["pred_energy_mj"])))
+        rows.append(
+            _table_rows(
+                f"group {g}",
+                gc.error_table(
+                    sub["median_ms"],
+                    sub["pred_ms"],
+                    sub["energy_per_call_mj"],
+                    sub["pred_energy_mj"],
+                ),
+            )
+        )
         if cv:
-            rows.append(_table_rows(f"group {g} (CV)", gc.error_table(
-                sub["median_ms"], sub["cv_pred_ms"], sub["energy_per_call_mj"],
-                sub["cv_pred_energy_mj"])))
+            rows.append(
+                _table_rows(
+                    f"group {g} (CV)",
+                    gc.error_table(
+                        sub["median_ms"],
+                        sub["cv_pred_ms"],
+                        sub["energy_per_call_mj"],
+                        sub["cv_pred_energy_mj"],
+                    ),
+                )
+            )
     table = pd.DataFrame(rows)
     errs = gc.traffic_errors(calls, spec, params)
     traffic = calls[["id", "op", "dram_bytes"]].copy()
@@ -80,8 +113,11 @@ def _figure(sub: Any, group: str, cv: bool) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "time per call (ms)", "HBM bytes (Nsight Compute)", "energy per call (mJ)"))
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=("time per call (ms)", "HBM bytes (Nsight Compute)", "energy per call (mJ)"),
+    )
     panels = [
         ("median_ms", "pred_ms", "cv_pred_ms"),
         ("ncu_dram_bytes", "pred_dram_bytes", None),
@@ -92,21 +128,51 @@ def _figure(sub: Any, group: str, cv: bool) -> Any:
         if d.empty:
             continue
         text = d["id"] + " " + d["dtype"] + " M=" + d["M"].astype(str) + " N=" + d["N"].astype(str)
-        fig.add_trace(go.Scatter(x=d[mcol], y=d[pcol], mode="markers", name=f"model ({pcol})",
-                                 text=text, showlegend=i == 1), row=1, col=i)
+        fig.add_trace(
+            go.Scatter(
+                x=d[mcol],
+                y=d[pcol],
+                mode="markers",
+                name=f"model ({pcol})",
+                text=text,
+                showlegend=i == 1,
+            ),
+            row=1,
+            col=i,
+        )
         if cv and cvcol and cvcol in d:
-            fig.add_trace(go.Scatter(x=d[mcol], y=d[cvcol], mode="markers", name="held out (CV)",
-                                     marker={"symbol": "x"}, text=text, showlegend=i == 1),
-                          row=1, col=i)
+            fig.add_trace(
+                go.Scatter(
+                    x=d[mcol],
+                    y=d[cvcol],
+                    mode="markers",
+                    name="held out (CV)",
+                    marker={"symbol": "x"},
+                    text=text,
+                    showlegend=i == 1,
+                ),
+                row=1,
+                col=i,
+            )
         lo = float(min(d[mcol].min(), d[pcol].min())) * 0.8
         hi = float(max(d[mcol].max(), d[pcol].max())) * 1.25
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="measured = predicted",
-                                 line={"dash": "dash", "color": "gray"}, showlegend=i == 1),
-                      row=1, col=i)
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi],
+                y=[lo, hi],
+                mode="lines",
+                name="measured = predicted",
+                line={"dash": "dash", "color": "gray"},
+                showlegend=i == 1,
+            ),
+            row=1,
+            col=i,
+        )
         fig.update_xaxes(type="log", title_text="measured", row=1, col=i)
         fig.update_yaxes(type="log", title_text="predicted", row=1, col=i)
-    fig.update_layout(title=f"einsim GPU model vs H100 measurements: {group}", height=480,
-                      width=1400)
+    fig.update_layout(
+        title=f"einsim GPU model vs H100 measurements: {group}", height=480, width=1400
+    )
     return fig
 
 
@@ -124,23 +190,42 @@ def write_report(report: dict[str, Any], out_dir: Path, *, cv: bool = True) -> l
     report["table"].to_csv(out_dir / "errors.csv", index=False)
     report["traffic"].to_csv(out_dir / "traffic_ncu_errors.csv", index=False)
     (out_dir / "errors.md").write_text(format_table(report) + "\n")
-    written += [out_dir / "all_kernels.csv", out_dir / "errors.csv",
-                out_dir / "traffic_ncu_errors.csv", out_dir / "errors.md"]
+    written += [
+        out_dir / "all_kernels.csv",
+        out_dir / "errors.csv",
+        out_dir / "traffic_ncu_errors.csv",
+        out_dir / "errors.md",
+    ]
     return written
 
 
 def format_table(report: dict[str, Any]) -> str:
     t = report["table"]
-    cols = [c for c in ("model", "n_slow", "n_fast", "time_mape_slow_pct",
-                        "time_median_ape_slow_pct", "fast_median_abs_us", "fast_p90_abs_us",
-                        "energy_mape_slow_pct") if c in t]
+    cols = [
+        c
+        for c in (
+            "model",
+            "n_slow",
+            "n_fast",
+            "time_mape_slow_pct",
+            "time_median_ape_slow_pct",
+            "fast_median_abs_us",
+            "fast_p90_abs_us",
+            "energy_mape_slow_pct",
+        )
+        if c in t
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in t.iterrows():
-        lines.append("| " + " | ".join("" if str(r[c]) == "nan" else str(r[c]) for c in cols) + " |")
+        lines.append(
+            "| " + " | ".join("" if str(r[c]) == "nan" else str(r[c]) for c in cols) + " |"
+        )
     tr = report["traffic"]
     lines.append("")
-    lines.append(f"Nsight Compute DRAM bytes: {len(tr)} profiled calls, max |error| "
-                 f"{tr['err_pct'].abs().max():.1f}%, mean |error| {tr['err_pct'].abs().mean():.1f}%")
+    lines.append(
+        f"Nsight Compute DRAM bytes: {len(tr)} profiled calls, max |error| "
+        f"{tr['err_pct'].abs().max():.1f}%, mean |error| {tr['err_pct'].abs().mean():.1f}%"
+    )
     return "\n".join(lines)
 
 

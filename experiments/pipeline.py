@@ -107,14 +107,34 @@ def _analytical(
     return combine_sequential(list(parts.values()), arch, parts)
 
 
+def _des(
+    einsums: list[Einsum], arch: Architecture, mappings: dict[str, Mapping], **opts: Any
+) -> Metrics:
+    """Discrete-event simulation (sim/des.py); opts: full_sim, timeline_limit, schedule."""
+    from sim.des import simulate_einsums
+
+    return simulate_einsums(einsums, arch, mappings, **opts)
+
+
 #: model name -> (einsums in order, arch, {einsum: Mapping}, **opts) -> Metrics
 SIMS: dict[str, Callable[..., Metrics]] = {
     "analytical": _analytical,
+    "des": _des,
 }
 
 #: architecture family -> (cascade, arch, **opts) -> Metrics, for families
 #: with their own model (e.g. "gpu"); other families use MAPPERS + SIMS
 FAMILY_EVALUATORS: dict[str, Callable[..., Metrics]] = {}
+
+
+def _gpu_eval(cascade: Cascade | Einsum, arch: Architecture, **opts: Any) -> Metrics:
+    """GPU family: the calibrated kernel model (sim/gpu.py), no mapper needed."""
+    from sim.gpu import evaluate_cascade
+
+    return evaluate_cascade(cascade, arch, fused=opts.get("fused"))
+
+
+FAMILY_EVALUATORS["gpu"] = _gpu_eval
 
 #: model name -> evaluator factory (einsum, arch, objective) -> (Mapping -> score)
 EVALUATORS: dict[str, Callable[..., Callable[[Mapping], float]]] = {

@@ -28,8 +28,14 @@ def load(path: Path, with_mapping: bool) -> tuple[Any, list[str]]:
     import pandas as pd
 
     df = pd.read_parquet(path)
-    schema = json.loads(path.with_name(path.name.removesuffix(".parquet") + ".schema.json").read_text())
-    feats = [c["name"] for c in schema["columns"] if c["role"] == "feature" and (with_mapping or not c["name"].startswith("map."))]
+    schema = json.loads(
+        path.with_name(path.name.removesuffix(".parquet") + ".schema.json").read_text()
+    )
+    feats = [
+        c["name"]
+        for c in schema["columns"]
+        if c["role"] == "feature" and (with_mapping or not c["name"].startswith("map."))
+    ]
     return df[df["feasible"]].reset_index(drop=True), feats
 
 
@@ -38,7 +44,9 @@ def design_matrix(df: Any, feats: list[str]) -> Any:
     import pandas as pd
 
     X = df[feats].copy()
-    text = [c for c in feats if X[c].dtype == object or str(X[c].dtype).startswith(("string", "str"))]
+    text = [
+        c for c in feats if X[c].dtype == object or str(X[c].dtype).startswith(("string", "str"))
+    ]
     X = pd.get_dummies(X, columns=text, dtype=float)
     for c in X.columns:
         if c.startswith(("hw.", "wl.")) and X[c].dtype != float and X[c].min() > 0:
@@ -46,7 +54,9 @@ def design_matrix(df: Any, feats: list[str]) -> Any:
     return X.astype(float)
 
 
-def fit_and_score(path: Path, *, with_mapping: bool = False, seed: int = 0) -> dict[str, dict[str, float]]:
+def fit_and_score(
+    path: Path, *, with_mapping: bool = False, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """{label: {mape, median_ape, r2_log, n_train, n_test}} on the test split."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -56,7 +66,9 @@ def fit_and_score(path: Path, *, with_mapping: bool = False, seed: int = 0) -> d
     X = design_matrix(df, feats)
     train, test = (df["split"] == "train").to_numpy(), (df["split"] == "test").to_numpy()
     if train.sum() < 10 or test.sum() < 2:
-        raise SystemExit(f"{path}: too few feasible points to fit ({train.sum()} train, {test.sum()} test)")
+        raise SystemExit(
+            f"{path}: too few feasible points to fit ({train.sum()} train, {test.sum()} test)"
+        )
     out = {}
     for label in ("latency_s", "energy_pj"):
         y = np.log(df[label].to_numpy(dtype=float))
@@ -77,7 +89,9 @@ def fit_and_score(path: Path, *, with_mapping: bool = False, seed: int = 0) -> d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("export", type=Path, help="a Parquet file written by `einsim export`")
-    ap.add_argument("--with-mapping", action="store_true", help="also use the mapping-summary features")
+    ap.add_argument(
+        "--with-mapping", action="store_true", help="also use the mapping-summary features"
+    )
     args = ap.parse_args()
     try:
         import sklearn  # noqa: F401
@@ -86,7 +100,9 @@ def main() -> None:
     res = fit_and_score(args.export, with_mapping=args.with_mapping)
     print(f"{'label':12} {'train':>6} {'test':>6} {'MAPE':>8} {'median APE':>11} {'R2 (log)':>9}")
     for label, r in res.items():
-        print(f"{label:12} {r['n_train']:6d} {r['n_test']:6d} {100 * r['mape']:7.1f}% {100 * r['median_ape']:10.1f}% {r['r2_log']:9.3f}")
+        print(
+            f"{label:12} {r['n_train']:6d} {r['n_test']:6d} {100 * r['mape']:7.1f}% {100 * r['median_ape']:10.1f}% {r['r2_log']:9.3f}"
+        )
     if any(math.isnan(r["mape"]) for r in res.values()):
         sys.exit(1)
 

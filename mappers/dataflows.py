@@ -70,15 +70,16 @@ def rank_groups(einsum: Einsum) -> dict[str, tuple[str, ...]]:
 def _spatial_split(sizes: list[int], cap: int) -> list[int]:
     """Per-rank spatial factors (product <= cap) with the fewest folds.
 
-    Ties go to the larger product (less idle array). Candidate factors of a
-    rank of size s are the distinct values ceil(s / f), which are the only
-    ones that can change its fold count.
+    Ties go to the larger product (SCALE-Sim uses the whole side and pads the
+    last fold). Candidate factors of a rank of size s are min(s, cap) and the
+    distinct values ceil(s / f), the only ones that can change its fold count.
     """
     if not sizes:
         return []
     cands = []
     for s in sizes:
-        vals = sorted({math.ceil(s / f) for f in range(1, s + 1) if math.ceil(s / f) <= cap})
+        vals = {math.ceil(s / f) for f in range(1, s + 1) if math.ceil(s / f) <= cap}
+        vals = sorted(vals | {min(s, cap)})  # the full side, as SCALE-Sim pads the last fold
         cands.append(vals or [1])
     best: tuple[int, int, list[int]] | None = None
 

@@ -89,3 +89,60 @@ def exhaustive_search(
     return scorer.result(
         "exhaustive", t0, bound=scorer.best[0], gap=0.0, notes={"points": size}
     )
+
+
+def exhaustive_optima(
+    einsum: Einsum,
+    arch: Architecture,
+    *,
+    objectives: tuple[str, ...],
+    evaluate: Evaluator,
+    evaluate_batch: BatchEvaluator | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    chunk: int = 4096,
+) -> dict[str, SearchResult]:
+    """:func:`exhaustive_search` for several objectives in one enumeration
+    (each batch of mappings is evaluated once and scored for every objective)."""
+    t0 = time.perf_counter()
+    space = MapSpace(einsum, arch)
+    space.check_feasible()
+    size = space_size(space, max_points)
+    if size > max_points:
+        raise SpaceTooLarge(
+            f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points"
+        )
+    scorers = {o: Scorer(einsum, arch, evaluate, o, evaluate_batch) for o in objectives}
+
+    def flush(batch: list) -> None:
+        if not batch:
+            return
+        if evaluate_batch is None:
+            for sc in scorers.values():
+                sc.score_many(batch)
+            return
+        res = evaluate_batch(batch)
+        import numpy as np
+
+        for sc in scorers.values():
+            vals = sc.batch_values(res)
+            sc.evaluations += len(batch)
+            for k in np.argsort(vals, kind="stable")[:3]:
+                if not np.isfinite(vals[k]) or (sc.best is not None and vals[k] >= sc.best[0] * (1 + 1e-9)):
+                    break
+                sc.score(batch[int(k)])
+
+    batch: list = []
+    for tiling in valid_tilings(space):
+        per_level = [space.orders(tiling, lvl) for lvl in range(space.nlev)]
+        for orders in itertools.product(*per_level):
+            batch.append(space.to_mapping(tiling, orders))
+            if len(batch) >= chunk:
+                flush(batch)
+                batch = []
+    flush(batch)
+    out = {}
+    for o, sc in scorers.items():
+        if sc.best is None:
+            raise MappingError(f"Einsum {einsum.name}: no valid mapping exists on {arch.name}")
+        out[o] = sc.result("exhaustive", t0, bound=sc.best[0], gap=0.0, notes={"points": size})
+    return out

@@ -127,9 +127,7 @@ class _Fit:
         self.items = []
         for t in keep:
             a = accs[t]
-            dims = [
-                (tuple((r, abs(c)) for r, c in ix.terms), ix.extent(sizes)) for ix in a.indices
-            ]
+            dims = [(tuple((r, abs(c)) for r, c in ix.terms), ix.extent(sizes)) for ix in a.indices]
             self.items.append((t, dims, a.bits / 8 * mult))
 
     def need(self, tile: dict[str, int]) -> float:

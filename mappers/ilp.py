@@ -30,13 +30,13 @@ objective is always the caller's model.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
 
 from hw_models.arch import Architecture
 from mappers.ilp_space import MappingError, MapSpace
-from mappers.mapping import Mapping
 from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult, greedy_start
 from workloads.ir import Einsum
 
@@ -47,6 +47,8 @@ TANGENT_STEP = 0.5
 #: integer range of linear objectives and of each factor of the EDP product
 LINEAR_RANGE = 2**36
 EDP_RANGE = 2**30
+#: CP-SAT deterministic time units per wall-clock second (measured: ~0.32)
+DET_PER_WALL_S = 0.35
 #: integer steps the smallest possible objective value is resolved into
 RESOLUTION = 2e4
 
@@ -96,6 +98,13 @@ class IlpModel:
                 terms = [(self.n[r, i, j], self.lg[p]) for i, (p, _m) in enumerate(sp.primes(r))]
                 self.L[j, r] = sum(v * c for v, c in terms) if terms else 0
                 self.Lmax[j, r] = sum(round(LOG_SCALE * math.log2(p)) * mm for p, mm in sp.primes(r))
+        self._xvars: dict[tuple, object] = {}
+        self._cum_cache: dict[int, dict[str, object]] = {}
+        self._ext_cache: dict[tuple, tuple] = {}
+        self.total_log = sum(self.lg[p] * mm for r in sp.ranks for p, mm in sp.primes(r))
+        self.Lmax_total_spatial = sum(
+            self.Lmax[j, r] for j, s in enumerate(sp.slots) if s.kind != "T" for r in sp.ranks
+        )
         self._axes()
         self._capacity()
         self._stationarity()
@@ -163,27 +172,49 @@ class IlpModel:
             total = m.new_int_var(1, sp.pes, "pes_used")
             m.add_multiplication_equality(total, [f for f, _b, _l in fans])
 
+    def _cum(self, lvl: int) -> dict[str, object]:
+        """rank -> integer variable: its cumulative tile factor at level ``lvl``."""
+        if lvl not in self._cum_cache:
+            sp = self.space
+            inner = [j for j, s in enumerate(sp.slots) if s.level >= lvl]
+            self._cum_cache[lvl] = {r: self._slot_factor(r, inner, f"c{lvl}_{r}") for r in sp.ranks}
+        return self._cum_cache[lvl]
+
+    def _extent(self, lvl: int, acc, k: int):
+        """(integer extent variable, log2-scaled variable) of dimension ``k`` of
+        ``acc``'s tile at level ``lvl`` (sliding windows are exact: an element
+        constraint over a log table)."""
+        key = (lvl, acc.tensor, k)
+        if key not in self._ext_cache:
+            sp, m = self.space, self.m
+            ix = acc.indices[k]
+            cum = self._cum(lvl)
+            full = ix.extent(sp.sizes)
+            if len(ix.terms) == 1 and ix.terms[0][1] == 1:
+                e = cum[ix.terms[0][0]]
+            else:
+                e = m.new_int_var(1, full, f"ext{lvl}_{acc.tensor}_{k}")
+                m.add(e == sum(abs(c) * (cum[r] - 1) for r, c in ix.terms) + 1)
+            if isinstance(e, int):
+                lg = round(LOG_SCALE * math.log2(e))
+            else:
+                table = [0] + [round(LOG_SCALE * math.log2(v)) for v in range(1, full + 1)]
+                lg = m.new_int_var(0, table[-1], f"lext{lvl}_{acc.tensor}_{k}")
+                m.add_element(e, table, lg)
+            self._ext_cache[key] = (e, lg, round(LOG_SCALE * math.log2(full)))
+        return self._ext_cache[key]
+
     def _capacity(self) -> None:
         sp, m = self.space, self.m
         for lvl in range(1, sp.feed + 1):
             lv = sp.levels[lvl]
             if lv.capacity_bytes is None:
                 continue
-            inner = [j for j, s in enumerate(sp.slots) if s.level >= lvl]
-            cum = {r: self._slot_factor(r, inner, f"c{lvl}_{r}") for r in sp.ranks}
             total = []
             for acc in sp.accesses:
                 if acc.tensor not in sp.holdable[lvl]:
                     continue
-                exts = []
-                for k, ix in enumerate(acc.indices):
-                    full = ix.extent(sp.sizes)
-                    if len(ix.terms) == 1 and ix.terms[0][1] == 1:
-                        exts.append(cum[ix.terms[0][0]])
-                        continue
-                    e = m.new_int_var(1, full, f"ext{lvl}_{acc.tensor}_{k}")
-                    m.add(e == sum(abs(c) * (cum[r] - 1) for r, c in ix.terms) + 1)
-                    exts.append(e)
+                exts = [self._extent(lvl, acc, k)[0] for k in range(len(acc.indices))]
                 var_exts = [e for e in exts if not isinstance(e, int)]
                 const = math.prod(e for e in exts if isinstance(e, int))
                 full_elems = math.prod(ix.extent(sp.sizes) for ix in acc.indices)
@@ -254,11 +285,13 @@ class IlpModel:
         return out, hi_total
 
     # ----------------------------------------------------------- objective
-    def _term(self, coefs: dict[tuple[int, str], int], minus=(), lo: int = 0) -> _Term:
-        """Log term from slot-rank coefficients; ``hi`` bounds it rank by rank."""
+    def _term(self, coefs: dict[tuple[int, str], int], minus=(), lo: int = 0, plus=()) -> _Term:
+        """Log term from slot-rank coefficients (plus ``(var, max)`` log variables,
+        minus variables); ``hi`` bounds it rank by rank."""
         sp = self.space
         expr = sum(c * self.L[j, r] for (j, r), c in coefs.items() if c) - sum(minus)
-        hi = 0
+        expr = expr + sum(v for v, _h in plus)
+        hi = sum(h for _v, h in plus)
         for r in sp.ranks:
             cmax = max([c for (j, rr), c in coefs.items() if rr == r] or [0])
             hi += max(cmax, 0) * sum(self.lg[p] * mm for p, mm in sp.primes(r))
@@ -281,12 +314,16 @@ class IlpModel:
                     continue
                 p = max(lvl for lvl in range(c) if t in keep[lvl])
                 base: dict[tuple[int, str], int] = {}
-                if c < nl:  # footprint: product of cumulative factors (>= the extent)
-                    for ix in acc.indices:
-                        for r, _c in ix.terms:
+                plus = []
+                if c < nl:  # footprint: product of the (exact) extents of the tile
+                    for k, ix in enumerate(acc.indices):
+                        if len(ix.terms) == 1 and ix.terms[0][1] == 1:
                             for j, s in enumerate(sp.slots):
                                 if s.level >= c:
-                                    base[j, r] = base.get((j, r), 0) + 1
+                                    base[j, ix.terms[0][0]] = base.get((j, ix.terms[0][0]), 0) + 1
+                        else:
+                            _e, lg, lg_hi = self._extent(c, acc, k)
+                            plus.append((lg, lg_hi))
                 for j, s in spatial:  # spatial instances above c
                     if s.level < c:
                         for r in sp.ranks:
@@ -324,8 +361,8 @@ class IlpModel:
                     "c": c,
                     "p": p,
                     "out": out,
-                    "fills": self._term(fills, reuse, -lo),
-                    "xfer": self._term(xfer, reuse, -lo),
+                    "fills": self._term(fills, reuse, -lo, plus),
+                    "xfer": self._term(xfer, reuse, -lo, plus),
                     "dist": self._term(dist),
                     "mc": mc,
                     "refill": None,
@@ -362,7 +399,7 @@ class IlpModel:
         kind: "r" read, "w" write, "u" update (read + write)."""
         acts = []
         for pr in self.pairs:
-            t, c, p = pr["t"], pr["c"], pr["p"]
+            c, p = pr["c"], pr["p"]
             g = pr["refill"]
             if not pr["out"]:
                 acts.append((p, "r", pr, "xfer", None))
@@ -393,7 +430,15 @@ class IlpModel:
         y = m.new_int_var(0, max(1, min(int(math.ceil(ymax)) + 1, self.cap)), name)
         if k <= 0:
             return y, 0.0
-        expr = term.expr - sum(shift) if shift else term.expr
+        key = (id(term), tuple(id(v) for v in shift) if shift else ())
+        expr = self._xvars.get(key)
+        if expr is None:  # one variable per log term keeps tangent rows 2-sparse
+            full = term.expr - sum(shift) if shift else term.expr
+            # a safe lower bound: every log factor subtracted at most a few times
+            lo_v = -4 * self.total_log - self.Lmax_total_spatial - 1
+            expr = m.new_int_var(lo_v, term.hi + 1, f"x{len(self._xvars)}")
+            m.add(expr == full)
+            self._xvars[key] = expr
         a = math.floor(lo / TANGENT_STEP) * TANGENT_STEP - (TANGENT_STEP * 8 if shift else 0)
         while a <= hi + 1e-9:
             val = k * 2**a
@@ -428,6 +473,7 @@ class IlpModel:
         wr: dict[int, list] = {}
         rub: dict[int, float] = {}
         wub: dict[int, float] = {}
+        fills: dict[tuple[int, bool], list] = {}
         for lvl, kind, pr, key, gate in self._actions():
             lv = sp.levels[lvl]
             bytes_ = sp.tensor_bits(pr["t"]) / 8
@@ -448,6 +494,13 @@ class IlpModel:
                 )
                 dest.setdefault(lvl, []).append(y)
                 dub[lvl] = dub.get(lvl, 0.0) + ub
+                if lv.double_buffered:  # pipeline fill: the first tile's transfer
+                    iters = [self.L[self.tslot[q], r] for q in self.tlevels if q <= lvl for r in sp.ranks]
+                    yf, _ = self._exp(
+                        pr[key], k_per_cycle * bytes_ / bw, f"fill_{tag}_{pr['t']}{pr['c']}{kind}{side}{lvl}",
+                        shift=shift + iters, gate=gate,
+                    )
+                    fills.setdefault((lvl, dest is rd), []).append(yf)
         serial, overlapped, sub = [], [], 0.0
         for lvl in set(rd) | set(wr):
             lv = sp.levels[lvl]
@@ -463,6 +516,13 @@ class IlpModel:
                     m.add(s >= sum(ys))
                 serial.append(s)
                 sub += pub
+        for lvl in {lv_ for lv_, _r in fills}:
+            f = m.new_int_var(0, int(min(max(rub.get(lvl, 0.0), wub.get(lvl, 0.0)), 4.0 * self.cap)) + 2, f"fl_{tag}_{lvl}")
+            for is_rd in (True, False):
+                if (lvl, is_rd) in fills:
+                    m.add(f >= sum(fills[lvl, is_rd]))
+            serial.append(f)
+            sub += max(rub.get(lvl, 0.0), wub.get(lvl, 0.0))
         ub = min(max(ub_parts) + sub, 8.0 * self.cap)
         lat = m.new_int_var(0, int(math.ceil(ub)) + 2, f"lat_{tag}")
         ser = sum(serial) if serial else 0
@@ -551,7 +611,8 @@ class IlpModel:
             e = m.new_int_var(0, int(math.ceil(eub)) + 2, "E")
             m.add(e >= expr + int(math.floor(const)))
             lat, lub = self._latency(1.0 / unit_c, "edp")
-            prod = m.new_int_var(0, (int(math.ceil(eub)) + 2) * (int(math.ceil(lub)) + 2), "EDP")
+            lub = min(lub, 8.0 * self.cap)
+            prod = m.new_int_var(0, min((int(math.ceil(eub)) + 2) * (int(math.ceil(lub)) + 2), 2**61), "EDP")
             m.add_multiplication_equality(prod, [e, lat])
             m.minimize(prod)
             self.unit = unit_e * unit_c / self.space.arch.clock_hz
@@ -564,7 +625,7 @@ class IlpModel:
         if self.array_level >= 0:
             hi += 2 ** (self.folds.hi / LOG_SCALE) * self.skew
         tot = hi
-        for lvl, kind, pr, key, _g in self._actions():
+        for lvl, _kind, pr, key, _g in self._actions():
             lv = sp.levels[lvl]
             bw = min(lv.read_bw_bytes_per_cycle, lv.write_bw_bytes_per_cycle)
             if bw > 0:
@@ -629,13 +690,19 @@ def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: 
     cp_model = model.cp_model
     solver = cp_model.CpSolver()
     prm = solver.parameters
-    prm.max_time_in_seconds = max(0.05, time_limit_s)
+    # Repeatability: the worker portfolio is interleaved in one thread and the
+    # search is cut by CP-SAT's *deterministic* time, so the same inputs and
+    # seed give the same mapping whatever the machine load. The wall-clock
+    # limit is only a safety net (DET_PER_WALL_S deterministic units ~ 1 s of
+    # wall time on the 2-core CI machine, measured from CP-SAT's logs).
+    prm.max_deterministic_time = max(0.02, time_limit_s * DET_PER_WALL_S)
+    prm.max_time_in_seconds = max(0.1, 3.0 * time_limit_s)
     prm.random_seed = seed
     prm.num_workers = max(1, workers)
-    # the portfolio is interleaved deterministically in one thread when asked for
-    # repeatability across runs (workers > 1 races otherwise)
     prm.interleave_search = True
     prm.log_search_progress = False
+    # the surrogate is within a few % of the model; proving the last 1 % buys nothing
+    prm.relative_gap_limit = 0.01
 
     found: list[tuple[float, tuple]] = []
 
@@ -646,6 +713,8 @@ def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: 
                 del found[: len(found) - 2 * pool]
 
     status = solver.solve(model.m, Pool())
+    if status == cp_model.MODEL_INVALID:  # pragma: no cover - a bug, not bad input
+        raise RuntimeError(f"CP-SAT model invalid: {model.m.validate()}")
     return solver, status, found
 
 
@@ -660,7 +729,7 @@ def ilp_search(
     objective: str,
     evaluate: Evaluator,
     evaluate_batch: BatchEvaluator | None = None,
-    time_limit_s: float = 2.0,
+    time_limit_s: float = 1.0,
     seed: int = 0,
     workers: int = 2,
     pool: int = 6,
@@ -679,13 +748,14 @@ def ilp_search(
     scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
     model = IlpModel(space, objective)
     warm = greedy_start(einsum, arch)
+    hint = None
     if warm is not None:
         try:
             wt = space.tiling_of(warm)
-            if space.violation(wt) is None:
-                model.hint(wt)
+            hint = wt if space.violation(wt) is None else None
         except (KeyError, ValueError):
-            pass
+            hint = None
+    model.hint(hint if hint is not None else space.seed_tiling())
     solver, status, found = _solve(model, time_limit_s, seed, workers, pool)
     cp_model = model.cp_model
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or not found:
@@ -709,15 +779,20 @@ def ilp_search(
         cands.append((tiling, stat))
         if len(cands) >= pool:
             break
-    if warm is not None:
-        scorer.score(warm)
+    warm_v = scorer.score(warm) if warm is not None else math.inf
     best_tiling, best_stat = cands[0]
+    best_keeps = None
     best_v = math.inf
     for tiling, stat in cands:
-        v, st = _best_orders(space, scorer, tiling, stat)
+        v, st = _best_orders(space, scorer, tiling, stat, None)
+        kv, keeps = _best_keeps(space, scorer, tiling, st)
+        if kv < v:
+            v, st = _best_orders(space, scorer, tiling, st, keeps)
+        else:
+            keeps = None
         if v < best_v:
-            best_v, best_tiling, best_stat = v, tiling, st
-    _polish(space, scorer, best_tiling, best_stat, polish_evals)
+            best_v, best_tiling, best_stat, best_keeps = v, tiling, st, keeps
+    _polish(space, scorer, best_tiling, best_stat, best_keeps, polish_evals)
     ilp_status = "optimal" if status == cp_model.OPTIMAL else "feasible"
     obj = solver.objective_value
     bound = solver.best_objective_bound
@@ -731,8 +806,13 @@ def ilp_search(
             "surrogate_bound": (bound * model.unit + model.offset),
             "cp_sat_status": solver.status_name(status),
             "cp_sat_wall_s": solver.wall_time,
+            "cp_sat_deterministic_time": solver.deterministic_time,
+            # the wall-clock safety net fired: the run may not be repeatable
+            "wall_limit_hit": solver.wall_time >= 3.0 * time_limit_s * 0.99,
             "solve_phase_s": solve_s,
             "pool": len(cands),
+            # True when the greedy warm start beat every solver solution
+            "warm_best": bool(warm is not None and scorer.best is not None and scorer.best[0] >= warm_v),
             "seed": seed,
             "workers": workers,
         },
@@ -744,10 +824,10 @@ def _stat_options(space: MapSpace, lvl: int) -> list[str | None]:
     return [None, *space.tensors]
 
 
-def _best_orders(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, tuple]:
+def _best_orders(space: MapSpace, scorer: Scorer, tiling, stat, keeps) -> tuple[float, tuple]:
     """Coordinate descent over the stationary tensor of each level (real model)."""
     stat = list(stat)
-    v = scorer.score(space.to_mapping(tiling, orders_for(space, tiling, stat)))
+    v = scorer.score(space.to_mapping(tiling, orders_for(space, tiling, stat), keeps))
     for _sweep in range(2):
         improved = False
         for lvl in range(space.nlev):
@@ -756,7 +836,7 @@ def _best_orders(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, 
                     continue
                 trial = list(stat)
                 trial[lvl] = opt
-                tv = scorer.score(space.to_mapping(tiling, orders_for(space, tiling, trial)))
+                tv = scorer.score(space.to_mapping(tiling, orders_for(space, tiling, trial), keeps))
                 if tv < v:
                     v, stat, improved = tv, trial, True
         if not improved:
@@ -764,12 +844,44 @@ def _best_orders(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, 
     return v, tuple(stat)
 
 
-def _polish(space: MapSpace, scorer: Scorer, tiling, stat, budget: int) -> None:
+def keep_options(space: MapSpace) -> list[tuple[tuple[str, ...] | None, ...]]:
+    """Every bypass choice: per level that may hold tensors, a subset of them."""
+    per_level: list[list[tuple[str, ...] | None]] = []
+    for lvl in range(space.nlev):
+        hold = [t for t in space.tensors if t in space.holdable[lvl]]
+        if lvl == 0 or lvl > space.feed or not hold:
+            per_level.append([None])
+            continue
+        subsets: list[tuple[str, ...] | None] = [None]
+        for n in range(len(hold)):
+            subsets.extend(itertools.combinations(hold, n))
+        per_level.append(subsets)
+    return list(itertools.product(*per_level))
+
+
+def _best_keeps(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, tuple | None]:
+    """The best bypass choice for a tiling (one batch of the real model)."""
+    orders = orders_for(space, tiling, stat)
+    opts = [k for k in keep_options(space) if space.violation(tiling, k) is None]
+    ms = [space.to_mapping(tiling, orders, k) for k in opts]
+    if not ms:
+        return math.inf, None
+    if scorer.evaluate_batch is not None:  # one numpy pass, then the winner validated
+        vals = scorer.batch_values(scorer.evaluate_batch(ms))
+        scorer.evaluations += len(ms)
+        i = int(min(range(len(ms)), key=lambda j: vals[j]))
+        return scorer.score(ms[i]), opts[i]
+    vals = [scorer.score(m) for m in ms]
+    i = int(min(range(len(ms)), key=lambda j: vals[j]))
+    return vals[i], opts[i]
+
+
+def _polish(space: MapSpace, scorer: Scorer, tiling, stat, keeps, budget: int) -> None:
     """First-improvement hill climb: move one prime factor between two slots."""
     start = scorer.evaluations
     cur = dict(tiling)
     stat = tuple(stat)
-    v = scorer.score(space.to_mapping(cur, orders_for(space, cur, stat)))
+    v = scorer.score(space.to_mapping(cur, orders_for(space, cur, stat), keeps))
     improved = True
     while improved and scorer.evaluations - start < budget:
         improved = False
@@ -786,14 +898,10 @@ def _polish(space: MapSpace, scorer: Scorer, tiling, stat, budget: int) -> None:
                         fs[b] *= p
                         trial = dict(cur)
                         trial[r] = tuple(fs)
-                        if space.violation(trial) is not None:
+                        if space.violation(trial, keeps) is not None:
                             continue
-                        tv, tstat = _best_orders_quick(space, scorer, trial, stat)
+                        tv = scorer.score(space.to_mapping(trial, orders_for(space, trial, stat), keeps))
                         if tv < v * (1 - 1e-9):
-                            v, cur, stat, improved = tv, trial, tstat, True
+                            v, cur, improved = tv, trial, True
                         if scorer.evaluations - start >= budget:
                             return
-
-
-def _best_orders_quick(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, tuple]:
-    return scorer.score(space.to_mapping(tiling, orders_for(space, tiling, stat))), stat

@@ -239,6 +239,29 @@ class MapSpace:
                     f"the outermost level {top.name} ({fmt_bytes(top.capacity_bytes)})"
                 )
 
+    def seed_tiling(self) -> dict[str, tuple[int, ...]]:
+        """A valid tiling: everything on the outermost loop, then the fan-outs
+        filled greedily with prime factors (a warm start that always exists
+        when :meth:`check_feasible` passes)."""
+        from mappers.factors import prime_list
+
+        tiling = {r: [self.sizes[r]] + [1] * (len(self.slots) - 1) for r in self.ranks}
+        for i, s in enumerate(self.slots):
+            if s.kind == "T":
+                continue
+            for r in sorted(self.ranks, key=lambda r: -self.sizes[r]):
+                for p in sorted(prime_list(self.sizes[r]), reverse=True):
+                    if tiling[r][0] % p:
+                        continue
+                    trial = {q: tuple(v) for q, v in tiling.items()}
+                    fs = list(trial[r])
+                    fs[0] //= p
+                    fs[i] *= p
+                    trial[r] = tuple(fs)
+                    if self.violation(trial) is None:
+                        tiling[r] = fs
+        return {r: tuple(v) for r, v in tiling.items()}
+
     # -------------------------------------------------------------- mappings
     def default_order(self, tiling: dict[str, tuple[int, ...]], level: int) -> tuple[str, ...]:
         idx = [i for i, s in enumerate(self.slots) if s.level == level and s.kind == "T"]

@@ -177,8 +177,10 @@ def einsum_op_classes(einsum: Einsum) -> tuple[str, ...]:
 def resolve_unit(einsum: Einsum, arch: Architecture, mapping: Mapping | None = None) -> ComputeUnit:
     """The compute unit an Einsum runs on (the mapping's, else the default binding).
 
-    Default: MAC-heavy Einsums go to the first ``array2d`` unit that does
-    MACs; other Einsums to the first ``array1d`` unit that can do their op
+    Default: an Einsum attribute ``unit=NAME`` or ``unit_class=2d|1d``
+    (FuseMax's binding) picks the unit when it can run the Einsum's ops;
+    otherwise MAC-heavy Einsums go to the first ``array2d`` unit that does
+    MACs, other Einsums to the first ``array1d`` unit that can do their op
     classes, else to any unit that can.
     """
     if mapping is not None and mapping.unit:
@@ -203,12 +205,26 @@ def resolve_unit(einsum: Einsum, arch: Architecture, mapping: Mapping | None = N
             f"no compute unit of {arch.name} can run {einsum.name} "
             f"(needs op classes {', '.join(classes)})"
         )
+    attrs = dict(einsum.attrs)
+    if attrs.get("unit"):
+        for cu in capable:
+            if cu.name == attrs["unit"]:
+                return cu
+    hint = _UNIT_CLASS.get(attrs.get("unit_class", ""))
+    if hint:
+        for cu in capable:
+            if cu.kind == hint:
+                return cu
     mac_heavy = "mac" in classes
     pref = ("array2d",) if mac_heavy else ("array1d",)
     for cu in capable:
         if cu.kind in pref:
             return cu
     return capable[0]
+
+
+#: Einsum attribute ``unit_class`` (FuseMax binding hints) -> unit kind
+_UNIT_CLASS = {"2d": "array2d", "1d": "array1d"}
 
 
 def feeding_level(arch: Architecture, unit: ComputeUnit) -> int:

@@ -119,11 +119,12 @@ def validate_schedule(
         if out not in producer:
             producer[out] = e.name
     produced: set[str] = set(cascade.inputs)
+    carried = cascade.carried_reads()  # e.g. SPD reads RD[m1] before RD writes RD[m1+1]
     for name in schedule.order:
         e = cascade.einsum(name)
         for acc in e.inputs:
             t = acc.tensor
-            if t == e.output.tensor:  # iterative Einsum reading its own output
+            if t == e.output.tensor or (name, t) in carried:  # a recurrence's earlier step
                 continue
             if t not in produced:
                 raise ScheduleError(

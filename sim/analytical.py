@@ -216,9 +216,7 @@ def evaluate_batch(
             )
     hw = hardware_arrays(st, arch, hw_overrides)
     n = _batch_len(tf.shape[0], hw_overrides)
-    if tf.shape[0] != n:
-        tf, sf, pos = (np.broadcast_to(a, (n, *a.shape[1:])) for a in (tf, sf, pos))
-    res = evaluate_arrays(st, hw, tf, sf, pos, fill=fill)
+    res = evaluate_arrays(st, hw, tf, sf, pos, fill=fill, n_total=n)
     return flatten_result(st, res)
 
 
@@ -239,7 +237,7 @@ def _batch_len(n: int, ov: dict[str, Any] | None) -> int:
 def flatten_result(st: Structure, res: dict[str, Any]) -> dict[str, np.ndarray]:
     n = res["cycles"].shape[0]
     out: dict[str, np.ndarray] = {
-        k: np.asarray(res[k])
+        k: np.ascontiguousarray(res[k])
         for k in (
             "cycles",
             "latency_s",
@@ -254,13 +252,13 @@ def flatten_result(st: Structure, res: dict[str, Any]) -> dict[str, np.ndarray]:
     byte_w = st.bits / 8.0
     traffic = (res["reads"] + res["writes"] + 2 * res["updates"]) * byte_w
     for k, lv in enumerate(st.levels):
-        out[f"transfer_cycles.{lv}"] = res["transfer_cycles"][:, k]
-        out[f"energy_pj.{lv}"] = res["level_energy_pj"][:, k]
+        out[f"transfer_cycles.{lv}"] = np.ascontiguousarray(res["transfer_cycles"][:, k])
+        out[f"energy_pj.{lv}"] = np.ascontiguousarray(res["level_energy_pj"][:, k])
         for t_i, t in enumerate(st.tensors):
-            out[f"traffic_bytes.{lv}.{t}"] = traffic[:, k, t_i]
+            out[f"traffic_bytes.{lv}.{t}"] = np.ascontiguousarray(traffic[:, k, t_i])
     for c, v in res["compute_energy_pj"].items():
-        out[f"energy_pj.{st.unit}.{c}"] = np.broadcast_to(v, (n,))
-    out["energy_pj.static"] = res["static_energy_pj"]
+        out[f"energy_pj.{st.unit}.{c}"] = np.ascontiguousarray(np.broadcast_to(v, (n,)))
+    out["energy_pj.static"] = np.ascontiguousarray(res["static_energy_pj"])
     return out
 
 

@@ -149,7 +149,9 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
     classes = tuple(weights)
     for c in classes:
         if unit.ops_per_cycle.get(c, 0) <= 0:
-            raise MappingError(f"compute unit {unit.name} cannot do {c} ops (needed by {einsum.name})")
+            raise MappingError(
+                f"compute unit {unit.name} cannot do {c} ops (needed by {einsum.name})"
+            )
     feed = feeding_level(arch, unit)
     array_level = -1
     if unit.kind == "array2d":
@@ -201,22 +203,63 @@ def structure_key(mapping: Mapping) -> tuple:
     )
 
 
-class _Cache:
-    """Small identity-keyed cache (Architecture holds dicts, so it is not hashable)."""
+def arch_structure_key(arch: Architecture) -> tuple:
+    """What a :class:`Structure` depends on in an architecture (not the numbers).
 
-    def __init__(self, size: int = 256) -> None:
+    Two architectures with the same key (e.g. a sweep's derived variants that
+    differ in sizes, bandwidths, energies, clock) share a compiled structure.
+    """
+    return (
+        tuple(
+            (
+                lv.name,
+                lv.holds,
+                lv.multicast,
+                lv.spatial_reduce,
+                lv.double_buffered,
+                lv.shared_bw,
+                lv.fanout > 1,
+            )
+            for lv in arch.levels
+        ),
+        tuple(
+            (
+                cu.name,
+                cu.kind,
+                getattr(cu, "fed_by", ""),
+                cu.dataflow,
+                tuple(sorted(k for k, v in cu.ops_per_cycle.items() if v > 0)),
+            )
+            for cu in arch.compute
+        ),
+    )
+
+
+class _Cache:
+    """Compiled structures, looked up by object identity first (fast), then by
+    value (an equal Einsum and an architecture of the same structure)."""
+
+    def __init__(self, size: int = 512) -> None:
         self.size = size
-        self.data: dict[tuple, tuple] = {}
+        self.by_id: dict[tuple, tuple] = {}
+        self.by_value: dict[tuple, Structure] = {}
 
     def get(self, einsum: Einsum, arch: Architecture, mapping: Mapping) -> Structure:
-        key = (id(einsum), id(arch), structure_key(mapping))
-        hit = self.data.get(key)
+        skey = structure_key(mapping)
+        key = (id(einsum), id(arch), skey)
+        hit = self.by_id.get(key)
         if hit is not None and hit[0] is einsum and hit[1] is arch:
             return hit[2]
-        st = compile_structure(einsum, arch, mapping)
-        if len(self.data) >= self.size:
-            self.data.pop(next(iter(self.data)))
-        self.data[key] = (einsum, arch, st)
+        vkey = (einsum, arch_structure_key(arch), skey)
+        st = self.by_value.get(vkey)
+        if st is None:
+            st = compile_structure(einsum, arch, mapping)
+            if len(self.by_value) >= self.size:
+                self.by_value.pop(next(iter(self.by_value)))
+            self.by_value[vkey] = st
+        if len(self.by_id) >= self.size:
+            self.by_id.pop(next(iter(self.by_id)))
+        self.by_id[key] = (einsum, arch, st)
         return st
 
 
@@ -291,7 +334,9 @@ def hardware_arrays(
         return np.stack(np.broadcast_arrays(*[np.asarray(c, dtype=float) for c in cols]), axis=-1)
 
     inf = math.inf
-    cap = lvcol("capacity_bytes", lambda lv: inf if lv.capacity_bytes is None else lv.capacity_bytes)
+    cap = lvcol(
+        "capacity_bytes", lambda lv: inf if lv.capacity_bytes is None else lv.capacity_bytes
+    )
     rbw = lvcol("read_bw_bytes_per_cycle", lambda lv: lv.read_bw_bytes_per_cycle)
     wbw = lvcol("write_bw_bytes_per_cycle", lambda lv: lv.write_bw_bytes_per_cycle)
     er = lvcol("read_energy_pj_per_word", lambda lv: lv.read_energy_pj_per_word)
@@ -316,7 +361,10 @@ def hardware_arrays(
     pes = scalar(f"{unit.name}.pes", unit.pes)
     rows = scalar(f"{unit.name}.rows", unit.rows)
     cols = scalar(f"{unit.name}.cols", unit.cols)
-    rate = {c: scalar(f"{unit.name}.ops_per_cycle.{c}", unit.ops_per_cycle.get(c, 0.0)) for c in st.classes}
+    rate = {
+        c: scalar(f"{unit.name}.ops_per_cycle.{c}", unit.ops_per_cycle.get(c, 0.0))
+        for c in st.classes
+    }
     epj = {
         c: scalar(f"{unit.name}.energy_pj_per_op.{c}", unit.energy_pj_per_op.get(c, 0.0))
         for c in st.classes

@@ -30,9 +30,13 @@ from sim.analytical_compile import Hardware, Structure
 
 
 def _snap(x: np.ndarray) -> np.ndarray:
-    """Round counts that exp(sum(log)) left a few ulps off an integer."""
-    r = np.rint(x)
-    return np.where(np.abs(x - r) <= 1e-9 * np.abs(x), r, x)
+    """Round counts that exp(sum(log)) left a few ulps off an integer.
+
+    With integer factors every count is an integer: ``F*R*S/MC`` and
+    ``F*D*S/MC`` divide exactly because the multicast factors are among the
+    spatial factors in ``S``.
+    """
+    return np.rint(x, out=x)
 
 
 @dataclass(eq=False)
@@ -42,7 +46,7 @@ class _Mats:
     t_idx: np.ndarray
     c_idx: np.ndarray
     rel_l: np.ndarray  # [np, L] float: loop (level, rank) is above c and indexes t
-    rel_idx: list[np.ndarray]  # per pair: flat loop indices of rel_l
+    rel_mask: np.ndarray  # [np, L] bool: rel_l as a mask
     mc_l: np.ndarray  # [np, L] float: multicast / spatial-reduction loops
     at_compute: np.ndarray  # [np] bool
     m_read: np.ndarray  # [4*np, nl*nt]: (xfer, fills, xfer_refill, fills_refill) -> reads
@@ -87,7 +91,7 @@ def _mats(st: Structure) -> _Mats:
         t_idx=np.array([p[0] for p in st.pairs], dtype=int),
         c_idx=np.array([p[1] for p in st.pairs], dtype=int),
         rel_l=rel_l,
-        rel_idx=[np.flatnonzero(rel_l[k]) for k in range(np_)],
+        rel_mask=rel_l > 0,
         mc_l=mc_l,
         at_compute=np.array([p[1] == nl for p in st.pairs]),
         m_read=m_read,
@@ -107,14 +111,19 @@ def evaluate_arrays(
     pos: np.ndarray,
     *,
     fill: bool = True,
+    n_total: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Evaluate N points. ``tf``, ``sf``, ``pos``: ``[N, nl, nr]``.
+    """Evaluate N points. ``tf``, ``sf``, ``pos``: ``[N, nl, nr]`` or
+    ``[1, nl, nr]`` (one mapping for N hardware points: the access counts
+    are then computed once and only the hardware-dependent part runs N
+    times; ``n_total`` gives N).
 
     Returns a dict of ``[N]`` arrays plus ``reads``/``writes``/``updates``
     ``[N, nl, nt]`` (elements) and ``transfer_cycles``/``level_energy_pj``
     ``[N, nl]``.
     """
     n, nl, nr = tf.shape
+    big = max(n, n_total or 1)
     nt = len(st.tensors)
     L = nl * nr
     mt = _mats(st)
@@ -137,17 +146,13 @@ def evaluate_arrays(
     nest = np.empty_like(logt)
     np.put_along_axis(nest, gpos, logt, axis=1)
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(nest, axis=1)], axis=1)  # [N, L+1]
-    pos_active = np.where(logt > 0, gpos, -1)  # [N, L]
     log_all_t = cum[:, L]
-    log_r = np.empty((n, len(st.pairs)))
-    for k, idx in enumerate(mt.rel_idx):
-        if mt.at_compute[k]:
-            log_r[:, k] = log_all_t  # at the compute units every temporal loop counts
-        elif len(idx):
-            pstar = pos_active[:, idx].max(axis=1)
-            log_r[:, k] = cum[np.arange(n), pstar + 1]
-        else:
-            log_r[:, k] = 0.0
+    # innermost relevant active loop above each child (-1: none), all pairs at once
+    pos_active = np.where(logt > 0, gpos, -1).astype(np.int16)  # [N, L]
+    pstar = np.where(mt.rel_mask[None], pos_active[:, None, :], np.int16(-1)).max(axis=2)
+    log_r = np.take_along_axis(cum, pstar.astype(np.intp) + 1, axis=1)  # [N, np]
+    # at the compute units every temporal loop counts
+    log_r[:, mt.at_compute] = log_all_t[:, None]
     log_dist = logt @ mt.rel_l.T  # [N, np]
     # --- spatial instances and multicast ---------------------------------
     log_s_lvl = logs.reshape(n, nl, nr).sum(axis=2)  # [N, nl]
@@ -155,12 +160,10 @@ def evaluate_arrays(
     log_s_above[:, 1:] = np.cumsum(log_s_lvl, axis=1)
     log_mc = logs @ mt.mc_l.T  # [N, np]
     f_child = fp[:, c_idx, t_idx]  # [N, np]
-    fills = _snap(f_child * np.exp(log_r + log_s_above[:, c_idx]))
-    xfer = _snap(fills * np.exp(-log_mc))
+    fills = f_child * np.exp(log_r + log_s_above[:, c_idx])
+    xfer = fills * np.exp(-log_mc)
     refill_frac = np.clip(1.0 - np.exp(log_dist - log_r), 0.0, None)
-    xfer_refill = _snap(xfer * refill_frac)
-    fills_refill = _snap(fills * refill_frac)
-    q = np.concatenate([xfer, fills, xfer_refill, fills_refill], axis=1)
+    q = _snap(np.concatenate([xfer, fills, xfer * refill_frac, fills * refill_frac], axis=1))
     reads = (q @ mt.m_read).reshape(n, nl, nt)
     writes = (q @ mt.m_write).reshape(n, nl, nt)
     updates = (q @ mt.m_update).reshape(n, nl, nt)
@@ -196,7 +199,7 @@ def evaluate_arrays(
         compute = folds * (t_in * cpp + skew) - 1.0
     else:
         compute = t_all * cpp
-    compute = np.broadcast_to(compute, (n,)).astype(float)
+    compute = np.broadcast_to(compute, (big,)).astype(float)
 
     # --- latency with double-buffered overlap and pipeline fill -----------
     iters = np.exp(np.cumsum(logt.sum(axis=2), axis=1))  # [N, nl]
@@ -210,7 +213,11 @@ def evaluate_arrays(
     # --- energy --------------------------------------------------------------
     per_word = byte_w[None, None, :] * 8.0 / hw.word_bits[..., None]  # [N|1, nl, nt]
     e_lvl = (
-        (reads * hw.er[..., None] + writes * hw.ew[..., None] + updates * (hw.er + hw.ew)[..., None])
+        (
+            reads * hw.er[..., None]
+            + writes * hw.ew[..., None]
+            + updates * (hw.er + hw.ew)[..., None]
+        )
         * per_word
     ).sum(axis=2)  # [N, nl]
     padded = _snap(np.exp(logt.sum(axis=(1, 2)) + logs.sum(axis=(1, 2))))
@@ -235,22 +242,26 @@ def evaluate_arrays(
     fan_ok = (s_lvl <= limit + 1e-9).all(axis=1) & (np.exp(log_s_lvl.sum(axis=1)) <= hw.pes + 1e-9)
     cover = np.exp(logt.sum(axis=1) + logs.sum(axis=1))  # [N, nr]
     cover_ok = (cover >= st.sizes - 1e-9).all(axis=1)
+
+    def b(x, *tail: int) -> np.ndarray:
+        return np.broadcast_to(x, (big, *tail))
+
     return {
-        "cycles": cycles,
-        "latency_s": np.broadcast_to(latency_s, (n,)),
-        "energy_pj": np.broadcast_to(energy, (n,)),
+        "cycles": b(cycles),
+        "latency_s": b(latency_s),
+        "energy_pj": b(energy),
         "compute_cycles": compute,
-        "compute_energy_pj": e_comp,
-        "static_energy_pj": np.broadcast_to(e_static, (n,)),
-        "level_energy_pj": e_lvl,
-        "transfer_cycles": transfer,
-        "reads": reads,
-        "writes": writes,
-        "updates": updates,
-        "padded_macs": padded * st.weights.get("mac", 0),
-        "macs": np.full(n, st.iteration_points * st.weights.get("mac", 0)),
-        "padded_points": padded,
-        "utilization": np.clip(np.broadcast_to(util, (n,)), 0.0, 1.0),
-        "valid": cap_ok & fan_ok & cover_ok,
-        "capacity_need_bytes": need,
+        "compute_energy_pj": {c: b(v) for c, v in e_comp.items()},
+        "static_energy_pj": b(e_static),
+        "level_energy_pj": b(e_lvl, nl),
+        "transfer_cycles": b(transfer, nl),
+        "reads": b(reads, nl, nt),
+        "writes": b(writes, nl, nt),
+        "updates": b(updates, nl, nt),
+        "padded_macs": b(padded * st.weights.get("mac", 0)),
+        "macs": np.full(big, st.iteration_points * st.weights.get("mac", 0)),
+        "padded_points": b(padded),
+        "utilization": np.clip(b(util), 0.0, 1.0),
+        "valid": b(cap_ok & fan_ok & cover_ok),
+        "capacity_need_bytes": b(need, nl),
     }

@@ -46,27 +46,9 @@ class ScalarPlan:
     hw: ScalarHw
 
 
-def scalar_plan(st: Structure, arch: Architecture) -> ScalarPlan:
-    plan = getattr(st, "_scalar_plan", None)
-    if plan is not None and plan[0] is arch:
-        return plan[1]
-    nt, nr = len(st.tensors), len(st.ranks)
-    coef = st.coef.reshape(nt, st.ndims, nr)
-    full = st.full_ext.reshape(nt, st.ndims)
-    dims = []
-    for t in range(nt):
-        dl = []
-        for d in range(st.ndims):
-            terms = [(r, int(coef[t, d, r])) for r in range(nr) if coef[t, d, r] != 0]
-            if terms:
-                dl.append((terms, int(full[t, d])))
-        dims.append(dl)
-    pairs = []
-    for k, (t, c, p) in enumerate(st.pairs):
-        mc = [(int(lv), int(r)) for lv, r in zip(*st.mc_mask[k].nonzero(), strict=True)]
-        pairs.append((t, c, p, bool(st.is_output[t]), mc))
+def _scalar_hw(st: Structure, arch: Architecture) -> ScalarHw:
     unit = arch.unit(st.unit)
-    hw = ScalarHw(
+    return ScalarHw(
         rbw=[lv.read_bw_bytes_per_cycle for lv in arch.levels],
         wbw=[lv.write_bw_bytes_per_cycle for lv in arch.levels],
         er=[lv.read_energy_pj_per_word for lv in arch.levels],
@@ -82,7 +64,34 @@ def scalar_plan(st: Structure, arch: Architecture) -> ScalarPlan:
         rate={c: unit.ops_per_cycle.get(c, 0.0) for c in st.classes},
         epj={c: unit.energy_pj_per_op.get(c, 0.0) for c in st.classes},
     )
-    plan = ScalarPlan(dims=dims, rel=st.rel.tolist(), pairs=pairs, hw=hw)
+
+
+def scalar_plan(st: Structure, arch: Architecture) -> ScalarPlan:
+    """The structure's lists (built once) with ``arch``'s numbers (cached per arch)."""
+    plan = getattr(st, "_scalar_plan", None)
+    if plan is not None and plan[0] is arch:
+        return plan[1]
+    if plan is not None:
+        base = plan[1]
+        new = ScalarPlan(base.dims, base.rel, base.pairs, _scalar_hw(st, arch))
+        st._scalar_plan = (arch, new)  # type: ignore[attr-defined]
+        return new
+    nt, nr = len(st.tensors), len(st.ranks)
+    coef = st.coef.reshape(nt, st.ndims, nr)
+    full = st.full_ext.reshape(nt, st.ndims)
+    dims = []
+    for t in range(nt):
+        dl = []
+        for d in range(st.ndims):
+            terms = [(r, int(coef[t, d, r])) for r in range(nr) if coef[t, d, r] != 0]
+            if terms:
+                dl.append((terms, int(full[t, d])))
+        dims.append(dl)
+    pairs = []
+    for k, (t, c, p) in enumerate(st.pairs):
+        mc = [(int(lv), int(r)) for lv, r in zip(*st.mc_mask[k].nonzero(), strict=True)]
+        pairs.append((t, c, p, bool(st.is_output[t]), mc))
+    plan = ScalarPlan(dims=dims, rel=st.rel.tolist(), pairs=pairs, hw=_scalar_hw(st, arch))
     st._scalar_plan = (arch, plan)  # type: ignore[attr-defined]
     return plan
 

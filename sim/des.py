@@ -45,6 +45,7 @@ __all__ = [
     "SimulationError",
     "simulate",
     "simulate_cascade",
+    "simulate_einsums",
     "simulate_nests",
 ]
 
@@ -575,12 +576,34 @@ def simulate_cascade(
     return simulate_nests(
         arch,
         nests,
-        deps=deps,
+        deps=_break_cycles(deps),
         full_sim=full_sim,
         max_cycles=max_cycles,
         timeline_limit=timeline_limit,
         mappings=used,
     )
+
+
+def _break_cycles(deps: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Einsums that depend on each other (an iterative cascade: a running max
+    read at ``m1`` and written at ``m1+1``) run as one group: inside a
+    strongly connected component the dependencies are dropped, and the
+    group waits for what any of its members waits for."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(deps)
+    for x, ds in deps.items():
+        for d in ds:
+            g.add_edge(d, x)
+    comp: dict[str, int] = {}
+    for i, scc in enumerate(nx.strongly_connected_components(g)):
+        for x in scc:
+            comp[x] = i
+    out: dict[str, set[str]] = {}
+    for x, ds in deps.items():
+        out[x] = {d for d in ds if comp[d] != comp[x]}
+    return out
 
 
 def _cascade_einsums(cascade: Any) -> list[Einsum]:
@@ -603,3 +626,46 @@ def _output_on_chip(nest: Nest) -> Nest:
             b = replace(b, transfer_bytes=0.0, fill_bytes=0.0)
         bufs.append(b)
     return replace(nest, buffers=tuple(bufs))
+
+
+def simulate_einsums(
+    einsums: list[Einsum],
+    arch: Architecture,
+    mappings: MappingABC[str, Mapping],
+    *,
+    cascade: Any = None,
+    schedule: Any = None,
+    full_sim: bool = False,
+    timeline_limit: int = 0,
+    max_cycles: float | None = None,
+    **_ignored: Any,
+) -> Metrics:
+    """The pipeline's entry point (``experiments.pipeline.SIMS["des"]``):
+    one Einsum, or a cascade (its DAG gives the dependencies)."""
+    if len(einsums) == 1 and cascade is None:
+        e = einsums[0]
+        return simulate(
+            e,
+            arch,
+            mappings[e.name],
+            full_sim=full_sim,
+            max_cycles=max_cycles,
+            timeline_limit=timeline_limit,
+        )
+
+    class _Seq:
+        pass
+
+    src = cascade
+    if src is None:
+        src = _Seq()
+        src.einsums = tuple(einsums)  # type: ignore[attr-defined]
+    return simulate_cascade(
+        src,
+        arch,
+        mappings,
+        schedule=schedule,
+        full_sim=full_sim,
+        max_cycles=max_cycles,
+        timeline_limit=timeline_limit,
+    )

@@ -28,9 +28,9 @@ tile it waits for. A bound on simulated cycles raises
 from __future__ import annotations
 
 from collections import deque
-from heapq import heappush
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 
 import simpy
 
@@ -54,6 +54,14 @@ class Timeline:
             self.dropped += 1
 
 
+def _dispatch(event: _Call) -> None:
+    event.fn(*event.args)
+
+
+#: every _Call shares one callback list (simpy only iterates it)
+_CALLBACKS = [_dispatch]
+
+
 class _Call:
     """A minimal simpy event: ``Environment.step`` pops it and calls it."""
 
@@ -63,35 +71,52 @@ class _Call:
         self.fn = fn
         self.args = args
         self._ok = True
-        self.callbacks = [self]
-
-    def __call__(self, _event: object) -> None:
-        self.fn(*self.args)
+        self.callbacks = _CALLBACKS
 
 
 class Port:
-    """A bandwidth-limited port (a level's read or write side, or a compute unit)."""
+    """A bandwidth-limited port (a level's read or write side, or a compute unit).
 
-    __slots__ = ("name", "bw", "jobs")
+    Jobs that use only this port are served by processor sharing with a
+    virtual clock (``V`` advances by ``1/n`` work-cycle per cycle with ``n``
+    jobs on the port; a job of ``w`` work-cycles started at ``V0`` finishes
+    when ``V = V0 + w``), so a change of ``n`` costs one timer, not one per
+    job. Jobs that use several ports are in ``multi`` and rescheduled one by
+    one (see :class:`Fabric`).
+    """
+
+    __slots__ = ("name", "bw", "n", "multi", "heap", "V", "tV", "ver", "seq")
 
     def __init__(self, name: str, bw: float) -> None:
         self.name = name
         self.bw = bw
-        self.jobs: set[Job] = set()
+        self.n = 0
+        self.multi: set[Job] = set()
+        self.heap: list[tuple[float, int, Job]] = []
+        self.V = 0.0
+        self.tV = 0.0
+        self.ver = 0
+        self.seq = 0
+
+    def advance(self, now: float) -> None:
+        if self.n and now != self.tV:
+            self.V += (now - self.tV) / self.n
+        self.tV = now
 
 
 class Job:
     """A transfer or a tile compute: work (cycles at full rate) on some ports."""
 
-    __slots__ = ("work", "rem", "t", "speed", "ver", "done")
+    __slots__ = ("work", "rem", "t", "speed", "ver", "done", "args")
 
-    def __init__(self, work: list[tuple[Port, float]], done: Callable[[], None]) -> None:
+    def __init__(self, work: list[tuple[Port, float]], done: Callable, args: tuple) -> None:
         self.work = work
         self.rem = 1.0
         self.t = 0.0
         self.speed = 0.0
         self.ver = 0
         self.done = done
+        self.args = args
 
 
 class Fabric:
@@ -102,75 +127,121 @@ class Fabric:
 
     def __init__(self, eng: Engine) -> None:
         self.eng = eng
+        self.env = eng.env
+        self._fin = self._finish
+        self._tick = self._port_timer
 
-    def start(self, work: list[tuple[Port, float]], done: Callable[[], None]) -> None:
-        eng = self.eng
-        job = Job(work, done)
-        now = eng.env._now
+    def start(self, work: list[tuple[Port, float]], done: Callable, *args) -> None:
+        """Start a job; ``done(*args)`` is called when it completes."""
+        env = self.env
+        now = env._now
+        if not work:
+            heappush(env._queue, (now, 1, next(env._eid), _Call(done, args)))
+            return
+        job = Job(work, done, args)
+        if len(work) == 1:
+            p, w = work[0]
+            p.advance(now)
+            p.n += 1
+            p.seq += 1
+            heappush(p.heap, (p.V + w, p.seq, job))
+            if p.multi:
+                self._update(set(p.multi), now)
+            self._port_resched(p, now)
+            return
         job.t = now
         affected: set[Job] | None = None
-        for p, _ in work:
-            if p.jobs:
+        m = 0.0
+        for p, w in work:
+            p.advance(now)
+            if p.multi:
                 if affected is None:
-                    affected = set(p.jobs)
+                    affected = set(p.multi)
                 else:
-                    affected |= p.jobs
-        if affected is None:
-            # every port is free: the job runs at full rate
-            m = 0.0
-            for p, w in work:
-                p.jobs.add(job)
-                if w > m:
-                    m = w
-            job.speed = 1.0 / m if m > 0 else float("inf")
-            job.ver = 1
-            eng.at(m, self._finish, job, 1)
-            return
-        self._advance(affected, now)
-        for p, _ in work:
-            p.jobs.add(job)
-        affected.add(job)
-        self._reschedule(affected, now)
+                    affected |= p.multi
+            p.multi.add(job)
+            p.n += 1
+            x = w * p.n
+            if x > m:
+                m = x
+            if p.heap:
+                self._port_resched(p, now)
+        job.speed = 1.0 / m
+        job.ver = 1
+        heappush(env._queue, (now + m, 1, next(env._eid), _Call(self._fin, (job, 1))))
+        if affected is not None:
+            self._update(affected, now)
 
-    @staticmethod
-    def _advance(jobs: set[Job], now: float) -> None:
+    def _port_resched(self, p: Port, now: float) -> None:
+        """(Re)arm the port's timer for its first single-port job to finish."""
+        p.ver += 1
+        if p.heap:
+            delay = (p.heap[0][0] - p.V) * p.n
+            if delay < 0.0:
+                delay = 0.0
+            env = self.env
+            heappush(env._queue, (now + delay, 1, next(env._eid), _Call(self._tick, (p, p.ver))))
+
+    def _port_timer(self, p: Port, ver: int) -> None:
+        if ver != p.ver:
+            return
+        now = self.env._now
+        p.advance(now)
+        heap = p.heap
+        done = []
+        tol = 1e-9 * max(1.0, abs(p.V))
+        while heap and heap[0][0] <= p.V + tol:
+            done.append(heappop(heap)[2])
+        p.n -= len(done)
+        if p.multi:
+            self._update(set(p.multi), now)
+        self._port_resched(p, now)
+        for job in done:
+            job.done(*job.args)
+
+    def _update(self, jobs: set[Job], now: float) -> None:
+        """Advance multi-port ``jobs`` at their old speed to ``now``;
+        reschedule those whose speed changed."""
+        env = self.env
+        q = env._queue
+        eid = env._eid
+        fin = self._fin
         for j in jobs:
             if j.t != now:
                 j.rem -= (now - j.t) * j.speed
                 j.t = now
-
-    def _reschedule(self, jobs: set[Job], now: float) -> None:
-        at = self.eng.at
-        for j in jobs:
             m = 0.0
             for p, w in j.work:
-                x = w * len(p.jobs)
+                x = w * p.n
                 if x > m:
                     m = x
-            speed = 1.0 / m if m > 0 else float("inf")
+            speed = 1.0 / m
             if speed == j.speed:
                 continue  # its completion event is still right
             j.speed = speed
             j.ver += 1
-            at(max(j.rem, 0.0) * m, self._finish, j, j.ver)
+            rem = j.rem if j.rem > 0.0 else 0.0
+            heappush(q, (now + rem * m, 1, next(eid), _Call(fin, (j, j.ver))))
 
     def _finish(self, job: Job, ver: int) -> None:
         if ver != job.ver:
             return  # superseded by a later rate change
+        now = self.env._now
         affected: set[Job] | None = None
         for p, _ in job.work:
-            js = p.jobs
-            js.discard(job)
-            if js:
+            p.advance(now)
+            p.n -= 1
+            p.multi.discard(job)
+            if p.multi:
                 if affected is None:
-                    affected = set(js)
+                    affected = set(p.multi)
                 else:
-                    affected |= js
-        if affected:
-            now = self.eng.env._now
-            self._advance(affected, now)
-            self._reschedule(affected, now)
-        job.done()
+                    affected |= p.multi
+            if p.heap:
+                self._port_resched(p, now)
+        if affected is not None:
+            self._update(affected, now)
+        job.done(*job.args)
 
 
 class _BufState:
@@ -302,9 +373,12 @@ class Engine:
         self.record = timeline_limit > 0
         self.ports: dict[str, Port] = {}
         self.capacity = [lv.capacity_bytes for lv in arch.levels]
-        self.used = [0.0 for _ in arch.levels]
+        #: (Einsum, level) -> bytes of allocated tiles. Capacity is checked
+        #: per Einsum: each mapping was made for the whole level, and Einsums
+        #: that run together are given their share by the schedule.
+        self.used: dict[tuple[str, int], float] = {}
         #: buffers waiting for capacity at a level
-        self.cap_wait: list[list[_BufState]] = [[] for _ in arch.levels]
+        self.cap_wait: dict[tuple[str, int], list[_BufState]] = {}
         self.units: dict[str, _Unit] = {}
         self.einsums: dict[str, _EinsumState] = {}
 
@@ -367,7 +441,41 @@ class Engine:
         self.einsums[nest.einsum] = es
         unit.queue.append(es)
 
+    def _drop_idle_ports(self) -> None:
+        """Leave out ports that can never limit any job using them.
+
+        A port used by ``N`` sequential engines (a DMA engine, a compute
+        unit) never holds more than ``N`` jobs; if, for every job using it,
+        ``work * N`` is no more than the job's work on another port, the job
+        is always limited elsewhere, and leaving the port out changes no
+        rate. (Register-file ports fed at a thousand times the rate of the
+        buffer above them are the common case.) Fewer ports per job means
+        fewer rate changes to propagate.
+        """
+        lists: list[tuple[object, str]] = []
+        for es in self.einsums.values():
+            for st in es.bufs:
+                lists.append((st, "fetch_work"))
+                lists.append((st, "wb_work"))
+            lists.append((es, "step_work"))
+        users: dict[Port, int] = {}
+        for obj, attr in lists:
+            for port, _w in getattr(obj, attr):
+                users[port] = users.get(port, 0) + 1
+        droppable = set(users)
+        for obj, attr in lists:
+            work = getattr(obj, attr)
+            for port, w in work:
+                others = [x for q, x in work if q is not port]
+                if not others or w * users[port] > max(others):
+                    droppable.discard(port)
+        for obj, attr in lists:
+            work = getattr(obj, attr)
+            kept = [(q, w) for q, w in work if q not in droppable]
+            setattr(obj, attr, kept)
+
     def run(self) -> float:
+        self._drop_idle_ports()
         for es in self.einsums.values():
             for d in es.deps:
                 if d not in self.einsums:
@@ -429,11 +537,13 @@ class Engine:
         lv = b.level
         cap = self.capacity[lv]
         while st.allocated < st.ntiles and st.allocated - st.released < b.slots:
-            if cap is not None and self.used[lv] + b.tile_bytes > cap * (1 + 1e-12):
-                if st not in self.cap_wait[lv]:
-                    self.cap_wait[lv].append(st)
+            key = (st.es.nest.einsum, lv)
+            if cap is not None and self.used.get(key, 0.0) + b.tile_bytes > cap * (1 + 1e-12):
+                wait = self.cap_wait.setdefault(key, [])
+                if st not in wait:
+                    wait.append(st)
                 return
-            self.used[lv] += b.tile_bytes
+            self.used[key] = self.used.get(key, 0.0) + b.tile_bytes
             i = st.allocated
             st.allocated += 1
             if not b.is_output or b.revisited(i):
@@ -444,11 +554,12 @@ class Engine:
     def _release(self, st: _BufState) -> None:
         st.released += 1
         lv = st.buf.level
-        self.used[lv] -= st.buf.tile_bytes
+        key = (st.es.nest.einsum, lv)
+        self.used[key] -= st.buf.tile_bytes
         self._try_alloc(st)
-        if self.cap_wait[lv]:
-            waiting = self.cap_wait[lv]
-            self.cap_wait[lv] = []
+        if self.cap_wait.get(key):
+            waiting = self.cap_wait[key]
+            self.cap_wait[key] = []
             for w in waiting:
                 self._try_alloc(w)
 
@@ -479,26 +590,31 @@ class Engine:
             st.busy = True
             st.acc_p[0] += st.xfer_el
             st.acc_c[1] += st.fill_el
-            self.fabric.start(st.fetch_work, lambda: self._dma_done(st, kind, tile, t0))
+            self.fabric.start(st.fetch_work, self._dma_done, st, kind, tile, t0)
         else:
             st.wbusy = True
             st.acc_p[1] += st.xfer_el
             st.acc_c[0] += st.fill_el
-            self.fabric.start(st.wb_work, lambda: self._dma_done(st, kind, tile, t0))
+            self.fabric.start(st.wb_work, self._dma_done, st, kind, tile, t0)
 
     def _dma_done(self, st: _BufState, kind: str, tile: int, t0: float) -> None:
         self.events += 1
         if kind == "fetch":
             st.busy = False
             if self.record:
-                self.timeline.add(st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env.now)
+                self.timeline.add(
+                    st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env.now
+                )
             self._arrive(st, tile)
             self._child_used_parent(st, tile)
         else:
             st.wbusy = False
             if self.record:
                 self.timeline.add(
-                    st.track + " (write-back)", f"write-back {st.buf.tensor}[{tile}]", t0, self.env.now
+                    st.track + " (write-back)",
+                    f"write-back {st.buf.tensor}[{tile}]",
+                    t0,
+                    self.env.now,
                 )
             self._written_back(st, tile)
         self._dma_next(st, kind)
@@ -560,7 +676,7 @@ class Engine:
         es.next_step += 1
         unit.busy = True
         t0 = self.env.now
-        self.fabric.start(es.step_work, lambda: self._compute_done(unit, es, s, t0))
+        self.fabric.start(es.step_work, self._compute_done, unit, es, s, t0)
 
     def _compute_done(self, unit: _Unit, es: _EinsumState, s: int, t0: float) -> None:
         unit.busy = False
@@ -611,30 +727,54 @@ class Engine:
         return ", ".join(parts)
 
     def _deadlock_message(self, es: _EinsumState) -> str:
+        """Name the unit, the step and tile it waits for, and the buffer that
+        blocks it (walking up from the missing operand to its parents)."""
         s = es.next_step
         names = es.nest.level_names
-        cands = list(es.leaves) + [st for st in es.bufs if st not in es.leaves]
-        for st in cands:
-            ti = (s // st.buf.period) if st in es.leaves else st.allocated
-            if st in es.leaves and (ti < st.arrived or ti in st.ready):
-                continue
-            if st not in es.leaves and st.allocated >= st.ntiles:
-                continue
-            lv = st.buf.level
-            cap = self.capacity[lv]
-            held = sorted(
-                {
-                    o.buf.tensor
-                    for e in self.einsums.values()
-                    for o in e.bufs
-                    if o.buf.level == lv and o.allocated > o.released
-                }
-            )
-            cap_s = "unbounded" if cap is None else f"{cap:.0f} B"
+        if not es.started:
             return (
-                f"deadlock: compute unit {es.unit} waits at step {s} of {es.nest.einsum} for tile "
-                f"{st.buf.tensor}[{ti}] at {names[lv]} ({st.buf.tile_bytes:.0f} B per tile); "
-                f"{names[lv]} holds {cap_s}, {self.used[lv]:.0f} B in use by tiles of "
-                f"{held}: the buffer is too small for the tiles in flight"
+                f"deadlock: {es.nest.einsum} never started: it waits for "
+                f"{', '.join(sorted(es.deps))}, which never finished"
             )
-        return f"deadlock: {es.nest.einsum} stopped at step {s} of {es.steps} on unit {es.unit}"
+        missing = None
+        for st in es.leaves:
+            ti = s // st.buf.period
+            if not (ti < st.arrived or ti in st.ready):
+                missing = (st, ti)
+                break
+        if missing is None:
+            return (
+                f"deadlock: {es.nest.einsum} stopped at step {s} of {es.steps} on unit {es.unit} "
+                f"with its operands present (write-backs blocked)"
+            )
+        st, ti = missing
+        head = (
+            f"deadlock: compute unit {es.unit} waits at step {s} of {es.nest.einsum} for tile "
+            f"{st.buf.tensor}[{ti}] at {names[st.buf.level]}"
+        )
+        while True:
+            b = st.buf
+            lv = b.level
+            if ti >= st.allocated:
+                cap = self.capacity[lv]
+                held = sorted(
+                    {
+                        f"{o.buf.tensor}@{names[o.buf.level]}"
+                        for o in es.bufs
+                        if o.buf.level == lv and o.allocated > o.released
+                    }
+                )
+                cap_s = "unbounded" if cap is None else f"{cap:.0f} B"
+                return (
+                    f"{head}; tile {b.tensor}[{ti}] ({b.tile_bytes:.0f} B) cannot be allocated "
+                    f"in {names[lv]} ({cap_s} per instance, {self.used.get((es.nest.einsum, lv), 0.0):.0f} B in use by tiles of "
+                    f"{', '.join(held) or 'nothing'}; {st.allocated - st.released} of "
+                    f"{b.slots} slots taken): the buffer is too small for the tiles in flight"
+                )
+            p = st.parent
+            if p is None:
+                return f"{head}; its transfer from {names[b.parent]} never completed"
+            pi = (ti * b.period) // p.buf.period
+            if pi < p.arrived or pi in p.ready:
+                return f"{head}; its transfer from {names[b.parent]} never completed"
+            st, ti = p, pi

@@ -76,9 +76,7 @@ def predict_row(
     return out, cost
 
 
-def predict_kernels(
-    rows: Any, arch: Any, params: GpuParams | None = None
-) -> Any:
+def predict_kernels(rows: Any, arch: Any, params: GpuParams | None = None) -> Any:
     """Predict every row of a DataFrame (or an iterable of dicts).
 
     Returns the same kind of object: a DataFrame with the prediction columns

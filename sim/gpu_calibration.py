@@ -36,27 +36,60 @@ from sim.gpu_spec import GpuParams, GpuSpec
 SLOW_S = 50e-6
 
 TRAFFIC_FIT: tuple[str, ...] = (
-    "l2_reuse_frac", "gemm_reread", "l2_retain_frac", "flash_kv_l2_frac",
+    "l2_reuse_frac",
+    "gemm_reread",
+    "l2_retain_frac",
+    "flash_kv_l2_frac",
 )
 TIME_FIT: tuple[str, ...] = (
-    "tensor_eff", "cuda_eff", "hbm_eff", "feed_bytes_per_s_per_sm", "tile_fixed_s",
-    "wave_quant", "flash_mma_eff", "flash_softmax_ops", "row_fixed_s", "row_s_per_byte",
-    "launch_s", "event_s", "host_cublas_s", "host_sdpa_s", "host_eltwise_s", "host_copy_s",
+    "tensor_eff",
+    "cuda_eff",
+    "hbm_eff",
+    "feed_bytes_per_s_per_sm",
+    "tile_fixed_s",
+    "wave_quant",
+    "flash_mma_eff",
+    "flash_softmax_ops",
+    "row_fixed_s",
+    "row_s_per_byte",
+    "launch_s",
+    "event_s",
+    "host_cublas_s",
+    "host_sdpa_s",
+    "host_eltwise_s",
+    "host_copy_s",
 )
 #: bounds of the time parameters (physical ranges)
 BOUNDS: dict[str, tuple[float, float]] = {
-    "tensor_eff": (0.3, 1.0), "cuda_eff": (0.3, 1.0), "hbm_eff": (0.5, 1.0),
-    "feed_bytes_per_s_per_sm": (10e9, 1e12), "tile_fixed_s": (0.0, 20e-6),
-    "wave_quant": (0.0, 1.0), "flash_mma_eff": (0.1, 1.0), "flash_softmax_ops": (0.0, 64.0),
-    "row_fixed_s": (0.0, 50e-6), "row_s_per_byte": (0.0, 5e-9), "launch_s": (0.0, 20e-6),
-    "event_s": (0.0, 30e-6), "host_cublas_s": (1e-6, 80e-6), "host_sdpa_s": (1e-6, 120e-6),
-    "host_eltwise_s": (1e-6, 80e-6), "host_copy_s": (1e-6, 80e-6),
-    "l2_reuse_frac": (0.2, 1.0), "gemm_reread": (0.5, 4.0), "l2_retain_frac": (0.0, 1.0),
+    "tensor_eff": (0.3, 1.0),
+    "cuda_eff": (0.3, 1.0),
+    "hbm_eff": (0.5, 1.0),
+    "feed_bytes_per_s_per_sm": (10e9, 1e12),
+    "tile_fixed_s": (0.0, 20e-6),
+    "wave_quant": (0.0, 1.0),
+    "flash_mma_eff": (0.1, 1.0),
+    "flash_softmax_ops": (0.0, 64.0),
+    "row_fixed_s": (0.0, 50e-6),
+    "row_s_per_byte": (0.0, 5e-9),
+    "launch_s": (0.0, 20e-6),
+    "event_s": (0.0, 30e-6),
+    "host_cublas_s": (1e-6, 80e-6),
+    "host_sdpa_s": (1e-6, 120e-6),
+    "host_eltwise_s": (1e-6, 80e-6),
+    "host_copy_s": (1e-6, 80e-6),
+    "l2_reuse_frac": (0.2, 1.0),
+    "gemm_reread": (0.5, 4.0),
+    "l2_retain_frac": (0.0, 1.0),
     "flash_kv_l2_frac": (0.05, 10.0),
 }
 ENERGY_FIT: tuple[str, ...] = (
-    "active_power_w", "e_tensor16_pj", "e_tensor16_sync_pj", "e_tf32_pj", "e_cuda_pj",
-    "e_rowpass_pj", "e_hbm_pj_per_byte",
+    "active_power_w",
+    "e_tensor16_pj",
+    "e_tensor16_sync_pj",
+    "e_tf32_pj",
+    "e_cuda_pj",
+    "e_rowpass_pj",
+    "e_hbm_pj_per_byte",
 )
 #: L2 energy per byte tied to HBM's: Dally (MICRO-52 keynote, REFERENCES.md)
 #: gives 50 pJ per word from the last-level cache and 640 pJ from DRAM
@@ -64,11 +97,21 @@ L2_PER_HBM_ENERGY = 50.0 / 640.0
 
 #: op -> validation/cross-validation group
 OP_GROUP: dict[str, str] = {
-    "gemm": "gemm", "bmm": "bmm", "conv2d": "conv2d", "attn_flash": "attn_flash",
-    "attn_unfused": "attn_unfused", "copy": "copy", "add": "elementwise",
-    "mul": "elementwise", "gelu": "elementwise", "relu": "elementwise",
-    "exp": "elementwise", "sum": "elementwise", "softmax": "softmax",
-    "layernorm": "norm", "rmsnorm": "norm",
+    "gemm": "gemm",
+    "bmm": "bmm",
+    "conv2d": "conv2d",
+    "attn_flash": "attn_flash",
+    "attn_unfused": "attn_unfused",
+    "copy": "copy",
+    "add": "elementwise",
+    "mul": "elementwise",
+    "gelu": "elementwise",
+    "relu": "elementwise",
+    "exp": "elementwise",
+    "sum": "elementwise",
+    "softmax": "softmax",
+    "layernorm": "norm",
+    "rmsnorm": "norm",
 }
 
 #: group held out -> parameters only it informs -> a fallback: another
@@ -77,9 +120,13 @@ OP_GROUP: dict[str, str] = {
 FALLBACK: dict[str, dict[str, str | float | tuple[str, float]]] = {
     # FlashAttention-2 reaches about 35% of the H100 tensor peak (Shah et al.,
     # "FlashAttention-3", 2024, abstract): the end-to-end utilisation prior
-    "attn_flash": {"host_sdpa_s": "host_cublas_s", "flash_mma_eff": 0.35,
-                   "flash_softmax_ops": 0.0, "flash_kv_l2_frac": 0.6,
-                   "e_tensor16_sync_pj": "e_tensor16_pj"},
+    "attn_flash": {
+        "host_sdpa_s": "host_cublas_s",
+        "flash_mma_eff": 0.35,
+        "flash_softmax_ops": 0.0,
+        "flash_kv_l2_frac": 0.6,
+        "e_tensor16_sync_pj": "e_tensor16_pj",
+    },
     "copy": {"host_copy_s": "host_eltwise_s"},
     # tf32 moves twice the operand bits of bf16 per FLOP
     "gemm": {"e_tf32_pj": ("e_tensor16_pj", 2.0), "cuda_eff": "tensor_eff"},
@@ -114,8 +161,10 @@ def _costs(rows: list[dict[str, Any]], spec: GpuSpec, params: GpuParams) -> list
 
 
 def error_table(
-    measured_ms: np.ndarray, pred_ms: np.ndarray,
-    measured_mj: np.ndarray | None = None, pred_mj: np.ndarray | None = None,
+    measured_ms: np.ndarray,
+    pred_ms: np.ndarray,
+    measured_mj: np.ndarray | None = None,
+    pred_mj: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The issue's error statistics (MAPE in %, absolute errors in µs)."""
     m = np.asarray(measured_ms, float)
@@ -129,7 +178,9 @@ def error_table(
         "time_mape_slow_pct": float(rel[slow].mean()) if slow.any() else float("nan"),
         "time_median_ape_slow_pct": float(np.median(rel[slow])) if slow.any() else float("nan"),
         "fast_median_abs_us": float(np.median(abs_us[~slow])) if (~slow).any() else float("nan"),
-        "fast_p90_abs_us": float(np.percentile(abs_us[~slow], 90)) if (~slow).any() else float("nan"),
+        "fast_p90_abs_us": float(np.percentile(abs_us[~slow], 90))
+        if (~slow).any()
+        else float("nan"),
     }
     if measured_mj is not None and pred_mj is not None:
         e = np.asarray(measured_mj, float)
@@ -176,34 +227,43 @@ def _least_squares(fun: Any, names: tuple[str, ...], base: GpuParams) -> GpuPara
         return fun(replace(base, **dict(zip(names, z * scale, strict=True))))
 
     res = least_squares(
-        f, x0 / scale, bounds=(lo / scale, hi / scale), loss="soft_l1", f_scale=0.1,
-        diff_step=1e-3, max_nfev=400,
+        f,
+        x0 / scale,
+        bounds=(lo / scale, hi / scale),
+        loss="soft_l1",
+        f_scale=0.03,
+        diff_step=1e-3,
+        max_nfev=400,
     )
     return replace(base, **dict(zip(names, (res.x * scale).tolist(), strict=True)))
 
 
-def fit_traffic(ncu_calls_df: Any, spec: GpuSpec, base: GpuParams,
-                names: tuple[str, ...] = TRAFFIC_FIT) -> GpuParams:
+def fit_traffic(
+    ncu_calls_df: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] = TRAFFIC_FIT
+) -> GpuParams:
     if len(ncu_calls_df) == 0:
         return base
     return _least_squares(lambda p: traffic_errors(ncu_calls_df, spec, p), names, base)
 
 
-def time_residuals(rows: list[dict[str, Any]], measured_s: np.ndarray,
-                   spec: GpuSpec, params: GpuParams) -> np.ndarray:
+def time_residuals(
+    rows: list[dict[str, Any]], measured_s: np.ndarray, spec: GpuSpec, params: GpuParams
+) -> np.ndarray:
     pred = np.array([median_time_s(c, params) for c in _costs(rows, spec, params)])
     return (pred - measured_s) / np.maximum(measured_s, SLOW_S)
 
 
-def fit_time(kernels: Any, spec: GpuSpec, base: GpuParams,
-             names: tuple[str, ...] = TIME_FIT) -> GpuParams:
+def fit_time(
+    kernels: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] = TIME_FIT
+) -> GpuParams:
     rows = _rows(kernels)
     meas = kernels["median_ms"].to_numpy(float) * 1e-3
     return _least_squares(lambda p: time_residuals(rows, meas, spec, p), names, base)
 
 
-def fit_energy(kernels: Any, spec: GpuSpec, base: GpuParams,
-               names: tuple[str, ...] = ENERGY_FIT) -> GpuParams:
+def fit_energy(
+    kernels: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] = ENERGY_FIT
+) -> GpuParams:
     """Non-negative linear least squares of energy per call (relative)."""
     from scipy.optimize import nnls
 
@@ -226,12 +286,15 @@ def fit_energy(kernels: Any, spec: GpuSpec, base: GpuParams,
             "e_rowpass_pj": flops.get("rowpass", 0.0),
             "e_tf32_pj": flops.get("tf32", 0.0),
             "e_cuda_pj": flops.get("cuda", 0.0),
-            "e_hbm_pj_per_byte": cost.dram_read_bytes + cost.dram_write_bytes
+            "e_hbm_pj_per_byte": cost.dram_read_bytes
+            + cost.dram_write_bytes
             + L2_PER_HBM_ENERGY * cost.l2_bytes,
         }
         cols.append([col[n] for n in names])
-        fixed.append(spec.idle_power_w * t * 1e12 + sum(
-            getattr(base, n) * col[n] for n in ENERGY_FIT if n not in names))
+        fixed.append(
+            spec.idle_power_w * t * 1e12
+            + sum(getattr(base, n) * col[n] for n in ENERGY_FIT if n not in names)
+        )
     a = np.array(cols) * 1e-9  # pJ -> mJ
     b = meas_mj - np.array(fixed) * 1e-9
     w = 1.0 / meas_mj
@@ -239,8 +302,19 @@ def fit_energy(kernels: Any, spec: GpuSpec, base: GpuParams,
     slow = kernels["median_ms"].to_numpy(float) >= SLOW_S * 1e3
     w = w * np.where(slow, 1.0, 0.3)
     colscale = np.maximum(np.abs(a).max(axis=0), 1e-30)
-    x, _ = nnls(a * w[:, None] / colscale, b * w)
-    x = x / colscale
+    # kernels at the power limit carry no information on the per-FLOP and
+    # per-byte energies (their energy is TDP x time): fit the others, and
+    # re-decide which are capped with the new values (a few rounds)
+    cap_mj = spec.tdp_w * t_meas * 1e3
+    use = np.ones(len(b), bool)
+    for _ in range(4):
+        x, _ = nnls(a[use] * w[use, None] / colscale, b[use] * w[use])
+        x = x / colscale
+        pred = a @ x + np.array(fixed) * 1e-9
+        new_use = pred < cap_mj
+        if new_use.sum() < len(names) or (new_use == use).all():
+            break
+        use = new_use
     vals = dict(zip(names, x.tolist(), strict=True))
     if "e_hbm_pj_per_byte" in vals:
         vals["e_l2_pj_per_byte"] = vals["e_hbm_pj_per_byte"] * L2_PER_HBM_ENERGY
@@ -251,8 +325,9 @@ def fit_energy(kernels: Any, spec: GpuSpec, base: GpuParams,
     return replace(base, **vals)
 
 
-def fit_all(kernels: Any, ncu: Any, spec: GpuSpec, base: GpuParams | None = None,
-            rounds: int = 2) -> GpuParams:
+def fit_all(
+    kernels: Any, ncu: Any, spec: GpuSpec, base: GpuParams | None = None, rounds: int = 2
+) -> GpuParams:
     """Traffic, then time, then energy (time re-fitted once traffic moved)."""
     params = base or GpuParams()
     calls = ncu_calls(ncu) if ncu is not None and len(ncu) else None
@@ -273,8 +348,9 @@ def predict_frame(kernels: Any, spec: GpuSpec, params: GpuParams) -> Any:
     return out
 
 
-def leave_one_group_out(kernels: Any, ncu: Any, spec: GpuSpec,
-                        base: GpuParams | None = None) -> Any:
+def leave_one_group_out(
+    kernels: Any, ncu: Any, spec: GpuSpec, base: GpuParams | None = None
+) -> Any:
     """Predict each op group with parameters fitted on all the other groups."""
     import pandas as pd
 
@@ -294,8 +370,9 @@ def leave_one_group_out(kernels: Any, ncu: Any, spec: GpuSpec,
 # -------------------------------------------------------------- baselines
 
 
-def roofline_baseline(kernels: Any, spec: GpuSpec, *, measured_peaks: bool = False,
-                      launch_s: float = 0.0) -> np.ndarray:
+def roofline_baseline(
+    kernels: Any, spec: GpuSpec, *, measured_peaks: bool = False, launch_s: float = 0.0
+) -> np.ndarray:
     """Roofline time (ms): max(flops / peak, min_bytes / bandwidth) [+ launch].
 
     ``measured_peaks`` uses the H100's measured peaks from
@@ -310,8 +387,11 @@ def roofline_baseline(kernels: Any, spec: GpuSpec, *, measured_peaks: bool = Fal
             peak = {"bf16": 713e12, "fp16": 713e12, "tf32": 375e12, "fp32": 52e12}.get(dt, 713e12)
             bw = 3.0e12
         else:
-            peak = spec.cuda_rate("fp32") if dt == "fp32" else spec.tensor_rate(
-                dt if dt in ("bf16", "fp16", "tf32", "fp8") else "bf16")
+            peak = (
+                spec.cuda_rate("fp32")
+                if dt == "fp32"
+                else spec.tensor_rate(dt if dt in ("bf16", "fp16", "tf32", "fp8") else "bf16")
+            )
             bw = spec.hbm_bandwidth_bytes_per_s
         if r["op"] not in ("gemm", "bmm", "conv2d", "attn_flash", "attn_unfused"):
             peak = spec.cuda_rate("fp32")
@@ -320,7 +400,16 @@ def roofline_baseline(kernels: Any, spec: GpuSpec, *, measured_peaks: bool = Fal
 
 
 __all__ = [
-    "ENERGY_CLASSES", "error_table", "fit_all", "fit_energy", "fit_time", "fit_traffic",
-    "group_of", "leave_one_group_out", "ncu_calls", "predict_frame", "roofline_baseline",
+    "ENERGY_CLASSES",
+    "error_table",
+    "fit_all",
+    "fit_energy",
+    "fit_time",
+    "fit_traffic",
+    "group_of",
+    "leave_one_group_out",
+    "ncu_calls",
+    "predict_frame",
+    "roofline_baseline",
     "traffic_errors",
 ]

@@ -68,8 +68,14 @@ def contraction_dims(e: Any) -> dict[str, Any]:
 
     affine = any(len(ix.terms) > 1 for a in e.inputs for ix in a.indices)
     return {
-        "batch": prod(batch), "M": prod(m_r), "N": prod(n_r), "K": prod(k_r),
-        "batch_ranks": batch, "m_ranks": m_r, "n_ranks": n_r, "conv": affine,
+        "batch": prod(batch),
+        "M": prod(m_r),
+        "N": prod(n_r),
+        "K": prod(k_r),
+        "batch_ranks": batch,
+        "m_ranks": m_r,
+        "n_ranks": n_r,
+        "conv": affine,
     }
 
 
@@ -81,8 +87,9 @@ def einsum_kernel(e: Any, spec: GpuSpec, params: GpuParams) -> KernelCost:
         a_bytes = None
         if d["conv"]:
             a_bytes = e.footprint_bytes()[e.inputs[0].tensor] / d["batch"]
-        return gemm_cost(d["M"], d["N"], d["K"], dtype, spec, params,
-                         batch=d["batch"], a_bytes=a_bytes)
+        return gemm_cost(
+            d["M"], d["N"], d["K"], dtype, spec, params, batch=d["batch"], a_bytes=a_bytes
+        )
     rd = float(e.compulsory_read_bytes())
     wr = float(e.compulsory_write_bytes())
     ops = float(sum(e.op_counts().values()))
@@ -112,13 +119,13 @@ def attention_chain(cascade: Any) -> dict[str, int] | None:
     first, second = cons
     # the second contraction must depend on the first through the others
     produced = {first.output.tensor}
-    for e in es[es.index(first) + 1:]:
+    for e in es[es.index(first) + 1 :]:
         if any(a.tensor in produced for a in e.inputs):
             produced.add(e.output.tensor)
     if second.output.tensor not in produced:
         return None
     # a softmax between the two (an exp of the scores), not an MLP
-    between = es[es.index(first) + 1:es.index(second)]
+    between = es[es.index(first) + 1 : es.index(second)]
     if not any(e.map_op in ("exp", "expdiff") for e in between):
         return None
     d1 = contraction_dims(first)
@@ -151,8 +158,9 @@ def _fusion_decision(cascade: Any, fused: bool | None) -> bool:
     return True
 
 
-def evaluate_cascade(cascade: Any, arch: Any, fused: bool | None = None,
-                     params: GpuParams | None = None) -> Metrics:
+def evaluate_cascade(
+    cascade: Any, arch: Any, fused: bool | None = None, params: GpuParams | None = None
+) -> Metrics:
     """Cost a cascade (or one Einsum) on a GPU; returns :class:`Metrics`.
 
     ``latency_s`` is the back-to-back (steady-state) time of the cascade's
@@ -168,8 +176,17 @@ def evaluate_cascade(cascade: Any, arch: Any, fused: bool | None = None,
     chain = attention_chain(cascade) if len(einsums) > 2 else None
     kernels: list[tuple[str, KernelCost]] = []
     if chain is not None and _fusion_decision(cascade, fused):
-        cost = flash_cost(chain["B"], 1, chain["M"], chain["N"], chain["D"], False,
-                          _dtype(chain["bits"]), spec, params)
+        cost = flash_cost(
+            chain["B"],
+            1,
+            chain["M"],
+            chain["N"],
+            chain["D"],
+            False,
+            _dtype(chain["bits"]),
+            spec,
+            params,
+        )
         kernels.append(("flash_attention", cost))
         fused_used = True
     else:
@@ -206,8 +223,11 @@ def evaluate_cascade(cascade: Any, arch: Any, fused: bool | None = None,
         traffic_bytes={"HBM": traffic, "L2": {"all": total.l2_bytes}},
         utilization={"SM": min(1.0, busy / t) if t > 0 else 0.0},
         compute_cycles=total.t_kernel_s * spec.clock_hz,
-        transfer_cycles={"HBM": (total.dram_read_bytes + total.dram_write_bytes)
-                         / spec.hbm_bandwidth_bytes_per_s * spec.clock_hz},
+        transfer_cycles={
+            "HBM": (total.dram_read_bytes + total.dram_write_bytes)
+            / spec.hbm_bandwidth_bytes_per_s
+            * spec.clock_hz
+        },
         macs=float(macs),
         padded_macs=float(macs),
         model="gpu",

@@ -44,7 +44,14 @@ def loop_time_s(cost: KernelCost, params: GpuParams) -> float:
     return max(host_time_s(cost, params), gpu_time_s(cost, params))
 
 
-ENERGY_CLASSES: tuple[str, ...] = ("tensor16", "tensor16_sync", "tensor8", "tf32", "cuda", "rowpass")
+ENERGY_CLASSES: tuple[str, ...] = (
+    "tensor16",
+    "tensor16_sync",
+    "tensor8",
+    "tf32",
+    "cuda",
+    "rowpass",
+)
 
 
 def energy_terms(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> dict[str, float]:
@@ -68,7 +75,21 @@ def energy_terms(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> dict[str
     }
     for cls, n in cost.flops.items():
         out[f"compute.{cls}"] = e_flop.get(cls, params.e_cuda_pj) * n
+    # the board power limit (TDP): a kernel whose power would exceed it is
+    # clocked down; its energy is the limit x time (non-idle terms scaled)
+    cap = spec.tdp_w * t * 1e12
+    total = sum(out.values())
+    if total > cap > out["idle"]:
+        f = (cap - out["idle"]) / (total - out["idle"])
+        out = {k: (v if k == "idle" else v * f) for k, v in out.items()}
     return out
+
+
+def power_capped(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> bool:
+    """Whether the predicted power of a back-to-back loop of calls hits the TDP."""
+    t = loop_time_s(cost, params)
+    e = energy_terms(cost, spec, params)
+    return sum(e.values()) >= spec.tdp_w * t * 1e12 * (1 - 1e-9)
 
 
 def energy_pj(cost: KernelCost, spec: GpuSpec, params: GpuParams) -> float:

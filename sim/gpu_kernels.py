@@ -19,8 +19,8 @@ row).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sim.gpu_spec import GpuModelError, GpuParams, GpuSpec
@@ -49,7 +49,13 @@ ROW_OPS: dict[str, tuple[float, int]] = {
 }
 
 OPS: tuple[str, ...] = (
-    "gemm", "bmm", "conv2d", "attn_flash", "attn_unfused", *ELEMENTWISE, *ROW_OPS,
+    "gemm",
+    "bmm",
+    "conv2d",
+    "attn_flash",
+    "attn_unfused",
+    *ELEMENTWISE,
+    *ROW_OPS,
 )
 
 
@@ -68,9 +74,7 @@ def _int(row: Mapping[str, Any], key: str, default: int | None = None) -> int:
     return int(f)
 
 
-def elementwise_cost(
-    op: str, n: int, dtype: str, spec: GpuSpec, params: GpuParams
-) -> KernelCost:
+def elementwise_cost(op: str, n: int, dtype: str, spec: GpuSpec, params: GpuParams) -> KernelCost:
     """A memory-bound elementwise op (or full reduction) over ``n`` elements."""
     reads_t, writes_t, ops = ELEMENTWISE[op]
     eb = dtype_bytes(dtype)
@@ -140,8 +144,15 @@ def row_cost(
 
 
 def flash_cost(
-    b: int, h: int, m: int, n: int, d: int, causal: bool, dtype: str,
-    spec: GpuSpec, params: GpuParams,
+    b: int,
+    h: int,
+    m: int,
+    n: int,
+    d: int,
+    causal: bool,
+    dtype: str,
+    spec: GpuSpec,
+    params: GpuParams,
 ) -> KernelCost:
     """One FlashAttention-2 forward kernel: Q[b,h,m,d], K,V[b,h,n,d] -> O.
 
@@ -157,22 +168,35 @@ def flash_cost(
     # score elements computed per CTA (key blocks up to the diagonal if causal)
     if causal:
         total = 0.0
+        longest = 0.0
         for i in range(q_blocks):
             kv = min(n, math.ceil(((i + 1) * br + max(0, n - m)) / bc) * bc)
             total += br * kv
+            longest = max(longest, br * kv)
         elems_per_cta = total / q_blocks
         pairs = b * h * (m * n - m * (m - 1) / 2 if n >= m else m * n / 2)
     else:
         elems_per_cta = br * math.ceil(n / bc) * bc
+        longest = elems_per_cta
         pairs = float(b) * h * m * n
-    rate_sm = spec.tensor_rate(dtype if dtype != "fp32" else "tf32") * params.flash_mma_eff / spec.sm_count
+    rate_sm = (
+        spec.tensor_rate(dtype if dtype != "fp32" else "tf32")
+        * params.flash_mma_eff
+        / spec.sm_count
+    )
     cuda_sm = spec.cuda_rate("fp32") / spec.sm_count
     t_elem = 4.0 * d / rate_sm + params.flash_softmax_ops / cuda_sm
     t_cta = params.tile_fixed_s + elems_per_cta * t_elem
     slots = spec.sm_count * ctas_per_sm
-    waves = math.ceil(ctas / slots)
-    fill = min(1.0, ctas / slots)
-    t_comp = waves * ctas_per_sm * fill * t_cta if waves == 1 else waves * ctas_per_sm * t_cta
+    t_long = params.tile_fixed_s + longest * t_elem
+    if causal:
+        # CTAs of unequal work, scheduled as slots free up: the average load
+        # per slot plus, on average, half the longest CTA left at the end
+        t_comp = max(t_long, ctas_per_sm * (ctas * t_cta / slots + t_long / 2))
+    else:
+        waves = math.ceil(ctas / slots)
+        fill = min(1.0, ctas / slots)
+        t_comp = max(t_cta, waves * ctas_per_sm * t_cta * (fill if waves == 1 else 1.0))
     q_b = float(b) * h * m * d * eb
     kv_head = 2.0 * n * d * eb
     kv_b = kv_head * b * h
@@ -200,8 +224,15 @@ def flash_cost(
 
 
 def unfused_attention_cost(
-    b: int, h: int, m: int, n: int, d: int, causal: bool, dtype: str,
-    spec: GpuSpec, params: GpuParams,
+    b: int,
+    h: int,
+    m: int,
+    n: int,
+    d: int,
+    causal: bool,
+    dtype: str,
+    spec: GpuSpec,
+    params: GpuParams,
 ) -> KernelCost:
     """Three kernels: S = Q K^T (bmm), P = softmax(S), O = P V (bmm).
 
@@ -220,8 +251,15 @@ def unfused_attention_cost(
 
 
 def conv2d_cost(
-    b: int, c: int, hw: int, kc: int, r: int, stride: int, dtype: str,
-    spec: GpuSpec, params: GpuParams,
+    b: int,
+    c: int,
+    hw: int,
+    kc: int,
+    r: int,
+    stride: int,
+    dtype: str,
+    spec: GpuSpec,
+    params: GpuParams,
 ) -> KernelCost:
     """Conv2d (padding R//2) as an implicit GEMM: M = B P Q, N = Kc, K = C R R.
 
@@ -252,18 +290,37 @@ def kernel_cost(row: Mapping[str, Any], spec: GpuSpec, params: GpuParams) -> Ker
         return gemm_cost(_int(row, "M"), _int(row, "N"), _int(row, "K"), dtype, spec, params)
     if op == "bmm":
         return gemm_cost(
-            _int(row, "M"), _int(row, "N"), _int(row, "K"), dtype, spec, params,
+            _int(row, "M"),
+            _int(row, "N"),
+            _int(row, "K"),
+            dtype,
+            spec,
+            params,
             batch=_int(row, "B", 1),
         )
     if op == "conv2d":
         return conv2d_cost(
-            _int(row, "B", 1), _int(row, "C"), _int(row, "HW"), _int(row, "Kc"),
-            _int(row, "R"), _int(row, "stride", 1), dtype, spec, params,
+            _int(row, "B", 1),
+            _int(row, "C"),
+            _int(row, "HW"),
+            _int(row, "Kc"),
+            _int(row, "R"),
+            _int(row, "stride", 1),
+            dtype,
+            spec,
+            params,
         )
     if op in ("attn_flash", "attn_unfused"):
         args = (
-            _int(row, "B", 1), _int(row, "H", 1), _int(row, "M"), _int(row, "N"),
-            _int(row, "K"), bool(_int(row, "causal", 0)), dtype, spec, params,
+            _int(row, "B", 1),
+            _int(row, "H", 1),
+            _int(row, "M"),
+            _int(row, "N"),
+            _int(row, "K"),
+            bool(_int(row, "causal", 0)),
+            dtype,
+            spec,
+            params,
         )
         return flash_cost(*args) if op == "attn_flash" else unfused_attention_cost(*args)
     m, n = _int(row, "M"), _int(row, "N", 1)

@@ -67,9 +67,7 @@ class GpuSpec:
             raise GpuModelError(f"hardware '{name}' is family '{family}', expected a GPU")
         missing = [k for k in REQUIRED_KEYS if k not in params]
         if missing:
-            raise GpuModelError(
-                f"hardware '{name}': GPU parameters missing: {', '.join(missing)}"
-            )
+            raise GpuModelError(f"hardware '{name}': GPU parameters missing: {', '.join(missing)}")
         hbm_bw = float(params["hbm_bandwidth_bytes_per_s"])
         return cls(
             name=name,
@@ -77,9 +75,7 @@ class GpuSpec:
             clock_hz=float(params["clock_hz"]),
             max_clock_hz=float(params.get("max_clock_hz", params["clock_hz"])),
             tensor_flops_per_s={k: float(v) for k, v in params["tensor_flops_per_s"].items()},
-            cuda_core_flops_per_s={
-                k: float(v) for k, v in params["cuda_core_flops_per_s"].items()
-            },
+            cuda_core_flops_per_s={k: float(v) for k, v in params["cuda_core_flops_per_s"].items()},
             smem_bytes_per_sm=float(params["smem_bytes_per_sm"]),
             regs_bytes_per_sm=float(params.get("regs_bytes_per_sm", 256 * 1024)),
             l2_bytes=float(params["l2_bytes"]),

@@ -50,6 +50,9 @@ TILES: tuple[tuple[int, int], ...] = (
     (32, 128),
 )
 
+#: tile of the traffic model (nvjet_sm90_tst_256x128 in traffic_ncu.csv)
+REFERENCE_TILE: tuple[int, int] = (256, 128)
+
 #: split-K factors tried (cuBLAS splits K when the output has few tiles)
 SPLITS: tuple[int, ...] = (1, 2, 4, 8, 16)
 
@@ -122,9 +125,31 @@ def retained_bytes(spec: GpuSpec, params: GpuParams, inflight_reuse_bytes: float
     return max(0.0, params.l2_retain_frac * spec.l2_bytes - inflight_reuse_bytes)
 
 
+#: bytes an SM keeps in flight from HBM (Little's law: a kernel moving less
+#: than SMs x this cannot reach full bandwidth; 64 KB per SM ~ 2.5 us of
+#: latency-bound transfer on an H100; assumption, see docs/gpu-model.md)
+SM_INFLIGHT_BYTES = 65536.0
+
+
+def hbm_time_s(nbytes: float, spec: GpuSpec, params: GpuParams) -> float:
+    """HBM time of ``nbytes``, never below the latency floor of a small kernel."""
+    bw = spec.hbm_bandwidth_bytes_per_s * params.hbm_eff
+    return max(nbytes, spec.sm_count * SM_INFLIGHT_BYTES) / bw
+
+
 def _gemm_reads(
-    m: int, n: int, k: int, tm: int, tn: int, tiles_mn: int, slots: int,
-    a_bytes: float, b_bytes: float, eb: int, spec: GpuSpec, params: GpuParams,
+    m: int,
+    n: int,
+    k: int,
+    tm: int,
+    tn: int,
+    tiles_mn: int,
+    slots: int,
+    a_bytes: float,
+    b_bytes: float,
+    eb: int,
+    spec: GpuSpec,
+    params: GpuParams,
 ) -> tuple[float, float]:
     """HBM reads of one (unbatched) GEMM and the bytes in flight a wave reuses."""
     ab = a_bytes + b_bytes
@@ -137,7 +162,7 @@ def _gemm_reads(
     wm = min(gm, max(1.0, math.sqrt(p * tn / tm)))
     wn = min(gn, max(1.0, p / wm))
     wm = min(gm, max(1.0, p / wn))
-    per_wave = (min(wm * tm, m) * a_bytes / m + min(wn * tn, n) * b_bytes / n)
+    per_wave = min(wm * tm, m) * a_bytes / m + min(wn * tn, n) * b_bytes / n
     waves = tiles_mn / p
     return ab + params.gemm_reread * max(0.0, waves * per_wave - ab), min(ab, per_wave)
 
@@ -166,38 +191,48 @@ def gemm_cost(
     sms = spec.sm_count
     rate_sm = rate / sms
     feed = params.feed_bytes_per_s_per_sm
-    bw = spec.hbm_bandwidth_bytes_per_s * params.hbm_eff
     a_b = float(a_bytes) if a_bytes is not None else float(m) * k * eb
     b_b = float(k) * n * eb
     c_b = float(m) * n * eb
 
+    # HBM traffic with the tile cuBLAS uses for large GEMMs on the H100
+    # (256x128, one CTA per SM): independent of the compute tile picked, so
+    # the traffic is monotone in M, N and K
+    rt_m, rt_n = REFERENCE_TILE
+    reads1, inflight1 = _gemm_reads(
+        m,
+        n,
+        k,
+        rt_m,
+        rt_n,
+        math.ceil(m / rt_m) * math.ceil(n / rt_n),
+        sms,
+        a_b,
+        b_b,
+        eb,
+        spec,
+        params,
+    )
     best: tuple[float, ...] | None = None
     for tm, tn in TILES:
-        gm, gn = math.ceil(m / tm), math.ceil(n / tn)
-        tiles_mn = gm * gn
-        # CTAs per SM: shared-memory stages (4 x 64-deep K slices) and
-        # accumulator registers (fp32) limit residency
-        stage = (tm + tn) * 64 * eb * 4
-        ctas = max(1, min(4, int(spec.smem_bytes_per_sm // stage),
-                          int(spec.regs_bytes_per_sm // (2 * tm * tn * 4)) or 1))
-        slots = sms * ctas
-        reads1, inflight1 = _gemm_reads(m, n, k, tm, tn, tiles_mn, slots, a_b, b_b, eb, spec, params)
+        tiles_mn = math.ceil(m / tm) * math.ceil(n / tn)
         for s in SPLITS:
-            if s > 1 and (k < 256 * s or tiles_mn * batch >= sms):
+            # split-K only while the output tiles leave SMs idle (a condition
+            # that only removes candidates as M, N grow: time stays monotone)
+            if s > 1 and tiles_mn * batch >= sms:
                 continue
             kp = math.ceil(k / s)
             tiles = tiles_mn * s * batch
             per_sm = tiles / sms + params.wave_quant * (math.ceil(tiles / sms) - tiles / sms)
-            t_tile = params.tile_fixed_s + kp * max(
-                2.0 * tm * tn / rate_sm, (tm + tn) * eb / feed
-            )
+            t_tile = params.tile_fixed_s + kp * max(2.0 * tm * tn / rate_sm, (tm + tn) * eb / feed)
             t_comp = per_sm * t_tile
-            # split-K partials (fp32) written and read back once
-            extra = 2.0 * (s - 1) * m * n * 4 * batch
-            reads = reads1 * batch
-            writes = c_b * batch + extra / 2
-            active = min(1.0, tiles / sms)
-            t_mem = (reads + writes + extra / 2) / (bw * active)
+            # split-K partials (fp32) are written and read back once; they
+            # reach HBM only beyond what L2 keeps
+            partial = (s - 1) * m * n * 4.0 * batch
+            spill = max(0.0, partial - params.l2_retain_frac * spec.l2_bytes)
+            reads = reads1 * batch + spill
+            writes = c_b * batch + spill
+            t_mem = hbm_time_s(reads + writes, spec, params)
             t = max(t_comp, t_mem)
             if best is None or t < best[0]:
                 best = (t, tm, tn, s, reads, writes, inflight1, tiles, t_comp, t_mem)
@@ -208,8 +243,11 @@ def gemm_cost(
     retained = retained_bytes(spec, params, inflight * in_flight_batches)
     ncu_writes = max(0.0, writes - retained)
     kp = math.ceil(k / s)
-    # A tiles are multicast to a cluster of 2 CTAs (the "1x2" in nvjet names)
-    l2 = tiles * (tm / 2 + tn) * kp * eb + writes
+    # L2 -> SM operand traffic of a 256x128 tile whose A tile is multicast to
+    # a cluster of 2 CTAs (the "1x2" in nvjet names): (128 + 128) / (256 x 128)
+    # bytes per MAC. A reference tile, not the chosen one, keeps the energy
+    # monotone in M, N and K (used for energy only).
+    l2 = batch * float(m) * n * k * eb / 128.0 + reads + writes
     cls = compute_class(dtype)
     return KernelCost(
         t_kernel_s=t,
@@ -220,8 +258,13 @@ def gemm_cost(
         ncu_dram_bytes=reads + ncu_writes,
         l2_bytes=l2,
         flops={cls: 2.0 * m * n * k * batch},
-        detail={"tile": f"{tm}x{tn}", "split_k": s, "tiles": tiles,
-                "t_compute_s": t_comp, "t_memory_s": t_mem},
+        detail={
+            "tile": f"{tm}x{tn}",
+            "split_k": s,
+            "tiles": tiles,
+            "t_compute_s": t_comp,
+            "t_memory_s": t_mem,
+        },
     )
 
 

@@ -47,3 +47,20 @@ class Metrics:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Metrics:
+        """Inverse of :meth:`to_dict` (e.g. for metrics read back from JSON)."""
+        data = dict(d)
+        data["accesses"] = {
+            lv: {
+                t: a if isinstance(a, TensorTraffic) else TensorTraffic(**a) for t, a in ts.items()
+            }
+            for lv, ts in (data.get("accesses") or {}).items()
+        }
+        return cls(**data)
+
+    @property
+    def edp_pj_s(self) -> float:
+        """Energy-delay product (pJ x s)."""
+        return self.energy_pj * self.latency_s

@@ -13,7 +13,7 @@ This module computes the same report numbers without that replay:
   words, in the order of its prefetch matrix) and slides it by ``P`` lines
   whenever the array asks for a word outside it. Each slide is one DRAM
   prefetch of ``ceil(P_words / bw)`` request rows, chained back to back: the
-  k-th slide is complete at cycle ``1 + k * (ceil(P_words / bw) + 1)``, no
+  k-th slide is complete at cycle ``k * (ceil(P_words / bw) + 1) - 1``, no
   matter when it was asked for. We compute, per array row of demand, the
   first and last hashed line it touches (closed forms of SCALE-Sim's diagonal
   and row-major operand layouts, vectorised with numpy), run the window over
@@ -115,7 +115,13 @@ class SystolicResult:
 
 
 def conv_to_gemm(
-    ifmap_h: Any, ifmap_w: Any, filt_h: Any, filt_w: Any, channels: Any, num_filters: Any, stride: Any
+    ifmap_h: Any,
+    ifmap_w: Any,
+    filt_h: Any,
+    filt_w: Any,
+    channels: Any,
+    num_filters: Any,
+    stride: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SCALE-Sim's lowering of a (pre-padded) convolution to (M, N, K).
 
@@ -361,7 +367,7 @@ def _slide_rows(lo: np.ndarray, hi: np.ndarray, buf: _Buffer) -> np.ndarray:
     n, a, p = buf.n, buf.a, buf.p
     s = 0
     out: list[int] = []
-    for row, l0, l1 in zip(idx[keep].tolist(), llo[keep].tolist(), lhi[keep].tolist()):
+    for row, l0, l1 in zip(idx[keep].tolist(), llo[keep].tolist(), lhi[keep].tolist(), strict=True):
         for line in range(l0, l1 + 1):
             while True:
                 e = (s + a) % n
@@ -516,42 +522,66 @@ def _conv_slide_rows(seq: np.ndarray, lo: np.ndarray, hi: np.ndarray, buf: _Buff
             return j < ge and occ_line[j] < e
         return occ_line[ge - 1] >= s or occ_line[gs] < e
 
+    # (address, line) keys, sorted: a word hits if a key of its address
+    # falls in the window's line range
+    big = n + 1
+    occ_key = occ_addr * big + line[vi][order]
+    cell_base = np.where(valid, seq, 0) * big
+
+    def hits(q0: int, q1: int) -> np.ndarray:
+        base = cell_base[q0:q1]
+        e = (s + a) % n
+        if s < e:
+            spans = ((s, e),)
+        else:
+            spans = ((s, n), (0, e))
+        ok = np.zeros(q1 - q0, dtype=bool)
+        for x, y in spans:
+            j = np.searchsorted(occ_key, base + x)
+            ok |= (j < occ_key.size) & (occ_key[np.minimum(j, occ_key.size - 1)] < base + y)
+        return ok | ~valid[q0:q1]
+
     lo_l, hi_l = lo.tolist(), hi.tolist()
-    for row, x0, x1 in zip(rows.tolist(), l0, l1):
-        if inwin(x0) and inwin(x1):
-            continue
-        for q in range(lo_l[row], hi_l[row] + 1):
-            if seq[q] < 0:
+    for row, x0, x1 in zip(rows.tolist(), l0, l1, strict=True):
+        e = (s + a) % n
+        if s < e:
+            if s <= x0 < e and s <= x1 < e:
                 continue
+        elif (x0 >= s or x0 < e) and (x1 >= s or x1 < e):
+            continue
+        q0, q1 = lo_l[row], hi_l[row] + 1
+        while q0 < q1:
+            miss = np.flatnonzero(~hits(q0, q1))
+            if miss.size == 0:
+                break
+            q = q0 + int(miss[0])
             lq, gs, ge = int(line[q]), int(grp_start[q]), int(grp_end[q])
             while not (inwin(lq) or any_copy(gs, ge)):
                 s = (s + p) % n
                 out.append(row)
+            q0 = q + 1
     return np.asarray(out, dtype=np.int64)
 
 
-def _stalls(
-    ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bool
-) -> tuple[int, int]:
-    """Total stall cycles, and those before the last array row.
+def _stalls(ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bool) -> int:
+    """Total stall cycles.
 
     Mirrors double_buffered_scratchpad.service_memory_requests: at array row
     i (cycle c = i + stalls so far) every slide k of an operand is ready at
-    1 + k*d; the row waits for the slowest operand.
+    k*d - 1 (the initial fill completes at cycle -1); the row waits for the slowest operand.
     """
     if ev_if.size == 0 and ev_f.size == 0:
-        return 0, 0
+        return 0
     k_if = np.arange(1, ev_if.size + 1)
     k_f = np.arange(1, ev_f.size + 1)
     rows = np.concatenate([ev_if, ev_f])
-    ready = np.concatenate([1 + k_if * d_if, 1 + k_f * d_f])
+    ready = np.concatenate([k_if * d_if - 1, k_f * d_f - 1])
     which = np.concatenate([np.zeros(ev_if.size, np.int8), np.ones(ev_f.size, np.int8)])
     order = np.lexsort((ready, which, rows))
     rows, ready, which = rows[order].tolist(), ready[order].tolist(), which[order].tolist()
     stall = 0
     i = 0
     n = len(rows)
-    last_row_stall = 0
     while i < n:
         row = rows[i]
         c = row + stall
@@ -571,9 +601,7 @@ def _stalls(
             if seen:
                 worst = max(worst, out - c - 1)
         stall += worst
-        last_row_stall = worst
-        del last_row_stall  # kept simple: see total in predict_layer
-    return stall, stall
+    return stall
 
 
 def predict_layer(
@@ -635,7 +663,7 @@ def predict_layer(
     else:
         ev_if = _slide_rows(lo_if, hi_if, b_if)
     ev_f = _slide_rows(lo_f, hi_f, b_f)
-    stall, _ = _stalls(ev_if, ev_f, b_if.cycles_per_slide, b_f.cycles_per_slide, scalesim_compat)
+    stall = _stalls(ev_if, ev_f, b_if.cycles_per_slide, b_f.cycles_per_slide, scalesim_compat)
     total = n_rows - 1 + stall
     macs = m * n * k
     del col_fold
@@ -712,7 +740,7 @@ def predict_many(
     stall = np.zeros(n_layers)
     # DRAM: everything fits -> the initial fill only
     is_os, is_ws = df == "os", df == "ws"
-    sr, sc, t = cf["sr"], cf["sc"], cf["t"]
+    sr, _sc, t = cf["sr"], cf["sc"], cf["t"]
     rf, cfo = cf["row_fold"], cf["col_fold"]
     if_fetch = np.where(is_ws | is_os, rf * t * rows, cfo * sr * cols)
     f_fetch = np.where(is_os, cfo * t * cols, np.where(is_ws, cfo * sr * cols, rf * t * rows))

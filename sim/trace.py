@@ -98,10 +98,14 @@ def chrome_trace(source: Any, *, bins: int = 100) -> dict[str, Any]:
         g = _group(track)
         if g not in pids:
             pids[g] = len(pids) + 1
-            events.append({"name": "process_name", "ph": "M", "pid": pids[g], "tid": 0, "args": {"name": g}})
+            events.append(
+                {"name": "process_name", "ph": "M", "pid": pids[g], "tid": 0, "args": {"name": g}}
+            )
         tid = sum(1 for t in tids.values() if t[0] == pids[g]) + 1
         tids[track] = (pids[g], tid)
-        events.append({"name": "thread_name", "ph": "M", "pid": pids[g], "tid": tid, "args": {"name": track}})
+        events.append(
+            {"name": "thread_name", "ph": "M", "pid": pids[g], "tid": tid, "args": {"name": track}}
+        )
     for track, name, t0, t1 in tl["slices"]:
         pid, tid = tids[track]
         events.append(

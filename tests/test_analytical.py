@@ -141,7 +141,7 @@ def brute_force(einsum, arch, m):
         coord = dict.fromkeys(ranks, 0)
         for (_lv, r, _f), v in zip(loops, idx, strict=True):
             inner = 1
-            for lv2, r2, f2 in loops[loops.index((_lv, r, _f)) + 1 :]:
+            for _lv2, r2, f2 in loops[loops.index((_lv, r, _f)) + 1 :]:
                 if r2 == r:
                     inner *= f2
             coord[r] += v * inner
@@ -174,9 +174,7 @@ def brute_force(einsum, arch, m):
                     continue
                 if c < nl:
                     # footprint: distinct elements of the tile at c
-                    members = {
-                        elem(t, point(j)) for j in all_idx if tile_id(t, c, j) == tid
-                    }
+                    members = {elem(t, point(j)) for j in all_idx if tile_id(t, c, j) == tid}
                     fp = len(members)
                 else:
                     fp = 1
@@ -230,7 +228,11 @@ def _three_level(gb=1 << 20, rf=1 << 20):
         # irrelevant loops innermost keep tiles stationary
         (({"n": 2, "m": 2, "k": 2}, {"m": 2, "n": 2}, {"k": 4}), ("knm", "nm", "k"), None),
         # bypass: RF keeps only A
-        (({"m": 2, "n": 2}, {"k": 4, "n": 2}, {"m": 2, "k": 2}), ("nm", "kn", "mk"), ((), ("A", "C"), ("A",))),
+        (
+            ({"m": 2, "n": 2}, {"k": 4, "n": 2}, {"m": 2, "k": 2}),
+            ("nm", "kn", "mk"),
+            ((), ("A", "C"), ("A",)),
+        ),
     ],
 )
 def test_access_counts_match_brute_force_walk(factors, orders, keeps):
@@ -421,8 +423,9 @@ def test_access_terms_reproduce_counts():
 
 
 def test_non_mac_einsum_runs_on_vector_unit():
-    from workloads.ir import Access, Einsum
     from toys_mapping import ix
+
+    from workloads.ir import Access, Einsum
 
     # SN[m,p] = exp(QK[m,p] - MX[p]) on a 2D array + a 1D array fed by the buffer
     e = Einsum(
@@ -435,8 +438,12 @@ def test_non_mac_einsum_runs_on_vector_unit():
     )
     base = spatial_arch(gb_bytes=1 << 20, rf_bytes=64)
     vec = unit(
-        "vector_1d", "array1d", pes=16, ops={"add": 1.0, "exp": 0.5, "max": 1.0},
-        epj={"add": 1.0, "exp": 10.0}, fed_by="GlobalBuffer",
+        "vector_1d",
+        "array1d",
+        pes=16,
+        ops={"add": 1.0, "exp": 0.5, "max": 1.0},
+        epj={"add": 1.0, "exp": 10.0},
+        fed_by="GlobalBuffer",
     )
     arch = dataclasses.replace(base, compute=(*base.compute, vec))
     from mappers.greedy import greedy_mapping
@@ -450,3 +457,19 @@ def test_non_mac_einsum_runs_on_vector_unit():
     assert r.utilization["pe_array"] == 0.0
     assert 0 < r.utilization["vector_1d"] <= 1
     assert r.macs == 0
+
+
+def test_metrics_dict_roundtrip():
+    import json
+
+    from sim.metrics import Metrics
+
+    e = gemm(8, 8, 8)
+    r = evaluate(
+        e,
+        spatial_arch(),
+        mapping(e, lm("DRAM", {"m": 8, "n": 8, "k": 8}), lm("GlobalBuffer"), lm("PE_RF")),
+    )
+    back = Metrics.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r
+    assert back.edp_pj_s == r.energy_pj * r.latency_s

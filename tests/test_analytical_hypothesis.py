@@ -60,7 +60,7 @@ def gemm_and_mapping(draw):
 
 
 @settings(
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,

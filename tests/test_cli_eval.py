@@ -30,13 +30,31 @@ def _run(capsys, *args):
 
 def test_eval_json_fields_and_conservation(capsys):
     rc, out, err = _run(
-        capsys, "eval", "--workload", "gemm", "-p", "M=256", "-p", "N=128", "-p", "K=64",
-        "--hw", "fusemax_cloud", "--json",
+        capsys,
+        "eval",
+        "--workload",
+        "gemm",
+        "-p",
+        "M=256",
+        "-p",
+        "N=128",
+        "-p",
+        "K=64",
+        "--hw",
+        "fusemax_cloud",
+        "--json",
     )
     assert rc == 0, err
     d = json.loads(out)
-    for key in ("cycles", "latency_s", "energy_pj", "energy_breakdown_pj", "traffic_bytes",
-                "utilization", "mapping"):
+    for key in (
+        "cycles",
+        "latency_s",
+        "energy_pj",
+        "energy_breakdown_pj",
+        "traffic_bytes",
+        "utilization",
+        "mapping",
+    ):
         assert key in d
     assert d["macs"] == 256 * 128 * 64
     dram = d["traffic_bytes"]["DRAM"]
@@ -51,8 +69,21 @@ def test_eval_with_mapping_file_matches_fold_formula(tmp_path, capsys):
     f = tmp_path / "ws.yaml"
     f.write_text(WS_MAPPING)
     rc, out, err = _run(
-        capsys, "eval", "--workload", "gemm", "-p", "M=512", "-p", "N=512", "-p", "K=512",
-        "--hw", "fusemax_cloud", "--mapping", str(f), "--json",
+        capsys,
+        "eval",
+        "--workload",
+        "gemm",
+        "-p",
+        "M=512",
+        "-p",
+        "N=512",
+        "-p",
+        "K=512",
+        "--hw",
+        "fusemax_cloud",
+        "--mapping",
+        str(f),
+        "--json",
     )
     assert rc == 0, err
     d = json.loads(out)
@@ -73,8 +104,20 @@ def test_eval_errors_are_one_line_exit_2(tmp_path, capsys):
     f = tmp_path / "bad.yaml"
     f.write_text(WS_MAPPING.replace("temporal: {m: 512}", "temporal: {m: 256}"))
     rc, out, err = _run(
-        capsys, "eval", "-w", "gemm", "-p", "M=512", "-p", "N=512", "-p", "K=512",
-        "--hw", "fusemax_cloud", "--mapping", str(f),
+        capsys,
+        "eval",
+        "-w",
+        "gemm",
+        "-p",
+        "M=512",
+        "-p",
+        "N=512",
+        "-p",
+        "K=512",
+        "--hw",
+        "fusemax_cloud",
+        "--mapping",
+        str(f),
     )
     assert rc == 2
     assert "factors of rank m (PE_RF:256 = 256) do not cover its size 512" in err
@@ -86,3 +129,22 @@ def test_eval_errors_are_one_line_exit_2(tmp_path, capsys):
     assert rc == 2 and "expected NAME=VALUE" in err
     rc, out, err = _run(capsys, "eval", "-w", "gemm", "--hw", "fusemax_cloud", "--mapper", "magic")
     assert rc == 2 and "unknown mapper 'magic'" in err
+
+
+def test_eval_cascade_file(tmp_path, capsys):
+    f = tmp_path / "attn.ein"
+    f.write_text(
+        "declare Q[e:64, p:256] K[e:64, m:256]\n"
+        "QK[m,p] = Q[e,p] * K[e,m]\n"
+        "MX[p]   = max(m) QK[m,p]\n"
+    )
+    rc, out, err = _run(capsys, "eval", "-w", str(f), "--hw", "fusemax_cloud", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["macs"] == 64 * 256 * 256
+    assert set(d["mapping"]) == {"QK", "MX"}
+    # the max runs on the 1D array, the QK product on the 2D array
+    assert d["mapping"]["MX"]["unit"] == "vector_1d"
+    assert d["mapping"]["QK"]["unit"] == "pe_array"
+    rc, out, err = _run(capsys, "eval", "-w", str(f), "-p", "M=3", "--hw", "fusemax_cloud")
+    assert rc == 2 and "--param applies to library workloads" in err

@@ -3,7 +3,6 @@ headless Chromium with no console errors and no network requests."""
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
 from pathlib import Path
@@ -56,7 +55,10 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pareto_mask_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
     v = rng.integers(0, 6, size=(60, 3)).astype(float)  # many ties
-    expect = [not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v))) for i in range(len(v))]
+    expect = [
+        not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v)))
+        for i in range(len(v))
+    ]
     assert list(pareto_mask(v)) == expect
 
 
@@ -70,15 +72,34 @@ def test_figures_against_the_table(sweep_dir: Path) -> None:
     f1 = figs[0][1]
     tr = next(t for t in f1.data if t.name == "gemm(K=64,M=128,N=128)")
     g = ok[(ok["workload"] == "gemm") & (ok["wl.K"] == 64)]
-    b = g[(g["design"] == "arr") & (g["hw.rows"] == 16) & (g["hw.cols"] == 8) & (g["hw.global_buffer_bytes"] == 65536) & (g["hw.dataflow"] == "ws")]
+    b = g[
+        (g["design"] == "arr")
+        & (g["hw.rows"] == 16)
+        & (g["hw.cols"] == 8)
+        & (g["hw.global_buffer_bytes"] == 65536)
+        & (g["hw.dataflow"] == "ws")
+    ]
     assert len(b) == 1
-    np.testing.assert_allclose(sorted(tr.x), sorted(b["latency_s"].iloc[0] / g["latency_s"]), rtol=1e-12)
-    np.testing.assert_allclose(sorted(tr.y), sorted(g["energy_pj"] / b["energy_pj"].iloc[0]), rtol=1e-12)
+    np.testing.assert_allclose(
+        sorted(tr.x), sorted(b["latency_s"].iloc[0] / g["latency_s"]), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        sorted(tr.y), sorted(g["energy_pj"] / b["energy_pj"].iloc[0]), rtol=1e-12
+    )
     # figure 2: the Pareto trace is the brute-force front of suite totals
-    suite = ok.groupby("hw_id").agg(lat=("latency_s", "sum"), en=("energy_pj", "sum"), area=("area_mm2", "first"), n=("point_id", "size"))
+    suite = ok.groupby("hw_id").agg(
+        lat=("latency_s", "sum"),
+        en=("energy_pj", "sum"),
+        area=("area_mm2", "first"),
+        n=("point_id", "size"),
+    )
     suite = suite[suite["n"] == 3]
     v = suite[["lat", "en", "area"]].to_numpy()
-    front = [i for i in range(len(v)) if not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v)))]
+    front = [
+        i
+        for i in range(len(v))
+        if not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v)))
+    ]
     pareto = figs[1][1].data[1]
     assert sorted(pareto.x) == pytest.approx(sorted(v[front, 0]), rel=1e-12)
     # figure 3: stacked components add up to the suite energy of each design
@@ -89,7 +110,8 @@ def test_figures_against_the_table(sweep_dir: Path) -> None:
     assert len(totals) == 1 + len([i for i in front if suite.index[i] != b["hw_id"].iloc[0]])
     # one parallel-coordinates view per design
     assert [h for h, _ in figs if h.startswith("Parallel")] == [
-        "Parallel coordinates of the swept parameters: arr (" + f"{(suite.index.isin(ok[ok['design'] == 'arr']['hw_id'])).sum()} designs; colour = log10 energy-delay product)",
+        "Parallel coordinates of the swept parameters: arr ("
+        + f"{(suite.index.isin(ok[ok['design'] == 'arr']['hw_id'])).sum()} designs; colour = log10 energy-delay product)",
         "Parallel coordinates of the swept parameters: fp (4 designs; colour = log10 energy-delay product)",
     ]
 

@@ -55,7 +55,9 @@ def three_level_arch(dram_bw=8.0, gb_bw=64.0, gb_cap=1 << 20, px=4, py=4) -> Arc
     return Architecture("toy3", "spatial", 1e9, lv, (cu,))
 
 
-def two_level_arch(dram_bw: float, buf_bw: float, pes: int, units: int = 1, rate: float = 1.0) -> Architecture:
+def two_level_arch(
+    dram_bw: float, buf_bw: float, pes: int, units: int = 1, rate: float = 1.0
+) -> Architecture:
     lv = (level("DRAM", None, dram_bw), level("Buffer", 1 << 22, buf_bw, fanout_x=pes))
     cus = tuple(
         ComputeUnit(f"vec{i}", "array1d", pes, {"mac": rate, "exp": rate}, {"mac": 1.0, "exp": 1.0})
@@ -90,14 +92,20 @@ def random_three_level(rng: random.Random, sizes=(16, 32, 64)):
     while True:
         M, N, K = (rng.choice(sizes) for _ in range(3))
         e = gemm(M, N, K)
-        a = three_level_arch(dram_bw=rng.choice([2.0, 8.0, 32.0]), gb_bw=rng.choice([16.0, 64.0, 512.0]))
+        a = three_level_arch(
+            dram_bw=rng.choice([2.0, 8.0, 32.0]), gb_bw=rng.choice([16.0, 64.0, 512.0])
+        )
         fm, fn, fk = split(M // 4, 3, rng), split(N // 4, 3, rng), split(K, 3, rng)
         m = Mapping(
             "gemm",
             (
-                LevelMapping("DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=tuple(rng.sample("mnk", 3))),
                 LevelMapping(
-                    "GlobalBuffer", {"m": fm[1], "n": fn[1], "k": fk[1]}, {"m": 4, "n": 4},
+                    "DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=tuple(rng.sample("mnk", 3))
+                ),
+                LevelMapping(
+                    "GlobalBuffer",
+                    {"m": fm[1], "n": fn[1], "k": fk[1]},
+                    {"m": 4, "n": 4},
                     order=tuple(rng.sample("mnk", 3)),
                 ),  # fmt: skip
                 LevelMapping("PE_RF", {"m": fm[2], "n": fn[2], "k": fk[2]}),
@@ -127,9 +135,15 @@ def test_simulated_transfers_equal_analytical_access_counts_on_random_mappings()
             for t, x in per.items():
                 y = des.accesses[lv][t]
                 for f in ("reads", "writes", "updates"):
-                    assert getattr(y, f) == pytest.approx(getattr(x, f), rel=1e-9, abs=1e-9), (lv, t, f)
+                    assert getattr(y, f) == pytest.approx(getattr(x, f), rel=1e-9, abs=1e-9), (
+                        lv,
+                        t,
+                        f,
+                    )
                 assert des.traffic_bytes[lv][t] == pytest.approx(an.traffic_bytes[lv][t], rel=1e-9)
-        assert des.energy_breakdown_pj["DRAM"] == pytest.approx(an.energy_breakdown_pj["DRAM"], rel=1e-9)
+        assert des.energy_breakdown_pj["DRAM"] == pytest.approx(
+            an.energy_breakdown_pj["DRAM"], rel=1e-9
+        )
 
 
 # --------------------------------------- latency where the analytical model is exact
@@ -140,7 +154,9 @@ def _one_level_case(rng: random.Random):
     pes = rng.choice([1, 2, 4, 8])
     e = gemm(M, N, K)
     a = one_level_arch(rng.choice([0.5, 2.0, 8.0, 64.0, 1e4]), pes)
-    m = Mapping("gemm", (LevelMapping("DRAM", {"m": M, "n": N // pes, "k": K}, {"n": pes}),), unit="vec")
+    m = Mapping(
+        "gemm", (LevelMapping("DRAM", {"m": M, "n": N // pes, "k": K}, {"n": pes}),), unit="vec"
+    )
     return e, a, m
 
 
@@ -242,7 +258,9 @@ def test_dependent_einsums_run_one_after_another():
     arch = two_level_arch(4.0, 1e5, 1, units=2, rate=64.0)
     e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
     maps = {
-        n: Mapping(n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u)
+        n: Mapping(
+            n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u
+        )
         for n, u in (("E1", "vec0"), ("E2", "vec1"))
     }
 
@@ -283,10 +301,15 @@ def test_steady_state_extrapolation_exact_on_a_periodic_stream():
     M, tile, bw = 1 << 20, 64, 8.0
     arch = two_level_arch(bw, 1e5, 1, rate=64.0)
     e = unary("E", "X", "Y", M)
-    m = Mapping("E", (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit="vec0")
+    m = Mapping(
+        "E",
+        (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})),
+        unit="vec0",
+    )
     r = simulate(e, arch, m)
     assert r.notes["steady_state"]["used"]
-    assert r.cycles == pytest.approx(M * 2 / bw + tile * 2 / bw, rel=1e-9)
+    # reads are the bottleneck; then the last tile's compute and write-back
+    assert r.cycles == pytest.approx(M * 2 / bw + tile / 64 + tile * 2 / bw, rel=1e-9)
     assert r.notes["events"] < 20_000  # 16K tiles x 3 events were not all simulated
 
 
@@ -330,3 +353,36 @@ def test_default_bound_is_finite_and_above_the_result():
     r = simulate_nests(a, [nest], full_sim=True)
     assert math.isfinite(default_bound([nest]))
     assert r.cycles < default_bound([nest])
+
+
+def test_fused_intermediate_is_handed_over_on_chip():
+    """With the intermediate resident in the buffer (a fused schedule), it
+    never goes to DRAM: DRAM traffic drops by its write and its read, and
+    the bandwidth-bound pair gets faster by that many bytes / bandwidth."""
+    from types import SimpleNamespace
+
+    M, tile, bw = 8192, 256, 4.0
+    arch = two_level_arch(bw, 1e5, 1, units=2, rate=64.0)
+    e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
+    maps = {
+        n: Mapping(
+            n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u
+        )
+        for n, u in (("E1", "vec0"), ("E2", "vec1"))
+    }
+    casc = SimpleNamespace(einsums=(e1, e2))
+    unfused = simulate_cascade(casc, arch, maps, full_sim=True)
+    sched = SimpleNamespace(order=("E1", "E2"), residency={"Y": "Buffer"}, binding={})
+    fused = simulate_cascade(casc, arch, maps, schedule=sched, full_sim=True)
+    assert unfused.traffic_bytes["DRAM"]["Y"] == pytest.approx(2 * M * 2)
+    assert fused.traffic_bytes["DRAM"].get("Y", 0.0) == 0.0
+    assert fused.traffic_bytes["DRAM"]["X"] == unfused.traffic_bytes["DRAM"]["X"]
+    # unfused: E1 reads X and writes Y, then E2 reads Y and writes Z, each
+    # bound by its read stream plus the last tile's compute and write-back;
+    # fused: E1 only reads X (+ last compute), then E2 computes each tile
+    # from the buffer and writes Z (first compute + the write stream). The
+    # hand-over is at Einsum granularity (E2 starts when E1 is done).
+    t_unfused = 2 * (M * 2 / bw + tile / 64 + tile * 2 / bw)
+    assert unfused.cycles == pytest.approx(t_unfused, rel=1e-9)
+    t_fused = (M * 2 / bw + tile / 64) + (tile / 64 + M * 2 / bw)
+    assert fused.cycles == pytest.approx(t_fused, rel=1e-9)

@@ -57,7 +57,13 @@ def test_schema_sidecar_describes_every_column(exported) -> None:
     assert schema["format"] == "einsim-surrogate-export/1"
     cols = {c["name"]: c for c in schema["columns"]}
     assert list(cols) == table.column_names
-    arrow_to_schema = {"int64": "int64", "double": "float64", "bool": "bool", "string": "string", "large_string": "string"}
+    arrow_to_schema = {
+        "int64": "int64",
+        "double": "float64",
+        "bool": "bool",
+        "string": "string",
+        "large_string": "string",
+    }
     for f in table.schema:
         c = cols[f.name]
         assert arrow_to_schema[str(f.type)] == c["dtype"], f.name
@@ -65,9 +71,14 @@ def test_schema_sidecar_describes_every_column(exported) -> None:
     # units follow the column names
     assert cols["latency_s"]["unit"] == "s" and cols["latency_s"]["role"] == "label"
     assert cols["energy_pj"]["unit"] == "pJ"
-    assert cols["hw.global_buffer_bytes"]["unit"] == "B" and cols["hw.global_buffer_bytes"]["role"] == "feature"
+    assert (
+        cols["hw.global_buffer_bytes"]["unit"] == "B"
+        and cols["hw.global_buffer_bytes"]["role"] == "feature"
+    )
     assert cols["hw.rows"]["dtype"] == "int64" and cols["hw.dataflow"]["dtype"] == "string"
-    assert cols["traffic.DRAM_bytes"]["unit"] == "B" and cols["traffic.DRAM_bytes"]["role"] == "label"
+    assert (
+        cols["traffic.DRAM_bytes"]["unit"] == "B" and cols["traffic.DRAM_bytes"]["role"] == "label"
+    )
     assert cols["util.pe_array"]["unit"] == "fraction"
     assert cols["area_mm2"]["unit"] == "mm^2" and cols["feasible"]["dtype"] == "bool"
     assert {"wl.M", "map.padding_ratio", "energy.DRAM_pj", "split"} <= set(cols)

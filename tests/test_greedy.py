@@ -27,7 +27,9 @@ def test_single_level_reaches_macs_over_pes():
     assert r.padded_macs == r.macs
 
 
-@pytest.mark.parametrize("df,rows_rank,cols_rank", [("os", "m", "n"), ("ws", "k", "n"), ("is", "k", "m")])
+@pytest.mark.parametrize(
+    "df,rows_rank,cols_rank", [("os", "m", "n"), ("ws", "k", "n"), ("is", "k", "m")]
+)
 def test_array_dataflow_axes_and_stationary_tensor(df, rows_rank, cols_rank):
     e = gemm(64, 48, 40)
     arch = spatial_arch(rows=8, cols=8, gb_bytes=1 << 20, rf_bytes=64, dataflow=df)
@@ -66,7 +68,10 @@ def test_no_mapping_when_outermost_level_too_small():
         levels=(level("DDR", 1024, 8.0, double_buffered=False), level("BRAM", 256, 8.0)),
         compute=(unit(pes=4),),
     )
-    with pytest.raises(MappingError, match=r"tensors C, A, B \(24 KiB\) do not fit the outermost level DDR \(1 KiB\)"):
+    with pytest.raises(
+        MappingError,
+        match=r"tensors C, A, B \(24 KiB\) do not fit the outermost level DDR \(1 KiB\)",
+    ):
         greedy_mapping(e, arch)
 
 
@@ -146,3 +151,30 @@ def test_vector_unit_fed_by_buffer():
     assert m.levels[1].spatial == {"p": 8}
     assert r.compute_cycles == 32 * m.factor("p") / 8
     assert 40 <= m.factor("p") < 2 * 40
+
+
+def test_binding_hint_attribute_picks_the_unit():
+    from toys_mapping import ix
+
+    from workloads.ir import Access, Einsum
+
+    base = spatial_arch(rows=4, cols=4)
+    vec = unit("vector_1d", "array1d", pes=8, fed_by="GlobalBuffer")
+    arch = dataclasses.replace(base, compute=(*base.compute, vec))
+
+    def scale(attrs):
+        return Einsum(
+            name="SPD",
+            output=Access("SPD", (ix("p"),)),
+            inputs=(Access("RD", (ix("p"),)), Access("PRM", (ix("p"),))),
+            map_op="mul",
+            reduce_op="none",
+            rank_sizes_items=(("p", 64),),
+            attrs=attrs,
+        )
+
+    assert greedy_mapping(scale(()), arch).unit == "pe_array"  # MACs -> 2D array
+    m = greedy_mapping(scale((("unit_class", "1d"),)), arch)
+    assert m.unit == "vector_1d"
+    assert evaluate(scale((("unit_class", "1d"),)), arch, m).compute_cycles == 64 / 8
+    assert greedy_mapping(scale((("unit", "vector_1d"),)), arch).unit == "vector_1d"

@@ -175,3 +175,11 @@ def test_summary_matches_issue_schema() -> None:
         and t["C"]["shape"] == [128, 256]
         and t["C"]["bytes"] == 128 * 256 * 2
     )
+
+
+def test_carried_reads_are_the_reads_left_out_of_the_dag() -> None:
+    c = build("attention-1pass", M=16, M0=4)
+    assert c.carried_reads() == {("RM", "RM"), ("SPD", "RD"), ("SPNV", "RNV")}
+    # PRM reads RM[m1] too, but RM is complete before PRM runs: an ordinary edge
+    assert c.graph().has_edge("RM", "PRM")
+    assert build("attention-3pass").carried_reads() == frozenset()

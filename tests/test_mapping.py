@@ -65,7 +65,9 @@ def test_spatial_factor_exceeding_fanout():
         lm("GlobalBuffer", {}, {"m": 8, "n": 4}),
         lm("PE_RF", {"k": 8}, keep=("C",)),
     )
-    with pytest.raises(MappingError, match=r"GlobalBuffer \(m=8 x n=4 = 32\) exceed its fan-out of 16"):
+    with pytest.raises(
+        MappingError, match=r"GlobalBuffer \(m=8 x n=4 = 32\) exceed its fan-out of 16"
+    ):
         validate(m, e, spatial_arch())
 
 
@@ -77,7 +79,9 @@ def test_spatial_axis_overflow():
         lm("GlobalBuffer", {}, {"m": 8, "n": 2}, axes={"m": "y", "n": "x"}),
         lm("PE_RF", {"k": 8}, keep=("C",)),
     )
-    with pytest.raises(MappingError, match=r"axis y at level GlobalBuffer \(m: 8\) exceed its fan-out_y of 4"):
+    with pytest.raises(
+        MappingError, match=r"axis y at level GlobalBuffer \(m: 8\) exceed its fan-out_y of 4"
+    ):
         validate(m, e, spatial_arch())
 
 
@@ -112,21 +116,19 @@ def test_unknown_level_rank_unit_tensor():
     bad_level = dataclasses.replace(m, levels=(m.levels[0], lm("L2"), m.levels[2]))
     with pytest.raises(MappingError, match="unknown level 'L2'"):
         validate(bad_level, e, arch)
-    bad_rank = dataclasses.replace(
-        m, levels=(lm("DRAM", {"m": 2, "n": 2, "z": 3}), *m.levels[1:])
-    )
+    bad_rank = dataclasses.replace(m, levels=(lm("DRAM", {"m": 2, "n": 2, "z": 3}), *m.levels[1:]))
     with pytest.raises(MappingError, match="unknown rank 'z'.*DRAM"):
         validate(bad_rank, e, arch)
     with pytest.raises(MappingError, match="unknown compute unit 'tpu'"):
         validate(dataclasses.replace(m, unit="tpu"), e, arch)
-    bad_keep = dataclasses.replace(
-        m, levels=(*m.levels[:2], lm("PE_RF", {"k": 8}, keep=("Z",)))
-    )
+    bad_keep = dataclasses.replace(m, levels=(*m.levels[:2], lm("PE_RF", {"k": 8}, keep=("Z",))))
     with pytest.raises(MappingError, match="unknown tensor 'Z'"):
         validate(bad_keep, e, arch)
     with pytest.raises(MappingError, match="outermost level DRAM must keep every tensor"):
         validate(
-            dataclasses.replace(m, levels=(lm("DRAM", {"m": 2, "n": 2}, keep=("A",)), *m.levels[1:])),
+            dataclasses.replace(
+                m, levels=(lm("DRAM", {"m": 2, "n": 2}, keep=("A",)), *m.levels[1:])
+            ),
             e,
             arch,
         )

@@ -148,6 +148,8 @@ def _err(text: str) -> ParseError:
         ("declare A[m:6]\nsplit m -> m1, m0:4", 2, 7, "not divisible"),
         ("declare A[m:4]\nB[m+1] = B[m+1] + A[m]", 2, 10, "reads its own output"),
         ("hello world", 1, 1, "expected a statement"),
+        # found by the cascade validation; points at the Einsum's output
+        ("declare X[t:3]\nS[] = sum(t) R[t]\nR[t+1] = S[] + X[t]", 2, 1, "not indexed by t"),
     ],
 )
 def test_errors_name_line_column_and_expectation(
@@ -205,3 +207,21 @@ def test_yaml_file_with_metadata(tmp_path: Path) -> None:
     broken.write_text("cascade: [\n")
     with pytest.raises(ParseError, match="invalid YAML"):
         load_cascade(broken)
+
+
+def test_packaged_design_example_file() -> None:
+    path = Path(__file__).resolve().parents[1] / "workloads" / "library" / "design-example.yaml"
+    c = load_cascade(path)
+    assert c.name == "design-example"
+    assert c == parse_cascade(DESIGN_EXAMPLE, name="design-example")
+    assert c.passes("m") == 3
+
+
+def test_cascade_name_is_the_rest_of_the_line() -> None:
+    c = parse_cascade("cascade gemm M=128 (fp8)  # comment\ndeclare A[m:2]\nB[m] = A[m]\n")
+    assert c.name == "gemm M=128 (fp8)"
+    assert parse_cascade(format_cascade(c)) == c
+    e = _err("cascade a\ncascade b")
+    assert (e.line, e.col) == (2, 1) and "named twice" in e.message
+    with pytest.raises(WorkloadError, match="cascade name"):
+        Cascade("bad#name", (), ())

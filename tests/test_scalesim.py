@@ -63,6 +63,7 @@ def _err_pct(pred: float, ref: float) -> float:
     return 100.0 * (pred - ref) / ref if ref else (0.0 if pred == 0 else math.inf)
 
 
+@pytest.mark.slow
 def test_reference_error_table(predictions):
     rows, pred = predictions
     assert len(rows) == 132
@@ -94,6 +95,8 @@ def test_reference_error_table(predictions):
     assert max(stall_err) <= 10.0
     assert statistics.median(cyc_err) < 1.0
     assert max(acc_err) <= 5.0
+    # the model replays SCALE-Sim's memory logic, so it is exact on these rows
+    assert max(cyc_err) == 0.0
 
 
 def test_stall_free_rows_are_predicted_stall_free(predictions):
@@ -114,8 +117,10 @@ def test_readme_fold_formula_and_utilisations(predictions):
         folds = math.ceil(sr / R) * math.ceil(sc / C)
         assert folds == int(r["folds"])
         per_fold = t + R + C - 2 if r["dataflow"] == "os" else t + 2 * R + C - 2
-        assert pred["compute_cycles_no_stall"][i] == folds * per_fold - 1 == float(
-            r["compute_cycles_no_stall"]
+        assert (
+            pred["compute_cycles_no_stall"][i]
+            == folds * per_fold - 1
+            == float(r["compute_cycles_no_stall"])
         )
         for f in ("compute_util_pct", "mapping_eff_pct"):
             assert pred[f][i] == pytest.approx(float(r[f]), rel=1e-4, abs=1e-5), (r["layer"], f)
@@ -138,9 +143,11 @@ def test_conv_lowering_matches_reference_mnk():
 
 def test_single_layer_equals_batch(predictions):
     rows, pred = predictions
-    for i in (2, 3, 15, 22, 47, 98, 109):
+    for i in (2, 3, 22, 47, 98, 109):
         r = rows[i]
-        one = predict_layer(int(r["M"]), int(r["N"]), int(r["K"]), config_from_row(r), conv=_conv(r))
+        one = predict_layer(
+            int(r["M"]), int(r["N"]), int(r["K"]), config_from_row(r), conv=_conv(r)
+        )
         for f, v in one.to_dict().items():
             if f in pred:
                 assert v == pytest.approx(pred[f][i]), (r["layer"], f)
@@ -181,7 +188,7 @@ def test_bandwidth_bound_lower_bound_and_monotonic(df):
 
 
 def test_compat_switch_only_adds_stalls():
-    for r in _ref_rows()[:20]:
+    for r in _ref_rows()[:14]:  # the GEMM rows on the 32x32 OS array
         cfg = config_from_row(r)
         a = predict_layer(int(r["M"]), int(r["N"]), int(r["K"]), cfg, scalesim_compat=True)
         b = predict_layer(int(r["M"]), int(r["N"]), int(r["K"]), cfg, scalesim_compat=False)
@@ -192,7 +199,9 @@ def test_compat_switch_only_adds_stalls():
 
 
 def test_closed_forms_vectorised_over_dataflows():
-    cf = closed_forms([64, 64, 64], [64, 64, 64], [64, 64, 64], 32, 32, np.array(["os", "ws", "is"]))
+    cf = closed_forms(
+        [64, 64, 64], [64, 64, 64], [64, 64, 64], 32, 32, np.array(["os", "ws", "is"])
+    )
     assert list(cf["compute_cycles_no_stall"]) == [503, 631, 631]  # reference rows sq_64
 
 
@@ -211,15 +220,23 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_array_predict_cli_roundtrip(tmp_path):
+    """All measured columns are copied through; a subset keeps the test fast."""
     from experiments.cli import main
 
+    text = REF.read_text().splitlines(keepends=True)
+    keep = [text[0]] + [
+        t for t in text[1:] if t.split(",")[0] in ("sq_256", "qk_L512_d128", "rn50_res3a_branch2c")
+    ]
+    src = tmp_path / "in.csv"
+    src.write_text("".join(keep))
     out = tmp_path / "out.csv"
-    assert main(["array-predict", "--layers", str(REF), "--out", str(out)]) == 0
+    assert main(["array-predict", "--layers", str(src), "--out", str(out)]) == 0
     with out.open() as f:
         got = list(csv.DictReader(f))
-    ref = _ref_rows()
-    assert len(got) == len(ref)
-    for g, r in zip(got, ref):
+    with src.open() as f:
+        ref = list(csv.DictReader(f))
+    assert len(got) == len(ref) == 18
+    for g, r in zip(got, ref, strict=True):
         assert g["layer"] == r["layer"] and g["total_cycles"] == r["total_cycles"]
         assert abs(_err_pct(float(g["pred_total_cycles"]), float(r["total_cycles"]))) <= 10.0
         for f in ACCESS_FIELDS:
@@ -244,7 +261,7 @@ def test_array_predict_descriptive_columns_only(tmp_path):
     assert predict_file(src, out) == len(ref)
     with out.open() as f:
         got = list(csv.DictReader(f))
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         assert abs(_err_pct(float(g["pred_total_cycles"]), float(r["total_cycles"]))) <= 10.0
 
 

@@ -57,7 +57,11 @@ KILL_SPEC = SPEC.replace("rows: [8, 16, 32, 64]", "rows: [8, 12, 16, 24, 32, 48,
     "cols: [8, 16, 32]", "cols: [8, 16, 24, 32, 48]"
 )
 
-CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'einsim'; from experiments.cli import run; run()"]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[0] = 'einsim'; from experiments.cli import run; run()",
+]
 
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +111,9 @@ def test_rows_equal_direct_pipeline_calls(reference) -> None:
         hw = {k: int(v) if float(v).is_integer() else v for k, v in hw.items()}
         arch = hw_models.derive(base, hw)
         wl = {c[3:]: int(r[c]) for c in ok.columns if c.startswith("wl.") and pd.notna(r[c])}
-        m = evaluate_workload(library.build(r["workload"], **wl), arch, mapper="greedy", objective="edp")
+        m = evaluate_workload(
+            library.build(r["workload"], **wl), arch, mapper="greedy", objective="edp"
+        )
         assert r["latency_s"] == m.latency_s
         assert r["energy_pj"] == m.energy_pj
         assert r["area_mm2"] == arch.area_mm2
@@ -125,7 +131,9 @@ def test_rerun_skips_everything(reference, tmp_path: Path) -> None:
     assert again.skipped == first.total and again.evaluated == 0
     assert len(ShardStore(tmp_path).shard_paths()) == n_shards
     # chunking does not change any value
-    pd.testing.assert_frame_equal(_frame(load_results(tmp_path)), _frame(reference[1]), check_exact=True)
+    pd.testing.assert_frame_equal(
+        _frame(load_results(tmp_path)), _frame(reference[1]), check_exact=True
+    )
 
 
 def test_time_out_is_recorded(tmp_path: Path) -> None:
@@ -151,13 +159,29 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
     ref = load_results(ref_dir, ids)
 
     out = tmp_path / "killed"
-    cmd = [*CLI, "sweep", str(spec_path), "--out", str(out), "--workers", "1", "--chunk-size", "1", "--no-progress", "--no-dashboard"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [
+        *CLI,
+        "sweep",
+        str(spec_path),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--chunk-size",
+        "1",
+        "--no-progress",
+        "--no-dashboard",
+    ]
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     store = ShardStore(out)
     deadline = time.monotonic() + 120
     try:
         while len(store.shard_paths()) < len(ids) // 4:
-            assert proc.poll() is None, f"sweep ended before it could be killed: {proc.stderr.read().decode()}"
+            assert proc.poll() is None, (
+                f"sweep ended before it could be killed: {proc.stderr.read().decode()}"
+            )
             assert time.monotonic() < deadline, "sweep made no progress"
             time.sleep(0.005)
     finally:
@@ -185,3 +209,72 @@ def test_dask_local_cluster_equals_process_pool(reference, tmp_path: Path) -> No
     assert s.engine == "Dask LocalCluster (2 workers)" and s.evaluated == len(ids)
     got = load_results(tmp_path, ids)
     pd.testing.assert_frame_equal(_frame(got), _frame(ref), check_exact=True, check_dtype=False)
+
+
+def test_existing_dask_scheduler_equals_process_pool(reference, tmp_path: Path) -> None:
+    """--scheduler ADDRESS: the same code path on a cluster we did not start."""
+    from distributed import LocalCluster
+
+    ids, ref = reference
+    spec = parse_spec(SPEC, "engine.yaml")
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        s = run_sweep(spec, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert s.engine.startswith("Dask cluster ") and s.evaluated == len(ids)
+    got = load_results(tmp_path, ids)
+    pd.testing.assert_frame_equal(_frame(got), _frame(ref), check_exact=True, check_dtype=False)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_and_writes_the_dashboard(tmp_path: Path) -> None:
+    """The README's first command, in well under 2 minutes on 2 workers."""
+    from experiments.cli import main
+
+    spec = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "quickstart.yaml"
+    out = tmp_path / "quickstart"
+    t0 = time.perf_counter()
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    wall = time.perf_counter() - t0
+    assert wall < 120, wall
+    df = load_results(out)
+    assert 200 <= len(df) <= 1000  # "a few hundred points"
+    assert set(df["design"]) == {"spatial", "fpga"}
+    assert (df["status"] == "ok").sum() > 0.5 * len(df) and (df["status"] == "error").sum() == 0
+    assert (out / "dashboard.html").stat().st_size > 3_000_000
+
+
+#: a point whose worker process dies (set by the test; inherited by fork)
+_POISON: set[str] = set()
+
+
+def _crashing_chunk(points):  # module level: the pool pickles it by name
+    from experiments.sweep.engine import evaluate_chunk_table
+
+    if any(p.point_id in _POISON for p in points):
+        os._exit(3)  # a hard crash, not a Python exception
+    return evaluate_chunk_table(points)
+
+
+def test_a_dying_worker_costs_one_point(reference, tmp_path: Path) -> None:
+    from experiments.sweep.engine import make_backend, run_points
+
+    ids, ref = reference
+    points = [p for p in expand(parse_spec(SPEC, "engine.yaml")) if p.design == "arr"][:12]
+    _POISON.clear()
+    _POISON.add(points[5].point_id)
+    backend = make_backend(workers=2)
+    try:
+        s = run_points(
+            points, tmp_path, backend, chunk_size=4, progress=False, chunk_fn=_crashing_chunk
+        )
+    finally:
+        backend.close()
+        _POISON.clear()
+    got = load_results(tmp_path, [p.point_id for p in points])
+    assert len(got) == 12 and s.errors == 1 and s.ok == 11
+    bad = got[got["point_id"] == points[5].point_id].iloc[0]
+    assert bad["status"] == "error" and "worker died" in bad["error"]
+    good = got[got["status"] == "ok"]
+    want = ref.set_index("point_id").loc[good["point_id"], "latency_s"].to_numpy()
+    assert (good["latency_s"].to_numpy() == want).all()

@@ -45,7 +45,11 @@ SPEC = textwrap.dedent(
 
 def _same(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+        return (
+            (math.isnan(a) and math.isnan(b))
+            or a == b
+            or math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+        )
     return a == b
 
 

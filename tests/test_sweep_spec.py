@@ -35,9 +35,9 @@ GOOD = textwrap.dedent(
 )
 
 
-def err(text: str) -> SpecError:
+def err(text: str, check_names: bool = False) -> SpecError:
     with pytest.raises(SpecError) as ei:
-        parse_spec(textwrap.dedent(text), "s.yaml")
+        parse_spec(textwrap.dedent(text), "s.yaml", check_names=check_names)
     return ei.value
 
 
@@ -51,8 +51,13 @@ def test_grid_counts_and_values() -> None:
     # 3 rows x 4 cols x 3 buffers x 2 workload instances
     assert len(pts) == 3 * 4 * 3 * 2
     assert len({p.point_id for p in pts}) == len(pts)
-    combos = {(dict(p.hw)["rows"], dict(p.hw)["cols"], dict(p.hw)["global_buffer_bytes"], dict(p.wl)["N"]) for p in pts}
-    assert combos == set(itertools.product((8, 16, 32), (8, 16, 24, 32), (65536, 262144, 1048576), (32, 64)))
+    combos = {
+        (dict(p.hw)["rows"], dict(p.hw)["cols"], dict(p.hw)["global_buffer_bytes"], dict(p.wl)["N"])
+        for p in pts
+    }
+    assert combos == set(
+        itertools.product((8, 16, 32), (8, 16, 24, 32), (65536, 262144, 1048576), (32, 64))
+    )
     # ids are a pure function of the point: a second expansion agrees
     assert [p.point_id for p in expand(parse_spec(GOOD, "other.yaml"))] == [p.point_id for p in pts]
 
@@ -62,7 +67,9 @@ def test_point_id_is_stable_hash() -> None:
     # SHA-256 of the canonical JSON, computed independently with hashlib
     import hashlib
 
-    assert stable_hash({"a": 1, "b": [1, 2]}) == hashlib.sha256(b'{"a":1,"b":[1,2]}').hexdigest()[:16]
+    assert (
+        stable_hash({"a": 1, "b": [1, 2]}) == hashlib.sha256(b'{"a":1,"b":[1,2]}').hexdigest()[:16]
+    )
     h1 = stable_hash({"b": [1, 2], "a": 1})
     assert h1 == stable_hash({"a": 1, "b": [1, 2]})  # key order does not matter
 
@@ -110,7 +117,8 @@ def test_sampling_is_seeded() -> None:
 
 def test_discrete_random_dedupes() -> None:
     spec = parse_spec(
-        "sampling: {method: random, samples: 50, seed: 0}\nhardware:\n  - base: x\n    vary: {rows: [1, 2]}\nworkloads: [{name: g}]\n"
+        "sampling: {method: random, samples: 50, seed: 0}\nhardware:\n  - base: x\n    vary: {rows: [1, 2]}\nworkloads: [{name: g}]\n",
+        check_names=False,
     )
     cfgs = hardware_configs(spec, 0, spec.designs[0])
     assert sorted(c["rows"] for c in cfgs) == [1, 2]
@@ -119,19 +127,63 @@ def test_discrete_random_dedupes() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "needle"),
     [
-        ("hardware:\n  - base: a\n    vary:\n      rows: {range: [8]}\nworkloads: [{name: g}]\n", 4, "hardware[0].vary.rows.range"),
-        ("hardware:\n  - base: a\n    vary:\n      rows: {rng: [1, 2]}\nworkloads: [{name: g}]\n", 4, "hardware[0].vary.rows"),
-        ("hardware:\n  - base: a\n    vary:\n      rows: {range: [1, 4]}\nworkloads: [{name: g}]\n", 4, "grid sampling needs finite values"),
-        ("hardware:\n  - base: a\nworkloads: [{name: g}]\nsampling: {method: magic}\n", 4, "sampling.method"),
-        ("hardware:\n  - base: a\n    colour: red\nworkloads: [{name: g}]\n", 3, "hardware[0].colour"),
-        ("hardware:\n  - base: a\n    constraints: {max_area_mm2: -3}\nworkloads: [{name: g}]\n", 3, "constraints.max_area_mm2"),
-        ("hardware:\n  - base: a\nworkloads:\n  - params: {M: 3}\n", 4, "missing required key `name`"),
+        (
+            "hardware:\n  - base: a\n    vary:\n      rows: {range: [8]}\nworkloads: [{name: g}]\n",
+            4,
+            "hardware[0].vary.rows.range",
+        ),
+        (
+            "hardware:\n  - base: a\n    vary:\n      rows: {rng: [1, 2]}\nworkloads: [{name: g}]\n",
+            4,
+            "hardware[0].vary.rows",
+        ),
+        (
+            "hardware:\n  - base: a\n    vary:\n      rows: {range: [1, 4]}\nworkloads: [{name: g}]\n",
+            4,
+            "grid sampling needs finite values",
+        ),
+        (
+            "hardware:\n  - base: a\nworkloads: [{name: g}]\nsampling: {method: magic}\n",
+            4,
+            "sampling.method",
+        ),
+        (
+            "hardware:\n  - base: a\n    colour: red\nworkloads: [{name: g}]\n",
+            3,
+            "hardware[0].colour",
+        ),
+        (
+            "hardware:\n  - base: a\n    constraints: {max_area_mm2: -3}\nworkloads: [{name: g}]\n",
+            3,
+            "constraints.max_area_mm2",
+        ),
+        (
+            "hardware:\n  - base: a\nworkloads:\n  - params: {M: 3}\n",
+            4,
+            "missing required key `name`",
+        ),
         ("hardware: []\nworkloads: [{name: g}]\n", 1, "`hardware`"),
-        ("hardware:\n  - base: a\n    vary: {rows: {log_range: [0, 8], num: 3}}\nworkloads: [{name: g}]\n", 3, "positive"),
-        ("hardware:\n  - base: a\nworkloads: [{name: g}]\nsampling: {method: lhs}\n", 4, "needs `samples`"),
-        ("hardware:\n  - base: a\n    vary: {rows: [1, 1]}\nworkloads: [{name: g}]\n", 3, "duplicates"),
+        (
+            "hardware:\n  - base: a\n    vary: {rows: {log_range: [0, 8], num: 3}}\nworkloads: [{name: g}]\n",
+            3,
+            "positive",
+        ),
+        (
+            "hardware:\n  - base: a\nworkloads: [{name: g}]\nsampling: {method: lhs}\n",
+            4,
+            "needs `samples`",
+        ),
+        (
+            "hardware:\n  - base: a\n    vary: {rows: [1, 1]}\nworkloads: [{name: g}]\n",
+            3,
+            "duplicates",
+        ),
         ("hardware:\n  - base: a\n  - base: a\nworkloads: [{name: g}]\n", 3, "used twice"),
-        ("hardware:\n  - base: a\nworkloads: [{name: g}]\nworkloads: [{name: h}]\n", 4, "duplicate key"),
+        (
+            "hardware:\n  - base: a\nworkloads: [{name: g}]\nworkloads: [{name: h}]\n",
+            4,
+            "duplicate key",
+        ),
         ("hardware:\n  - base: a\n  x: : y\nworkloads: 1\n", 3, "invalid YAML"),
     ],
 )
@@ -141,6 +193,25 @@ def test_bad_spec_names_key_and_line(text: str, line: int, needle: str) -> None:
     assert e.line == line, str(e)
     assert needle in str(e)
     assert str(e).startswith(f"s.yaml:{line}:")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        ("hardware:\n  - base: tpu_lik\nworkloads: [{name: gemm}]\n", 2, "key `hardware[0].base`: cannot load hardware 'tpu_lik'"),
+        ("hardware:\n  - base: tpu_like\n    vary:\n      rowz: [1, 2]\nworkloads: [{name: gemm}]\n", 4, "unknown spatial parameter 'rowz'"),
+        ("hardware:\n  - base: u280\n    params: {reuse: 2}\nworkloads: [{name: gemm}]\n", 3, "unknown fpga parameter 'reuse'"),
+        ("hardware:\n  - base: tpu_like\nworkloads:\n  - name: gem\n", 4, "unknown workload 'gem'"),
+        ("hardware:\n  - base: tpu_like\nworkloads:\n  - name: gemm\n    params: {Q: 3}\n", 5, "unknown parameter 'Q' of workload gemm"),
+        ("mapper: magic\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n", 1, "unknown mapper 'magic'"),
+        ("objective: speed\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n", 1, "unknown objective 'speed'"),
+        ("model: exact\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n", 1, "unknown model 'exact'"),
+    ],
+)
+def test_unknown_names_are_caught_with_their_line(text: str, line: int, needle: str) -> None:
+    e = err(text, check_names=True)
+    assert e.line == line, str(e)
+    assert needle in str(e), str(e)
 
 
 def test_bad_spec_via_cli(tmp_path) -> None:

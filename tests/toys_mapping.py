@@ -115,7 +115,9 @@ def spatial_arch(
             level("PE_RF", rf_bytes, 8.0, er=1.0, ew=1.0, instances=rows * cols),
         ),
         compute=(
-            unit(kind="array2d", pes=rows * cols, rows=rows, cols=cols, dataflow=dataflow, mac_pj=2.0),
+            unit(
+                kind="array2d", pes=rows * cols, rows=rows, cols=cols, dataflow=dataflow, mac_pj=2.0
+            ),
         ),
         **kw,
     )

@@ -597,6 +597,21 @@ class Cascade:
     def dependences(self) -> list[Dependence]:
         return dependences(self.einsums)
 
+    def carried_reads(self) -> frozenset[tuple[str, str]]:
+        """``(einsum, tensor)`` reads of an earlier step inside a recurrence.
+
+        These are the reads :meth:`graph` leaves out (``RM`` reading
+        ``RM[m1]``, ``SPD`` reading ``RD[m1]``): the value comes from the
+        previous step of the carried rank, so the reader may come before the
+        producer in :attr:`einsums`. Order checks should skip them.
+        """
+        _, _, scc_of = _graphs(self.einsums)
+        return frozenset(
+            (d.consumer, d.tensor)
+            for d in dependences(self.einsums)
+            if d.carried and scc_of[d.producer] == scc_of[d.consumer]
+        )
+
     def recurrences(self) -> tuple[Recurrence, ...]:
         """Groups of Einsums that must run step by step over a carried rank."""
         return _recurrences(self.einsums)
@@ -793,10 +808,13 @@ def _validate(c: Cascade) -> None:
         not isinstance(c.name, str)
         or not c.name.strip()
         or c.name != c.name.strip()
-        or any(ch in c.name for ch in "#\n\r")
+        or c.name.startswith("[")
+        or c.name != " ".join(c.name.split())
+        or "#" in c.name
     ):
         raise WorkloadError(
-            f"cascade name {c.name!r}: expected a non-empty name without '#', line breaks or surrounding spaces"
+            f"cascade name {c.name!r}: expected a non-empty name without '#', line breaks, "
+            "runs of spaces or a leading '['"
         )
     tensors: dict[str, Tensor] = {}
     for t in c.tensors:

@@ -76,6 +76,8 @@ _TOKEN = re.compile(
   """,
     re.VERBOSE | re.ASCII,
 )
+#: ``cascade NAME``: the name runs to the end of the line or a ``#``
+_CASCADE_LINE = re.compile(r"[ \t]*(cascade)[ \t]+([^#\[\s][^#]*?)[ \t]*(?:#.*)?\Z")
 _ATTR_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
 _ATTR_VALUE = re.compile(r"[A-Za-z0-9_.+\-]+\Z", re.ASCII)
 
@@ -623,6 +625,12 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         rank_size.setdefault(r, (size, line, col))
 
     for lineno, raw in enumerate(text.splitlines() or [""], start=1):
+        m = _CASCADE_LINE.match(raw)
+        if m:  # the name is the rest of the line, taken as is (not tokenized)
+            if cname is not None:
+                raise perr("the cascade is named twice", lineno, m.start(1) + 1)
+            cname = m.group(2).strip()
+            continue
         toks = _tokenize(raw, lineno, file)
         if toks[0].kind == "end":
             continue
@@ -634,13 +642,7 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
             and not (second.kind == "sym" and second.text == "[")
         )
         if is_kw and first.text == "cascade":
-            rest = raw.split("#", 1)[0]
-            rest = rest[rest.index("cascade") + len("cascade") :].strip()
-            if not rest:
-                raise perr("expected the cascade's name after 'cascade'", lineno, second.col)
-            if cname is not None:
-                raise perr("the cascade is named twice", lineno, first.col)
-            cname = rest
+            raise perr("expected the cascade's name after 'cascade'", lineno, second.col)
         elif is_kw and first.text == "declare":
             for d in p.declaration():
                 decls.append(d)
@@ -663,6 +665,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
 
     # splits: sizes of the parent and children
     for sp in splits:
+        kids = [c for c, _, _ in sp.children]
+        if sp.parent in kids or len(set(kids)) != len(kids):
+            raise perr(f"split of {sp.parent}: the ranks must be distinct", sp.line, sp.col)
         for r, s, col in sp.children:
             if r in rank_size and s is not None:
                 set_rank(r, s, sp.line, col)
@@ -694,10 +699,6 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         for (r, _, col), s in zip(sp.children, sizes, strict=True):
             set_rank(r, s, sp.line, col)  # type: ignore[arg-type]
         set_rank(sp.parent, total, sp.line, sp.col)
-        if sp.parent in {c for c, _, _ in sp.children} or len(
-            {c for c, _, _ in sp.children}
-        ) != len(sp.children):
-            raise perr(f"split of {sp.parent}: the ranks must be distinct", sp.line, sp.col)
 
     # tensors: declared inputs first
     tensors: dict[str, Tensor] = {}
@@ -913,8 +914,10 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
     except ParseError:
         raise
     except WorkloadError as exc:
-        line = line_of.get(exc.einsum or "", pes[-1].line if pes else 1)
-        raise perr(exc.message, line) from None
+        where = next((pe for pe in pes if (pe.name or pe.output.tensor) == exc.einsum), None)
+        if where is None:  # not about one Einsum: point at the first statement
+            raise perr(exc.message, pes[0].line if pes else 1, 1) from None
+        raise perr(exc.message, where.line, where.output.col) from None
 
 
 # ------------------------------------------------------------------ format

@@ -64,7 +64,9 @@ def _number(
     try:
         val = float(raw)
     except ValueError:
-        raise LayerTableError(f"column {col!r} is {raw!r}; expected {what}", file=path, line=line) from None
+        raise LayerTableError(
+            f"column {col!r} is {raw!r}; expected {what}", file=path, line=line
+        ) from None
     if not math.isfinite(val) or (positive and val <= 0) or (integer and val != int(val)):
         raise LayerTableError(f"column {col!r} is {raw!r}; expected {what}", file=path, line=line)
     return int(val) if integer else val
@@ -114,7 +116,9 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                 cols = [c for c in GEMM_COLUMNS if c not in header]
                 if cols:
                     raise LayerTableError(
-                        f"a gemm row needs column {cols[0]!r}, which the header lacks", file=p, line=1
+                        f"a gemm row needs column {cols[0]!r}, which the header lacks",
+                        file=p,
+                        line=1,
                     )
                 m, n, k = (_number(p, line, c, row[c], integer=True) for c in GEMM_COLUMNS)
                 conv = None
@@ -122,7 +126,9 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                 cols = [c for c in CONV_COLUMNS if c not in header]
                 if cols:
                     raise LayerTableError(
-                        f"a conv row needs column {cols[0]!r}, which the header lacks", file=p, line=1
+                        f"a conv row needs column {cols[0]!r}, which the header lacks",
+                        file=p,
+                        line=1,
                     )
                 v = {c: _number(p, line, c, row[c], integer=True) for c in CONV_COLUMNS}
                 if v["filt_h"] > v["ifmap_h"] or v["filt_w"] > v["ifmap_w"]:
@@ -138,7 +144,9 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                 m, n, k = int(mm), int(nn), int(kk)
             else:
                 raise LayerTableError(
-                    f"column 'kind' is {row.get('kind')!r}; expected gemm or conv", file=p, line=line
+                    f"column 'kind' is {row.get('kind')!r}; expected gemm or conv",
+                    file=p,
+                    line=line,
                 )
             df = (row.get("dataflow") or "").strip().lower()
             if df not in ("os", "ws", "is"):
@@ -163,7 +171,9 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
             ns.append(n)
             ks.append(k)
     if not rows:
-        raise LayerTableError("no layers after the header; expected one row per layer", file=p, line=2)
+        raise LayerTableError(
+            "no layers after the header; expected one row per layer", file=p, line=2
+        )
     return header, rows, {"M": ms, "N": ns, "K": ks, "configs": cfgs, "convs": convs}
 
 
@@ -198,7 +208,9 @@ def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: 
 
 
 @click.command(name="array-predict")
-@click.option("--layers", "layers", required=True, type=click.Path(dir_okay=False), help="Input layer CSV.")
+@click.option(
+    "--layers", "layers", required=True, type=click.Path(dir_okay=False), help="Input layer CSV."
+)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Output CSV.")
 @click.option(
     "--scalesim-compat/--no-scalesim-compat",

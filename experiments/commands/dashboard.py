@@ -9,8 +9,20 @@ import click
 
 @click.command(name="dashboard")
 @click.argument("sweep_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Output HTML file (default DIR/dashboard.html).")
-@click.option("--baseline", "baseline", multiple=True, metavar="KEY=VALUE", help="Baseline design: design=NAME and hardware parameters, e.g. --baseline design=array --baseline rows=16 (default: the spec's dashboard.baseline, else the smallest design).")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output HTML file (default DIR/dashboard.html).",
+)
+@click.option(
+    "--baseline",
+    "baseline",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Baseline design: design=NAME and hardware parameters, e.g. --baseline design=array --baseline rows=16 (default: the spec's dashboard.baseline, else the smallest design).",
+)
 def command(sweep_dir: Path, out_file: Path | None, baseline: tuple[str, ...]) -> None:
     """Write one self-contained HTML page (plotly.js embedded, no network):
     speedup and energy against a baseline design, the Pareto front of

@@ -37,11 +37,16 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def load_workload(name: str, params: dict[str, Any]):
-    import workloads
+    """A library workload by name, or a cascade file (text or YAML)."""
+    from pathlib import Path
 
-    loader = getattr(workloads, "load", None)
-    if loader is not None:
-        return loader(name, **params)
+    p = Path(name)
+    if p.suffix in (".ein", ".txt", ".yaml", ".yml") or p.is_file():
+        if params:
+            raise EvalError(f"--param applies to library workloads, not to the file {name}")
+        from workloads.parser import load_cascade
+
+        return load_cascade(p)
     from workloads import library
 
     return library.build(name, **params)
@@ -89,6 +94,17 @@ def _fmt(v: float) -> str:
 )
 @click.option("--sim", "sim", default="analytical", show_default=True, help="Cost model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Metrics as JSON.")
+@click.option(
+    "--trace",
+    "trace_file",
+    type=click.Path(dir_okay=False),
+    help="With --sim des: write a Chrome trace-event JSON timeline (Perfetto).",
+)
+@click.option(
+    "--full-sim",
+    is_flag=True,
+    help="With --sim des: simulate every tile (no steady-state extrapolation).",
+)
 def command(
     workload: str,
     params: tuple[str, ...],
@@ -99,6 +115,8 @@ def command(
     objective: str,
     sim: str,
     as_json: bool,
+    trace_file: str | None = None,
+    full_sim: bool = False,
 ) -> None:
     """Evaluate a workload on a hardware model with a given or default mapping."""
     from experiments.pipeline import evaluate_workload
@@ -110,7 +128,19 @@ def command(
         from mappers.mapping import load_mappings
 
         mapping = load_mappings(mapping_file)
-    m = evaluate_workload(casc, arch, mapping=mapping, mapper=mapper, objective=objective, sim=sim)
+    des_opts: dict[str, Any] = {}
+    if trace_file or full_sim:
+        if sim != "des":
+            raise EvalError("--trace and --full-sim need the discrete-event model: add --sim des")
+        des_opts = {"full_sim": full_sim, "timeline_limit": 500_000 if trace_file else 0}
+    m = evaluate_workload(
+        casc, arch, mapping=mapping, mapper=mapper, objective=objective, sim=sim, **des_opts
+    )
+    if trace_file:
+        from sim.trace import write_trace
+
+        write_trace(m, trace_file)
+        m.notes.pop("timeline", None)  # in the trace file, not in the output
     if as_json:
         click.echo(json.dumps(metrics_json(m), indent=2))
         return

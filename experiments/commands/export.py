@@ -9,7 +9,13 @@ import click
 
 @click.command(name="export")
 @click.argument("sweep_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output Parquet file (a FILE.schema.json sidecar is written next to it).")
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output Parquet file (a FILE.schema.json sidecar is written next to it).",
+)
 def command(sweep_dir: Path, out_file: Path) -> None:
     """Write the results of the sweep in DIR as one flat, typed table.
 

@@ -32,8 +32,9 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise KernelCsvError("not a UTF-8 text file", file=str(path)) from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise KernelCsvError("empty file, expected a header line with " + ", ".join(REQUIRED),
-                             file=str(path), line=1)
+        raise KernelCsvError(
+            "empty file, expected a header line with " + ", ".join(REQUIRED), file=str(path), line=1
+        )
     reader = csv.reader(lines)
     try:
         header = [h.strip() for h in next(reader)]
@@ -43,7 +44,8 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if missing:
         raise KernelCsvError(
             f"missing column(s) {', '.join(missing)}; expected at least {', '.join(REQUIRED)}",
-            file=str(path), line=1,
+            file=str(path),
+            line=1,
         )
     rows: list[dict[str, str]] = []
     for lineno, fields in enumerate(reader, start=2):
@@ -52,7 +54,8 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         if len(fields) != len(header):
             raise KernelCsvError(
                 f"{len(fields)} fields, expected {len(header)} (as in the header)",
-                file=str(path), line=lineno,
+                file=str(path),
+                line=lineno,
             )
         row = {h: f.strip() for h, f in zip(header, fields, strict=True)}
         for col in NUMERIC:
@@ -66,18 +69,24 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             if not math.isfinite(x) or x < 0 or x != int(x):
                 raise KernelCsvError(
                     f"column '{col}': expected a whole number >= 0 or empty, got {v!r}",
-                    file=str(path), line=lineno, col=header.index(col) + 1,
+                    file=str(path),
+                    line=lineno,
+                    col=header.index(col) + 1,
                 )
         if row["op"] not in OPS:
             raise KernelCsvError(
                 f"column 'op': unknown op {row['op']!r}, expected one of {', '.join(OPS)}",
-                file=str(path), line=lineno, col=header.index("op") + 1,
+                file=str(path),
+                line=lineno,
+                col=header.index("op") + 1,
             )
         if row["dtype"] not in DTYPE_BYTES:
             raise KernelCsvError(
                 f"column 'dtype': unknown dtype {row['dtype']!r}, expected one of "
                 f"{', '.join(DTYPE_BYTES)}",
-                file=str(path), line=lineno, col=header.index("dtype") + 1,
+                file=str(path),
+                line=lineno,
+                col=header.index("dtype") + 1,
             )
         row["_line"] = str(lineno)
         rows.append(row)
@@ -111,10 +120,20 @@ def predict_csv(in_path: Path, out_path: Path, hw: str) -> int:
 
 @click.command(name="gpu-predict")
 @click.option("--hw", default="h100", show_default=True, help="GPU preset (h100, a100, h200).")
-@click.option("--kernels", "kernels_csv", required=True, type=click.Path(path_type=Path),
-              help="IN.csv: id, op, dtype, B, H, M, N, K, causal, C, HW, Kc, R, stride.")
-@click.option("--out", "out_csv", required=True, type=click.Path(path_type=Path),
-              help="OUT.csv: the input plus pred_ms, pred_loop_ms, pred_dram_bytes, pred_energy_mj.")
+@click.option(
+    "--kernels",
+    "kernels_csv",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="IN.csv: id, op, dtype, B, H, M, N, K, causal, C, HW, Kc, R, stride.",
+)
+@click.option(
+    "--out",
+    "out_csv",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="OUT.csv: the input plus pred_ms, pred_loop_ms, pred_dram_bytes, pred_energy_mj.",
+)
 def command(hw: str, kernels_csv: Path, out_csv: Path) -> None:
     """Predict GPU kernel time (pred_ms, as median_ms), HBM bytes and energy per call."""
     n = predict_csv(kernels_csv, out_csv, hw)

@@ -76,7 +76,9 @@ def find_chromium() -> str | None:
     return None
 
 
-async def _session(ws_url: str, html: Path, settle_s: float, screenshot: bool, width: int, height: int) -> PageReport:
+async def _session(
+    ws_url: str, html: Path, settle_s: float, screenshot: bool, width: int, height: int
+) -> PageReport:
     from tornado.websocket import websocket_connect
 
     conn = await websocket_connect(ws_url, max_message_size=256 * 1024 * 1024)
@@ -97,13 +99,22 @@ async def _session(ws_url: str, html: Path, settle_s: float, screenshot: bool, w
                 continue
             method, params = m.get("method"), m.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                report.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+                report.console_errors.append(
+                    " ".join(
+                        str(a.get("value", a.get("description", "")))
+                        for a in params.get("args", [])
+                    )
+                )
             elif method == "Runtime.exceptionThrown":
                 d = params.get("exceptionDetails", {})
-                report.console_errors.append(d.get("exception", {}).get("description") or d.get("text", "exception"))
+                report.console_errors.append(
+                    d.get("exception", {}).get("description") or d.get("text", "exception")
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 e = params["entry"]
-                report.console_errors.append(f"{e.get('source')}: {e.get('text')} {e.get('url', '')}".strip())
+                report.console_errors.append(
+                    f"{e.get('source')}: {e.get('text')} {e.get('url', '')}".strip()
+                )
             elif method == "Network.requestWillBeSent":
                 url = params.get("request", {}).get("url", "")
                 if not re.match(r"^(file|data|blob|about):", url):
@@ -113,7 +124,9 @@ async def _session(ws_url: str, html: Path, settle_s: float, screenshot: bool, w
 
     task = asyncio.ensure_future(reader())
 
-    async def call(method: str, params: dict[str, Any] | None = None, timeout: float = 60) -> dict[str, Any]:
+    async def call(
+        method: str, params: dict[str, Any] | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         nonlocal next_id
         next_id += 1
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -133,7 +146,10 @@ async def _session(ws_url: str, html: Path, settle_s: float, screenshot: bool, w
         session_id = att["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             await call(f"{domain}.enable")
-        await call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        await call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         await call("Page.navigate", {"url": html.resolve().as_uri()})
         await asyncio.wait_for(loaded.wait(), 120)
         # let Plotly finish drawing (it renders synchronously on load, but
@@ -144,7 +160,9 @@ async def _session(ws_url: str, html: Path, settle_s: float, screenshot: bool, w
         report.plotly_loaded = probe["plotly"]
         report.plots = probe["plots"]
         if screenshot:
-            shot = await call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})
+            shot = await call(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False}
+            )
             report.screenshot_png = base64.b64decode(shot["data"])
     finally:
         task.cancel()
@@ -152,11 +170,21 @@ async def _session(ws_url: str, html: Path, settle_s: float, screenshot: bool, w
     return report
 
 
-def inspect_page(html: str | Path, *, settle_s: float = 2.0, screenshot: bool = False, width: int = 1400, height: int = 1800, timeout_s: float = 180) -> PageReport:
+def inspect_page(
+    html: str | Path,
+    *,
+    settle_s: float = 2.0,
+    screenshot: bool = False,
+    width: int = 1400,
+    height: int = 1800,
+    timeout_s: float = 180,
+) -> PageReport:
     """Load ``html`` in a fresh headless Chromium and report what happened."""
     exe = find_chromium()
     if exe is None:
-        raise BrowserError("headless Chromium not found; install it with `apt-get install -y chromium`")
+        raise BrowserError(
+            "headless Chromium not found; install it with `apt-get install -y chromium`"
+        )
     html = Path(html)
     with tempfile.TemporaryDirectory(prefix="einsim-chromium-") as profile:
         proc = subprocess.Popen(
@@ -182,7 +210,11 @@ def inspect_page(html: str | Path, *, settle_s: float = 2.0, screenshot: bool = 
                     break
             if ws_url is None:
                 raise BrowserError(f"Chromium did not start (exit status {proc.poll()})")
-            return asyncio.run(asyncio.wait_for(_session(ws_url, html, settle_s, screenshot, width, height), timeout_s))
+            return asyncio.run(
+                asyncio.wait_for(
+                    _session(ws_url, html, settle_s, screenshot, width, height), timeout_s
+                )
+            )
         finally:
             proc.kill()
             proc.wait()

@@ -35,11 +35,14 @@ class DashboardError(EinsimError):
 def _wl_key(df: Any) -> Any:
     wl_cols = sorted(c for c in df.columns if c.startswith("wl."))
 
-    def key(r: Any) -> str:
-        ps = ",".join(f"{c[3:]}={_fmt(r[c])}" for c in wl_cols if _present(r[c]))
-        return f"{r['workload_label']}({ps})" if ps else str(r["workload_label"])
+    import pandas as pd
 
-    return df.apply(key, axis=1) if len(df) else df["workload_label"]
+    cols = [[f"{c[3:]}={_fmt(v)}" if _present(v) else "" for v in df[c].tolist()] for c in wl_cols]
+    keys = []
+    for label, *ps in zip(df["workload_label"].tolist(), *cols, strict=True):
+        joined = ",".join(p for p in ps if p)
+        keys.append(f"{label}({joined})" if joined else str(label))
+    return pd.Series(keys, index=df.index, dtype=object)
 
 
 def _present(v: Any) -> bool:
@@ -80,12 +83,6 @@ def _short(name: str) -> str:
     return name
 
 
-def _hw_label(r: Any, hw_cols: list[str]) -> str:
-    """Short design label: design name + varied parameters, compact values."""
-    ps = " ".join(f"{_short(c[3:])}={_si(r[c])}" for c in hw_cols if _present(r[c]))
-    return f"{r['design']} {ps}".strip()
-
-
 def pareto_mask(values: Any) -> Any:
     """Boolean mask of the rows of ``values`` (n x k, minimise all) that no
     other row dominates (<= in every column, < in one)."""
@@ -110,8 +107,16 @@ def choose_baseline(designs: Any, baseline: tuple[tuple[str, Any], ...]) -> str:
         for k, v in baseline:
             col = "design" if k == "design" else f"hw.{k}"
             if col not in sel.columns:
-                raise DashboardError(f"baseline parameter {k!r} is not a hardware parameter of this sweep")
-            sel = sel[sel[col].astype(str) == str(v)] if k == "design" else sel[sel[col].astype(float) == float(v)] if isinstance(v, (int, float)) else sel[sel[col].astype(str) == str(v)]
+                raise DashboardError(
+                    f"baseline parameter {k!r} is not a hardware parameter of this sweep"
+                )
+            sel = (
+                sel[sel[col].astype(str) == str(v)]
+                if k == "design"
+                else sel[sel[col].astype(float) == float(v)]
+                if isinstance(v, (int, float))
+                else sel[sel[col].astype(str) == str(v)]
+            )
         if len(sel) == 0:
             want = ", ".join(f"{k}={v}" for k, v in baseline)
             raise DashboardError(f"no design that ran every workload matches the baseline ({want})")
@@ -119,7 +124,9 @@ def choose_baseline(designs: Any, baseline: tuple[tuple[str, Any], ...]) -> str:
     return str(designs.sort_values(["area_mm2", "hw_id"]).iloc[0]["hw_id"])
 
 
-def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title: str = "sweep") -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+def build_figures(
+    df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title: str = "sweep"
+) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
     """The dashboard's figures ``[(heading, plotly Figure)]`` and summary facts."""
     import numpy as np
     import plotly.graph_objects as go
@@ -133,7 +140,9 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
     ok = df[df["status"] == "ok"].copy()
     if ok.empty:
         first = df["error"].iloc[0] if len(df) else "no points"
-        raise DashboardError(f"no successful points to draw ({facts['errors']} errors, {facts['rejected']} rejected; first: {first})")
+        raise DashboardError(
+            f"no successful points to draw ({facts['errors']} errors, {facts['rejected']} rejected; first: {first})"
+        )
     ok["wl_key"] = _wl_key(ok)
     hw_cols = [c for c in df.columns if c.startswith("hw.")]
     varied = [c for c in hw_cols if ok[c].nunique(dropna=True) > 1]
@@ -141,14 +150,31 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
     energy_cols = sorted(c for c in ok.columns if c.startswith("energy.") and c.endswith("_pj"))
 
     # --- designs aggregated over the workload suite (complete ones only)
-    agg = {"latency_s": "sum", "energy_pj": "sum", "area_mm2": "first", "design": "first", "wl_key": "nunique", "macs": "sum"}
+    agg = {
+        "latency_s": "sum",
+        "energy_pj": "sum",
+        "area_mm2": "first",
+        "design": "first",
+        "wl_key": "nunique",
+        "macs": "sum",
+    }
     agg.update({c: "sum" for c in energy_cols})
     agg.update({c: "first" for c in hw_cols})
     designs = ok.groupby("hw_id", sort=False).agg(agg).reset_index()
     designs = designs[designs["wl_key"] == n_wl].reset_index(drop=True)
     if designs.empty:
         raise DashboardError("no design ran every workload instance; nothing to compare")
-    designs["label"] = designs.apply(lambda r: _hw_label(r, varied or hw_cols), axis=1)
+    lab_cols = varied or hw_cols
+    designs["label"] = [
+        f"{d} "
+        + " ".join(
+            f"{_short(c[3:])}={_si(v)}" for c, v in zip(lab_cols, vals, strict=True) if _present(v)
+        )
+        for d, *vals in zip(
+            designs["design"].tolist(), *(designs[c].tolist() for c in lab_cols), strict=True
+        )
+    ]
+    designs["label"] = designs["label"].str.strip()
     base_id = choose_baseline(designs, baseline)
     base = designs[designs["hw_id"] == base_id].iloc[0]
     facts["baseline"] = base["label"]
@@ -156,14 +182,24 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
     labels = dict(zip(designs["hw_id"], designs["label"], strict=True))
 
     def hover(frame: Any, extra: list[str]) -> list[str]:
-        cols = [c for c in hw_cols if c in frame.columns]
-        out = []
-        for _, r in frame.iterrows():
-            parts = [f"<b>{htmlmod.escape(str(r['design']))}</b>"]
-            parts += [f"{c[3:]}: {_fmt(r[c])}" for c in cols if _present(r[c])]
-            parts += [e.format(**{k.replace('.', '_'): r[k] for k in r.index if isinstance(k, str)}) for e in extra]
-            out.append("<br>".join(parts))
-        return out
+        """Hover text per row: design, its parameters, then ``extra``
+        templates (``{column}`` with dots as underscores), column-wise."""
+        import re as _re
+
+        parts = [[f"<b>{htmlmod.escape(str(d))}</b>" for d in frame["design"].tolist()]]
+        for c in hw_cols:
+            if c in frame.columns:
+                parts.append(
+                    [f"{c[3:]}: {_fmt(v)}" if _present(v) else "" for v in frame[c].tolist()]
+                )
+        for e in extra:
+            names = _re.findall(r"\{(\w+)", e)
+            cols = {
+                n: frame[n.replace("_", ".", 1) if n not in frame.columns else n].tolist()
+                for n in names
+            }
+            parts.append([e.format(**{n: cols[n][i] for n in names}) for i in range(len(frame))])
+        return ["<br>".join(p for p in row if p) for row in zip(*parts, strict=True)]
 
     figs: list[tuple[str, Any]] = []
 
@@ -174,14 +210,26 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
         if wk not in b_rows.index:
             continue
         b = b_rows.loc[wk]
-        g = g.assign(speedup=float(b["latency_s"]) / g["latency_s"], rel_energy=g["energy_pj"] / float(b["energy_pj"]))
+        g = g.assign(
+            speedup=float(b["latency_s"]) / g["latency_s"],
+            rel_energy=g["energy_pj"] / float(b["energy_pj"]),
+        )
         f1.add_trace(
             go.Scatter(
                 x=g["speedup"],
                 y=g["rel_energy"],
                 mode="markers",
                 name=str(wk),
-                text=hover(g, ["speedup {speedup:.3g}x", "energy {rel_energy:.3g}x baseline", "latency {latency_s:.3g} s", "energy {energy_pj:.3g} pJ", "area {area_mm2:.3g} mm2"]),
+                text=hover(
+                    g,
+                    [
+                        "speedup {speedup:.3g}x",
+                        "energy {rel_energy:.3g}x baseline",
+                        "latency {latency_s:.3g} s",
+                        "energy {energy_pj:.3g} pJ",
+                        "area {area_mm2:.3g} mm2",
+                    ],
+                ),
                 hoverinfo="text",
                 marker={"size": 7, "opacity": 0.75},
             )
@@ -200,10 +248,24 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
     designs["pareto"] = mask
     f2 = go.Figure()
     rest, front = designs[~mask], designs[mask].sort_values("latency_s")
-    hx = ["suite latency {latency_s:.3g} s", "suite energy {energy_pj:.3g} pJ", "area {area_mm2:.3g} mm2"]
+    hx = [
+        "suite latency {latency_s:.3g} s",
+        "suite energy {energy_pj:.3g} pJ",
+        "area {area_mm2:.3g} mm2",
+    ]
     amin, amax = float(designs["area_mm2"].min()), float(designs["area_mm2"].max())
     common = {"colorscale": "Viridis", "cmin": amin, "cmax": amax}
-    f2.add_trace(go.Scatter(x=rest["latency_s"], y=rest["energy_pj"], mode="markers", name="dominated", text=hover(rest, hx), hoverinfo="text", marker={"size": 6, "opacity": 0.45, "color": rest["area_mm2"], **common}))
+    f2.add_trace(
+        go.Scatter(
+            x=rest["latency_s"],
+            y=rest["energy_pj"],
+            mode="markers",
+            name="dominated",
+            text=hover(rest, hx),
+            hoverinfo="text",
+            marker={"size": 6, "opacity": 0.45, "color": rest["area_mm2"], **common},
+        )
+    )
     f2.add_trace(
         go.Scatter(
             x=front["latency_s"],
@@ -213,16 +275,37 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
             text=hover(front, hx),
             hoverinfo="text",
             line={"color": "crimson", "width": 1, "dash": "dot"},
-            marker={"size": 11, "color": front["area_mm2"], "line": {"color": "crimson", "width": 2}, "colorbar": {"title": "area (mm2)"}, **common},
+            marker={
+                "size": 11,
+                "color": front["area_mm2"],
+                "line": {"color": "crimson", "width": 2},
+                "colorbar": {"title": "area (mm2)"},
+                **common,
+            },
         )
     )
-    f2.add_trace(go.Scatter(x=[base["latency_s"]], y=[base["energy_pj"]], mode="markers", name="baseline", marker={"symbol": "star", "size": 16, "color": "black"}, hoverinfo="text", text=[f"baseline: {base['label']}"]))
+    f2.add_trace(
+        go.Scatter(
+            x=[base["latency_s"]],
+            y=[base["energy_pj"]],
+            mode="markers",
+            name="baseline",
+            marker={"symbol": "star", "size": 16, "color": "black"},
+            hoverinfo="text",
+            text=[f"baseline: {base['label']}"],
+        )
+    )
     f2.update_layout(
         xaxis={"title": f"latency over the {n_wl} workload instance(s) (s)", "type": "log"},
         yaxis={"title": "energy (pJ)", "type": "log"},
         legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
     )
-    figs.append((f"Pareto front: latency vs energy vs area ({int(mask.sum())} of {len(designs)} designs; colour = area)", f2))
+    figs.append(
+        (
+            f"Pareto front: latency vs energy vs area ({int(mask.sum())} of {len(designs)} designs; colour = area)",
+            f2,
+        )
+    )
     facts["pareto"] = int(mask.sum())
 
     # 3. energy breakdown by component: baseline + Pareto designs
@@ -235,11 +318,20 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
         if not np.any(vals > 0):
             continue
         f3.add_trace(go.Bar(x=xl, y=vals, name=c[len("energy.") : -len("_pj")]))
-    f3.update_layout(barmode="stack", yaxis={"title": "energy over the suite (pJ)"}, xaxis={"tickangle": -30}, legend_title="component")
+    f3.update_layout(
+        barmode="stack",
+        yaxis={"title": "energy over the suite (pJ)"},
+        xaxis={"tickangle": -30},
+        legend_title="component",
+    )
     figs.append(("Energy breakdown by component (baseline and Pareto designs)", f3))
 
     # 4. roofline (per point: MACs per DRAM byte vs achieved MACs/s)
-    rf = ok[(ok["macs"] > 0) & (ok.get("dram_bytes", 0) > 0)].copy() if "dram_bytes" in ok else ok.iloc[0:0]
+    rf = (
+        ok[(ok["macs"] > 0) & (ok.get("dram_bytes", 0) > 0)].copy()
+        if "dram_bytes" in ok
+        else ok.iloc[0:0]
+    )
     f4 = go.Figure()
     if len(rf):
         rf["intensity"] = rf["macs"] / rf["dram_bytes"]
@@ -251,21 +343,46 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
                     y=g["achieved"],
                     mode="markers",
                     name=str(wk),
-                    text=hover(g, ["{intensity:.3g} MAC/DRAM byte", "{achieved:.3g} MAC/s of peak {peak_macs_per_s:.3g}", "DRAM bandwidth {dram_bw_bytes_per_s:.3g} B/s"]),
+                    text=hover(
+                        g,
+                        [
+                            "{intensity:.3g} MAC/DRAM byte",
+                            "{achieved:.3g} MAC/s of peak {peak_macs_per_s:.3g}",
+                            "DRAM bandwidth {dram_bw_bytes_per_s:.3g} B/s",
+                        ],
+                    ),
                     hoverinfo="text",
                     marker={"size": 6, "opacity": 0.7},
                 )
             )
-        xs = np.logspace(math.log10(rf["intensity"].min() / 4), math.log10(rf["intensity"].max() * 4), 200)
+        xs = np.logspace(
+            math.log10(rf["intensity"].min() / 4), math.log10(rf["intensity"].max() * 4), 200
+        )
         fastest = rf.loc[rf["peak_macs_per_s"].idxmax()]
         b_any = rf[rf["hw_id"] == base_id]
-        roofs = [("baseline roof", b_any.iloc[0] if len(b_any) else None, "black"), ("highest-peak design roof", fastest, "crimson")]
+        roofs = [
+            ("baseline roof", b_any.iloc[0] if len(b_any) else None, "black"),
+            ("highest-peak design roof", fastest, "crimson"),
+        ]
         for name, r, color in roofs:
             if r is None:
                 continue
             ys = np.minimum(float(r["peak_macs_per_s"]), float(r["dram_bw_bytes_per_s"]) * xs)
-            f4.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name}: {labels.get(r['hw_id'], r['design'])}", line={"color": color, "width": 2}, hoverinfo="skip"))
-    f4.update_layout(xaxis={"title": "operational intensity (MACs per DRAM byte)", "type": "log"}, yaxis={"title": "achieved MACs/s", "type": "log"}, legend_title="workload / roof")
+            f4.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=f"{name}: {labels.get(r['hw_id'], r['design'])}",
+                    line={"color": color, "width": 2},
+                    hoverinfo="skip",
+                )
+            )
+    f4.update_layout(
+        xaxis={"title": "operational intensity (MACs per DRAM byte)", "type": "log"},
+        yaxis={"title": "achieved MACs/s", "type": "log"},
+        legend_title="workload / roof",
+    )
     figs.append(("Roofline (each point: one design on one workload instance)", f4))
 
     # 5. parallel coordinates, one per design family of the spec
@@ -278,30 +395,71 @@ def build_figures(df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title:
             if col.dtype == object or str(col.dtype).startswith(("string", "str")):
                 cats = sorted(col.astype(str).unique())
                 code = {v: i for i, v in enumerate(cats)}
-                dims.append({"label": c[3:], "values": col.astype(str).map(code), "tickvals": list(range(len(cats))), "ticktext": cats})
+                dims.append(
+                    {
+                        "label": c[3:],
+                        "values": col.astype(str).map(code),
+                        "tickvals": list(range(len(cats))),
+                        "ticktext": cats,
+                    }
+                )
             else:
                 vals = col.astype(float)
                 logv = vals.min() > 0 and vals.max() / vals.min() > 50
-                dims.append({"label": f"log10 {c[3:]}" if logv else c[3:], "values": np.log10(vals) if logv else vals})
+                dims.append(
+                    {
+                        "label": f"log10 {c[3:]}" if logv else c[3:],
+                        "values": np.log10(vals) if logv else vals,
+                    }
+                )
         for c, name in (("latency_s", "log10 latency (s)"), ("energy_pj", "log10 energy (pJ)")):
             dims.append({"label": name, "values": np.log10(g[c].astype(float))})
-        dims.append({"label": "area (mm2)", "values": g["area_mm2"].astype(float)})
+        if g["area_mm2"].nunique() > 1:
+            dims.append({"label": "area (mm2)", "values": g["area_mm2"].astype(float)})
         edp = np.log10(g["latency_s"].astype(float) * g["energy_pj"].astype(float))
-        f5 = go.Figure(go.Parcoords(dimensions=dims, line={"color": edp, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "log10 EDP"}}))
-        figs.append((f"Parallel coordinates of the swept parameters: {dname} ({len(g)} designs; colour = log10 energy-delay product)", f5))
+        f5 = go.Figure(
+            go.Parcoords(
+                dimensions=dims,
+                line={
+                    "color": edp,
+                    "colorscale": "Viridis",
+                    "showscale": True,
+                    "colorbar": {"title": "log10 EDP"},
+                },
+            )
+        )
+        f5.update_layout(margin={"l": 70, "r": 30, "t": 90, "b": 40})
+        figs.append(
+            (
+                f"Parallel coordinates of the swept parameters: {dname} ({len(g)} designs; colour = log10 energy-delay product)",
+                f5,
+            )
+        )
     return figs, facts
 
 
-def render_html(figs: list[tuple[str, Any]], facts: dict[str, Any], title: str, errors: list[tuple[str, int]] | None = None) -> str:
+def render_html(
+    figs: list[tuple[str, Any]],
+    facts: dict[str, Any],
+    title: str,
+    errors: list[tuple[str, int]] | None = None,
+) -> str:
     """The page: plotly.js inline, then each figure (no external resources)."""
     from plotly.offline import get_plotlyjs
 
     parts = []
     for i, (heading, fig) in enumerate(figs):
-        fig.update_layout(height=520, margin={"l": 70, "r": 30, "t": 30, "b": 70}, template="plotly_white")
+        if not fig.layout.margin.t:
+            fig.update_layout(margin={"l": 70, "r": 30, "t": 30, "b": 70})
+        fig.update_layout(height=520, template="plotly_white")
         fig.update_xaxes(exponentformat="power")
         fig.update_yaxes(exponentformat="power")
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig{i + 1}", config={"displaylogo": False, "responsive": True})
+        div = fig.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=f"fig{i + 1}",
+            config={"displaylogo": False, "responsive": True},
+        )
         parts.append(f"<section><h2>{htmlmod.escape(heading)}</h2>{div}</section>")
     summary = (
         f"{facts['points']} points: {facts['ok']} ok, {facts['errors']} errors, {facts['rejected']} rejected by constraints; "
@@ -323,14 +481,25 @@ def render_html(figs: list[tuple[str, Any]], facts: dict[str, Any], title: str, 
     )
 
 
-def write_dashboard(out_dir: str | Path, out_file: str | Path, *, baseline: tuple[tuple[str, Any], ...] | None = None) -> Path:
+def write_dashboard(
+    out_dir: str | Path,
+    out_file: str | Path,
+    *,
+    baseline: tuple[tuple[str, Any], ...] | None = None,
+) -> Path:
     """Read a sweep directory and write its dashboard; returns the path."""
     from experiments.sweep.workdir import load_sweep
 
     spec, df = load_sweep(out_dir)
-    figs, facts = build_figures(df, baseline=spec.baseline if baseline is None else baseline, title=spec.name)
+    figs, facts = build_figures(
+        df, baseline=spec.baseline if baseline is None else baseline, title=spec.name
+    )
     bad = df[df["status"] != "ok"]
-    errors = [(str(k), int(v)) for k, v in bad["error"].value_counts().head(10).items()] if len(bad) else []
+    errors = (
+        [(str(k), int(v)) for k, v in bad["error"].value_counts().head(10).items()]
+        if len(bad)
+        else []
+    )
     page = render_html(figs, facts, spec.name, errors)
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,9 @@ class _ProcessBackend(_Backend):
 
         # fork starts workers in milliseconds on Linux; elsewhere spawn
         method = "fork" if sys.platform.startswith("linux") else "spawn"
-        return ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method), initializer=_warm_worker)
+        return ProcessPoolExecutor(
+            self.workers, mp_context=mp.get_context(method), initializer=_warm_worker
+        )
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         return self._pool.submit(fn, arg)
@@ -136,12 +138,22 @@ class _DaskBackend(_Backend):
             try:
                 self._client = Client(scheduler, timeout="10s")
             except Exception as exc:  # noqa: BLE001
-                raise EngineError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
-            self.workers = max(1, sum(w.get("nthreads", 1) for w in self._client.scheduler_info().get("workers", {}).values()))
+                raise EngineError(
+                    f"cannot connect to the Dask scheduler at {scheduler}: {exc}"
+                ) from None
+            self.workers = max(
+                1,
+                sum(
+                    w.get("nthreads", 1)
+                    for w in self._client.scheduler_info().get("workers", {}).values()
+                ),
+            )
             self.name = f"Dask cluster {scheduler} ({self.workers} threads)"
         else:
             n = local_workers or default_workers()
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            self._cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            )
             self._client = Client(self._cluster)
             self.workers = n
             self.name = f"Dask LocalCluster ({n} workers)"
@@ -167,12 +179,16 @@ class _DaskBackend(_Backend):
             self._cluster.close()
 
 
-def make_backend(*, scheduler: str | None = None, dask_local: int | None = None, workers: int | None = None) -> _Backend:
+def make_backend(
+    *, scheduler: str | None = None, dask_local: int | None = None, workers: int | None = None
+) -> _Backend:
     if scheduler and dask_local:
         raise EngineError("give either --scheduler or --dask-local, not both")
     if scheduler:
         if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
-            raise EngineError(f"--scheduler expects an address like tcp://HOST:PORT, got {scheduler!r}")
+            raise EngineError(
+                f"--scheduler expects an address like tcp://HOST:PORT, got {scheduler!r}"
+            )
         return _DaskBackend(scheduler, None)
     if dask_local is not None:
         if dask_local < 1:
@@ -184,6 +200,14 @@ def make_backend(*, scheduler: str | None = None, dask_local: int | None = None,
     return _ProcessBackend(n)
 
 
+def evaluate_chunk_table(points: list[Point]) -> Any:
+    """What the workers run: the chunk's rows as a pyarrow table (cheap to
+    ship back and ready to write)."""
+    from experiments.sweep.shards import rows_to_table
+
+    return rows_to_table(evaluate_chunk(points))
+
+
 def chunked(points: list[Point], size: int) -> list[list[Point]]:
     return [points[i : i + size] for i in range(0, len(points), size)]
 
@@ -191,6 +215,10 @@ def chunked(points: list[Point], size: int) -> list[list[Point]]:
 def auto_chunk_size(n_points: int, workers: int) -> int:
     """About 8 chunks per worker (load balance), at most 512 points each."""
     return max(1, min(512, math.ceil(n_points / (workers * 8))))
+
+
+#: tries of a single point whose worker died before it is recorded as an error
+MAX_ATTEMPTS = 2
 
 
 def _dead_worker_row(p: Point, exc: BaseException) -> dict[str, Any]:
@@ -209,7 +237,7 @@ def run_points(
     *,
     chunk_size: int | None = None,
     progress: bool = True,
-    chunk_fn: Callable[[list[Point]], list[dict[str, Any]]] = evaluate_chunk,
+    chunk_fn: Callable[[list[Point]], Any] = evaluate_chunk_table,
 ) -> SweepSummary:
     """Evaluate the points not yet in ``out_dir``'s shards."""
     store = ShardStore(out_dir)
@@ -237,6 +265,7 @@ def run_points(
     )
     t0 = time.perf_counter()
     in_flight: dict[Any, list[Point]] = {}
+    attempts: dict[str, int] = {}
     try:
         while queue or in_flight:
             while queue and len(in_flight) < max_in_flight:
@@ -244,7 +273,9 @@ def run_points(
                 in_flight[backend.submit(chunk_fn, chunk)] = chunk
             done, _ = backend.wait_first(set(in_flight))
             for fut in done:
-                chunk = in_flight.pop(fut)
+                chunk = in_flight.pop(fut, None)
+                if chunk is None:  # requeued after its pool broke
+                    continue
                 try:
                     rows = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a dead worker, not a bad point
@@ -257,12 +288,22 @@ def run_points(
                     if len(chunk) > 1:
                         queue.extend([p] for p in reversed(chunk))
                         continue
+                    pid = chunk[0].point_id
+                    attempts[pid] = attempts.get(pid, 0) + 1
+                    if attempts[pid] < MAX_ATTEMPTS:
+                        queue.append(chunk)
+                        continue
                     rows = [_dead_worker_row(chunk[0], exc)]
                 store.write(rows)
-                for r in rows:
-                    counts[r["status"]] = counts.get(r["status"], 0) + 1
-                evaluated += len(rows)
-                bar.update(len(rows))
+                statuses = (
+                    [r["status"] for r in rows]
+                    if isinstance(rows, list)
+                    else rows.column("status").to_pylist()
+                )
+                for st in statuses:
+                    counts[st] = counts.get(st, 0) + 1
+                evaluated += len(statuses)
+                bar.update(len(statuses))
     finally:
         bar.close()
     wall = time.perf_counter() - t0

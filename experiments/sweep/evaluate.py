@@ -57,7 +57,9 @@ def _deadline(seconds: float) -> Iterator[None]:
     there. Dask workers run tasks on threads; there the mapper's own time
     limit is the only bound (documented in docs/sweeps.md).
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
         yield
         return
 
@@ -152,7 +154,10 @@ def hardware_facts(arch: Any) -> dict[str, float]:
     top = arch.levels[0]
     # the roofline's roof: the fastest single unit's MAC rate (a GEMM binds
     # to one unit; the units of a design do not add up for one Einsum)
-    peak = max((cu.pes * cu.ops_per_cycle.get("mac", 0.0) for cu in arch.compute), default=0.0) * arch.clock_hz
+    peak = (
+        max((cu.pes * cu.ops_per_cycle.get("mac", 0.0) for cu in arch.compute), default=0.0)
+        * arch.clock_hz
+    )
     return {
         "area_mm2": float(arch.area_mm2),
         "clock_hz": float(arch.clock_hz),
@@ -253,7 +258,9 @@ def evaluate_point(p: Point) -> dict[str, Any]:
             cascade = build_cascade(p.workload, p.wl)
             from experiments.pipeline import evaluate_workload
 
-            m = evaluate_workload(cascade, arch, mapper=p.mapper, objective=p.objective, sim=p.model)
+            m = evaluate_workload(
+                cascade, arch, mapper=p.mapper, objective=p.objective, sim=p.model
+            )
             row.update(metrics_row(m))
             row["dram_bytes"] = row.get(f"traffic.{arch.levels[0].name}_bytes", math.nan)
             from experiments.pipeline import einsums_of

@@ -27,7 +27,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-META = ("point_id", "hw_id", "design", "base", "family", "workload", "workload_label", "mapper", "objective", "model", "error")
+META = (
+    "point_id",
+    "hw_id",
+    "design",
+    "base",
+    "family",
+    "workload",
+    "workload_label",
+    "mapper",
+    "objective",
+    "model",
+    "error",
+)
 SPLITS = (("train", 80), ("val", 10), ("test", 10))
 
 #: unit of a column from the suffix of its name (longest suffix first)
@@ -79,7 +91,18 @@ _DESCRIPTIONS = {
 }
 
 _LABEL_PREFIXES = ("energy.", "traffic.", "transfer.", "util.")
-_LABELS = {"latency_s", "cycles", "energy_pj", "edp_pj_s", "compute_cycles", "macs", "padded_macs", "dram_bytes", "area_mm2", "feasible"}
+_LABELS = {
+    "latency_s",
+    "cycles",
+    "energy_pj",
+    "edp_pj_s",
+    "compute_cycles",
+    "macs",
+    "padded_macs",
+    "dram_bytes",
+    "area_mm2",
+    "feasible",
+}
 
 
 def unit_of(name: str) -> str:
@@ -97,7 +120,12 @@ def unit_of(name: str) -> str:
 def role_of(name: str) -> str:
     if name in META or name == "split":
         return "meta"
-    if name.startswith(("hw.", "wl.", "map.")) or name in ("clock_hz", "peak_macs_per_s", "dram_bw_bytes_per_s", "pes"):
+    if name.startswith(("hw.", "wl.", "map.")) or name in (
+        "clock_hz",
+        "peak_macs_per_s",
+        "dram_bw_bytes_per_s",
+        "pes",
+    ):
         return "feature"
     if name in _LABELS or name.startswith(_LABEL_PREFIXES):
         return "label"
@@ -159,7 +187,12 @@ def export_table(df: Any) -> Any:
             out[c] = s.astype("string").fillna("")
         elif np.issubdtype(s.dtype, np.integer):
             out[c] = s.astype("int64")
-        elif c.startswith(("hw.", "wl.")) and s.notna().all() and (s == s.round()).all() and (s.abs() < 2**53).all():
+        elif (
+            c.startswith(("hw.", "wl."))
+            and s.notna().all()
+            and (s == s.round()).all()
+            and (s.abs() < 2**53).all()
+        ):
             out[c] = s.astype("int64")
         else:
             out[c] = pd.to_numeric(s, errors="coerce").astype("float64")
@@ -170,8 +203,18 @@ def schema_of(table: Any) -> dict[str, Any]:
     cols = []
     for c in table.columns:
         dt = str(table[c].dtype)
-        dtype = {"int64": "int64", "float64": "float64", "bool": "bool", "string": "string"}.get(dt, "string" if "str" in dt else dt)
-        cols.append({"name": c, "role": role_of(c), "unit": unit_of(c), "dtype": dtype, "description": describe(c)})
+        dtype = {"int64": "int64", "float64": "float64", "bool": "bool", "string": "string"}.get(
+            dt, "string" if "str" in dt else dt
+        )
+        cols.append(
+            {
+                "name": c,
+                "role": role_of(c),
+                "unit": unit_of(c),
+                "dtype": dtype,
+                "description": describe(c),
+            }
+        )
     return {
         "format": "einsim-surrogate-export/1",
         "rows": len(table),
@@ -193,7 +236,9 @@ def export(out_dir: str | Path, out_file: str | Path) -> tuple[Path, Path, int]:
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), b"einsim.schema": json.dumps(schema).encode()})
+    arrow = arrow.replace_schema_metadata(
+        {**(arrow.schema.metadata or {}), b"einsim.schema": json.dumps(schema).encode()}
+    )
     tmp = out.with_name(f".{out.name}.tmp")
     pq.write_table(arrow, tmp, compression="zstd")
     os.replace(tmp, out)

@@ -46,11 +46,25 @@ def arch_signature(arch: Any) -> tuple:
     """What ``sim.analytical_compile.compile_structure`` reads from an
     architecture other than the numbers ``hardware_arrays`` can override."""
     levels = tuple(
-        (lv.name, lv.holds, lv.multicast, lv.spatial_reduce, lv.double_buffered, lv.shared_bw, lv.fanout > 1)
+        (
+            lv.name,
+            lv.holds,
+            lv.multicast,
+            lv.spatial_reduce,
+            lv.double_buffered,
+            lv.shared_bw,
+            lv.fanout > 1,
+        )
         for lv in arch.levels
     )
     units = tuple(
-        (cu.name, cu.kind, getattr(cu, "fed_by", ""), cu.dataflow, tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)))
+        (
+            cu.name,
+            cu.kind,
+            getattr(cu, "fed_by", ""),
+            cu.dataflow,
+            tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)),
+        )
         for cu in arch.compute
     )
     return (arch.family, levels, units)
@@ -63,11 +77,29 @@ def mapping_key(arch: Any) -> tuple:
     clocks or energies. Points that differ only in those share a mapping
     (the equality test against the per-point path guards this)."""
     levels = tuple(
-        (lv.name, lv.holds, lv.capacity_bytes, lv.fanout_x, lv.fanout_y, lv.double_buffered, lv.instances, lv.word_bits)
+        (
+            lv.name,
+            lv.holds,
+            lv.capacity_bytes,
+            lv.fanout_x,
+            lv.fanout_y,
+            lv.double_buffered,
+            lv.instances,
+            lv.word_bits,
+        )
         for lv in arch.levels
     )
     units = tuple(
-        (cu.name, cu.kind, getattr(cu, "fed_by", ""), cu.dataflow, cu.pes, cu.rows, cu.cols, tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)))
+        (
+            cu.name,
+            cu.kind,
+            getattr(cu, "fed_by", ""),
+            cu.dataflow,
+            cu.pes,
+            cu.rows,
+            cu.cols,
+            tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)),
+        )
         for cu in arch.compute
     )
     return (arch.family, levels, units)
@@ -95,11 +127,17 @@ def hw_overrides(archs: list[Any], st: Any) -> dict[str, Any]:
     ov["static_power_w"] = np.asarray([a.static_power_w for a in archs], dtype=float)
     for j, cu in enumerate(a0.compute):
         for f in UNIT_FIELDS:
-            ov[f"{cu.name}.{f}"] = np.asarray([getattr(a.compute[j], f) for a in archs], dtype=float)
+            ov[f"{cu.name}.{f}"] = np.asarray(
+                [getattr(a.compute[j], f) for a in archs], dtype=float
+            )
         if cu.name == st.unit:
             for c in st.classes:
-                ov[f"{cu.name}.ops_per_cycle.{c}"] = np.asarray([a.compute[j].ops_per_cycle.get(c, 0.0) for a in archs], dtype=float)
-                ov[f"{cu.name}.energy_pj_per_op.{c}"] = np.asarray([a.compute[j].energy_pj_per_op.get(c, 0.0) for a in archs], dtype=float)
+                ov[f"{cu.name}.ops_per_cycle.{c}"] = np.asarray(
+                    [a.compute[j].ops_per_cycle.get(c, 0.0) for a in archs], dtype=float
+                )
+                ov[f"{cu.name}.energy_pj_per_op.{c}"] = np.asarray(
+                    [a.compute[j].energy_pj_per_op.get(c, 0.0) for a in archs], dtype=float
+                )
     return ov
 
 
@@ -201,7 +239,7 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
                 rows[i] = evaluate_point(points[i])
             continue
         valid = res["valid"]
-        for j, (i, _arch, _m, row, e1) in enumerate(items):
+        for j, (i, _arch, _m, row, _e) in enumerate(items):
             if not bool(valid[j]):
                 rows[i] = evaluate_point(points[i])  # same error message as the slow path
                 continue

@@ -106,7 +106,9 @@ def hardware_configs(spec: SweepSpec, index: int, design: Design) -> list[dict[s
 def workload_instances(w: WorkloadSpace) -> list[dict[str, Any]]:
     fixed = dict(w.fixed)
     combos = itertools.product(*(ps.values or () for ps in w.vary)) if w.vary else [()]
-    return [{**fixed, **{ps.name: _canon(v) for ps, v in zip(w.vary, c, strict=True)}} for c in combos]
+    return [
+        {**fixed, **{ps.name: _canon(v) for ps, v in zip(w.vary, c, strict=True)}} for c in combos
+    ]
 
 
 def expand(spec: SweepSpec) -> list[Point]:

@@ -27,34 +27,39 @@ class ResultsError(EinsimError):
     """A results directory is missing or unreadable."""
 
 
-def _columns_table(rows: list[dict[str, Any]]) -> Any:
-    """A pyarrow table with stable types: str columns, float64 metrics,
-    parameters as written (int, float, str, bool)."""
+def rows_to_table(rows: list[dict[str, Any]]) -> Any:
+    """A pyarrow table with stable types: text columns as strings, metrics
+    as float64 (NaN where a row lacks them), parameters as written (int64
+    for integer ``hw.``/``wl.`` columns present in every row, bool, str).
+
+    Runs in the workers (one pass per column), so the driver only writes.
+    """
     import pyarrow as pa
 
-    names: list[str] = []
-    seen: set[str] = set()
+    names: dict[str, None] = {}
     for r in rows:
-        for k in r:
-            if k not in seen:
-                seen.add(k)
-                names.append(k)
+        names.update(dict.fromkeys(r))
+    none = type(None)
     arrays = []
     for k in names:
         vals = [r.get(k) for r in rows]
-        present = [v for v in vals if v is not None]
-        if present and all(isinstance(v, bool) for v in present):
+        types = set(map(type, vals))
+        has_none = none in types
+        types.discard(none)
+        if types == {bool}:
             arr = pa.array(vals, type=pa.bool_())
-        elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present) and (k.startswith(("hw.", "wl.")) and len(present) == len(vals)):
+        elif types == {int} and not has_none and k.startswith(("hw.", "wl.")):
             arr = pa.array(vals, type=pa.int64())
-        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-            arr = pa.array([math.nan if v is None else float(v) for v in vals], type=pa.float64())
-        elif not present:
-            arr = pa.array([math.nan] * len(vals), type=pa.float64()) if k not in ("error", "family") else pa.array([""] * len(vals), type=pa.string())
+        elif types and types <= {int, float}:
+            if has_none:
+                vals = [math.nan if v is None else v for v in vals]
+            arr = pa.array(vals, type=pa.float64())
+        elif not types:
+            arr = pa.array([""] * len(vals) if k in ("error", "family") else [math.nan] * len(vals))
         else:
             arr = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
         arrays.append(arr)
-    return pa.Table.from_arrays(arrays, names=names)
+    return pa.Table.from_arrays(arrays, names=list(names))
 
 
 class ShardStore:
@@ -80,13 +85,14 @@ class ShardStore:
             ids.update(pq.read_table(path, columns=["point_id"]).column(0).to_pylist())
         return ids
 
-    def write(self, rows: list[dict[str, Any]]) -> Path | None:
-        """Write one shard atomically; returns its path."""
+    def write(self, rows: list[dict[str, Any]] | Any) -> Path | None:
+        """Write one shard (rows, or a table from :func:`rows_to_table`)
+        atomically; returns its path."""
         import pyarrow.parquet as pq
 
-        if not rows:
+        table = rows_to_table(rows) if isinstance(rows, list) else rows
+        if table.num_rows == 0:
             return None
-        table = _columns_table(rows)
         name = f"part-{uuid.uuid4().hex}.parquet"
         tmp = self.dir / f".tmp-{name}"
         with open(tmp, "wb") as fh:
@@ -110,7 +116,9 @@ def load_results(out_dir: str | Path, point_ids: list[str] | None = None) -> Any
     store = ShardStore(out_dir)
     paths = store.shard_paths()
     if not paths:
-        raise ResultsError(f"no results in {out_dir}: expected Parquet shards in {store.dir} (run `einsim sweep SPEC --out {out_dir}` first)")
+        raise ResultsError(
+            f"no results in {out_dir}: expected Parquet shards in {store.dir} (run `einsim sweep SPEC --out {out_dir}` first)"
+        )
     frames = []
     for p in paths:
         try:

@@ -32,7 +32,6 @@ class SpecError(EinsimError):
 
 
 SAMPLING_METHODS = ("grid", "random", "lhs", "sobol")
-MODELS = ("analytical", "des")
 CONSTRAINT_KEYS = ("max_area_mm2", "fits_fpga")
 
 
@@ -127,7 +126,9 @@ class _Loader(yaml.SafeLoader):
     PyYAML's YAML 1.1 rules would make them strings)."""
 
 
-_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.yaml_implicit_resolvers = {
+    k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -151,7 +152,9 @@ def _compose(text: str, source: str) -> _Node:
     finally:
         loader.dispose()
     if root is None:
-        raise SpecError("the spec is empty; expected a mapping with `hardware` and `workloads`", file=source)
+        raise SpecError(
+            "the spec is empty; expected a mapping with `hardware` and `workloads`", file=source
+        )
 
     def conv(node: yaml.Node) -> _Node:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
@@ -160,9 +163,19 @@ def _compose(text: str, source: str) -> _Node:
             for k, v in node.value:
                 key = loader.construct_object(k, deep=True)
                 if not isinstance(key, str):
-                    raise SpecError(f"keys must be strings, got {key!r}", file=source, line=k.start_mark.line + 1, col=k.start_mark.column + 1)
+                    raise SpecError(
+                        f"keys must be strings, got {key!r}",
+                        file=source,
+                        line=k.start_mark.line + 1,
+                        col=k.start_mark.column + 1,
+                    )
                 if key in out:
-                    raise SpecError(f"duplicate key `{key}`", file=source, line=k.start_mark.line + 1, col=k.start_mark.column + 1)
+                    raise SpecError(
+                        f"duplicate key `{key}`",
+                        file=source,
+                        line=k.start_mark.line + 1,
+                        col=k.start_mark.column + 1,
+                    )
                 out[key] = conv(v)
             return _Node(out, line, col)
         if isinstance(node, yaml.SequenceNode):
@@ -185,15 +198,23 @@ class _Ctx:
         self.source = source
 
     def fail(self, node: _Node, path: str, expected: str) -> SpecError:
-        return SpecError(f"key `{path}`: {expected}", file=self.source, line=node.line, col=node.col)
+        return SpecError(
+            f"key `{path}`: {expected}", file=self.source, line=node.line, col=node.col
+        )
 
-    def mapping(self, node: _Node, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, _Node]:
+    def mapping(
+        self, node: _Node, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, _Node]:
         if not isinstance(node.value, dict):
             raise self.fail(node, path, f"expected a mapping with keys {', '.join(allowed)}")
         for k in node.value:
             if k not in allowed:
                 sub = node.value[k]
-                raise self.fail(sub, f"{path}.{k}" if path else k, f"unknown key; expected one of {', '.join(allowed)}")
+                raise self.fail(
+                    sub,
+                    f"{path}.{k}" if path else k,
+                    f"unknown key; expected one of {', '.join(allowed)}",
+                )
         for k in required:
             if k not in node.value:
                 raise self.fail(node, path or "<top>", f"missing required key `{k}`")
@@ -234,10 +255,20 @@ def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | N
             raise ctx.fail(node, path, "the list of values has duplicates")
         return ParamSpace(name, vals)
     if isinstance(node.value, dict):
-        kind = "range" if "range" in node.value else "log_range" if "log_range" in node.value else None
+        kind = (
+            "range" if "range" in node.value else "log_range" if "log_range" in node.value else None
+        )
         if kind is None:
-            raise ctx.fail(node, path, "expected a list, `{range: [lo, hi], step|num: ..}` or `{log_range: [lo, hi], num|factor: ..}`")
-        allowed = (kind, "step", "num", "integer") if kind == "range" else (kind, "num", "factor", "integer")
+            raise ctx.fail(
+                node,
+                path,
+                "expected a list, `{range: [lo, hi], step|num: ..}` or `{log_range: [lo, hi], num|factor: ..}`",
+            )
+        allowed = (
+            (kind, "step", "num", "integer")
+            if kind == "range"
+            else (kind, "num", "factor", "integer")
+        )
         m = ctx.mapping(node, path, allowed)
         b = m[kind]
         if not isinstance(b.value, list) or len(b.value) != 2:
@@ -268,7 +299,10 @@ def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | N
             elif kind == "range":
                 vals = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
             else:
-                vals = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1)) for i in range(n)]
+                vals = [
+                    math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1))
+                    for i in range(n)
+                ]
         elif "factor" in m:
             f = ctx.number(m["factor"], f"{path}.factor", positive=True)
             if f <= 1:
@@ -290,7 +324,9 @@ def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | N
     return None
 
 
-def _params(ctx: _Ctx, node: _Node, path: str) -> tuple[tuple[tuple[str, Any], ...], tuple[ParamSpace, ...]]:
+def _params(
+    ctx: _Ctx, node: _Node, path: str
+) -> tuple[tuple[tuple[str, Any], ...], tuple[ParamSpace, ...]]:
     if not isinstance(node.value, dict):
         raise ctx.fail(node, path, "expected a mapping of parameter name -> value, list or range")
     fixed: list[tuple[str, Any]] = []
@@ -304,23 +340,84 @@ def _params(ctx: _Ctx, node: _Node, path: str) -> tuple[tuple[tuple[str, Any], .
     return tuple(fixed), tuple(vary)
 
 
-def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
-    """Validate a YAML sweep spec. Raises :class:`SpecError` on bad input."""
+def _known_params(ctx: _Ctx, base_node: _Node, path: str) -> tuple[str, set[str]]:
+    """(family, parameter names) of a hardware preset or file, or a
+    SpecError at the ``base`` key when it does not load."""
+    import hw_models
+
+    try:
+        arch = hw_models.load(base_node.value)
+        return arch.family, set(hw_models.schema(arch.family))
+    except EinsimError as exc:
+        presets = ", ".join(hw_models.list_presets())
+        raise ctx.fail(base_node, path, f"cannot load hardware {base_node.value!r} ({exc.message}); presets: {presets}") from None
+
+
+def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: set[str]) -> None:
+    for section in ("params", "vary"):
+        if section not in d or not isinstance(d[section].value, dict):
+            continue
+        for k, v in d[section].value.items():
+            if k.split(".", 1)[0] not in known:
+                raise ctx.fail(v, f"{p}.{section}.{k}", f"unknown {family} parameter {k!r}; expected one of {', '.join(sorted(known))}")
+
+
+def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
+    from workloads import library
+
+    if name not in library.list_workloads():
+        raise ctx.fail(w["name"], f"{p}.name", f"unknown workload {name!r}; expected one of {', '.join(library.list_workloads())}")
+    known = library.parameters(name)
+    if "params" in w and isinstance(w["params"].value, dict):
+        for k, v in w["params"].value.items():
+            if k not in known:
+                raise ctx.fail(v, f"{p}.params.{k}", f"unknown parameter {k!r} of workload {name}; expected one of {', '.join(known)}")
+
+
+def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -> SweepSpec:
+    """Validate a YAML sweep spec. Raises :class:`SpecError` on bad input.
+
+    With ``check_names`` (the default) presets, hardware and workload
+    parameter names, the mapper and the objective are checked against the
+    hardware models, the workload library and the pipeline, so a typo fails
+    before the sweep starts, with its line."""
     root = _compose(text, source)
     ctx = _Ctx(source)
     top = ctx.mapping(
         root,
         "",
-        ("name", "hardware", "workloads", "mapper", "objective", "model", "sampling", "timeout_s", "dashboard", "description"),
+        (
+            "name",
+            "hardware",
+            "workloads",
+            "mapper",
+            "objective",
+            "model",
+            "sampling",
+            "timeout_s",
+            "dashboard",
+            "description",
+        ),
         required=("hardware", "workloads"),
     )
     name = ctx.string(top["name"], "name") if "name" in top else Path(source).stem
     mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else "greedy"
     objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
     model = ctx.string(top["model"], "model") if "model" in top else "analytical"
-    if model not in MODELS:
-        raise ctx.fail(top["model"], "model", f"expected one of {', '.join(MODELS)}, got {model!r}")
-    timeout_s = float(ctx.number(top["timeout_s"], "timeout_s", positive=True)) if "timeout_s" in top else 60.0
+    if check_names:
+        from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS
+
+        if model not in SIMS:
+            raise ctx.fail(top["model"], "model", f"unknown model {model!r}; expected one of {', '.join(sorted(SIMS))}")
+        if mapper not in MAPPERS:
+            raise ctx.fail(top["mapper"], "mapper", f"unknown mapper {mapper!r}; expected one of {', '.join(sorted(MAPPERS))}")
+        if objective not in OBJECTIVES:
+            raise ctx.fail(top["objective"], "objective", f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    timeout_s = (
+        float(ctx.number(top["timeout_s"], "timeout_s", positive=True))
+        if "timeout_s" in top
+        else 60.0
+    )
 
     method, samples, seed = "grid", 0, 0
     if "sampling" in top:
@@ -328,23 +425,39 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
         if "method" in s:
             method = ctx.string(s["method"], "sampling.method")
             if method not in SAMPLING_METHODS:
-                raise ctx.fail(s["method"], "sampling.method", f"expected one of {', '.join(SAMPLING_METHODS)}, got {method!r}")
+                raise ctx.fail(
+                    s["method"],
+                    "sampling.method",
+                    f"expected one of {', '.join(SAMPLING_METHODS)}, got {method!r}",
+                )
         if "seed" in s:
             seed = ctx.integer(s["seed"], "sampling.seed")
         if "samples" in s:
             samples = ctx.integer(s["samples"], "sampling.samples", minimum=1)
             if method == "grid":
-                raise ctx.fail(s["samples"], "sampling.samples", "`samples` is for random, lhs and sobol sampling; grid takes every combination")
+                raise ctx.fail(
+                    s["samples"],
+                    "sampling.samples",
+                    "`samples` is for random, lhs and sobol sampling; grid takes every combination",
+                )
         elif method != "grid":
-            raise ctx.fail(top["sampling"], "sampling", f"`{method}` sampling needs `samples` (hardware points per design)")
+            raise ctx.fail(
+                top["sampling"],
+                "sampling",
+                f"`{method}` sampling needs `samples` (hardware points per design)",
+            )
 
     hw = top["hardware"]
     if not isinstance(hw.value, list) or not hw.value:
-        raise ctx.fail(hw, "hardware", "expected a non-empty list of designs (each with `base` and `vary`)")
+        raise ctx.fail(
+            hw, "hardware", "expected a non-empty list of designs (each with `base` and `vary`)"
+        )
     designs: list[Design] = []
     for i, dn in enumerate(hw.value):
         p = f"hardware[{i}]"
-        d = ctx.mapping(dn, p, ("name", "base", "params", "vary", "constraints"), required=("base",))
+        d = ctx.mapping(
+            dn, p, ("name", "base", "params", "vary", "constraints"), required=("base",)
+        )
         base = ctx.string(d["base"], f"{p}.base")
         dname = ctx.string(d["name"], f"{p}.name") if "name" in d else base
         if any(x.name == dname for x in designs):
@@ -352,12 +465,19 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
         fixed: tuple[tuple[str, Any], ...] = ()
         if "params" in d:
             if not isinstance(d["params"].value, dict):
-                raise ctx.fail(d["params"], f"{p}.params", "expected a mapping of fixed parameter values")
-            fixed = tuple((k, ctx.scalar(v, f"{p}.params.{k}")) for k, v in d["params"].value.items())
+                raise ctx.fail(
+                    d["params"], f"{p}.params", "expected a mapping of fixed parameter values"
+                )
+            fixed = tuple(
+                (k, ctx.scalar(v, f"{p}.params.{k}")) for k, v in d["params"].value.items()
+            )
         vary: tuple[ParamSpace, ...] = ()
         if "vary" in d:
             f2, vary = _params(ctx, d["vary"], f"{p}.vary")
             fixed = fixed + f2
+        if check_names:
+            family, known = _known_params(ctx, d["base"], f"{p}.base")
+            _check_hw_names(ctx, d, p, family, known)
         names = [k for k, _ in fixed] + [v.name for v in vary]
         if len(set(names)) != len(names):
             raise ctx.fail(dn, p, "a parameter is both fixed (`params`) and varied (`vary`)")
@@ -365,47 +485,84 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
             for ps in vary:
                 if ps.values is None:
                     node = d["vary"].value[ps.name]
-                    raise ctx.fail(node, f"{p}.vary.{ps.name}", "grid sampling needs finite values: give `step` or `num` (or use random, lhs or sobol sampling)")
+                    raise ctx.fail(
+                        node,
+                        f"{p}.vary.{ps.name}",
+                        "grid sampling needs finite values: give `step` or `num` (or use random, lhs or sobol sampling)",
+                    )
         max_area, fits = None, False
         if "constraints" in d:
             c = ctx.mapping(d["constraints"], f"{p}.constraints", CONSTRAINT_KEYS)
             if "max_area_mm2" in c:
-                max_area = float(ctx.number(c["max_area_mm2"], f"{p}.constraints.max_area_mm2", positive=True))
+                max_area = float(
+                    ctx.number(c["max_area_mm2"], f"{p}.constraints.max_area_mm2", positive=True)
+                )
             if "fits_fpga" in c:
                 if not isinstance(c["fits_fpga"].value, bool):
-                    raise ctx.fail(c["fits_fpga"], f"{p}.constraints.fits_fpga", "expected true or false")
+                    raise ctx.fail(
+                        c["fits_fpga"], f"{p}.constraints.fits_fpga", "expected true or false"
+                    )
                 fits = c["fits_fpga"].value
         designs.append(Design(dname, base, fixed, vary, max_area, fits))
 
     wl = top["workloads"]
     if not isinstance(wl.value, list) or not wl.value:
-        raise ctx.fail(wl, "workloads", "expected a non-empty list of workloads (each with `name` and `params`)")
+        raise ctx.fail(
+            wl,
+            "workloads",
+            "expected a non-empty list of workloads (each with `name` and `params`)",
+        )
     workloads: list[WorkloadSpace] = []
     for i, wn in enumerate(wl.value):
         p = f"workloads[{i}]"
         w = ctx.mapping(wn, p, ("name", "label", "params"), required=("name",))
         wname = ctx.string(w["name"], f"{p}.name")
+        if check_names:
+            _check_workload(ctx, w, p, wname)
         label = ctx.string(w["label"], f"{p}.label") if "label" in w else wname
         fixed, vary = ((), ())
         if "params" in w:
             fixed, vary = _params(ctx, w["params"], f"{p}.params")
             for ps in vary:
                 if ps.values is None:
-                    raise ctx.fail(w["params"].value[ps.name], f"{p}.params.{ps.name}", "workload parameters need finite values: give a list, or a range with `step` or `num`")
+                    raise ctx.fail(
+                        w["params"].value[ps.name],
+                        f"{p}.params.{ps.name}",
+                        "workload parameters need finite values: give a list, or a range with `step` or `num`",
+                    )
         workloads.append(WorkloadSpace(wname, label, fixed, vary))
     labels = [w.label for w in workloads]
     if len(set(labels)) != len(labels):
         # same workload with different fixed params: label must disambiguate
         dup = next(lb for lb in labels if labels.count(lb) > 1)
-        raise ctx.fail(wl, "workloads", f"workload label {dup!r} is used twice; give each a distinct `label`")
+        raise ctx.fail(
+            wl, "workloads", f"workload label {dup!r} is used twice; give each a distinct `label`"
+        )
 
     baseline: tuple[tuple[str, Any], ...] = ()
     if "dashboard" in top:
         dsh = ctx.mapping(top["dashboard"], "dashboard", ("baseline",))
         if "baseline" in dsh:
-            b = ctx.mapping(dsh["baseline"], "dashboard.baseline", tuple(["design"] + sorted({n for d in designs for n in [k for k, _ in d.fixed] + [v.name for v in d.vary]})))
+            b = ctx.mapping(
+                dsh["baseline"],
+                "dashboard.baseline",
+                tuple(
+                    ["design"]
+                    + sorted(
+                        {
+                            n
+                            for d in designs
+                            for n in [k for k, _ in d.fixed] + [v.name for v in d.vary]
+                        }
+                    )
+                ),
+            )
             if "design" in b and b["design"].value not in {d.name for d in designs}:
-                raise ctx.fail(b["design"], "dashboard.baseline.design", f"expected one of the design names {', '.join(d.name for d in designs)}")
+                raise ctx.fail(
+                    b["design"],
+                    "dashboard.baseline.design",
+                    f"expected one of the design names {', '.join(d.name for d in designs)}",
+                )
             baseline = tuple((k, ctx.scalar(v, f"dashboard.baseline.{k}")) for k, v in b.items())
 
     return SweepSpec(

@@ -37,7 +37,9 @@ def load_sweep(out_dir: str | Path) -> tuple[Any, Any]:
 
     out = Path(out_dir)
     if not (out / SPEC_COPY).is_file():
-        raise ResultsError(f"{out} is not a sweep directory: expected {out / SPEC_COPY} (written by `einsim sweep`)")
+        raise ResultsError(
+            f"{out} is not a sweep directory: expected {out / SPEC_COPY} (written by `einsim sweep`)"
+        )
     spec = load_spec(out / SPEC_COPY)
     ids = [p.point_id for p in expand(spec)]
     return spec, load_results(out, ids)
