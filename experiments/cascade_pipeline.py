@@ -36,6 +36,29 @@ def _objective(m: Metrics, objective: str) -> float:
     return m.cycles * m.energy_pj
 
 
+def simulate_schedule(
+    cascade: Cascade,
+    arch: Architecture,
+    schedule: Schedule,
+    *,
+    full_sim: bool = False,
+) -> Metrics:
+    """Cost a schedule with the discrete-event simulator.
+
+    Each Einsum gets the greedy mapping on the unit the schedule binds it to;
+    intermediates the schedule keeps on chip are handed over on chip, the
+    others go through DRAM, and Einsums on different units overlap when the
+    dependences allow it.
+    """
+    from mappers.greedy import greedy_mapping
+    from sim.des import simulate_cascade
+
+    mappings = {
+        e.name: greedy_mapping(e, arch, unit=schedule.binding.get(e.name)) for e in cascade.einsums
+    }
+    return simulate_cascade(cascade, arch, mappings, schedule=schedule, full_sim=full_sim)
+
+
 def schedule_cascade(
     cascade: Cascade,
     arch: Architecture,

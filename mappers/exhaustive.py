@@ -27,8 +27,12 @@ class SpaceTooLarge(EinsimError):
     """The mapping space is too large to enumerate."""
 
 
-def valid_tilings(space: MapSpace, limit: int | None = None):
-    """Yield every valid tiling of the space (at most ``limit`` raw tilings are looked at)."""
+def valid_tilings(space: MapSpace, limit: int | None = None, bypass: bool = False):
+    """Yield every valid tiling of the space (at most ``limit`` raw tilings are looked at).
+
+    With ``bypass`` a tiling counts as valid if it fits when every inner level
+    bypasses every tensor (the keep choices are checked one by one later)."""
+    loosest = (None,) + ((),) * (space.nlev - 1) if bypass else None
     bounds = tuple(s.bound for s in space.slots)
     per_rank = [list(splits(space.sizes[r], len(space.slots), bounds)) for r in space.ranks]
     seen = 0
@@ -37,15 +41,18 @@ def valid_tilings(space: MapSpace, limit: int | None = None):
         if limit is not None and seen > limit:
             raise SpaceTooLarge(f"more than {limit} tilings")
         tiling = dict(zip(space.ranks, combo, strict=True))
-        if space.violation(tiling) is None:
+        if space.violation(tiling, loosest) is None:
             yield tiling
 
 
-def space_size(space: MapSpace, max_points: int) -> int:
-    """Points (tiling x orders) of the space; stops counting past ``max_points``."""
+def space_size(space: MapSpace, max_points: int, bypass: bool = False) -> int:
+    """Points (tiling x orders [x bypass]) of the space; stops counting past ``max_points``."""
     total = 0
-    for tiling in valid_tilings(space, limit=20 * max_points):
-        total += math.prod(math.factorial(len(space.default_order(tiling, lvl))) for lvl in range(space.nlev))
+    nkeep = len(space.keep_options()) if bypass else 1
+    for tiling in valid_tilings(space, limit=20 * max_points, bypass=bypass):
+        total += nkeep * math.prod(
+            math.factorial(len(space.default_order(tiling, lvl))) for lvl in range(space.nlev)
+        )
         if total > max_points:
             return total
     return total
@@ -100,17 +107,19 @@ def exhaustive_optima(
     evaluate_batch: BatchEvaluator | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
     chunk: int = 4096,
+    bypass: bool = False,
 ) -> dict[str, SearchResult]:
     """:func:`exhaustive_search` for several objectives in one enumeration
     (each batch of mappings is evaluated once and scored for every objective)."""
     t0 = time.perf_counter()
     space = MapSpace(einsum, arch)
     space.check_feasible()
-    size = space_size(space, max_points)
+    size = space_size(space, max_points, bypass)
     if size > max_points:
         raise SpaceTooLarge(
             f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points"
         )
+    keeps_all = space.keep_options() if bypass else [None]
     scorers = {o: Scorer(einsum, arch, evaluate, o, evaluate_batch) for o in objectives}
 
     def flush(batch: list) -> None:
@@ -132,13 +141,15 @@ def exhaustive_optima(
                 sc.score(batch[int(k)])
 
     batch: list = []
-    for tiling in valid_tilings(space):
+    for tiling in valid_tilings(space, bypass=bypass):
         per_level = [space.orders(tiling, lvl) for lvl in range(space.nlev)]
+        keeps_ok = [k for k in keeps_all if space.violation(tiling, k) is None]
         for orders in itertools.product(*per_level):
-            batch.append(space.to_mapping(tiling, orders))
-            if len(batch) >= chunk:
-                flush(batch)
-                batch = []
+            for keeps in keeps_ok:
+                batch.append(space.to_mapping(tiling, orders, keeps))
+                if len(batch) >= chunk:
+                    flush(batch)
+                    batch = []
     flush(batch)
     out = {}
     for o, sc in scorers.items():

@@ -262,6 +262,23 @@ class MapSpace:
                         tiling[r] = fs
         return {r: tuple(v) for r, v in tiling.items()}
 
+    def keep_options(self) -> list[tuple[tuple[str, ...] | None, ...]]:
+        """Every bypass choice: per level that may hold tensors, a subset of them
+        (``None`` = all it may hold; the outermost level keeps everything)."""
+        import itertools
+
+        per_level: list[list[tuple[str, ...] | None]] = []
+        for lvl in range(self.nlev):
+            hold = [t for t in self.tensors if t in self.holdable[lvl]]
+            if lvl == 0 or lvl > self.feed or not hold:
+                per_level.append([None])
+                continue
+            subsets: list[tuple[str, ...] | None] = [None]
+            for n in range(len(hold)):
+                subsets.extend(itertools.combinations(hold, n))
+            per_level.append(subsets)
+        return list(itertools.product(*per_level))
+
     # -------------------------------------------------------------- mappings
     def default_order(self, tiling: dict[str, tuple[int, ...]], level: int) -> tuple[str, ...]:
         idx = [i for i, s in enumerate(self.slots) if s.level == level and s.kind == "T"]

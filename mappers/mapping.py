@@ -29,6 +29,7 @@ Conventions (shared by the analytical model, the greedy mapper, the ILP):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,7 +310,7 @@ def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
                         f"{where}: unknown rank {r!r} in the {kind} factors of level "
                         f"{lv.name} (ranks: {', '.join(sizes)})"
                     )
-                if not isinstance(f, int | float) or f != int(f) or f < 1:
+                if not isinstance(f, numbers.Real) or f != int(f) or f < 1:
                     raise MappingError(
                         f"{where}: {kind} factor of rank {r} at level {lv.name} is {f!r}; "
                         "expected a positive integer"

@@ -85,7 +85,7 @@ class Port:
     one (see :class:`Fabric`).
     """
 
-    __slots__ = ("name", "bw", "n", "multi", "heap", "V", "tV", "ver", "seq")
+    __slots__ = ("name", "bw", "n", "multi", "heap", "V", "tV", "ver", "seq", "exclusive")
 
     def __init__(self, name: str, bw: float) -> None:
         self.name = name
@@ -97,6 +97,8 @@ class Port:
         self.tV = 0.0
         self.ver = 0
         self.seq = 0
+        #: used by one sequential engine only: never shared, no bookkeeping
+        self.exclusive = False
 
     def advance(self, now: float) -> None:
         if self.n and now != self.tV:
@@ -138,9 +140,12 @@ class Fabric:
         if not work:
             heappush(env._queue, (now, 1, next(env._eid), _Call(done, args)))
             return
-        job = Job(work, done, args)
         if len(work) == 1:
             p, w = work[0]
+            if p.exclusive:
+                heappush(env._queue, (now + w, 1, next(env._eid), _Call(done, args)))
+                return
+            job = Job(work, done, args)
             p.advance(now)
             p.n += 1
             p.seq += 1
@@ -149,6 +154,7 @@ class Fabric:
                 self._update(set(p.multi), now)
             self._port_resched(p, now)
             return
+        job = Job(work, done, args)
         job.t = now
         affected: set[Job] | None = None
         m = 0.0
@@ -473,6 +479,27 @@ class Engine:
             work = getattr(obj, attr)
             kept = [(q, w) for q, w in work if q not in droppable]
             setattr(obj, attr, kept)
+        # a port left to one engine's jobs is never shared
+        left: dict[Port, int] = {}
+        for obj, attr in lists:
+            for port, _w in getattr(obj, attr):
+                left[port] = left.get(port, 0) + 1
+        for obj, attr in lists:
+            work = getattr(obj, attr)
+            if len(work) == 1 and left[work[0][0]] == 1:
+                work[0][0].exclusive = True
+        # Einsums bound to one unit run one after another: the unit's port
+        # is never shared either
+        for unit in self.units.values():
+            users_of_unit = [
+                es.step_work
+                for es in unit.queue
+                if es.step_work and es.step_work[0][0] is unit.port
+            ]
+            if all(len(w) == 1 for w in users_of_unit) and left.get(unit.port, 0) == len(
+                users_of_unit
+            ):
+                unit.port.exclusive = True
 
     def run(self) -> float:
         self._drop_idle_ports()
@@ -504,7 +531,7 @@ class Engine:
     # -- Einsum life cycle -----------------------------------------------
     def _start_einsum(self, es: _EinsumState) -> None:
         es.started = True
-        es.t_start = self.env.now
+        es.t_start = self.env._now
         if es.steps == 0:
             self._finish_einsum(es)
             return
@@ -514,7 +541,7 @@ class Engine:
 
     def _finish_einsum(self, es: _EinsumState) -> None:
         es.finished = True
-        es.t_end = self.env.now
+        es.t_end = self.env._now
         for d in es.dependents:
             d.deps.discard(es.nest.einsum)
             if not d.deps and not d.started:
@@ -585,7 +612,7 @@ class Engine:
             if not (pi < p.arrived or pi in p.ready):
                 return  # woken by the parent's arrival
         q.popleft()
-        t0 = self.env.now
+        t0 = self.env._now
         if kind == "fetch":
             st.busy = True
             st.acc_p[0] += st.xfer_el
@@ -603,7 +630,7 @@ class Engine:
             st.busy = False
             if self.record:
                 self.timeline.add(
-                    st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env.now
+                    st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env._now
                 )
             self._arrive(st, tile)
             self._child_used_parent(st, tile)
@@ -614,7 +641,7 @@ class Engine:
                     st.track + " (write-back)",
                     f"write-back {st.buf.tensor}[{tile}]",
                     t0,
-                    self.env.now,
+                    self.env._now,
                 )
             self._written_back(st, tile)
         self._dma_next(st, kind)
@@ -675,14 +702,14 @@ class Engine:
                 return
         es.next_step += 1
         unit.busy = True
-        t0 = self.env.now
+        t0 = self.env._now
         self.fabric.start(es.step_work, self._compute_done, unit, es, s, t0)
 
     def _compute_done(self, unit: _Unit, es: _EinsumState, s: int, t0: float) -> None:
         unit.busy = False
         es.done_steps += 1
         self.events += 1
-        now = self.env.now
+        now = self.env._now
         unit.busy_cycles += now - t0
         if self.record:
             self.timeline.add(es.track, f"{es.nest.einsum} step {s}", t0, now)

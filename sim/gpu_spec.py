@@ -121,8 +121,10 @@ class GpuParams:
     cuda_eff: float = 0.78
     #: fraction of datasheet HBM bandwidth a streaming kernel sustains
     hbm_eff: float = 0.9
-    #: operand feed bandwidth per SM (L2/TMA -> shared memory), bytes/s
-    feed_bytes_per_s_per_sm: float = 60e9
+    #: operand feed from L2 into shared memory: each SM gets L2 bandwidth /
+    #: SMs, times this multicast factor (Hopper clusters of 2 CTAs share the
+    #: A tile: the "1x2" in nvjet kernel names). Fixed, not fitted.
+    feed_multicast: float = 2.0
     #: wave quantisation: 1 = every SM waits for its last whole tile,
     #: 0 = work split evenly (stream-K); cuBLAS on Hopper sits in between
     wave_quant: float = 1.0

@@ -50,6 +50,8 @@ DATAFLOWS = ("os", "ws", "is")
 #: SCALE-Sim's read buffers split the SRAM into hashed lines of
 #: ceil(words / 100) words (read_buffer.prepare_hashed_buffer).
 _LINES_PER_SRAM = 100
+#: array rows evaluated per numpy chunk (bounds memory on huge layers)
+_CHUNK_ROWS = 1 << 20
 #: fraction of each SRAM that is the active half (single_layer_sim.run:
 #: ``active_buf_frac = 0.5``).
 _ACTIVE_FRAC = 0.5
@@ -303,6 +305,13 @@ class _RowOperand:
         return np.where(ok, lo, -1), np.where(ok, lo + wb - 1, -1)
 
 
+def _positions(op: Any, block: np.ndarray, rgroup: np.ndarray | None, u: np.ndarray):
+    """Valid prefetch positions (first, last) each row asks for, -1 for none."""
+    if isinstance(op, _DiagOperand):
+        return op.positions(block, u)
+    return op.positions(block, rgroup, u)
+
+
 def _operands(sr: int, sc: int, t: int, r: int, c: int, df: str) -> tuple[Any, Any]:
     row_fold, col_fold = _cdiv(sr, r), _cdiv(sc, c)
     r_last = sr - (row_fold - 1) * r
@@ -349,33 +358,43 @@ def _buffer(sram_kb: float, bw_words: float, valid_words: int, fetch_words: int)
     return _Buffer(eps, n, a, p, first_rows * bw, slide_rows * bw, slide_rows + 1)
 
 
-def _slide_rows(lo: np.ndarray, hi: np.ndarray, buf: _Buffer) -> np.ndarray:
-    """Array rows at which the window slides (one entry per slide)."""
-    valid = lo >= 0
-    idx = np.flatnonzero(valid)
-    if idx.size == 0 or buf.a >= buf.n or buf.p == 0:
-        return np.zeros(0, dtype=np.int64)
-    llo = lo[idx] // buf.eps
-    lhi = hi[idx] // buf.eps
-    # Rows asking for the same lines as the row before cannot miss again,
-    # unless the row spans two lines (then the slide for the second line may
-    # have evicted the first).
-    change = np.ones(idx.size, dtype=bool)
-    change[1:] = (llo[1:] != llo[:-1]) | (lhi[1:] != lhi[:-1])
-    change |= llo != lhi
-    keep = np.flatnonzero(change)
-    n, a, p = buf.n, buf.a, buf.p
-    s = 0
-    out: list[int] = []
-    for row, l0, l1 in zip(idx[keep].tolist(), llo[keep].tolist(), lhi[keep].tolist(), strict=True):
-        for line in range(l0, l1 + 1):
-            while True:
-                e = (s + a) % n
-                if (s <= line < e) if s < e else (line >= s or line < e):
-                    break
-                s = (s + p) % n
-                out.append(row)
-    return np.asarray(out, dtype=np.int64)
+class _Window:
+    """The circular window of one read buffer (its start line), over lines."""
+
+    def __init__(self, buf: _Buffer) -> None:
+        self.buf = buf
+        self.s = 0
+
+    def slides(self, lo: np.ndarray, hi: np.ndarray, row0: int) -> list[int]:
+        """Rows (offset by ``row0``) at which the window slides, one entry per slide."""
+        buf = self.buf
+        valid = lo >= 0
+        idx = np.flatnonzero(valid)
+        if idx.size == 0 or buf.a >= buf.n or buf.p == 0:
+            return []
+        llo = lo[idx] // buf.eps
+        lhi = hi[idx] // buf.eps
+        # Rows asking for the same lines as the row before cannot miss again,
+        # unless the row spans two lines (then the slide for the second line
+        # may have evicted the first).
+        change = np.ones(idx.size, dtype=bool)
+        change[1:] = (llo[1:] != llo[:-1]) | (lhi[1:] != lhi[:-1])
+        change |= llo != lhi
+        keep = np.flatnonzero(change)
+        n, a, p = buf.n, buf.a, buf.p
+        s = self.s
+        out: list[int] = []
+        rows = (idx[keep] + row0).tolist()
+        for row, l0, l1 in zip(rows, llo[keep].tolist(), lhi[keep].tolist(), strict=True):
+            for line in range(l0, l1 + 1):
+                while True:
+                    e = (s + a) % n
+                    if (s <= line < e) if s < e else (line >= s or line < e):
+                        break
+                    s = (s + p) % n
+                    out.append(row)
+        self.s = s
+        return out
 
 
 # --------------------------------------------------------------------------
@@ -467,100 +486,80 @@ def _all_positions(op: Any, block: np.ndarray, rgroup: np.ndarray, u: np.ndarray
     return np.where(ok, lo, -1), np.where(ok, lo + wb - 1, -1)
 
 
-def _conv_slide_rows(seq: np.ndarray, lo: np.ndarray, hi: np.ndarray, buf: _Buffer) -> np.ndarray:
-    """Window slides for a conv ifmap, hitting on any copy of a word.
+class _ConvWindow(_Window):
+    """The window of a conv ifmap buffer: a word hits if any copy of it is in it.
 
     Rows whose words all lie in the window are settled from their first and
-    last line; the others are checked word by word (they are the few rows
-    near the window's edges).
+    last line; the others are checked word by word against every copy of each
+    word (they are the few rows near the window's edges).
     """
-    import bisect
 
-    n, a, p = buf.n, buf.a, buf.p
-    if buf.a >= buf.n or buf.p == 0:
-        return np.zeros(0, dtype=np.int64)
-    valid = seq >= 0
-    vpos = np.cumsum(valid) - 1
-    line = np.where(valid, vpos // buf.eps, -1)
-    # next / previous valid index, to find each row's first and last word
-    idx = np.arange(seq.size)
-    nxt = np.where(valid, idx, seq.size)
-    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
-    prv = np.maximum.accumulate(np.where(valid, idx, -1))
-    rows = np.flatnonzero(lo >= 0)
-    first = nxt[lo[rows]]
-    last = prv[hi[rows]]
-    has = first <= hi[rows]
-    rows, first, last = rows[has], first[has], last[has]
-    l0 = line[first].tolist()
-    l1 = line[last].tolist()
-    # every word's occurrence lines, grouped by address (CSR)
-    vi = np.flatnonzero(valid)
-    order = np.lexsort((line[vi], seq[vi]))
-    occ_addr = seq[vi][order]
-    occ_line = line[vi][order].tolist()
-    new_grp = np.ones(occ_addr.size, dtype=bool)
-    new_grp[1:] = occ_addr[1:] != occ_addr[:-1]
-    gid = np.cumsum(new_grp) - 1
-    firsts = np.flatnonzero(new_grp)
-    ends = np.append(firsts[1:], occ_addr.size)
-    grp_start = np.zeros(seq.size, dtype=np.int64)
-    grp_end = np.zeros(seq.size, dtype=np.int64)
-    grp_start[vi[order]] = firsts[gid]
-    grp_end[vi[order]] = ends[gid]
-    s = 0
-    out: list[int] = []
+    def __init__(self, buf: _Buffer, seq: np.ndarray) -> None:
+        super().__init__(buf)
+        self.seq = seq
+        valid = seq >= 0
+        self.valid = valid
+        vpos = np.cumsum(valid) - 1
+        line = np.where(valid, vpos // buf.eps, -1)
+        self.line = line
+        # next / previous valid index, to find each row's first and last word
+        idx = np.arange(seq.size)
+        self.nxt = np.minimum.accumulate(np.where(valid, idx, seq.size)[::-1])[::-1]
+        self.prv = np.maximum.accumulate(np.where(valid, idx, -1))
+        # every word's occurrence lines, grouped by address, as sorted
+        # (address, line) keys: a word hits if a key of its address falls in
+        # the window's line range
+        vi = np.flatnonzero(valid)
+        order = np.lexsort((line[vi], seq[vi]))
+        self.big = buf.n + 1
+        self.occ_key = seq[vi][order] * self.big + line[vi][order]
+        self.cell_base = np.where(valid, seq, 0) * self.big
 
-    def inwin(x: int) -> bool:
+    def _hits(self, q0: int, q1: int) -> np.ndarray:
+        n, a, s = self.buf.n, self.buf.a, self.s
+        base = self.cell_base[q0:q1]
         e = (s + a) % n
-        return (s <= x < e) if s < e else (x >= s or x < e)
-
-    def any_copy(gs: int, ge: int) -> bool:
-        e = (s + a) % n
-        if s < e:
-            j = bisect.bisect_left(occ_line, s, gs, ge)
-            return j < ge and occ_line[j] < e
-        return occ_line[ge - 1] >= s or occ_line[gs] < e
-
-    # (address, line) keys, sorted: a word hits if a key of its address
-    # falls in the window's line range
-    big = n + 1
-    occ_key = occ_addr * big + line[vi][order]
-    cell_base = np.where(valid, seq, 0) * big
-
-    def hits(q0: int, q1: int) -> np.ndarray:
-        base = cell_base[q0:q1]
-        e = (s + a) % n
-        if s < e:
-            spans = ((s, e),)
-        else:
-            spans = ((s, n), (0, e))
-        ok = np.zeros(q1 - q0, dtype=bool)
+        spans = ((s, e),) if s < e else ((s, n), (0, e))
+        ok = ~self.valid[q0:q1]
+        key = self.occ_key
         for x, y in spans:
-            j = np.searchsorted(occ_key, base + x)
-            ok |= (j < occ_key.size) & (occ_key[np.minimum(j, occ_key.size - 1)] < base + y)
-        return ok | ~valid[q0:q1]
+            j = np.minimum(np.searchsorted(key, base + x), key.size - 1)
+            ok = ok | ((key[j] >= base + x) & (key[j] < base + y))
+        return ok
 
-    lo_l, hi_l = lo.tolist(), hi.tolist()
-    for row, x0, x1 in zip(rows.tolist(), l0, l1, strict=True):
-        e = (s + a) % n
-        if s < e:
-            if s <= x0 < e and s <= x1 < e:
+    def slides(self, lo: np.ndarray, hi: np.ndarray, row0: int) -> list[int]:
+        buf = self.buf
+        if buf.a >= buf.n or buf.p == 0:
+            return []
+        n, a, p = buf.n, buf.a, buf.p
+        rows = np.flatnonzero(lo >= 0)
+        first = self.nxt[lo[rows]]
+        last = self.prv[hi[rows]]
+        has = first <= hi[rows]
+        rows, first, last = rows[has], first[has], last[has]
+        l0 = self.line[first].tolist()
+        l1 = self.line[last].tolist()
+        lo_l, hi_l = lo.tolist(), hi.tolist()
+        out: list[int] = []
+        for row, x0, x1 in zip(rows.tolist(), l0, l1, strict=True):
+            s = self.s
+            e = (s + a) % n
+            if s < e:
+                if s <= x0 < e and s <= x1 < e:
+                    continue
+            elif (x0 >= s or x0 < e) and (x1 >= s or x1 < e):
                 continue
-        elif (x0 >= s or x0 < e) and (x1 >= s or x1 < e):
-            continue
-        q0, q1 = lo_l[row], hi_l[row] + 1
-        while q0 < q1:
-            miss = np.flatnonzero(~hits(q0, q1))
-            if miss.size == 0:
-                break
-            q = q0 + int(miss[0])
-            lq, gs, ge = int(line[q]), int(grp_start[q]), int(grp_end[q])
-            while not (inwin(lq) or any_copy(gs, ge)):
-                s = (s + p) % n
-                out.append(row)
-            q0 = q + 1
-    return np.asarray(out, dtype=np.int64)
+            q0, q1 = lo_l[row], hi_l[row] + 1
+            while q0 < q1:
+                miss = np.flatnonzero(~self._hits(q0, q1))
+                if miss.size == 0:
+                    break
+                q = q0 + int(miss[0])
+                while not self._hits(q, q + 1)[0]:
+                    self.s = (self.s + p) % n
+                    out.append(row + row0)
+                q0 = q + 1
+        return out
 
 
 def _stalls(ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bool) -> int:
@@ -639,31 +638,42 @@ def predict_layer(
     b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, ifm.valid_words, ifm.fetch_words)
     b_f = _buffer(cfg.filter_sram_kb, cfg.filter_dram_bw_words, fil.valid_words, fil.fetch_words)
 
-    i = np.arange(n_rows, dtype=np.int64)
-    f, u = np.divmod(i, fold_rows)
-    fc, fr = np.divmod(f, row_fold)
-    if df == "os":
-        lo_if, hi_if = ifm.positions(fr, u)
-        lo_f, hi_f = fil.positions(fc, u)
-    elif df == "ws":
-        lo_if, hi_if = ifm.positions(fr, u)
-        lo_f, hi_f = fil.positions(fc, fr, u)
-    else:
-        lo_if, hi_if = ifm.positions(fc, fr, u)
-        lo_f, hi_f = fil.positions(fr, u)
     if conv is not None:
         seq = _conv_ifmap_sequence(conv, ifm, df)
         if_valid = int((seq >= 0).sum())
         b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, if_valid, ifm.fetch_words)
-        if df == "is":
-            lo_if, hi_if = _all_positions(ifm, fc, fr, u)
-        else:
-            lo_if, hi_if = _all_positions(ifm, fr, None, u)
-        ev_if = _conv_slide_rows(seq, lo_if, hi_if, b_if)
+        win_if: _Window = _ConvWindow(b_if, seq)
+        if_pos = _all_positions
     else:
-        ev_if = _slide_rows(lo_if, hi_if, b_if)
-    ev_f = _slide_rows(lo_f, hi_f, b_f)
-    stall = _stalls(ev_if, ev_f, b_if.cycles_per_slide, b_f.cycles_per_slide, scalesim_compat)
+        win_if = _Window(b_if)
+        if_pos = _positions
+    win_f = _Window(b_f)
+    ev_if: list[int] = []
+    ev_f: list[int] = []
+    # rows in chunks of whole folds, so memory stays bounded on huge layers
+    chunk = max(fold_rows, (_CHUNK_ROWS // fold_rows) * fold_rows)
+    for row0 in range(0, n_rows, chunk):
+        i = np.arange(row0, min(n_rows, row0 + chunk), dtype=np.int64)
+        f, u = np.divmod(i, fold_rows)
+        fc, fr = np.divmod(f, row_fold)
+        if df == "os":
+            lo_if, hi_if = if_pos(ifm, fr, None, u)
+            lo_f, hi_f = _positions(fil, fc, None, u)
+        elif df == "ws":
+            lo_if, hi_if = if_pos(ifm, fr, None, u)
+            lo_f, hi_f = _positions(fil, fc, fr, u)
+        else:
+            lo_if, hi_if = if_pos(ifm, fc, fr, u)
+            lo_f, hi_f = _positions(fil, fr, None, u)
+        ev_if += win_if.slides(lo_if, hi_if, row0)
+        ev_f += win_f.slides(lo_f, hi_f, row0)
+    stall = _stalls(
+        np.asarray(ev_if, dtype=np.int64),
+        np.asarray(ev_f, dtype=np.int64),
+        b_if.cycles_per_slide,
+        b_f.cycles_per_slide,
+        scalesim_compat,
+    )
     total = n_rows - 1 + stall
     macs = m * n * k
     del col_fold
@@ -679,8 +689,8 @@ def predict_layer(
         sram_ifmap_reads=int(cf["sram_ifmap_reads"]),
         sram_filter_reads=int(cf["sram_filter_reads"]),
         sram_ofmap_writes=int(cf["sram_ofmap_writes"]),
-        dram_ifmap_reads=b_if.first_words + ev_if.size * b_if.words_per_slide,
-        dram_filter_reads=b_f.first_words + ev_f.size * b_f.words_per_slide,
+        dram_ifmap_reads=b_if.first_words + len(ev_if) * b_if.words_per_slide,
+        dram_filter_reads=b_f.first_words + len(ev_f) * b_f.words_per_slide,
         dram_ofmap_writes=int(cf["ofmap_valid_writes"]),
     )
 

@@ -386,3 +386,78 @@ def test_fused_intermediate_is_handed_over_on_chip():
     assert unfused.cycles == pytest.approx(t_unfused, rel=1e-9)
     t_fused = (M * 2 / bw + tile / 64) + (tile / 64 + M * 2 / bw)
     assert fused.cycles == pytest.approx(t_fused, rel=1e-9)
+
+
+def test_leaving_out_ports_that_never_limit_changes_no_result(monkeypatch):
+    """The engine drops ports that can never limit a job (a speed-up); the
+    simulated times must be identical with every port kept."""
+    import sim.des_engine as engine
+
+    rng = random.Random(13)
+    cases = [random_three_level(rng) for _ in range(6)]
+    fast = [simulate(e, a, m, full_sim=True).cycles for e, a, m in cases]
+    monkeypatch.setattr(engine.Engine, "_drop_idle_ports", lambda self: None)
+    slow = [simulate(e, a, m, full_sim=True).cycles for e, a, m in cases]
+    assert fast == pytest.approx(slow, rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "workload,params",
+    [
+        ("attention-1pass", {"H": 2, "M": 1024, "P": 1024}),
+        ("transformer-layer", {"model": "bert", "seq": 512}),
+    ],
+)
+def test_steady_state_on_cascades_within_1pct_of_full_simulation(workload, params):
+    import hw_models
+    from mappers.greedy import greedy_mapping
+    from workloads import library
+
+    arch = hw_models.load("fusemax_cloud")
+    casc = library.build(workload, **params)
+    maps = {e.name: greedy_mapping(e, arch) for e in casc.einsums}
+    fast = simulate_cascade(casc, arch, maps)
+    full = simulate_cascade(casc, arch, maps, full_sim=True)
+    assert fast.notes["steady_state"]["used"]
+    assert fast.notes["events"] < full.notes["events"] / 3
+    assert fast.cycles == pytest.approx(full.cycles, rel=0.01)
+    assert sum(fast.traffic_bytes["DRAM"].values()) == pytest.approx(
+        sum(full.traffic_bytes["DRAM"].values()), rel=1e-9
+    )
+
+
+def test_random_unchecked_mappings_finish_or_fail_cleanly():
+    """Mappings that overflow buffers (validation off) either simulate to a
+    finite time or raise an EinsimError (deadlock); never a hang or a raw
+    exception."""
+    rng = random.Random(21)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(30):
+        M, N, K = (rng.choice([16, 32]) for _ in range(3))
+        e = gemm(M, N, K)
+        a = three_level_arch(gb_cap=rng.choice([256, 1024, 4096, 1 << 20]))
+        fm, fn, fk = split(M // 4, 3, rng), split(N // 4, 3, rng), split(K, 3, rng)
+        m = Mapping(
+            "gemm",
+            (
+                LevelMapping(
+                    "DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=tuple(rng.sample("mnk", 3))
+                ),
+                LevelMapping(
+                    "GlobalBuffer", {"m": fm[1], "n": fn[1], "k": fk[1]}, {"m": 4, "n": 4}
+                ),
+                LevelMapping("PE_RF", {"m": fm[2], "n": fn[2], "k": fk[2]}),
+            ),
+            unit="pe_array",
+        )
+        try:
+            r = simulate(e, a, m, check=False, full_sim=True)
+        except EinsimError as exc:
+            assert "deadlock" in str(exc)
+            outcomes["error"] += 1
+        else:
+            assert math.isfinite(r.cycles) and r.cycles > 0
+            assert r.macs == M * N * K
+            outcomes["ok"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0

@@ -199,3 +199,52 @@ def test_yaml_errors_name_file_and_line(tmp_path):
         load_mappings(f)
     with pytest.raises(MappingError, match="cannot read mapping file"):
         load_mappings(tmp_path / "missing.yaml")
+
+
+def test_numpy_integer_factors_are_accepted():
+    import numpy as np
+
+    e = gemm(8, 8, 8)
+    m = mapping(e, lm("DRAM", {"m": np.int64(1), "n": 8, "k": 8}, {"m": np.int64(8)}))
+    validate(m, e, single_level_arch(pes=8))
+    with pytest.raises(MappingError, match="factor of rank n at level DRAM is 2.5"):
+        validate(
+            mapping(e, lm("DRAM", {"m": 1, "n": 2.5, "k": 8}, {"m": 8})), e, single_level_arch(8)
+        )
+
+
+def test_levels_below_the_feeding_level_carry_nothing():
+    from toys_mapping import unit
+
+    base = spatial_arch()
+    vec = unit("vector_1d", "array1d", pes=8, fed_by="GlobalBuffer")
+    arch = dataclasses.replace(base, compute=(*base.compute, vec))
+    e = gemm(8, 8, 8)
+    m = mapping(
+        e,
+        lm("DRAM", {"m": 8, "n": 8}),
+        lm("GlobalBuffer", {}, {}),
+        lm("PE_RF", {"k": 8}),
+        unit_name="vector_1d",
+    )
+    with pytest.raises(
+        MappingError, match="PE_RF is below GlobalBuffer, which feeds unit vector_1d"
+    ):
+        validate(m, e, arch)
+    ok = mapping(
+        e,
+        lm("DRAM", {"m": 8, "k": 8}),
+        lm("GlobalBuffer", {}, {"n": 8}),
+        lm("PE_RF"),
+        unit_name="vector_1d",
+    )
+    validate(ok, e, arch)  # 8 lanes at the buffer (its own fan-out is the 2D array's)
+    too_wide = mapping(
+        e,
+        lm("DRAM", {"k": 8}),
+        lm("GlobalBuffer", {}, {"n": 8, "m": 2}),
+        lm("PE_RF"),
+        unit_name="vector_1d",
+    )
+    with pytest.raises(MappingError, match="exceed its fan-out of 8"):
+        validate(too_wide, e, arch)

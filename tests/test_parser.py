@@ -225,3 +225,14 @@ def test_cascade_name_is_the_rest_of_the_line() -> None:
     assert (e.line, e.col) == (2, 1) and "named twice" in e.message
     with pytest.raises(WorkloadError, match="cascade name"):
         Cascade("bad#name", (), ())
+
+
+def test_split_without_keyword_and_rank_list_without_commas() -> None:
+    a = parse_cascade(
+        "declare K[m:12]\nm -> m1, m0:3\nrank p:2 q:3\nX[m1, p, q] = sum(m0) K[m1*3+m0]"
+    )
+    b = parse_cascade(
+        "declare K[m:12]\nsplit m -> m1:4, m0:3\nrank p:2, q:3\nX[m1, p, q] = sum(m0) K[m1*3+m0]"
+    )
+    assert a == b and a.splits == (("m", ("m1", "m0")),)
+    assert a.tensor("X").shape == (4, 2, 3)

@@ -158,3 +158,11 @@ def command(
         click.echo(f"traffic    {lv}: {_fmt(tot)} B ({per}); transfer {_fmt(tc)} cycles")
     for k, v in m.energy_breakdown_pj.items():
         click.echo(f"energy     {k}: {_fmt(v)} pJ")
+    per = (m.notes or {}).get("per_einsum") or {}
+    maps = m.mapping if isinstance(m.mapping, dict) else {}
+    for name, d in per.items():
+        unit = (maps.get(name) or {}).get("unit", "") if isinstance(maps.get(name), dict) else ""
+        click.echo(
+            f"einsum     {name}: {_fmt(d['cycles'])} cycles, {_fmt(d['energy_pj'])} pJ"
+            + (f" on {unit}" if unit else "")
+        )

@@ -144,7 +144,7 @@ def build_figures(
             f"no successful points to draw ({facts['errors']} errors, {facts['rejected']} rejected; first: {first})"
         )
     ok["wl_key"] = _wl_key(ok)
-    hw_cols = [c for c in df.columns if c.startswith("hw.")]
+    hw_cols = sorted(c for c in df.columns if c.startswith("hw."))
     varied = [c for c in hw_cols if ok[c].nunique(dropna=True) > 1]
     n_wl = ok["wl_key"].nunique()
     energy_cols = sorted(c for c in ok.columns if c.startswith("energy.") and c.endswith("_pj"))

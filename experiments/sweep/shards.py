@@ -127,6 +127,11 @@ def load_results(out_dir: str | Path, point_ids: list[str] | None = None) -> Any
             raise ResultsError(f"cannot read shard {p}: {exc}") from None
     df = pd.concat(frames, ignore_index=True, sort=False)
     df = df.drop_duplicates("point_id", keep="first")
+    # column order must not depend on which shard was read first
+    from experiments.sweep.evaluate import BASE_COLUMNS
+
+    first = [c for c in BASE_COLUMNS if c in df.columns]
+    df = df[first + sorted(c for c in df.columns if c not in BASE_COLUMNS)]
     if point_ids is not None:
         order = {pid: i for i, pid in enumerate(point_ids)}
         df = df[df["point_id"].isin(order)]

@@ -1,0 +1,299 @@
+"""Mapper benchmark: ILP (CP-SAT) vs random sampling, greedy and exhaustive search.
+
+Two parts, each printing a table:
+
+* ``small``: GEMMs and convolutions small enough to enumerate. For every
+  objective, the ILP's analytical-model value over the exhaustive optimum
+  (same space: exact factorisations x every loop order, keep-all buffers;
+  the ILP may also bypass buffers, so a ratio < 1 is possible).
+* ``large``: ResNet-50 layers, BERT-base layer GEMMs and attention Einsums
+  on ``eyeriss_like``, ``tpu_like`` and ``fusemax_cloud``. Per Einsum the
+  ILP's EDP and solve time, the best EDP of random sampling given 10x the
+  ILP's wall time, and the greedy mapping's EDP; then the geometric-mean
+  advantage of the ILP over random search and the median / worst solve time.
+
+Run: ``python -m experiments.bench_mappers [--part small|large|all] [--quick]``.
+Times are wall-clock on whatever machine runs it (CP-SAT with 2 workers,
+interleaved deterministically in one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from typing import Any
+
+from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from workloads.ir import Access, AffineIndex, Einsum
+
+OBJECTIVES = ("latency", "energy", "edp", "dram_traffic")
+
+
+# --------------------------------------------------------------------------
+# small problems (exhaustive search covers them in seconds)
+# --------------------------------------------------------------------------
+def _ix(rank: str, coef: int = 1) -> AffineIndex:
+    return AffineIndex(((rank, coef),))
+
+
+def gemm(m: int, n: int, k: int, bits: int = 16, name: str = "gemm") -> Einsum:
+    """C[m,n] = sum_k A[m,k] * B[k,n]."""
+    return Einsum(
+        name,
+        Access("C", (_ix("m"), _ix("n")), bits),
+        (Access("A", (_ix("m"), _ix("k")), bits), Access("B", (_ix("k"), _ix("n")), bits)),
+        "mul",
+        "sum",
+        (("m", m), ("n", n), ("k", k)),
+    )
+
+
+def conv(
+    n: int, k: int, c: int, p: int, q: int, r: int, s: int, stride: int = 1, name: str = "conv"
+) -> Einsum:
+    """O[n,k,p,q] = sum_{c,r,s} I[n,c,p*stride+r,q*stride+s] * W[k,c,r,s]."""
+    h = AffineIndex((("p", stride), ("r", 1)))
+    w = AffineIndex((("q", stride), ("s", 1)))
+    return Einsum(
+        name,
+        Access("O", (_ix("n"), _ix("k"), _ix("p"), _ix("q"))),
+        (
+            Access("I", (_ix("n"), _ix("c"), h, w)),
+            Access("W", (_ix("k"), _ix("c"), _ix("r"), _ix("s"))),
+        ),
+        "mul",
+        "sum",
+        (("n", n), ("k", k), ("c", c), ("p", p), ("q", q), ("r", r), ("s", s)),
+    )
+
+
+def tiny_arch(
+    gb_bytes: float = 1024,
+    rf_bytes: float = 64,
+    fx: int = 4,
+    fy: int = 4,
+    name: str = "tiny",
+    dram_bw: float = 16.0,
+    static_w: float = 0.01,
+) -> Architecture:
+    """DRAM -> GlobalBuffer (fan-out fx x fy) -> PE_RF -> a 2D MAC array.
+
+    Energy ratios DRAM : buffer : RF : MAC = 200 : 6 : 0.5 : 1 follow the
+    normalised access costs of Eyeriss (Chen et al., ISCA 2016, Table IV);
+    the searches are compared on the same model, so exact values do not matter.
+    """
+    return Architecture(
+        name,
+        "spatial",
+        1e9,
+        (
+            StorageLevel("DRAM", None, 64, dram_bw, dram_bw, 200.0, 200.0),
+            StorageLevel("GlobalBuffer", gb_bytes, 64, 32, 32, 6.0, 6.0, fanout_x=fx, fanout_y=fy),
+            StorageLevel(
+                "PE_RF", rf_bytes, 16, 4, 4, 0.5, 0.5, instances=fx * fy, double_buffered=False
+            ),
+        ),
+        (
+            ComputeUnit(
+                "pe_array", "array2d", fx * fy, {"mac": 1.0}, {"mac": 1.0}, rows=fy, cols=fx, dataflow="ws"
+            ),
+        ),
+        static_power_w=static_w,
+    )
+
+
+#: 20 (Einsum, Architecture) pairs whose keep-all spaces hold 5k-100k points
+SMALL_PROBLEMS: list[tuple[Einsum, Architecture]] = [
+    (gemm(8, 8, 8), tiny_arch()),
+    (gemm(4, 16, 8), tiny_arch(gb_bytes=512, rf_bytes=32)),
+    (gemm(16, 4, 4), tiny_arch(fx=2, fy=2)),
+    (gemm(8, 4, 16), tiny_arch(fx=4, fy=2, rf_bytes=16)),
+    (gemm(12, 6, 4), tiny_arch(fx=3, fy=2)),
+    (gemm(6, 9, 4), tiny_arch(fx=3, fy=3, gb_bytes=256)),
+    (gemm(16, 8, 2), tiny_arch(fx=2, fy=4, rf_bytes=24)),
+    (gemm(4, 4, 32), tiny_arch(fx=2, fy=2, gb_bytes=384)),
+    (gemm(32, 4, 4), tiny_arch(fx=4, fy=1, dram_bw=4.0)),
+    (gemm(10, 10, 4), tiny_arch(fx=5, fy=2)),
+    (gemm(8, 8, 4, bits=8), tiny_arch(fx=2, fy=4, static_w=0.1)),
+    (gemm(16, 16, 2), tiny_arch(fx=4, fy=4, gb_bytes=2048, dram_bw=8.0)),
+    (conv(1, 2, 2, 4, 2, 3, 3), tiny_arch(fx=2, fy=2, gb_bytes=2048, rf_bytes=128)),
+    (conv(1, 2, 4, 4, 2, 3, 1), tiny_arch(fx=2, fy=2, gb_bytes=1024, rf_bytes=64)),
+    (conv(1, 4, 4, 2, 2, 1, 1), tiny_arch(fx=4, fy=1)),
+    (conv(2, 2, 2, 4, 4, 1, 1), tiny_arch(fx=2, fy=2, rf_bytes=32)),
+    (conv(1, 3, 2, 3, 3, 3, 3), tiny_arch(fx=3, fy=1, gb_bytes=1024, rf_bytes=96)),
+    (conv(1, 2, 2, 8, 1, 3, 1), tiny_arch(fx=2, fy=2, gb_bytes=512)),
+    (conv(1, 2, 2, 2, 2, 2, 2, stride=2), tiny_arch(fx=2, fy=2, rf_bytes=64)),
+    (conv(1, 8, 2, 2, 2, 1, 1), tiny_arch(fx=2, fy=4, dram_bw=4.0)),
+]
+
+
+# --------------------------------------------------------------------------
+# large problems
+# --------------------------------------------------------------------------
+#: ResNet-50 layers (He et al., CVPR 2016, Table 1): name, C, K, R, stride, output P=Q
+RESNET50 = [
+    ("conv1", 3, 64, 7, 2, 112),
+    ("res2_1x1a", 64, 64, 1, 1, 56),
+    ("res2_3x3", 64, 64, 3, 1, 56),
+    ("res2_1x1b", 64, 256, 1, 1, 56),
+    ("res3_3x3", 128, 128, 3, 1, 28),
+    ("res3_1x1b", 128, 512, 1, 1, 28),
+    ("res4_3x3", 256, 256, 3, 1, 14),
+    ("res4_1x1b", 256, 1024, 1, 1, 14),
+    ("res5_3x3", 512, 512, 3, 1, 7),
+    ("res5_1x1b", 512, 2048, 1, 1, 7),
+]
+#: BERT-base (Devlin et al., 2019): the layer's GEMMs and attention Einsums
+BERT_EINSUMS = ("Q", "QK", "SN", "SD", "A", "AV", "PR", "F1", "F2")
+ARCHS = ("eyeriss_like", "tpu_like", "fusemax_cloud")
+
+
+def resnet_layers(quick: bool = False) -> list[tuple[str, Einsum]]:
+    from workloads import library
+
+    out = []
+    layers = RESNET50[1:6:2] if quick else RESNET50
+    for name, c, k, r, stride, p in layers:
+        h = (p - 1) * stride + r  # no padding: the input window the output needs
+        cas = library.build("conv2d", N=1, C=c, H=h, W=h, K=k, R=r, S=r, stride=stride)
+        out.append((f"resnet50.{name}", cas.einsums[0]))
+    return out
+
+
+def bert_einsums(quick: bool = False, seq: int = 128) -> list[tuple[str, Einsum]]:
+    from workloads import library
+
+    cas = library.build("transformer-layer", model="bert", seq=seq)
+    want = ("Q", "QK", "AV", "F1") if quick else BERT_EINSUMS
+    by = {e.name: e for e in cas.einsums}
+    return [(f"bert.{n}", by[n]) for n in want if n in by]
+
+
+# --------------------------------------------------------------------------
+# runs
+# --------------------------------------------------------------------------
+def _evaluators(e: Einsum, a: Architecture):
+    from sim.analytical import evaluate, evaluate_batch
+
+    return (lambda m: evaluate(e, a, m)), (lambda ms: evaluate_batch(e, a, ms))
+
+
+def run_small(problems=SMALL_PROBLEMS, time_limit_s: float = 1.0, out=sys.stdout) -> dict[str, Any]:
+    """ILP / exhaustive ratio per problem and objective."""
+    from mappers.exhaustive import exhaustive_optima
+    from mappers.search import search
+
+    print("\n## ILP vs exhaustive (analytical model; ratio = ILP / optimum)", file=out)
+    print(
+        f"{'#':>2} {'problem':32} {'points':>7} {'exh_s':>6} "
+        + " ".join(f"{o[:7]:>8} {'t_s':>5}" for o in OBJECTIVES),
+        file=out,
+    )
+    ratios: dict[str, list[float]] = {o: [] for o in OBJECTIVES}
+    times: list[float] = []
+    for i, (e, a) in enumerate(problems):
+        ev, evb = _evaluators(e, a)
+        t0 = time.perf_counter()
+        ex = exhaustive_optima(e, a, objectives=OBJECTIVES, evaluate=ev, evaluate_batch=evb, max_points=10**6)
+        t_ex = time.perf_counter() - t0
+        cells = []
+        for o in OBJECTIVES:
+            r = search(e, a, mapper="ilp", objective=o, evaluate=ev, evaluate_batch=evb, time_limit_s=time_limit_s)
+            ratio = r.objective_value / ex[o].objective_value
+            ratios[o].append(ratio)
+            times.append(r.solve_time_s)
+            cells.append(f"{ratio:8.4f} {r.solve_time_s:5.2f}")
+        dims = "x".join(str(s) for s in e.rank_sizes.values())
+        label = f"{e.name} {dims} f{a.levels[1].fanout_x}x{a.levels[1].fanout_y}"
+        print(f"{i:2d} {label:32} {ex['edp'].notes['points']:7d} {t_ex:6.1f} " + " ".join(cells), file=out, flush=True)
+    worst = {o: max(v) for o, v in ratios.items()}
+    print("worst ratio per objective: " + ", ".join(f"{o} {v:.4f}" for o, v in worst.items()), file=out)
+    print(f"ILP time: median {statistics.median(times):.2f} s, worst {max(times):.2f} s", file=out)
+    return {"ratios": ratios, "times": times}
+
+
+def run_large(
+    archs=ARCHS, quick: bool = False, time_limit_s: float = 1.0, random_factor: float = 10.0, out=sys.stdout
+) -> dict[str, Any]:
+    """ILP vs random (10x the ILP's time) vs greedy on ResNet-50 / BERT Einsums (EDP)."""
+    import hw_models
+    from mappers.search import search
+    from workloads.errors import EinsimError
+
+    work = resnet_layers(quick) + bert_einsums(quick)
+    print("\n## EDP (pJ*s) per Einsum: ILP vs random (10x ILP time) vs greedy", file=out)
+    print(
+        f"{'arch':14} {'einsum':20} {'ilp_edp':>10} {'t_s':>5} {'status':8} {'gap':>6} "
+        f"{'rnd_edp':>10} {'samples':>7} {'greedy':>10} {'rnd/ilp':>8}",
+        file=out,
+    )
+    adv: list[float] = []
+    times: list[float] = []
+    for an in archs:
+        a = hw_models.load(an)
+        for name, e in work:
+            ev, evb = _evaluators(e, a)
+            try:
+                r = search(e, a, mapper="ilp", objective="edp", evaluate=ev, evaluate_batch=evb, time_limit_s=time_limit_s)
+            except EinsimError as err:
+                print(f"{an:14} {name:20} ILP: {err}", file=out)
+                continue
+            times.append(r.solve_time_s)
+            rnd_budget = random_factor * r.solve_time_s
+            try:
+                rr = search(
+                    e, a, mapper="random", objective="edp", evaluate=ev, evaluate_batch=evb,
+                    time_limit_s=rnd_budget, samples=None, seed=1,
+                )
+                rv, ns = rr.objective_value, rr.notes["samples"]
+            except EinsimError:
+                rv, ns = math.inf, 0
+            try:
+                g = search(e, a, mapper="greedy", objective="edp", evaluate=ev).objective_value
+            except EinsimError:
+                g = math.nan
+            ratio = rv / r.objective_value
+            adv.append(ratio)
+            gap = "-" if r.gap is None else f"{100 * r.gap:.0f}%"
+            print(
+                f"{an:14} {name:20} {r.objective_value:10.4g} {r.solve_time_s:5.2f} {r.status:8} {gap:>6} "
+                f"{rv:10.4g} {ns:7d} {g:10.4g} {ratio:8.3g}",
+                file=out,
+                flush=True,
+            )
+    finite = [min(x, 1e6) for x in adv]  # random found nothing valid: capped at 1e6
+    geo = math.exp(statistics.fmean(math.log(x) for x in finite)) if finite else math.nan
+    print(
+        f"geomean random/ILP EDP: {geo:.3g} over {len(adv)} Einsums "
+        f"(ILP better on {sum(x > 1 for x in adv)}); ILP time median {statistics.median(times):.2f} s, "
+        f"worst {max(times):.2f} s",
+        file=out,
+    )
+    return {"advantage": adv, "geomean": geo, "times": times}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("small", "large", "all"), default="all")
+    ap.add_argument("--quick", action="store_true", help="a subset of layers")
+    ap.add_argument("--time-limit", type=float, default=1.0, help="ILP seconds per Einsum")
+    ap.add_argument("--arch", action="append", help="restrict the large part to these presets")
+    args = ap.parse_args(argv)
+    # warm the imports (OR-Tools pulls in pandas) so they do not count as solve time
+    from ortools.sat.python import cp_model  # noqa: F401
+
+    from mappers.ilp import IlpModel  # noqa: F401
+
+    if args.part in ("small", "all"):
+        probs = SMALL_PROBLEMS[::4] if args.quick else SMALL_PROBLEMS
+        run_small(probs, args.time_limit)
+    if args.part in ("large", "all"):
+        run_large(tuple(args.arch) if args.arch else ARCHS, args.quick, args.time_limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

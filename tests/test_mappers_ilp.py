@@ -1,0 +1,138 @@
+"""The ILP mapper against exhaustive search, random search and brute force."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from experiments.bench_mappers import SMALL_PROBLEMS, conv, gemm, tiny_arch
+from mappers.exhaustive import SpaceTooLarge, exhaustive_optima, exhaustive_search
+from mappers.factors import count_splits, divisors, prime_factors, splits
+from mappers.ilp_space import MapSpace
+from mappers.mapping import MappingError, mapping_to_dict, validate
+from mappers.search import OBJECTIVES, objective_of, search
+from sim.analytical import evaluate, evaluate_batch
+from workloads.errors import EinsimError
+
+
+def _evs(e, a):
+    return (lambda m: evaluate(e, a, m)), (lambda ms: evaluate_batch(e, a, ms))
+
+
+# ----------------------------------------------------------------- factors
+@pytest.mark.parametrize("n", [1, 2, 12, 36, 97, 360, 1024, 3 * 5 * 7 * 11])
+def test_factor_helpers_match_brute_force(n: int) -> None:
+    assert math.prod(p**m for p, m in prime_factors(n)) == n
+    assert divisors(n) == tuple(d for d in range(1, n + 1) if n % d == 0)
+    for k in (1, 2, 3):
+        brute = [t for t in itertools.product(divisors(n), repeat=k) if math.prod(t) == n]
+        assert sorted(splits(n, k)) == sorted(brute)
+        assert count_splits(n, k) == len(brute)
+
+
+def test_space_counts_tilings_in_closed_form() -> None:
+    e, a = gemm(8, 4, 6), tiny_arch(fx=2, fy=2)
+    space = MapSpace(e, a)
+    n = len(space.slots)  # DRAM.T, GB.T, GB.x, GB.y, RF.T
+    assert n == 5
+    assert space.tiling_count() == count_splits(8, n) * count_splits(4, n) * count_splits(6, n)
+
+
+# --------------------------------------------------------- ILP vs exhaustive
+def _check_against_exhaustive(e, a, objectives=OBJECTIVES, time_limit_s=1.0) -> list[float]:
+    ev, evb = _evs(e, a)
+    ex = exhaustive_optima(e, a, objectives=objectives, evaluate=ev, evaluate_batch=evb, max_points=400_000)
+    ratios = []
+    for obj in objectives:
+        r = search(e, a, mapper="ilp", objective=obj, evaluate=ev, evaluate_batch=evb, time_limit_s=time_limit_s)
+        validate(r.mapping, e, a)
+        # the reported value is the analytical model's value for the returned mapping
+        assert r.objective_value == pytest.approx(objective_of(evaluate(e, a, r.mapping), obj, a), rel=1e-12)
+        ratio = r.objective_value / ex[obj].objective_value
+        assert ratio <= 1.02, f"{e.name} {obj}: ILP {r.objective_value:.6g} vs exhaustive {ex[obj].objective_value:.6g}"
+        ratios.append(ratio)
+    return ratios
+
+
+def test_ilp_within_2pct_of_exhaustive_small() -> None:
+    e, a = SMALL_PROBLEMS[17]
+    _check_against_exhaustive(e, a, objectives=("edp", "dram_traffic"), time_limit_s=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("idx", range(len(SMALL_PROBLEMS)))
+def test_ilp_within_2pct_of_exhaustive_20_problems(idx: int) -> None:
+    e, a = SMALL_PROBLEMS[idx]
+    _check_against_exhaustive(e, a)
+
+
+def test_exhaustive_is_a_lower_bound_for_random_search() -> None:
+    """Random samples the same space, so it can never beat the exhaustive optimum."""
+    e, a = SMALL_PROBLEMS[5]
+    ev, evb = _evs(e, a)
+    ex = exhaustive_search(e, a, objective="energy", evaluate=ev, evaluate_batch=evb)
+    rnd = search(e, a, mapper="random", objective="energy", evaluate=ev, evaluate_batch=evb, samples=300, seed=3)
+    validate(rnd.mapping, e, a)
+    assert rnd.objective_value >= ex.objective_value * (1 - 1e-12)
+    assert rnd.notes["samples"] == 300
+
+
+def test_exhaustive_refuses_large_spaces_with_a_clear_message() -> None:
+    e, a = gemm(256, 256, 256), tiny_arch()
+    ev, evb = _evs(e, a)
+    with pytest.raises(SpaceTooLarge, match="more than 1000 points"):
+        search(e, a, mapper="exhaustive", objective="edp", evaluate=ev, evaluate_batch=evb, max_points=1000)
+
+
+# ------------------------------------------------------------ repeatability
+def test_same_inputs_and_seed_give_the_same_mapping() -> None:
+    e, a = conv(1, 8, 4, 4, 4, 3, 3), tiny_arch(fx=4, fy=2, gb_bytes=4096, rf_bytes=128)
+    ev, evb = _evs(e, a)
+    runs = [
+        search(e, a, mapper="ilp", objective="edp", evaluate=ev, evaluate_batch=evb, seed=7, time_limit_s=0.5)
+        for _ in range(2)
+    ]
+    assert mapping_to_dict(runs[0].mapping) == mapping_to_dict(runs[1].mapping)
+    assert runs[0].objective_value == runs[1].objective_value
+
+
+# --------------------------------------------------------------- infeasible
+def test_infeasible_problem_names_the_constraint() -> None:
+    e = gemm(8, 8, 8, bits=32)
+    a = tiny_arch(rf_bytes=6)  # one 4-byte word, double buffered: 8 B > 6 B
+    a = a.__class__(**{**a.__dict__, "levels": (a.levels[0], a.levels[1], a.levels[2].__class__(
+        **{**a.levels[2].__dict__, "double_buffered": True}))})
+    ev, evb = _evs(e, a)
+    with pytest.raises(MappingError, match=r"smallest tile of tensor \w \(8 B\) does not fit level PE_RF \(6 B\)"):
+        search(e, a, mapper="ilp", objective="edp", evaluate=ev, evaluate_batch=evb)
+
+
+# --------------------------------------------------------------- hypothesis
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    m=st.integers(1, 48),
+    n=st.integers(1, 48),
+    k=st.integers(1, 48),
+    fx=st.integers(1, 6),
+    fy=st.integers(1, 6),
+    rf=st.sampled_from([2, 6, 12, 24, 64, 200]),
+    gb=st.sampled_from([16, 100, 512, 4096]),
+    obj=st.sampled_from(OBJECTIVES),
+)
+def test_ilp_never_returns_an_invalid_mapping(m, n, k, fx, fy, rf, gb, obj) -> None:
+    e, a = gemm(m, n, k), tiny_arch(gb_bytes=gb, rf_bytes=rf, fx=fx, fy=fy)
+    ev, evb = _evs(e, a)
+    try:
+        r = search(e, a, mapper="ilp", objective=obj, evaluate=ev, evaluate_batch=evb, time_limit_s=0.3)
+    except EinsimError as err:
+        assert str(err)  # a clear one-line message, never a crash
+        assert "\n" not in str(err)
+        return
+    validate(r.mapping, e, a)
+    assert math.isfinite(r.objective_value) and r.objective_value > 0
+    assert r.gap is None or 0.0 <= r.gap <= 1.0
