@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hw": ("experiments.commands.hw", "List, show, check and derive hardware models."),
     "eval": ("experiments.commands.eval", "Evaluate a workload on a hardware model."),
     "map": ("experiments.commands.map", "Search a mapping for a workload (ILP and baselines)."),
+    "schedule": ("experiments.commands.schedule", "Schedule a cascade: fusion, binding, residency (ILP)."),
     "array-predict": ("experiments.commands.array_predict", "SCALE-Sim compatible systolic-array predictions."),
     "gpu-predict": ("experiments.commands.gpu_predict", "Predict GPU kernel time, DRAM bytes and energy."),
     "sweep": ("experiments.commands.sweep", "Run a design sweep (local pool or Dask)."),

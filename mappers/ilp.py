@@ -64,12 +64,13 @@ class _Term:
 class IlpModel:
     """Builds the CP-SAT model of one Einsum on one architecture."""
 
-    def __init__(self, space: MapSpace, objective: str) -> None:
+    def __init__(self, space: MapSpace, objective: str, bypass: bool = True) -> None:
         from ortools.sat.python import cp_model
 
         self.cp_model = cp_model
         self.space = space
         self.objective = objective
+        self.bypass = bypass
         self.m = cp_model.CpModel()
         sp = space
         m = self.m
@@ -105,6 +106,7 @@ class IlpModel:
             self.Lmax[j, r] for j, s in enumerate(sp.slots) if s.kind != "T" for r in sp.ranks
         )
         self._axes()
+        self._keeps()
         self._capacity()
         self._stationarity()
         self._objective()
@@ -203,6 +205,16 @@ class IlpModel:
             self._ext_cache[key] = (e, lg, round(LOG_SCALE * math.log2(full)))
         return self._ext_cache[key]
 
+    def _keeps(self) -> None:
+        """``keep[l, T]``: level l keeps tensor T (bypass choices; levels that may
+        hold it, above the unit's feeding level; the outermost keeps all)."""
+        sp, m = self.space, self.m
+        self.keep: dict[tuple[int, str], object] = {}
+        for lvl in range(1, sp.feed + 1):
+            for t in sp.tensors:
+                if t in sp.holdable[lvl]:
+                    self.keep[lvl, t] = m.new_bool_var(f"keep_{lvl}_{t}") if self.bypass else 1
+
     def _capacity(self) -> None:
         sp, m = self.space, self.m
         for lvl in range(1, sp.feed + 1):
@@ -225,7 +237,13 @@ class IlpModel:
                     t = m.new_int_var(1, full_elems, f"tile{lvl}_{acc.tensor}")
                     m.add_multiplication_equality(t, var_exts)
                     tile = t * const
-                total.append(acc.bits * tile)
+                k = self.keep[lvl, acc.tensor]
+                if isinstance(k, int):
+                    total.append(acc.bits * tile)
+                else:  # a bypassed tensor takes no space: te >= tile when kept
+                    te = m.new_int_var(0, full_elems * const, f"tkept{lvl}_{acc.tensor}")
+                    m.add(te >= tile - full_elems * const * (1 - k))
+                    total.append(acc.bits * te)
             if total:
                 mult = sp.mult[lvl]
                 m.add(mult * sum(total) <= int(math.floor(8 * lv.capacity_bytes)))
@@ -301,17 +319,13 @@ class IlpModel:
         ``fills = F*R*S``, ``xfer = fills/MC``, ``dist = F*Dist*S/MC`` (outputs)."""
         sp = self.space
         nl = sp.nlev
-        keep = [sp.kept(lvl, None) for lvl in range(nl)]
         self.pairs = []
         spatial = [(j, s) for j, s in enumerate(sp.slots) if s.kind != "T"]
         for t in sp.tensors:
             rel = sp.relevant[t]
             acc = next(a for a in sp.accesses if a.tensor == t)
             out = t == sp.output
-            for c in range(1, nl + 1):
-                if c < nl and t not in keep[c]:
-                    continue
-                p = max(lvl for lvl in range(c) if t in keep[lvl])
+            for c, p, active in self._pair_choices(t):
                 base: dict[tuple[int, str], int] = {}
                 plus = []
                 if c < nl:  # footprint: product of the (exact) extents of the tile
@@ -365,11 +379,12 @@ class IlpModel:
                     "dist": self._term(dist),
                     "mc": mc,
                     "refill": None,
+                    "active": active,
                 }
                 if out and irr_counted:
                     # g = 1 when some irrelevant loop refetches the output tile
                     # (partial sums are then read back: <= xfer reads)
-                    g = self.m.new_bool_var(f"refill_{t}_{c}")
+                    g = self.m.new_bool_var(f"refill_{t}_{c}_{p}")
                     ih = self._term(irr_counted, reuse)
                     self.m.add(ih.expr <= max(ih.hi, 1) * g)
                     pair["refill"] = g
@@ -392,27 +407,65 @@ class IlpModel:
                 self.skew = cu.rows + cu.cols - 2.0
         self.cpp = sum(k / cu.ops_per_cycle[cl] for cl, k in sp.op_weights.items())
 
+    def _pair_choices(self, t: str) -> list[tuple[int, int, object]]:
+        """(child, parent, active literal) for every way tensor ``t`` can move:
+        ``c`` fills from ``p`` when both keep it and every level between bypasses it."""
+        sp, m = self.space, self.m
+        nl = sp.nlev
+
+        def kv(lvl: int):
+            if lvl == 0 or lvl == nl:
+                return 1
+            return self.keep.get((lvl, t), 0)
+
+        def const(x) -> bool:
+            return isinstance(x, int)
+
+        out = []
+        for c in range(1, nl + 1):
+            if c < nl and const(kv(c)) and kv(c) == 0:
+                continue
+            for p in range(c):
+                if const(kv(p)) and kv(p) == 0:
+                    continue
+                between = [kv(q) for q in range(p + 1, c)]
+                if any(const(x) and x == 1 for x in between):
+                    continue
+                lits = [x for x in (kv(c), kv(p)) if not const(x)]
+                lits += [x.negated() for x in between if not const(x)]
+                if not lits:
+                    out.append((c, p, None))
+                    continue
+                a = m.new_bool_var(f"pair_{t}_{c}_{p}")
+                for lit in lits:
+                    m.add_implication(a, lit)
+                m.add_bool_or([a] + [lit.negated() for lit in lits])
+                out.append((c, p, a))
+        return out
+
     def _actions(self):
-        """(level, kind, pair, count-key, gated) for every level action.
+        """(level, kind, pair, count-key, gate literals) for every level action.
 
         kind: "r" read, "w" write, "u" update (read + write)."""
         acts = []
         for pr in self.pairs:
             c, p = pr["c"], pr["p"]
-            g = pr["refill"]
+            a = [pr["active"]] if pr["active"] is not None else []
+            g = a + [pr["refill"]] if pr["refill"] is not None else None
+            a = a or None
             if not pr["out"]:
-                acts.append((p, "r", pr, "xfer", None))
+                acts.append((p, "r", pr, "xfer", a))
                 if c < self.space.nlev:
-                    acts.append((c, "w", pr, "fills", None))
+                    acts.append((c, "w", pr, "fills", a))
             elif c == self.space.nlev:
                 if g is not None:
                     acts.append((p, "u", pr, "xfer", g))
-                acts.append((p, "w", pr, "dist", None))
+                acts.append((p, "w", pr, "dist", a))
             else:
-                acts.append((p, "w", pr, "xfer", None))
+                acts.append((p, "w", pr, "xfer", a))
                 if g is not None:
                     acts.append((p, "r", pr, "xfer", g))
-                acts.append((c, "r", pr, "fills", None))
+                acts.append((c, "r", pr, "fills", a))
                 if g is not None:
                     acts.append((c, "w", pr, "fills", g))
         return acts
@@ -662,8 +715,11 @@ class IlpModel:
                         f //= p
                         e += 1
                     self.m.add_hint(self.n[r, i, j], e)
+        for k in self.keep.values():  # the warm start keeps everything it may
+            if not isinstance(k, int):
+                self.m.add_hint(k, 1)
 
-    def decode(self, value) -> tuple[dict[str, tuple[int, ...]], tuple[str | None, ...]]:
+    def decode(self, value) -> tuple[dict[str, tuple[int, ...]], tuple[str | None, ...], tuple]:
         sp = self.space
         tiling = {}
         for r in sp.ranks:
@@ -682,7 +738,12 @@ class IlpModel:
                 if b is not None and value(b):
                     chosen = t
             stat.append(chosen)
-        return tiling, tuple(stat)
+        keeps: list[tuple[str, ...] | None] = []
+        for lvl in range(sp.nlev):
+            hold = [t for t in sp.tensors if (lvl, t) in self.keep]
+            kept = tuple(t for t in hold if isinstance(self.keep[lvl, t], int) or value(self.keep[lvl, t]))
+            keeps.append(None if kept == tuple(hold) else kept)
+        return tiling, tuple(stat), tuple(keeps)
 
 
 def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: int):
@@ -728,7 +789,7 @@ def ilp_search(
     objective: str,
     evaluate: Evaluator,
     evaluate_batch: BatchEvaluator | None = None,
-    time_limit_s: float = 1.0,
+    time_limit_s: float = 0.7,
     seed: int = 0,
     workers: int = 2,
     pool: int = 6,
@@ -765,32 +826,31 @@ def ilp_search(
     if not found:
         # time-out before the first solution: fall back on the warm-start tiling
         # (valid by construction), re-ranked and polished like a solver solution
-        found = [(math.inf, (start, (None,) * space.nlev))]
+        found = [(math.inf, (start, (None,) * space.nlev, (None,) * space.nlev))]
     solve_s = time.perf_counter() - t0
-    # the solver's best solutions, best first, distinct tilings
-    cands: list[tuple[dict, tuple]] = []
+    # the solver's best solutions, best first, distinct (tiling, bypass) choices
+    cands: list[tuple[dict, tuple, tuple]] = []
     keys = set()
-    for _obj, (tiling, stat) in sorted(found, key=lambda x: x[0]):
-        k = tuple(tiling[r] for r in space.ranks)
-        if k in keys or space.violation(tiling) is not None:
+    for _obj, (tiling, stat, keeps) in sorted(found, key=lambda x: x[0]):
+        k = (tuple(tiling[r] for r in space.ranks), keeps)
+        if k in keys or space.violation(tiling, keeps) is not None:
             continue
         keys.add(k)
-        cands.append((tiling, stat))
+        cands.append((tiling, stat, keeps))
         if len(cands) >= pool:
             break
     warm_v = scorer.score(warm) if warm is not None else math.inf
-    best_tiling, best_stat = cands[0]
-    best_keeps = None
+    best_tiling, best_stat, best_keeps = cands[0]
     best_v = math.inf
-    for tiling, stat in cands:
-        v, st = _best_orders(space, scorer, tiling, stat, None)
-        kv, keeps = _best_keeps(space, scorer, tiling, st)
-        if kv < v:
-            v, st = _best_orders(space, scorer, tiling, st, keeps)
-        else:
-            keeps = None
+    for tiling, stat, keeps in cands:
+        v, st = _best_orders(space, scorer, tiling, stat, keeps)
         if v < best_v:
             best_v, best_tiling, best_stat, best_keeps = v, tiling, st, keeps
+    # every other bypass choice for the winner (the solver's bypass is a surrogate's)
+    kv, k2 = _best_keeps(space, scorer, best_tiling, best_stat)
+    if kv < best_v:
+        best_keeps = k2
+        best_v, best_stat = _best_orders(space, scorer, best_tiling, best_stat, best_keeps)
     _polish(space, scorer, best_tiling, best_stat, best_keeps, polish_evals)
     ilp_status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible"}.get(status, "timeout")
     if ilp_status == "timeout":

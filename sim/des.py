@@ -270,14 +270,17 @@ def _run(
     periods: dict[str, int],
     max_cycles: float,
     timeline_limit: int,
+    streams: MappingABC[str, Iterable[str]] | None = None,
 ) -> Engine:
     eng = Engine(arch, max_cycles=max_cycles, timeline_limit=timeline_limit)
+    streams = streams or {}
     for nest in nests:
         eng.add(
             nest,
             steps=steps.get(nest.einsum),
             deps=tuple(deps.get(nest.einsum, ())),
             period=periods.get(nest.einsum, 0),
+            streams=tuple(streams.get(nest.einsum, ())),
         )
     eng.run()
     return eng
@@ -305,20 +308,26 @@ def simulate_nests(
     max_period_steps: int = 2048,
     min_prefix_periods: int = 8,
     mappings: MappingABC[str, Mapping] | None = None,
+    streams: MappingABC[str, Iterable[str]] | None = None,
 ) -> Metrics:
-    """Simulate already-built nests (one per Einsum) and return Metrics."""
+    """Simulate already-built nests (one per Einsum) and return Metrics.
+
+    ``deps``: Einsum -> Einsums it waits for (finished); ``streams``:
+    Einsum -> fused producers on other units it is pipelined with.
+    """
     deps = deps or {}
+    streams = streams or {}
     bound = max_cycles if max_cycles is not None else default_bound(nests)
     wall0 = time.perf_counter()
     total_steps = sum(n.steps for n in nests)
     if full_sim or total_steps <= FULL_SIM_STEPS:
-        eng = _run(arch, nests, deps, {}, {}, bound, timeline_limit)
+        eng = _run(arch, nests, deps, {}, {}, bound, timeline_limit, streams)
         cycles = max((es.t_end for es in eng.einsums.values()), default=0.0)
         acc = eng.accesses()
         steady_note: dict[str, Any] = {"used": False, "full_sim": True}
     else:
         cycles, acc, steady_note, eng = _extrapolated(
-            arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods
+            arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods, streams
         )
     wall = time.perf_counter() - wall0
     notes: dict[str, Any] = {
@@ -338,7 +347,9 @@ def simulate_nests(
     return _metrics(arch, nests, cycles, acc, notes, mappings)
 
 
-def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods):
+def _extrapolated(
+    arch, nests, deps, bound, timeline_limit, max_period_steps, min_prefix_periods, streams
+):
     """Simulate a prefix of every nest, then extrapolate each Einsum's time.
 
     For every Einsum, period lengths are tried shortest first; the prefix
@@ -364,7 +375,7 @@ def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, mi
         steps, periods = {}, {}
         for n in nests:
             steps[n.einsum], periods[n.einsum] = plan(n)
-        eng = _run(arch, nests, deps, steps, periods, bound, timeline_limit)
+        eng = _run(arch, nests, deps, steps, periods, bound, timeline_limit, streams)
         retry = False
         for n in nests:
             es = eng.einsums[n.einsum]
@@ -427,10 +438,11 @@ def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, mi
     # before it on its unit)
     shift: dict[str, float] = {}
     unit_shift: dict[str, float] = {}
-    for name in _topo(nests, deps):
+    for name in _topo(nests, deps, streams):
         es = eng.einsums[name]
         s0 = max([shift[x] for x in deps.get(name, ())] + [unit_shift.get(es.unit, 0.0)])
-        shift[name] = s0 + extra[name]
+        # a pipelined consumer cannot end before its producers
+        shift[name] = max([s0 + extra[name]] + [shift[x] for x in streams.get(name, ())])
         unit_shift[es.unit] = shift[name]
     cycles = max(eng.einsums[x].t_end + shift[x] for x in shift)
     note = {
@@ -442,7 +454,11 @@ def _extrapolated(arch, nests, deps, bound, timeline_limit, max_period_steps, mi
     return cycles, acc, note, eng
 
 
-def _topo(nests: list[Nest], deps: MappingABC[str, Iterable[str]]) -> list[str]:
+def _topo(
+    nests: list[Nest],
+    deps: MappingABC[str, Iterable[str]],
+    streams: MappingABC[str, Iterable[str]] | None = None,
+) -> list[str]:
     seen: set[str] = set()
     out: list[str] = []
 
@@ -451,6 +467,8 @@ def _topo(nests: list[Nest], deps: MappingABC[str, Iterable[str]]) -> list[str]:
             return
         seen.add(x)
         for d in deps.get(x, ()):
+            visit(d)
+        for d in (streams or {}).get(x, ()):
             visit(d)
         out.append(x)
 
@@ -526,8 +544,12 @@ def simulate_cascade(
     the ports they both use. Intermediates whose residency in ``schedule``
     is an on-chip level are handed over on chip: the producer does not write
     them to the outermost level and the consumer does not fetch them from
-    it. Without a schedule every intermediate goes through the outermost
-    level (unfused).
+    it. When producer and consumer are in one pipelined fusion group
+    (``FusionGroup.pipelined``) and on different units, they run together:
+    the consumer's step ``s`` waits until the producer has done
+    ``(s+1)/steps`` of its steps (both walk the intermediate in the same
+    order, which the schedule's common tiling guarantees). Without a
+    schedule every intermediate goes through the outermost level (unfused).
     """
     einsums = _cascade_einsums(cascade)
     by_name = {e.name: e for e in einsums}
@@ -541,6 +563,7 @@ def simulate_cascade(
     nests = []
     deps: dict[str, set[str]] = {}
     used: dict[str, Mapping] = {}
+    unit_of: dict[str, str] = {}
     for name in order:
         e = by_name[name]
         m = mappings.get(name)
@@ -568,20 +591,45 @@ def simulate_cascade(
         if e.output.tensor in on_chip:
             nest = _output_on_chip(nest)
         nests.append(nest)
+        unit_of[name] = nest.unit
         deps[name] = {
             producer[a.tensor]
             for a in e.inputs
             if a.tensor in producer and producer[a.tensor] != name
         }
+    deps = _break_cycles(deps)
+    streams: dict[str, set[str]] = {}
+    for name in order:
+        e = by_name[name]
+        for a in e.inputs:
+            p = producer.get(a.tensor)
+            if (
+                p is not None
+                and p in deps[name]
+                and a.tensor in on_chip
+                and unit_of[p] != unit_of[name]
+                and _pipelined(schedule, p, name)
+            ):
+                deps[name].discard(p)
+                streams.setdefault(name, set()).add(p)
     return simulate_nests(
         arch,
         nests,
-        deps=_break_cycles(deps),
+        deps=deps,
+        streams=streams,
         full_sim=full_sim,
         max_cycles=max_cycles,
         timeline_limit=timeline_limit,
         mappings=used,
     )
+
+
+def _pipelined(schedule: Any, producer: str, consumer: str) -> bool:
+    """Producer and consumer are in one pipelined fusion group of the schedule."""
+    for g in getattr(schedule, "groups", None) or ():
+        if producer in g.einsums and consumer in g.einsums:
+            return bool(getattr(g, "pipelined", True))
+    return False
 
 
 def _break_cycles(deps: dict[str, set[str]]) -> dict[str, set[str]]:

@@ -316,6 +316,9 @@ class _EinsumState:
         "finished",
         "deps",
         "dependents",
+        "streams",
+        "stream_names",
+        "stream_consumers",
         "t_start",
         "t_end",
         "unit",
@@ -336,6 +339,11 @@ class _EinsumState:
         self.finished = False
         self.deps: set[str] = set()
         self.dependents: list[_EinsumState] = []
+        #: producers this Einsum is pipelined with (fused, on other units):
+        #: step s waits until each has done its share of steps
+        self.stream_names: tuple[str, ...] = ()
+        self.streams: list[_EinsumState] = []
+        self.stream_consumers: list[_EinsumState] = []
         self.t_start = 0.0
         self.t_end = 0.0
         self.unit = nest.unit
@@ -403,13 +411,20 @@ class Engine:
 
     # -- set-up -----------------------------------------------------------
     def add(
-        self, nest: Nest, *, steps: int | None = None, deps: tuple[str, ...] = (), period: int = 0
+        self,
+        nest: Nest,
+        *,
+        steps: int | None = None,
+        deps: tuple[str, ...] = (),
+        period: int = 0,
+        streams: tuple[str, ...] = (),
     ) -> None:
         """Add an Einsum; ``steps`` truncates it (for steady-state runs)."""
         s = nest.steps if steps is None else steps
         es = _EinsumState(nest, s)
         es.period = period
         es.deps = set(deps)
+        es.stream_names = tuple(streams)
         bw = nest.channel_bw
         by_tensor: dict[str, _BufState] = {}
         names = nest.level_names
@@ -508,6 +523,11 @@ class Engine:
                 if d not in self.einsums:
                     raise SimulationError(f"{es.nest.einsum} depends on unknown Einsum {d}")
                 self.einsums[d].dependents.append(es)
+            for d in es.stream_names:
+                if d not in self.einsums:
+                    raise SimulationError(f"{es.nest.einsum} streams from unknown Einsum {d}")
+                es.streams.append(self.einsums[d])
+                self.einsums[d].stream_consumers.append(es)
         for es in list(self.einsums.values()):
             if not es.deps:
                 self._start_einsum(es)
@@ -700,6 +720,11 @@ class Engine:
             ti = s // st.buf.period
             if not (ti < st.arrived or ti in st.ready):
                 return
+        for p in es.streams:
+            # pipelined hand-over: the producer's share of the intermediate
+            # for this step is done (both walk it in the same order)
+            if p.done_steps < p.steps and p.done_steps * es.steps < (s + 1) * p.steps:
+                return
         es.next_step += 1
         unit.busy = True
         t0 = self.env._now
@@ -726,6 +751,9 @@ class Engine:
         if last:
             self._maybe_finished(es)
         self._try_compute(unit)
+        for c in es.stream_consumers:
+            if c.started:
+                self._try_compute(self.units[c.unit])
 
     # -- reporting ---------------------------------------------------------------
     def accesses(self) -> dict[tuple[int, str], list[float]]:

@@ -562,15 +562,153 @@ class _ConvWindow(_Window):
         return out
 
 
-def _stalls(ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bool) -> int:
-    """Total stall cycles.
+class _WriteBuffer:
+    """SCALE-Sim's ofmap write buffer (memory/write_buffer.py), event by event.
+
+    Words are stored as the array writes them; when more than half the buffer
+    is used and no drain is running, the oldest ``ceil(half / bw)`` lines are
+    drained to DRAM, one line per cycle (the partly filled line is closed
+    first, and its padding is counted as drained). A word that finds the
+    buffer full while a drain runs stalls the array until the drain ends.
+    Rows that can neither start a drain nor stall are skipped in bulk.
+    """
+
+    def __init__(self, writes_cum: np.ndarray, sram_kb: float, bw_words: float) -> None:
+        self.w = writes_cum  # w[r] = words written by rows < r
+        self.n_rows = writes_cum.size - 1
+        total = int(math.floor(sram_kb * 1024))
+        self.total = total
+        self.active = int(math.ceil(total * _ACTIVE_FRAC))
+        self.bw = int(bw_words)
+        self.drain_lines = int(math.ceil((total - self.active) / self.bw))
+        self.free = total
+        self.drain_end = 0
+        self.row = 0  # rows < self.row are stored
+        self.pending = 0  # words since the last closed partial line
+        self.lines: list[list[int]] = []  # [count, words per line] runs, oldest first
+        self.dram_words = 0
+
+    def _row_of(self, k: int) -> int:
+        """Row that writes the k-th word (1-based)."""
+        return int(np.searchsorted(self.w, k)) - 1
+
+    def next_row(self, stall: int) -> int:
+        """First row at or after ``self.row`` that can start a drain or stall."""
+        e = int(self.w[self.row])
+        if e >= int(self.w[-1]):
+            return self.n_rows
+        k_a = e + max(1, self.free - self.active + 1)
+        r_a = self._row_of(k_a) if k_a <= int(self.w[-1]) else self.n_rows
+        if r_a >= self.n_rows:
+            return self.n_rows
+        if r_a + stall >= self.drain_end:
+            return r_a
+        k_b = e + max(1, self.free)
+        r_b = self._row_of(k_b) if k_b <= int(self.w[-1]) else self.n_rows
+        x = max(r_a, self.drain_end - stall)
+        r_c = (
+            self._row_of(int(self.w[x]) + 1)
+            if x < self.n_rows and self.w[x] < self.w[-1]
+            else self.n_rows
+        )
+        return min(r_b, r_c)
+
+    def _store(self, words: int) -> None:
+        self.free -= words
+        self.pending += words
+
+    def advance_to(self, row: int) -> None:
+        if row > self.row:
+            self._store(int(self.w[row] - self.w[self.row]))
+            self.row = row
+
+    def _close_lines(self) -> None:
+        full, part = divmod(self.pending, self.bw)
+        if full:
+            self.lines.append([full, self.bw])
+        if part:
+            self.lines.append([1, part])
+        self.pending = 0
+
+    def _drain(self, start: int) -> int:
+        """Drain the oldest lines from cycle ``start``; returns the last cycle."""
+        want, taken, last = self.drain_lines, 0, self.bw
+        while want and self.lines:
+            cnt, size = self.lines[0]
+            t = min(cnt, want)
+            taken += t
+            want -= t
+            last = size
+            if t == cnt:
+                self.lines.pop(0)
+            else:
+                self.lines[0][0] -= t
+        data = taken * self.bw - (self.bw - last)
+        self.free += data
+        self.dram_words += data
+        return start + taken - 1
+
+    def process_row(self, row: int, c: int) -> int:
+        """Store row ``row``'s words at cycle ``c``; returns its stall."""
+        self.advance_to(row)
+        cur = c
+        for _ in range(int(self.w[row + 1] - self.w[row])):
+            self._store(1)
+            if cur < self.drain_end:
+                if self.free <= 0:
+                    cur = self.drain_end
+            elif self.free < self.active:
+                self._close_lines()
+                self.drain_end = self._drain(cur)
+        self.row = row + 1
+        return cur - c
+
+    def finish(self) -> int:
+        """DRAM words written, including the final flush of the buffer."""
+        self.advance_to(self.n_rows)
+        self._close_lines()
+        while self.lines:
+            self._drain(0)
+        return self.dram_words
+
+
+def _ofmap_writes_cum(
+    df: str, sr: int, sc: int, t: int, r: int, c: int, fold_rows: int, n_rows: int
+) -> np.ndarray:
+    """Words the array writes per row (SCALE-Sim's skewed ofmap demand), cumulated."""
+    row_fold = _cdiv(sr, r)
+    i = np.arange(n_rows, dtype=np.int64)
+    f, u = np.divmod(i, fold_rows)
+    fc, fr = np.divmod(f, row_fold)
+    cu = np.minimum(c, sc - fc * c)
+    if df == "os":
+        lo = t - 1 + (r - np.minimum(r, sr - fr * r))
+        hi = t + r - 2
+    else:
+        lo = np.full_like(u, 2 * r - 1)
+        hi = 2 * r + t - 2
+    cnt = np.maximum(0, np.minimum(cu - 1, u - lo) - np.maximum(0, u - hi) + 1)
+    out = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(cnt, out=out[1:])
+    return out
+
+
+def _stalls(
+    ev_if: np.ndarray,
+    ev_f: np.ndarray,
+    d_if: int,
+    d_f: int,
+    compat: bool,
+    n_rows: int,
+    wbuf: _WriteBuffer | None = None,
+) -> tuple[int, int | None]:
+    """(total stall cycles, cycle of the last row's ofmap write if that row stalled).
 
     Mirrors double_buffered_scratchpad.service_memory_requests: at array row
-    i (cycle c = i + stalls so far) every slide k of an operand is ready at
-    k*d - 1 (the initial fill completes at cycle -1); the row waits for the slowest operand.
+    i (cycle c = i + stalls so far) slide k of a read operand is ready at
+    k*d - 1 (the initial fill completes at cycle -1), the ofmap write buffer
+    may stall the row, and the row waits for the slowest of the three.
     """
-    if ev_if.size == 0 and ev_f.size == 0:
-        return 0
     k_if = np.arange(1, ev_if.size + 1)
     k_f = np.arange(1, ev_f.size + 1)
     rows = np.concatenate([ev_if, ev_f])
@@ -579,10 +717,17 @@ def _stalls(ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bo
     order = np.lexsort((ready, which, rows))
     rows, ready, which = rows[order].tolist(), ready[order].tolist(), which[order].tolist()
     stall = 0
+    last_out = None
     i = 0
     n = len(rows)
-    while i < n:
-        row = rows[i]
+    while True:
+        next_read = rows[i] if i < n else None
+        next_of = wbuf.next_row(stall) if wbuf is not None else None
+        if next_of is not None and next_of >= wbuf.n_rows:
+            next_of = None
+        if next_read is None and next_of is None:
+            break
+        row = min(x for x in (next_read, next_of) if x is not None)
         c = row + stall
         worst = 0
         for op in (0, 1):
@@ -599,8 +744,12 @@ def _stalls(ev_if: np.ndarray, ev_f: np.ndarray, d_if: int, d_f: int, compat: bo
                 i += 1
             if seen:
                 worst = max(worst, out - c - 1)
+        of_stall = wbuf.process_row(row, c) if wbuf is not None else 0
+        worst = max(worst, of_stall)
+        if row == n_rows - 1:
+            last_out = c + of_stall
         stall += worst
-    return stall
+    return stall, last_out
 
 
 def predict_layer(
@@ -638,7 +787,9 @@ def predict_layer(
     b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, ifm.valid_words, ifm.fetch_words)
     b_f = _buffer(cfg.filter_sram_kb, cfg.filter_dram_bw_words, fil.valid_words, fil.fetch_words)
 
-    if conv is not None:
+    slides_if = b_if.a < b_if.n and b_if.p > 0
+    slides_f = b_f.a < b_f.n and b_f.p > 0
+    if conv is not None and slides_if:
         seq = _conv_ifmap_sequence(conv, ifm, df)
         if_valid = int((seq >= 0).sum())
         b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, if_valid, ifm.fetch_words)
@@ -652,7 +803,7 @@ def predict_layer(
     ev_f: list[int] = []
     # rows in chunks of whole folds, so memory stays bounded on huge layers
     chunk = max(fold_rows, (_CHUNK_ROWS // fold_rows) * fold_rows)
-    for row0 in range(0, n_rows, chunk):
+    for row0 in range(0, n_rows if slides_if or slides_f else 0, chunk):
         i = np.arange(row0, min(n_rows, row0 + chunk), dtype=np.int64)
         f, u = np.divmod(i, fold_rows)
         fc, fr = np.divmod(f, row_fold)
@@ -667,14 +818,20 @@ def predict_layer(
             lo_f, hi_f = _positions(fil, fr, None, u)
         ev_if += win_if.slides(lo_if, hi_if, row0)
         ev_f += win_f.slides(lo_f, hi_f, row0)
-    stall = _stalls(
+    wcum = _ofmap_writes_cum(df, sr, sc, t, r, c, fold_rows, n_rows)
+    wbuf = _WriteBuffer(wcum, cfg.ofmap_sram_kb, cfg.ofmap_dram_bw_words)
+    stall, last = _stalls(
         np.asarray(ev_if, dtype=np.int64),
         np.asarray(ev_f, dtype=np.int64),
         b_if.cycles_per_slide,
         b_f.cycles_per_slide,
         scalesim_compat,
+        n_rows,
+        wbuf,
     )
-    total = n_rows - 1 + stall
+    # SCALE-Sim's total is the cycle of the last row's ofmap write
+    total = n_rows - 1 + stall if last is None else last
+    dram_of = wbuf.finish()
     macs = m * n * k
     del col_fold
     return SystolicResult(
@@ -691,7 +848,7 @@ def predict_layer(
         sram_ofmap_writes=int(cf["sram_ofmap_writes"]),
         dram_ifmap_reads=b_if.first_words + len(ev_if) * b_if.words_per_slide,
         dram_filter_reads=b_f.first_words + len(ev_f) * b_f.words_per_slide,
-        dram_ofmap_writes=int(cf["ofmap_valid_writes"]),
+        dram_ofmap_writes=dram_of,
     )
 
 
@@ -727,9 +884,9 @@ def predict_many(
     convolution (None for a GEMM).
 
     The stall-free numbers are evaluated as numpy closed forms over all
-    layers at once. The memory model runs only for layers whose ifmap or
-    filter does not fit in the active half of its SRAM (the others cannot
-    slide their window, so cannot stall).
+    layers at once; the memory model (an event loop per layer) runs layer by
+    layer, and only walks the array rows of operands that do not fit the
+    active half of their SRAM.
     """
     m, n, k = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (m, n, k))
     if not (m.size == n.size == k.size == len(cfgs)):
@@ -746,40 +903,12 @@ def predict_many(
     cf = closed_forms(m, n, k, rows, cols, df, scalesim_compat)
     n_layers = m.size
     out = {f: np.zeros(n_layers, dtype=float) for f in RESULT_FIELDS}
-    total = cf["compute_cycles_no_stall"].astype(float)
-    stall = np.zeros(n_layers)
-    # DRAM: everything fits -> the initial fill only
-    is_os, is_ws = df == "os", df == "ws"
-    sr, _sc, t = cf["sr"], cf["sc"], cf["t"]
-    rf, cfo = cf["row_fold"], cf["col_fold"]
-    if_fetch = np.where(is_ws | is_os, rf * t * rows, cfo * sr * cols)
-    f_fetch = np.where(is_os, cfo * t * cols, np.where(is_ws, cfo * sr * cols, rf * t * rows))
-    if_valid = m * k
-    f_valid = k * n
-
-    def fill_words(kb: np.ndarray, bw: np.ndarray, fetch: np.ndarray) -> np.ndarray:
-        total_w = np.floor(kb * 1024).astype(np.int64)
-        active = np.ceil(total_w * _ACTIVE_FRAC).astype(np.int64)
-        b = bw.astype(np.int64)
-        return np.minimum(_cdiv(active, b), _cdiv(fetch, b)) * b, active
-
-    ikb = np.array([c.ifmap_sram_kb for c in cfgs], dtype=float)
-    fkb = np.array([c.filter_sram_kb for c in cfgs], dtype=float)
-    ibw = np.array([c.ifmap_dram_bw_words for c in cfgs], dtype=float)
-    fbw = np.array([c.filter_dram_bw_words for c in cfgs], dtype=float)
-    dram_if, act_if = fill_words(ikb, ibw, if_fetch)
-    dram_f, act_f = fill_words(fkb, fbw, f_fetch)
-    dram_if, dram_f = dram_if.astype(float), dram_f.astype(float)
-    # a window of ceil(active/eps) lines covers every valid word when
-    # valid // eps + 1 <= that many lines
-    eps_if = _cdiv(np.floor(ikb * 1024).astype(np.int64), _LINES_PER_SRAM)
-    eps_f = _cdiv(np.floor(fkb * 1024).astype(np.int64), _LINES_PER_SRAM)
-    fits = (if_valid // eps_if + 1 <= _cdiv(act_if, eps_if)) & (
-        f_valid // eps_f + 1 <= _cdiv(act_f, eps_f)
-    )
     if convs is not None and len(convs) != n_layers:
         raise SystolicError(f"convs must have one entry per layer, got {len(convs)} for {n_layers}")
-    for i in np.flatnonzero(~fits):
+    total = np.zeros(n_layers)
+    stall = np.zeros(n_layers)
+    dram_if, dram_f, dram_of = np.zeros(n_layers), np.zeros(n_layers), np.zeros(n_layers)
+    for i in range(n_layers):
         res = predict_layer(
             int(m[i]),
             int(n[i]),
@@ -789,7 +918,11 @@ def predict_many(
             conv=None if convs is None else convs[i],
         )
         total[i], stall[i] = res.total_cycles, res.stall_cycles
-        dram_if[i], dram_f[i] = res.dram_ifmap_reads, res.dram_filter_reads
+        dram_if[i], dram_f[i], dram_of[i] = (
+            res.dram_ifmap_reads,
+            res.dram_filter_reads,
+            res.dram_ofmap_writes,
+        )
     out["total_cycles"] = total
     out["stall_cycles"] = stall
     out["compute_cycles_no_stall"] = cf["compute_cycles_no_stall"].astype(float)
@@ -800,7 +933,7 @@ def predict_many(
         out[f] = cf[f].astype(float)
     out["dram_ifmap_reads"] = dram_if
     out["dram_filter_reads"] = dram_f
-    out["dram_ofmap_writes"] = cf["ofmap_valid_writes"].astype(float)
+    out["dram_ofmap_writes"] = dram_of
     return out
 
 

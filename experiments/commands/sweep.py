@@ -90,7 +90,11 @@ def command(
         err=True,
     )
     if not no_dashboard:
-        from experiments.sweep.dashboard import write_dashboard
+        from experiments.sweep.dashboard import DashboardError, write_dashboard
 
-        path = write_dashboard(out_dir, out_dir / "dashboard.html")
-        click.echo(f"dashboard: {path}", err=True)
+        try:
+            path = write_dashboard(out_dir, out_dir / "dashboard.html")
+        except DashboardError as exc:  # the sweep itself succeeded
+            click.echo(f"warning: no dashboard: {exc}", err=True)
+        else:
+            click.echo(f"dashboard: {path}", err=True)

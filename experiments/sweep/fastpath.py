@@ -179,7 +179,7 @@ def _rows_from_batch(res: dict[str, Any], st: Any, j: int) -> dict[str, Any]:
 
 def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk, in order; batched where possible (see module doc)."""
-    from experiments.pipeline import MAPPERS, einsums_of
+    from experiments.pipeline import FAMILY_EVALUATORS, MAPPERS, einsums_of
     from sim.analytical import evaluate_batch
     from sim.analytical_compile import STRUCTURES, structure_key
 
@@ -206,7 +206,8 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
                     continue
                 cascade = build_cascade(p.workload, p.wl)
                 einsums = einsums_of(cascade)
-                if len(einsums) != 1:
+                if len(einsums) != 1 or arch.family in FAMILY_EVALUATORS:
+                    # cascades, and families with their own model (GPU)
                     rows[i] = evaluate_point(p)
                     continue
                 e = einsums[0]
