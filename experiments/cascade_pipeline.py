@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from hw_models.arch import Architecture
 from mappers import attention_schedules, fusion
-from mappers.schedule import Schedule, ScheduleError, validate_schedule
+from mappers.schedule import Schedule, ScheduleError, default_binding, validate_schedule
 from sim import cascade_model
 from sim.metrics import Metrics
 from workloads.ir import Cascade
@@ -89,7 +89,7 @@ def schedule_cascade(
     if method == "fusemax":
         sched = attention_schedules.fusemax_schedule(cascade, arch)
         return sched, cascade_model.evaluate_schedule(cascade, arch, sched)
-    binding = cascade_model.default_binding(cascade, arch)
+    binding = default_binding(cascade, arch)
     problem = cascade_model.build_fusion_problem(
         cascade, arch, binding, tiled_rank=tiled_rank, tile_counts=tuple(tile_counts)
     )

@@ -88,10 +88,37 @@ def _greedy_fast(
     return greedy_mapping(einsum, arch, unit=opts.get("unit"), objective=objective)
 
 
+def _search_mapper(name: str) -> Callable[..., Mapping]:
+    """ILP / random / exhaustive search (mappers/search.py) on the analytical model.
+
+    opts: ``time_limit_s``, ``seed``, ``samples`` (others are ignored)."""
+
+    def run(einsum: Einsum, arch: Architecture, objective: str, evaluator, **opts: Any) -> Mapping:
+        from mappers.search import search
+        from sim.analytical import evaluate, evaluate_batch
+
+        return search(
+            einsum,
+            arch,
+            mapper=name,
+            objective=objective,
+            evaluate=lambda m: evaluate(einsum, arch, m),
+            evaluate_batch=lambda ms: evaluate_batch(einsum, arch, ms),
+            time_limit_s=opts.get("time_limit_s"),
+            seed=opts.get("seed", 0),
+            samples=opts.get("samples"),
+        ).mapping
+
+    return run
+
+
 #: mapper name -> (einsum, arch, objective, evaluator, **opts) -> Mapping
 MAPPERS: dict[str, Callable[..., Mapping]] = {
     "greedy": _greedy,
     "greedy-fast": _greedy_fast,
+    "ilp": _search_mapper("ilp"),
+    "random": _search_mapper("random"),
+    "exhaustive": _search_mapper("exhaustive"),
 }
 
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 
 from hw_models.arch import Architecture
-from mappers.schedule import FusionGroup, Schedule, ScheduleError
+from mappers.schedule import FusionGroup, Schedule, ScheduleError, default_binding
 from workloads.ir import Cascade
 
+#: ranks iterated outside a fused group's tiles (one batch/head slice at a time)
 OUTER_RANKS = ("b", "h", "n", "g")
 
 
@@ -49,27 +50,8 @@ def _sizes(cascade: Cascade) -> dict[str, int]:
     return sizes
 
 
-def _binding(cascade: Cascade, arch: Architecture) -> dict[str, str]:
-    two_d = [u.name for u in arch.compute if u.kind == "array2d"]
-    one_d = [u.name for u in arch.compute if u.kind == "array1d"]
-    main = (two_d or [arch.compute[0].name])[0]
-    side = (one_d or [main])[0]
-    out = {}
-    for e in cascade.einsums:
-        cls = dict(e.attrs).get("unit_class", "")
-        if cls == "1d":
-            out[e.name] = side
-        elif cls == "2d":
-            out[e.name] = main
-        else:
-            ops = e.op_counts()
-            heavy = len(e.inputs) >= 2 and ops.get("mac", 0) >= 0.5 * max(1, sum(ops.values()))
-            out[e.name] = main if heavy else side
-    return out
-
-
 def unfused_schedule(cascade: Cascade, arch: Architecture) -> Schedule:
-    binding = _binding(cascade, arch)
+    binding = default_binding(cascade, arch)
     groups = tuple(FusionGroup(einsums=(e.name,), pipelined=False) for e in cascade.einsums)
     return Schedule(
         cascade=cascade.name,
@@ -205,7 +187,7 @@ def flat_schedule(
         cascade=cascade.name,
         order=group.einsums,
         groups=(group,),
-        binding=_binding(cascade, arch),
+        binding=default_binding(cascade, arch),
         residency={t: ("DRAM" if t in spilled else buffer) for t in cascade.intermediates},
         method="flat" if not spilled else "flat-spill",
     )
@@ -223,7 +205,7 @@ def fusemax_schedule(
     for r in (rank, streamed_rank):
         if r not in sizes:
             raise ScheduleError(f"cascade {cascade.name} has no rank {r!r} (FuseMax needs it)")
-    binding = _binding(cascade, arch)
+    binding = default_binding(cascade, arch)
     two_d = [u for u in arch.compute if u.kind == "array2d"]
     width = two_d[0].cols if two_d else 1
     n = sizes[rank]

@@ -93,9 +93,7 @@ def exhaustive_search(
     scorer.score_many(batch)
     if scorer.best is None:
         raise MappingError(f"Einsum {einsum.name}: no valid mapping exists on {arch.name}")
-    return scorer.result(
-        "exhaustive", t0, bound=scorer.best[0], gap=0.0, notes={"points": size}
-    )
+    return scorer.result("exhaustive", t0, bound=scorer.best[0], gap=0.0, notes={"points": size})
 
 
 def exhaustive_optima(
@@ -136,7 +134,9 @@ def exhaustive_optima(
             vals = sc.batch_values(res)
             sc.evaluations += len(batch)
             for k in np.argsort(vals, kind="stable")[:3]:
-                if not np.isfinite(vals[k]) or (sc.best is not None and vals[k] >= sc.best[0] * (1 + 1e-9)):
+                if not np.isfinite(vals[k]) or (
+                    sc.best is not None and vals[k] >= sc.best[0] * (1 + 1e-9)
+                ):
                     break
                 sc.score(batch[int(k)])
 

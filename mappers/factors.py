@@ -57,7 +57,9 @@ def count_splits(n: int, k: int) -> int:
     return math.prod(math.comb(m + k - 1, k - 1) for _, m in prime_factors(n))
 
 
-def splits(n: int, k: int, bounds: tuple[int | None, ...] | None = None) -> Iterator[tuple[int, ...]]:
+def splits(
+    n: int, k: int, bounds: tuple[int | None, ...] | None = None
+) -> Iterator[tuple[int, ...]]:
     """Ordered ``k``-tuples of factors whose product is exactly ``n``.
 
     ``bounds[i]`` (if given and not None) caps factor ``i``; tuples violating a

@@ -97,7 +97,9 @@ class IlpModel:
             for r in sp.ranks:
                 terms = [(self.n[r, i, j], self.lg[p]) for i, (p, _m) in enumerate(sp.primes(r))]
                 self.L[j, r] = sum(v * c for v, c in terms) if terms else 0
-                self.Lmax[j, r] = sum(round(LOG_SCALE * math.log2(p)) * mm for p, mm in sp.primes(r))
+                self.Lmax[j, r] = sum(
+                    round(LOG_SCALE * math.log2(p)) * mm for p, mm in sp.primes(r)
+                )
         self._xvars: dict[tuple, object] = {}
         self._cum_cache: dict[int, dict[str, object]] = {}
         self._ext_cache: dict[tuple, tuple] = {}
@@ -133,9 +135,7 @@ class IlpModel:
                 rest //= mult + 1
                 val *= p**e
             table[idx] = val
-        idx_expr = sum(
-            strides[i] * sum(self.n[r, i, j] for j in slots) for i in range(len(primes))
-        )
+        idx_expr = sum(strides[i] * sum(self.n[r, i, j] for j in slots) for i in range(len(primes)))
         idx = m.new_int_var(0, stride - 1, f"idx_{name}")
         m.add(idx == idx_expr)
         f = m.new_int_var_from_domain(self.cp_model.Domain.from_values(list(divs)), f"f_{name}")
@@ -166,7 +166,11 @@ class IlpModel:
                         m.add(self.n[r, i, ys[0]] <= mult * (1 - a))
             limit = sp.level_limit.get(lvl)
             lvl_fans = [(f, b) for f, b, lv_ in fans if lv_ == lvl]
-            if limit is not None and len(lvl_fans) > 1 and math.prod(b for _f, b in lvl_fans) > limit:
+            if (
+                limit is not None
+                and len(lvl_fans) > 1
+                and math.prod(b for _f, b in lvl_fans) > limit
+            ):
                 used = m.new_int_var(1, limit, f"fan_level{lvl}")
                 m.add_multiplication_equality(used, [f for f, _b in lvl_fans])
         if len(fans) > 1 and math.prod(b for _f, b, _l in fans) > sp.pes:
@@ -399,7 +403,12 @@ class IlpModel:
                     self.array_level = lvl
         if self.array_level >= 0:
             self.folds = self._term(
-                {(self.tslot[lvl], r): 1 for lvl in self.tlevels if lvl <= self.array_level for r in sp.ranks}
+                {
+                    (self.tslot[lvl], r): 1
+                    for lvl in self.tlevels
+                    if lvl <= self.array_level
+                    for r in sp.ranks
+                }
             )
             if sp.dataflow in ("ws", "is"):
                 self.skew = 2.0 * cu.rows + cu.cols - 2.0
@@ -506,7 +515,12 @@ class IlpModel:
 
     def _spatial_above(self, lvl: int) -> list:
         sp = self.space
-        return [self.L[j, r] for j, s in enumerate(sp.slots) if s.kind != "T" and s.level < lvl for r in sp.ranks]
+        return [
+            self.L[j, r]
+            for j, s in enumerate(sp.slots)
+            if s.kind != "T" and s.level < lvl
+            for r in sp.ranks
+        ]
 
     def _latency(self, k_per_cycle: float, tag: str):
         """IntVar >= k * cycles: max(compute, double-buffered transfers) + serial transfers."""
@@ -541,16 +555,24 @@ class IlpModel:
                 if bw <= 0:
                     continue
                 y, ub = self._exp(
-                    pr[key], k_per_cycle * bytes_ / bw, f"lat_{tag}_{pr['t']}{pr['c']}{kind}{side}{lvl}",
-                    shift=shift, gate=gate,
+                    pr[key],
+                    k_per_cycle * bytes_ / bw,
+                    f"lat_{tag}_{pr['t']}{pr['c']}{kind}{side}{lvl}",
+                    shift=shift,
+                    gate=gate,
                 )
                 dest.setdefault(lvl, []).append(y)
                 dub[lvl] = dub.get(lvl, 0.0) + ub
                 if lv.double_buffered:  # pipeline fill: the first tile's transfer
-                    iters = [self.L[self.tslot[q], r] for q in self.tlevels if q <= lvl for r in sp.ranks]
+                    iters = [
+                        self.L[self.tslot[q], r] for q in self.tlevels if q <= lvl for r in sp.ranks
+                    ]
                     yf, _ = self._exp(
-                        pr[key], k_per_cycle * bytes_ / bw, f"fill_{tag}_{pr['t']}{pr['c']}{kind}{side}{lvl}",
-                        shift=shift + iters, gate=gate,
+                        pr[key],
+                        k_per_cycle * bytes_ / bw,
+                        f"fill_{tag}_{pr['t']}{pr['c']}{kind}{side}{lvl}",
+                        shift=shift + iters,
+                        gate=gate,
                     )
                     fills.setdefault((lvl, dest is rd), []).append(yf)
         serial, overlapped, sub = [], [], 0.0
@@ -569,7 +591,11 @@ class IlpModel:
                 serial.append(s)
                 sub += pub
         for lvl in {lv_ for lv_, _r in fills}:
-            f = m.new_int_var(0, int(min(max(rub.get(lvl, 0.0), wub.get(lvl, 0.0)), 4.0 * self.cap)) + 2, f"fl_{tag}_{lvl}")
+            f = m.new_int_var(
+                0,
+                int(min(max(rub.get(lvl, 0.0), wub.get(lvl, 0.0)), 4.0 * self.cap)) + 2,
+                f"fl_{tag}_{lvl}",
+            )
             for is_rd in (True, False):
                 if (lvl, is_rd) in fills:
                     m.add(f >= sum(fills[lvl, is_rd]))
@@ -645,7 +671,10 @@ class IlpModel:
                 math.prod(ix.extent(sp.sizes) for ix in a.indices) * a.bits / 8 for a in sp.accesses
             )
             hi_t = sum(
-                2 ** (pr[key].hi / LOG_SCALE) * sp.tensor_bits(pr["t"]) / 8 * (2 if kind == "u" else 1)
+                2 ** (pr[key].hi / LOG_SCALE)
+                * sp.tensor_bits(pr["t"])
+                / 8
+                * (2 if kind == "u" else 1)
                 for lvl, kind, pr, key, _g in self._actions()
                 if lvl == 0
             )
@@ -664,7 +693,9 @@ class IlpModel:
             m.add(e >= expr + int(math.floor(const)))
             lat, lub = self._latency(1.0 / unit_c, "edp")
             lub = min(lub, 8.0 * self.cap)
-            prod = m.new_int_var(0, min((int(math.ceil(eub)) + 2) * (int(math.ceil(lub)) + 2), 2**61), "EDP")
+            prod = m.new_int_var(
+                0, min((int(math.ceil(eub)) + 2) * (int(math.ceil(lub)) + 2), 2**61), "EDP"
+            )
             m.add_multiplication_equality(prod, [e, lat])
             m.minimize(prod)
             self.unit = unit_e * unit_c / self.space.arch.clock_hz
@@ -689,8 +720,11 @@ class IlpModel:
         e = self._energy_const()
         for lvl, _kind, pr, key, _g in self._actions():
             lv = sp.levels[lvl]
-            e += 2 ** (pr[key].hi / LOG_SCALE) * sp.tensor_bits(pr["t"]) / lv.word_bits * (
-                lv.read_energy_pj_per_word + lv.write_energy_pj_per_word
+            e += (
+                2 ** (pr[key].hi / LOG_SCALE)
+                * sp.tensor_bits(pr["t"])
+                / lv.word_bits
+                * (lv.read_energy_pj_per_word + lv.write_energy_pj_per_word)
             )
         e += self._static_pj_per_cycle() * hi_cycles
         return max(e, 1.0)
@@ -700,7 +734,10 @@ class IlpModel:
         sp = self.space
         lv = sp.levels[0]
         return sum(
-            math.prod(ix.extent(sp.sizes) for ix in a.indices) * a.bits / lv.word_bits * lv.read_energy_pj_per_word
+            math.prod(ix.extent(sp.sizes) for ix in a.indices)
+            * a.bits
+            / lv.word_bits
+            * lv.read_energy_pj_per_word
             for a in sp.accesses
         )
 
@@ -741,7 +778,9 @@ class IlpModel:
         keeps: list[tuple[str, ...] | None] = []
         for lvl in range(sp.nlev):
             hold = [t for t in sp.tensors if (lvl, t) in self.keep]
-            kept = tuple(t for t in hold if isinstance(self.keep[lvl, t], int) or value(self.keep[lvl, t]))
+            kept = tuple(
+                t for t in hold if isinstance(self.keep[lvl, t], int) or value(self.keep[lvl, t])
+            )
             keeps.append(None if kept == tuple(hold) else kept)
         return tiling, tuple(stat), tuple(keeps)
 
@@ -879,7 +918,9 @@ def ilp_search(
             "solve_phase_s": solve_s,
             "pool": len(cands),
             # True when the greedy warm start beat every solver solution
-            "warm_best": bool(warm is not None and scorer.best is not None and scorer.best[0] >= warm_v),
+            "warm_best": bool(
+                warm is not None and scorer.best is not None and scorer.best[0] >= warm_v
+            ),
             "seed": seed,
             "workers": workers,
         },
@@ -956,7 +997,9 @@ def _polish(space: MapSpace, scorer: Scorer, tiling, stat, keeps, budget: int) -
                         trial[r] = tuple(fs)
                         if space.violation(trial, keeps) is not None:
                             continue
-                        tv = scorer.score(space.to_mapping(trial, orders_for(space, trial, stat), keeps))
+                        tv = scorer.score(
+                            space.to_mapping(trial, orders_for(space, trial, stat), keeps)
+                        )
                         if tv < v * (1 - 1e-9):
                             v, cur, improved = tv, trial, True
                         if scorer.evaluations - start >= budget:

@@ -69,7 +69,9 @@ class MapSpace:
         self.sizes: dict[str, int] = dict(einsum.rank_sizes_items)
         for r, s in self.sizes.items():
             if not isinstance(s, int) or s < 1:
-                raise MappingError(f"Einsum {einsum.name}: rank {r} has size {s!r}, expected a positive integer")
+                raise MappingError(
+                    f"Einsum {einsum.name}: rank {r} has size {s!r}, expected a positive integer"
+                )
         # one Access per distinct tensor, output first
         seen: dict[str, Access] = {}
         for acc in einsum.accesses:
@@ -173,7 +175,9 @@ class MapSpace:
         """Why a tiling is invalid (capacity, fan-out, products), or None."""
         for r in self.ranks:
             if math.prod(tiling[r]) != self.sizes[r]:
-                return f"factors of rank {r} multiply to {math.prod(tiling[r])}, not {self.sizes[r]}"
+                return (
+                    f"factors of rank {r} multiply to {math.prod(tiling[r])}, not {self.sizes[r]}"
+                )
         total = 1
         for i, s in enumerate(self.slots):
             if s.bound is not None:
@@ -184,7 +188,10 @@ class MapSpace:
                     return f"spatial factors {used} exceed fan-out {s.kind}={s.bound} of level {lv}"
         for lvl, limit in self.level_limit.items():
             used = math.prod(
-                tiling[r][i] for i, s in enumerate(self.slots) if s.level == lvl and s.kind != "T" for r in self.ranks
+                tiling[r][i]
+                for i, s in enumerate(self.slots)
+                if s.level == lvl and s.kind != "T"
+                for r in self.ranks
             )
             if used > limit:
                 return f"spatial factors {used} exceed fan-out {limit} of level {self.levels[lvl].name}"
@@ -194,10 +201,14 @@ class MapSpace:
             # one axis per rank per level (LevelMapping has one spatial factor per rank)
             for r in self.ranks:
                 axes = [
-                    s.kind for i, s in enumerate(self.slots) if s.level == lvl and s.kind != "T" and tiling[r][i] > 1
+                    s.kind
+                    for i, s in enumerate(self.slots)
+                    if s.level == lvl and s.kind != "T" and tiling[r][i] > 1
                 ]
                 if len(axes) > 1:
-                    return f"rank {r} is spread over two fan-out axes of level {self.levels[lvl].name}"
+                    return (
+                        f"rank {r} is spread over two fan-out axes of level {self.levels[lvl].name}"
+                    )
         for lvl, lv in enumerate(self.levels):
             if lv.capacity_bytes is None:
                 continue
@@ -230,9 +241,7 @@ class MapSpace:
                 )
         top = self.levels[0]
         if top.capacity_bytes is not None:
-            need = sum(
-                self.tile_elements(a, self.sizes) * a.bits / 8 for a in self.accesses
-            )
+            need = sum(self.tile_elements(a, self.sizes) * a.bits / 8 for a in self.accesses)
             if need > top.capacity_bytes:
                 raise MappingError(
                     f"Einsum {self.einsum.name}: its tensors ({fmt_bytes(need)}) do not fit "

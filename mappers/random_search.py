@@ -77,7 +77,9 @@ def random_search(
         # the all-at-the-top tiling is always valid when check_feasible passed
         scorer.score(space.to_mapping(trivial_tiling(space)))
     if scorer.best is None:
-        raise MappingError(f"Einsum {einsum.name}: random search found no valid mapping on {arch.name}")
+        raise MappingError(
+            f"Einsum {einsum.name}: random search found no valid mapping on {arch.name}"
+        )
     return scorer.result("sampled", t0, notes={"samples": valid, "rejected": rejects, "seed": seed})
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 
+from hw_models.arch import Architecture
+from mappers.mapping import resolve_unit
 from workloads.errors import EinsimError
 from workloads.ir import Cascade
 
@@ -80,6 +82,13 @@ class Schedule:
     def spilled(self) -> tuple[str, ...]:
         """Intermediates that go through DRAM."""
         return tuple(t for t, lv in self.residency.items() if lv == "DRAM")
+
+
+def default_binding(cascade: Cascade, arch: Architecture) -> dict[str, str]:
+    """Each Einsum's compute unit: its ``unit``/``unit_class`` attribute (FuseMax's
+    binding) where the unit can run it, else MAC-heavy Einsums on the 2D array
+    and the rest on the 1D array (:func:`mappers.mapping.resolve_unit`)."""
+    return {e.name: resolve_unit(e, arch).name for e in cascade.einsums}
 
 
 def validate_schedule(

@@ -33,7 +33,9 @@ BatchEvaluator = Callable[[list[Mapping]], dict[str, Any]]
 def canonical_objective(objective: str) -> str:
     objective = ALIASES.get(objective, objective)
     if objective not in OBJECTIVES:
-        raise EinsimError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+        raise EinsimError(
+            f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}"
+        )
     return objective
 
 
@@ -143,7 +145,9 @@ class Scorer:
         elif self.objective == "energy":
             v = np.asarray(res["energy_pj"], dtype=float)
         elif self.objective == "edp":
-            v = np.asarray(res["energy_pj"], dtype=float) * np.asarray(res["latency_s"], dtype=float)
+            v = np.asarray(res["energy_pj"], dtype=float) * np.asarray(
+                res["latency_s"], dtype=float
+            )
         else:
             pre = f"traffic_bytes.{self.arch.levels[0].name}."
             v = sum(np.asarray(a, dtype=float) for k, a in res.items() if k.startswith(pre))
@@ -251,20 +255,29 @@ def search(
 
         kw = {} if max_points is None else {"max_points": max_points}
         return exhaustive_search(
-            einsum, arch, objective=objective, evaluate=evaluate, evaluate_batch=evaluate_batch, **kw
+            einsum,
+            arch,
+            objective=objective,
+            evaluate=evaluate,
+            evaluate_batch=evaluate_batch,
+            **kw,
         )
     if mapper == "greedy":
         return greedy_search(einsum, arch, objective=objective, evaluate=evaluate)
     raise EinsimError(f"unknown mapper {mapper!r}; expected one of {', '.join(MAPPERS)}")
 
 
-def greedy_search(einsum: Einsum, arch: Architecture, *, objective: str, evaluate: Evaluator) -> SearchResult:
+def greedy_search(
+    einsum: Einsum, arch: Architecture, *, objective: str, evaluate: Evaluator
+) -> SearchResult:
     """The analytical engineer's greedy heuristic, scored like the other searches."""
     t0 = time.perf_counter()
     scorer = Scorer(einsum, arch, evaluate, objective)
     m = greedy_start(einsum, arch)
     if m is None:
-        raise MappingError(f"Einsum {einsum.name}: the greedy heuristic found no mapping on {arch.name}")
+        raise MappingError(
+            f"Einsum {einsum.name}: the greedy heuristic found no mapping on {arch.name}"
+        )
     scorer.score(m)
     return scorer.result("heuristic", t0)
 

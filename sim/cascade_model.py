@@ -36,45 +36,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hw_models.arch import Architecture, ComputeUnit
+from mappers.attention_schedules import OUTER_RANKS
 from mappers.fusion import FusionProblem, Intermediate
 from mappers.fusion import evaluate as fusion_evaluate
-from mappers.schedule import FusionGroup, Schedule, ScheduleError
+from mappers.schedule import FusionGroup, Schedule, ScheduleError, default_binding
 from sim.metrics import Metrics
 from workloads.ir import Cascade, Einsum
 
 # ------------------------------------------------------------------ binding
-
-
-def _is_mac_heavy(e: Einsum) -> bool:
-    ops = e.op_counts()
-    total = sum(ops.values())
-    return total > 0 and ops.get("mac", 0) >= 0.5 * total and len(e.inputs) >= 2
-
-
-def default_binding(cascade: Cascade, arch: Architecture) -> dict[str, str]:
-    """Bind each Einsum to a compute unit.
-
-    An Einsum's ``unit_class`` attribute ("2d" or "1d", FuseMax's binding)
-    wins when the architecture has such a unit; otherwise MAC-heavy Einsums
-    (a contraction of two or more tensors) go to the 2D array and the rest to
-    the 1D array if there is one.
-    """
-    two_d = [u for u in arch.compute if u.kind == "array2d"]
-    one_d = [u for u in arch.compute if u.kind == "array1d"]
-    if not arch.compute:
-        raise ScheduleError(f"architecture {arch.name} has no compute unit")
-    main = (two_d or list(arch.compute))[0].name
-    side = one_d[0].name if one_d else main
-    binding: dict[str, str] = {}
-    for e in cascade.einsums:
-        cls = dict(e.attrs).get("unit_class", "")
-        if cls == "2d":
-            binding[e.name] = main
-        elif cls == "1d":
-            binding[e.name] = side
-        else:
-            binding[e.name] = main if _is_mac_heavy(e) else side
-    return binding
 
 
 def einsum_cycles(e: Einsum, unit: ComputeUnit) -> float:
@@ -321,10 +290,6 @@ def _evaluate_generic(
         busy=busy,
         notes={"schedule": schedule.method, "groups": len(schedule.groups)},
     )
-
-
-#: ranks iterated outside a fused group's tiles (one batch slice at a time)
-OUTER_RANKS = ("b", "h", "n", "g")
 
 
 def _rank_sizes(members: list[Einsum]) -> dict[str, int]:

@@ -433,18 +433,28 @@ def _extrapolated(
             "extrapolated": True,
             "raised_to_bandwidth_floor": bound_by_bw,
         }
-    # compose: an Einsum ends later by its own extra time plus the largest
-    # delay of what it waits for (the Einsums it depends on, and the one
-    # before it on its unit)
-    shift: dict[str, float] = {}
-    unit_shift: dict[str, float] = {}
+    # compose: replay the Einsum-level schedule of the prefix run with every
+    # Einsum lengthened by its extrapolated time. An Einsum starts when what
+    # it depends on has finished and the previous Einsum on its unit is
+    # done; slack it had in the prefix run (e.g. waiting for a longer
+    # sibling) absorbs delays instead of adding them up.
+    new_end: dict[str, float] = {}
+    prev_on_unit: dict[str, str] = {}
     for name in _topo(nests, deps, streams):
         es = eng.einsums[name]
-        s0 = max([shift[x] for x in deps.get(name, ())] + [unit_shift.get(es.unit, 0.0)])
-        # a pipelined consumer cannot end before its producers
-        shift[name] = max([s0 + extra[name]] + [shift[x] for x in streams.get(name, ())])
-        unit_shift[es.unit] = shift[name]
-    cycles = max(eng.einsums[x].t_end + shift[x] for x in shift)
+        prev = prev_on_unit.get(es.unit)
+        start_old = max(es.t_start, eng.einsums[prev].t_end if prev else 0.0)
+        start_new = max(
+            [new_end[d] for d in deps.get(name, ())] + ([new_end[prev]] if prev else []) + [0.0]
+        )
+        start_new = max(start_new, start_old) if not deps.get(name) and not prev else start_new
+        end = start_new + (es.t_end - start_old) + extra[name]
+        for p in streams.get(name, ()):
+            # a pipelined consumer ends no earlier than its producer did
+            end = max(end, new_end[p] + max(0.0, es.t_end - eng.einsums[p].t_end))
+        new_end[name] = end
+        prev_on_unit[es.unit] = name
+    cycles = max(new_end.values())
     note = {
         "used": any(v.get("extrapolated") for v in per_einsum.values()),
         "full_sim": False,

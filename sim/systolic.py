@@ -28,10 +28,11 @@ twice), and the OS ofmap SRAM write count adds ``rows + cols`` per fold. With
 ``scalesim_compat=False`` a stall lasts until the data arrives and the ofmap
 writes are the outputs actually written.
 
-The ofmap write buffer is modelled for its DRAM write count only: its drain
-(``ceil(ofmap_words/2 / bw)`` cycles per half buffer) never stalled in the
-reference rows, since the array produces at most ``cols`` words per cycle and
-every reference configuration drains ``bw >= cols`` words per cycle.
+Convolution ifmaps repeat words; SCALE-Sim finds a word if any copy of it is
+in the window, so conv layers check copies (:class:`_ConvWindow`). The ofmap
+write buffer (half drained to DRAM whenever it is more than half full, one
+line per cycle) is followed drain by drain (:class:`_WriteBuffer`), which
+gives its stalls and SCALE-Sim's DRAM write count.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import textwrap
 
+import pytest
+
 from experiments.sweep.evaluate import evaluate_chunk, evaluate_chunk_serial
 from experiments.sweep.sampling import expand
 from experiments.sweep.spec import parse_spec
@@ -56,8 +58,14 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def test_batched_rows_equal_per_point_rows() -> None:
-    points = expand(parse_spec(SPEC))
+@pytest.mark.parametrize(
+    ("mapper", "objective"),
+    [("greedy-fast", "edp"), ("greedy", "edp"), ("greedy", "latency"), ("greedy", "traffic")],
+)
+def test_batched_rows_equal_per_point_rows(mapper: str, objective: str) -> None:
+    points = expand(
+        parse_spec(SPEC.replace("mapper: greedy-fast", f"mapper: {mapper}\nobjective: {objective}"))
+    )
     assert len(points) == (3 * 2 * 2 * 2 * 2 * 2 + 2 * 2 * 2 + 2) * 5
     fast = evaluate_chunk(points)
     slow = evaluate_chunk_serial(points)

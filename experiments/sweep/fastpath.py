@@ -11,11 +11,17 @@ from the same mapper the pipeline uses, and each point's hardware numbers
 (capacities, bandwidths, energies, fan-outs, clock, PEs, rates) are passed
 as per-point overrides, read from its own derived ``Architecture``.
 
-Only one-Einsum workloads with the analytical model and a mapper that needs
-no evaluator (``greedy-fast``) take this path; every other point, and any
-point the batch marks invalid, goes through the per-point path, so failing
-points get the same error message. ``tests/test_sweep_fastpath.py`` checks
-that both paths give the same rows.
+Only one-Einsum workloads with the analytical model and the greedy mappers
+take this path. ``greedy-fast`` gives one mapping per point; ``greedy``
+gives a few candidate mappings that it would score with the analytical
+model one by one: here all candidates of all points are scored in the same
+batch and each point keeps its first minimum, as the mapper does. The
+candidates depend only on the architecture's structure and capacities, so
+points that differ only in bandwidth, clock or energies share them. Every
+other point (cascades, other mappers, the GPU family with its own model),
+and any point whose best candidate the batch marks invalid, goes through
+the per-point path, so failing points get the same error message.
+``tests/test_sweep_fastpath.py`` checks that both paths give the same rows.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from experiments.sweep.evaluate import (
 )
 from experiments.sweep.sampling import Point
 
-#: mappers whose mapping does not depend on the cost model (no evaluator)
-BATCH_MAPPERS = ("greedy-fast",)
+#: mappers whose candidate mappings do not depend on the cost model:
+#: ``greedy-fast`` has one, ``greedy`` scores a few with the analytical model
+BATCH_MAPPERS = ("greedy-fast", "greedy")
 
 
 def arch_signature(arch: Any) -> tuple:
@@ -177,14 +184,53 @@ def _rows_from_batch(res: dict[str, Any], st: Any, j: int) -> dict[str, Any]:
     return row
 
 
+def _candidates(mapper: str, objective: str, e: Any, arch: Any) -> list[Any]:
+    """The mappings the mapper would score, in the order it scores them.
+
+    ``greedy-fast`` returns one mapping. ``greedy`` builds a few variants and
+    keeps the one its evaluator scores lowest (``min(variants, key=...)``);
+    a recording evaluator collects them in that order, so that the batch can
+    score them all at once and pick the first minimum, as ``min`` does.
+    """
+    from experiments.pipeline import MAPPERS
+
+    if mapper == "greedy-fast":
+        return [MAPPERS[mapper](e, arch, objective, None)]
+    seen: list[Any] = []
+
+    def record(m: Any) -> float:
+        seen.append(m)
+        return 0.0
+
+    first = MAPPERS[mapper](e, arch, objective, record)
+    return seen or [first]
+
+
+def _objective(res: dict[str, Any], st: Any, objective: str) -> Any:
+    """``experiments.pipeline.objective_value`` over a batch result."""
+    import numpy as np
+
+    if objective == "edp":
+        v = res["energy_pj"] * res["latency_s"]
+    elif objective == "latency":
+        v = np.asarray(res["latency_s"], dtype=float)
+    elif objective == "energy":
+        v = np.asarray(res["energy_pj"], dtype=float)
+    else:  # traffic: bytes at the outermost level
+        v = sum(res[f"traffic_bytes.{st.levels[0]}.{t}"] for t in st.tensors)
+    return np.where(res["valid"], v, np.inf)
+
+
 def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk, in order; batched where possible (see module doc)."""
+    import numpy as np
+
     from experiments.pipeline import FAMILY_EVALUATORS, MAPPERS, einsums_of
     from sim.analytical import evaluate_batch
-    from sim.analytical_compile import STRUCTURES, structure_key
+    from sim.analytical_compile import STRUCTURES
 
     rows: list[dict[str, Any] | None] = [None] * len(points)
-    groups: dict[tuple, list[tuple[int, Any, Any, dict[str, Any]]]] = {}
+    groups: dict[tuple, list[tuple[int, Any, list[Any], dict[str, Any], Any]]] = {}
     for i, p in enumerate(points):
         if p.model != "analytical" or p.mapper not in BATCH_MAPPERS or p.mapper not in MAPPERS:
             rows[i] = evaluate_point(p)
@@ -212,11 +258,11 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
                     continue
                 e = einsums[0]
                 mkey = (p.workload, p.wl, p.mapper, p.objective, mapping_key(arch))
-                m = _MAPPINGS.get(mkey)
-                if m is None:
+                cands = _MAPPINGS.get(mkey)
+                if cands is None:
                     if len(_MAPPINGS) > 65536:
                         _MAPPINGS.clear()
-                    m = _MAPPINGS[mkey] = MAPPERS[p.mapper](e, arch, p.objective, None)
+                    cands = _MAPPINGS[mkey] = _candidates(p.mapper, p.objective, e, arch)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - a failing point is data
@@ -224,23 +270,29 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
             row["error"] = _describe(exc)
             rows[i] = row
             continue
-        key = (p.workload, p.wl, arch_signature(arch), structure_key(m))
-        groups.setdefault(key, []).append((i, arch, m, row, e))
+        key = (p.workload, p.wl, p.objective, arch_signature(arch), cands[0].unit)
+        groups.setdefault(key, []).append((i, arch, cands, row, e))
 
-    for items in groups.values():
+    for (_w, _wl, objective, _sig, _u), items in groups.items():
         idx = [it[0] for it in items]
-        archs = [it[1] for it in items]
-        maps = [it[2] for it in items]
         e = items[0][4]
+        counts = [len(it[2]) for it in items]
+        maps = [m for it in items for m in it[2]]
         try:
-            st = STRUCTURES.get(e, archs[0], maps[0])
-            res = evaluate_batch(e, archs[0], maps, hw_overrides=hw_overrides(archs, st))
+            st = STRUCTURES.get(e, items[0][1], maps[0])
+            per_point = hw_overrides([it[1] for it in items], st)
+            ov = {k: np.repeat(v, counts) for k, v in per_point.items()}
+            res = evaluate_batch(e, items[0][1], maps, hw_overrides=ov)
+            score = _objective(res, st, objective)
         except Exception:  # noqa: BLE001 - fall back point by point
             for i in idx:
                 rows[i] = evaluate_point(points[i])
             continue
         valid = res["valid"]
-        for j, (i, _arch, _m, row, _e) in enumerate(items):
+        start = 0
+        for (i, _arch, _cands, row, _e), n in zip(items, counts, strict=True):
+            j = start + int(np.argmin(score[start : start + n]))  # first minimum, like min()
+            start += n
             if not bool(valid[j]):
                 rows[i] = evaluate_point(points[i])  # same error message as the slow path
                 continue
