@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mappers.mapping import Mapping, MappingError
+from mappers.objectives import OBJECTIVES, canonical_objective  # noqa: F401 (re-exported)
 from workloads.errors import EinsimError
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from sim.metrics import Metrics
     from workloads.ir import Cascade, Einsum
 
-OBJECTIVES = ("edp", "latency", "energy", "traffic")
 
 
 class PipelineError(EinsimError):
@@ -39,13 +39,14 @@ class PipelineError(EinsimError):
 
 def objective_value(metrics: Metrics, objective: str) -> float:
     """The scalar a mapper minimises."""
+    objective = canonical_objective(objective)
     if objective == "edp":
         return metrics.energy_pj * metrics.latency_s
     if objective == "latency":
         return metrics.latency_s
     if objective == "energy":
         return metrics.energy_pj
-    if objective == "traffic":
+    if objective == "dram_traffic":
         outer = next(iter(metrics.traffic_bytes.values()), {})
         return sum(outer.values())
     raise PipelineError(f"unknown objective {objective!r} (expected {', '.join(OBJECTIVES)})")
@@ -192,8 +193,7 @@ def find_mappings(
     **opts: Any,
 ) -> dict[str, Mapping]:
     """A mapping per Einsum: the given ones, the rest from ``mapper``."""
-    if objective not in OBJECTIVES:
-        raise PipelineError(f"unknown objective {objective!r} (expected {', '.join(OBJECTIVES)})")
+    objective = canonical_objective(objective)
     einsums = einsums_of(workload)
     given: dict[str, Mapping] = {}
     if isinstance(mapping, Mapping):

@@ -231,7 +231,7 @@ def search(
             objective=objective,
             evaluate=evaluate,
             evaluate_batch=evaluate_batch,
-            time_limit_s=0.7 if time_limit_s is None else time_limit_s,
+            time_limit_s=1.0 if time_limit_s is None else time_limit_s,
             seed=seed,
             workers=workers,
         )

@@ -1,14 +1,15 @@
 """The event engine of the discrete-event simulator (on simpy).
 
-Processes, as lean callback state machines on one ``simpy.Environment`` (one
-simpy event per tile transfer, per tile compute and per channel
-rescheduling; no generator per tile, no per-MAC events):
+Processes, as lean callback state machines on one ``simpy.Environment``
+(its clock and event queue; light events, one per tile transfer, per tile
+compute and per port timer; no generator per tile, no per-MAC events):
 
-* :class:`Channel` -- a level's read or write port with a bandwidth in
-  bytes/cycle, shared fairly by the transfers in flight (processor sharing:
-  ``n`` transfers each progress at ``bw / n``).
-* DMA engine per buffer (one tensor at one level): moves that buffer's tiles
-  one at a time, in order, over its parent's channel.
+* :class:`Port` -- a level's read or write port (or a compute unit) with a
+  bandwidth, shared fairly by the jobs in flight (processor sharing: ``n``
+  jobs each progress at ``1/n`` of the rate; a job on several ports is
+  limited by its most loaded one, see :class:`Fabric`).
+* DMA engines per buffer (one tensor at one level): a fetch engine and a
+  write-back engine, each moving that buffer's tiles one at a time, in order.
 * Buffer slots and capacity: a tile is allocated a slot (two when the level
   double-buffers) and its bytes in the level before it is fetched; a
   producer blocks while the slots or the bytes are taken, and a tile is freed
@@ -17,12 +18,13 @@ rescheduling; no generator per tile, no per-MAC events):
   step is present, for ``cycles_per_step`` cycles; units run in parallel,
   Einsums bound to one unit run in order.
 * Einsum dependencies: an Einsum starts when the Einsums it depends on have
-  finished (their outputs, fused or not, are complete).
+  finished; a pipelined (fused) consumer on another unit instead follows its
+  producer's progress step by step.
 
 Time is in cycles. If the event queue empties before every step is done the
-mapping deadlocks; :class:`DeadlockError` names the unit, the step and the
-tile it waits for. A bound on simulated cycles raises
-:class:`SimTimeLimitError`, so the simulator cannot hang.
+mapping deadlocks; :class:`DeadlockError` names the unit, the step, the tile
+it waits for and the buffer that cannot take it. A bound on simulated cycles
+raises :class:`SimTimeLimitError`, so the simulator cannot hang.
 """
 
 from __future__ import annotations
@@ -535,14 +537,18 @@ class Engine:
         horizon = self.max_cycles
         env = self.env
         queue = env._queue
-        step = env.step
+        # The engine only ever schedules _Call events, so it pops simpy's
+        # queue itself (what Environment.step does, minus the generic
+        # callback and failure handling): same order, same clock.
         while queue:
-            if queue[0][0] > horizon:
+            t, _prio, _eid, ev = heappop(queue)
+            if t > horizon:
                 raise SimTimeLimitError(
                     f"simulated time passed the bound of {horizon:.6g} cycles "
                     f"({self._progress()}); raise max_cycles or check the mapping"
                 )
-            step()
+            env._now = t
+            ev.fn(*ev.args)
         unfinished = [es for es in self.einsums.values() if not es.finished]
         if unfinished:
             raise DeadlockError(self._deadlock_message(unfinished[0]))

@@ -51,6 +51,9 @@ DATAFLOWS = ("os", "ws", "is")
 #: SCALE-Sim's read buffers split the SRAM into hashed lines of
 #: ceil(words / 100) words (read_buffer.prepare_hashed_buffer).
 _LINES_PER_SRAM = 100
+#: largest layer (array rows of demand = stall-free cycles + 1) the memory
+#: model takes; it keeps one int64 per row for the ofmap writes (512 MiB)
+MAX_DEMAND_ROWS = 1 << 26
 #: array rows evaluated per numpy chunk (bounds memory on huge layers)
 _CHUNK_ROWS = 1 << 20
 #: fraction of each SRAM that is the active half (single_layer_sim.run:
@@ -82,6 +85,12 @@ class ArrayConfig:
         for name in ("rows", "cols"):
             if int(getattr(self, name)) < 1:
                 raise SystolicError(f"array {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb"):
+            if math.floor(float(getattr(self, name)) * 1024) < 2:
+                raise SystolicError(
+                    f"{name} must hold at least 2 words (SCALE-Sim splits it in two halves), "
+                    f"got {getattr(self, name)} KB"
+                )
         for name in (
             "ifmap_sram_kb",
             "filter_sram_kb",
@@ -783,6 +792,11 @@ def predict_layer(
     sr, sc, t = int(cf["sr"]), int(cf["sc"]), int(cf["t"])
     row_fold, col_fold = int(cf["row_fold"]), int(cf["col_fold"])
     fold_rows, n_rows = int(cf["fold_rows"]), int(cf["demand_rows"])
+    if n_rows > MAX_DEMAND_ROWS:
+        raise SystolicError(
+            f"layer M={m} N={n} K={k} on a {r}x{c} {df} array needs {n_rows} array rows; "
+            f"the memory model walks them and accepts at most {MAX_DEMAND_ROWS}"
+        )
 
     ifm, fil = _operands(sr, sc, t, r, c, df)
     b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, ifm.valid_words, ifm.fetch_words)
@@ -910,14 +924,19 @@ def predict_many(
     stall = np.zeros(n_layers)
     dram_if, dram_f, dram_of = np.zeros(n_layers), np.zeros(n_layers), np.zeros(n_layers)
     for i in range(n_layers):
-        res = predict_layer(
-            int(m[i]),
-            int(n[i]),
-            int(k[i]),
-            cfgs[i],
-            scalesim_compat=scalesim_compat,
-            conv=None if convs is None else convs[i],
-        )
+        try:
+            res = predict_layer(
+                int(m[i]),
+                int(n[i]),
+                int(k[i]),
+                cfgs[i],
+                scalesim_compat=scalesim_compat,
+                conv=None if convs is None else convs[i],
+            )
+        except SystolicError as exc:
+            err = SystolicError(f"layer {i}: {exc.message}")
+            err.layer_index = i
+            raise err from None
         total[i], stall[i] = res.total_cycles, res.stall_cycles
         dram_if[i], dram_f[i], dram_of[i] = (
             res.dram_ifmap_reads,

@@ -402,29 +402,67 @@ def test_leaving_out_ports_that_never_limit_changes_no_result(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "workload,params",
-    [
-        ("attention-1pass", {"H": 2, "M": 1024, "P": 1024}),
-        ("transformer-layer", {"model": "bert", "seq": 512}),
-    ],
-)
-def test_steady_state_on_cascades_within_1pct_of_full_simulation(workload, params):
+def test_steady_state_on_a_cascade_within_1pct_of_full_simulation():
+    """A chain of two GEMMs on one unit (Z1 = A B, Z2 = Z1 C), each a long
+    nest: extrapolated Einsum by Einsum and composed, within 1% of the full
+    simulation."""
+    from types import SimpleNamespace
+
+    def mm(name, out, x, y, M, N, K):
+        return Einsum(
+            name, acc(out, "m", "n"), (acc(x, "m", "k"), acc(y, "k", "n")), "mul", "sum",
+            (("m", M), ("n", N), ("k", K)),
+        )  # fmt: skip
+
+    a = three_level_arch(dram_bw=8.0, gb_bw=64.0)
+    e1, e2 = mm("g1", "Z1", "A", "B", 256, 256, 128), mm("g2", "Z2", "Z1", "C", 256, 128, 256)
+
+    def mp(name, tm, tn, tk):
+        return Mapping(
+            name,
+            (
+                LevelMapping("DRAM", {"m": tm[0], "n": tn[0], "k": tk[0]}, order=("m", "n", "k")),
+                LevelMapping(
+                    "GlobalBuffer",
+                    {"m": tm[1], "n": tn[1], "k": tk[1]},
+                    {"m": 4, "n": 4},
+                    order=("n", "k", "m"),
+                ),  # fmt: skip
+                LevelMapping("PE_RF", {"m": tm[2], "n": tn[2], "k": tk[2]}),
+            ),
+            unit="pe_array",
+        )
+
+    maps = {
+        "g1": mp("g1", (4, 8, 2), (4, 8, 2), (2, 16, 4)),
+        "g2": mp("g2", (4, 8, 2), (2, 8, 2), (4, 8, 8)),
+    }
+    casc = SimpleNamespace(einsums=(e1, e2))
+    fast = simulate_cascade(casc, a, maps)
+    full = simulate_cascade(casc, a, maps, full_sim=True)
+    assert fast.notes["steady_state"]["used"]
+    assert fast.notes["events"] < full.notes["events"] / 3
+    assert fast.cycles == pytest.approx(full.cycles, rel=0.01)
+    for lv, per in full.traffic_bytes.items():
+        for t, b in per.items():
+            assert fast.traffic_bytes[lv][t] == pytest.approx(b, rel=1e-9)
+
+
+def test_small_cascade_with_concurrent_units_is_simulated_in_full():
+    """Per-Einsum extrapolation cannot see the contention of Einsums running
+    together on different units; a small such cascade is simulated in full."""
     import hw_models
     from mappers.greedy import greedy_mapping
     from workloads import library
 
     arch = hw_models.load("fusemax_cloud")
-    casc = library.build(workload, **params)
+    casc = library.build("attention-1pass", H=2, M=1024, P=1024)
     maps = {e.name: greedy_mapping(e, arch) for e in casc.einsums}
     fast = simulate_cascade(casc, arch, maps)
+    note = fast.notes["steady_state"]
+    assert note["full_sim"] and "concurrent" in note["reason"]
     full = simulate_cascade(casc, arch, maps, full_sim=True)
-    assert fast.notes["steady_state"]["used"]
-    assert fast.notes["events"] < full.notes["events"] / 3
-    assert fast.cycles == pytest.approx(full.cycles, rel=0.01)
-    assert sum(fast.traffic_bytes["DRAM"].values()) == pytest.approx(
-        sum(full.traffic_bytes["DRAM"].values()), rel=1e-9
-    )
+    assert fast.cycles == full.cycles
 
 
 def test_random_unchecked_mappings_finish_or_fail_cleanly():
@@ -480,7 +518,9 @@ def test_pipelined_fusion_overlaps_producer_and_consumer():
         binding={},
         groups=(FusionGroup(("E1", "E2"), keep_level="Buffer", pipelined=True),),
     )
-    for M, full in ((8192, True), (1 << 20, False)):
+    # the long stream (2 x 2^19 steps) is past the full-simulation budget
+    # for concurrent cascades, so it is extrapolated
+    for M, full in ((8192, True), (1 << 27, False)):
         e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
         maps = {
             n: Mapping(

@@ -315,3 +315,15 @@ def test_array_predict_cli_error_exit_code(tmp_path, capsys):
     assert main(["array-predict", "--layers", str(src), "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert "bad.csv:1: missing column(s)" in err and "Traceback" not in err
+
+
+def test_too_large_layer_is_refused_with_its_line(tmp_path):
+    src = tmp_path / "huge.csv"
+    head = "layer,kind,M,N,K," + ",".join(
+        ["config", "array_rows", "array_cols", "dataflow", "ifmap_sram_kb", "filter_sram_kb"]
+        + ["ofmap_sram_kb", "ifmap_dram_bw_words", "filter_dram_bw_words", "ofmap_dram_bw_words"]
+    )
+    arr = "c,32,32,os,64,64,64,32,32,32"
+    src.write_text(f"{head}\na,gemm,64,64,64,{arr}\nhuge,gemm,8192,8192,8192,{arr}\n")
+    with pytest.raises(LayerTableError, match=r"huge.csv:3: layer M=8192 .* 540934144 array rows"):
+        predict_file(src, tmp_path / "out.csv")

@@ -114,8 +114,9 @@ def test_rows_equal_direct_pipeline_calls(reference) -> None:
         m = evaluate_workload(
             library.build(r["workload"], **wl), arch, mapper="greedy", objective="edp"
         )
-        assert r["latency_s"] == m.latency_s
-        assert r["energy_pj"] == m.energy_pj
+        # the batched path may differ from evaluate_workload in the last bit
+        assert r["latency_s"] == pytest.approx(m.latency_s, rel=1e-12)
+        assert r["energy_pj"] == pytest.approx(m.energy_pj, rel=1e-12)
         assert r["area_mm2"] == arch.area_mm2
         top = arch.levels[0].name
         assert r["dram_bytes"] == pytest.approx(sum(m.traffic_bytes[top].values()), rel=1e-12)

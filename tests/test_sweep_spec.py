@@ -198,14 +198,47 @@ def test_bad_spec_names_key_and_line(text: str, line: int, needle: str) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "needle"),
     [
-        ("hardware:\n  - base: tpu_lik\nworkloads: [{name: gemm}]\n", 2, "key `hardware[0].base`: cannot load hardware 'tpu_lik'"),
-        ("hardware:\n  - base: tpu_like\n    vary:\n      rowz: [1, 2]\nworkloads: [{name: gemm}]\n", 4, "unknown spatial parameter 'rowz'"),
-        ("hardware:\n  - base: u280\n    params: {reuse: 2}\nworkloads: [{name: gemm}]\n", 3, "unknown fpga parameter 'reuse'"),
+        (
+            "hardware:\n  - base: tpu_lik\nworkloads: [{name: gemm}]\n",
+            2,
+            "key `hardware[0].base`: cannot load hardware 'tpu_lik'",
+        ),
+        (
+            "hardware:\n  - base: tpu_like\n    vary:\n      rowz: [1, 2]\nworkloads: [{name: gemm}]\n",
+            4,
+            "unknown spatial parameter 'rowz'",
+        ),
+        (
+            "hardware:\n  - base: u280\n    params: {reuse: 2}\nworkloads: [{name: gemm}]\n",
+            3,
+            "unknown fpga parameter 'reuse'",
+        ),
         ("hardware:\n  - base: tpu_like\nworkloads:\n  - name: gem\n", 4, "unknown workload 'gem'"),
-        ("hardware:\n  - base: tpu_like\nworkloads:\n  - name: gemm\n    params: {Q: 3}\n", 5, "unknown parameter 'Q' of workload gemm"),
-        ("mapper: magic\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n", 1, "unknown mapper 'magic'"),
-        ("objective: speed\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n", 1, "unknown objective 'speed'"),
-        ("model: exact\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n", 1, "unknown model 'exact'"),
+        (
+            "hardware:\n  - base: tpu_like\nworkloads:\n  - name: gemm\n    params: {Q: 3}\n",
+            5,
+            "unknown parameter 'Q' of workload gemm",
+        ),
+        (
+            "mapper: magic\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n",
+            1,
+            "unknown mapper 'magic'",
+        ),
+        (
+            "objective: speed\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n",
+            1,
+            "unknown objective 'speed'",
+        ),
+        (
+            "model: exact\nhardware:\n  - base: tpu_like\nworkloads: [{name: gemm}]\n",
+            1,
+            "unknown model 'exact'",
+        ),
+        (
+            "hardware:\n  - base: tpu_like\n    constraints:\n      fits_fpga: true\nworkloads: [{name: gemm}]\n",
+            4,
+            "'tpu_like' is a spatial design",
+        ),
     ],
 )
 def test_unknown_names_are_caught_with_their_line(text: str, line: int, needle: str) -> None:
@@ -221,3 +254,16 @@ def test_bad_spec_via_cli(tmp_path) -> None:
     bad.write_text("hardware:\n  - base: a\nworkloads: [{name: g}]\nsamplng: {method: lhs}\n")
     rc = main(["sweep", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 2
+
+
+def test_shipped_configs_parse_and_expand() -> None:
+    from pathlib import Path
+
+    from experiments.sweep.spec import load_spec
+
+    configs = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+    sizes = {p.stem: len(expand(load_spec(p))) for p in sorted(configs.glob("*.yaml"))}
+    # quickstart: (5 x 5 x 3 x 2 spatial + 4 x 4 x 3 FPGA) configs x 3 workloads
+    assert sizes["quickstart"] == (150 + 48) * 3
+    # LHS draws distinct continuous points: 200 per design x 2 GEMM shapes
+    assert sizes["lhs_example"] == (200 + 200) * 2

@@ -103,6 +103,7 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
         ks: list[int] = []
         cfgs: list[ArrayConfig] = []
         convs: list[ConvShape | None] = []
+        lines: list[int] = []
         for row in reader:
             line = reader.line_num
             if None in row:
@@ -166,6 +167,7 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
             except SystolicError as exc:
                 raise LayerTableError(str(exc), file=p, line=line) from None
             rows.append(row)
+            lines.append(line)
             convs.append(conv)
             ms.append(m)
             ns.append(n)
@@ -174,22 +176,33 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
         raise LayerTableError(
             "no layers after the header; expected one row per layer", file=p, line=2
         )
-    return header, rows, {"M": ms, "N": ns, "K": ks, "configs": cfgs, "convs": convs}
+    return (
+        header,
+        rows,
+        {"M": ms, "N": ns, "K": ks, "configs": cfgs, "convs": convs, "lines": lines},
+    )
 
 
 def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: bool = True) -> int:
     """Predict every layer of ``in_path`` and write ``out_path``. Returns the row count."""
-    from sim.systolic import predict_many
+    from sim.systolic import SystolicError, predict_many
 
     header, rows, parsed = read_layers(in_path)
-    res = predict_many(
-        parsed["M"],
-        parsed["N"],
-        parsed["K"],
-        parsed["configs"],
-        scalesim_compat=scalesim_compat,
-        convs=parsed["convs"],
-    )
+    try:
+        res = predict_many(
+            parsed["M"],
+            parsed["N"],
+            parsed["K"],
+            parsed["configs"],
+            scalesim_compat=scalesim_compat,
+            convs=parsed["convs"],
+        )
+    except SystolicError as exc:
+        i = getattr(exc, "layer_index", None)
+        if i is None:
+            raise
+        msg = exc.message.split(": ", 1)[1]
+        raise LayerTableError(msg, file=str(in_path), line=parsed["lines"][i]) from None
     out_cols = [c for c in header if not c.startswith("pred_")] + list(PRED_COLUMNS)
     try:
         fh = open(out_path, "w", newline="")

@@ -90,7 +90,7 @@ def _fmt(v: float) -> str:
     "--objective",
     default="edp",
     show_default=True,
-    type=click.Choice(["edp", "latency", "energy", "traffic"]),
+    type=click.Choice(["edp", "latency", "energy", "dram_traffic", "traffic"]),
 )
 @click.option("--sim", "sim", default="analytical", show_default=True, help="Cost model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Metrics as JSON.")

@@ -16,15 +16,17 @@ import click
 
 
 def _fmt_si(v: float, unit: str) -> str:
-    if v is None or not math.isfinite(v):
-        return str(v)
+    """``4.2e-05, "s" -> '42 us'`` (SI prefixes for plain units only)."""
+    if v is None or not math.isfinite(v) or v == 0:
+        return f"{v} {unit}"
     for scale, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""), (1e3, "k"), (1e6, "M"), (1e9, "G")):
         if abs(v) < scale * 1000:
             return f"{v / scale:.4g} {prefix}{unit}"
     return f"{v:.4g} {unit}"
 
 
-_UNITS = {"latency": "s", "energy": "pJ", "edp": "pJ*s", "dram_traffic": "B"}
+#: objective -> (scale to SI, unit)
+_UNITS = {"latency": (1.0, "s"), "energy": (1e-12, "J"), "edp": (1e-12, "J*s"), "dram_traffic": (1.0, "B")}
 
 
 def map_workload(
@@ -136,13 +138,13 @@ def command(
             )
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    unit = _UNITS[objective]
+    scale, unit = _UNITS[objective]
     top = arch.levels[0].name
     for e, r in results:
         m = r.metrics
         gap = "-" if r.gap is None else f"{100 * r.gap:.1f}%"
         click.echo(
-            f"# {e.name} on {arch.name}: {mapper} {objective} = {_fmt_si(r.objective_value, unit)} "
+            f"# {e.name} on {arch.name}: {mapper} {objective} = {_fmt_si(r.objective_value * scale, unit)} "
             f"({r.status}, gap {gap}, {r.solve_time_s:.2f} s, {r.evaluations} evaluations)"
         )
         click.echo(

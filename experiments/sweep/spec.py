@@ -350,7 +350,11 @@ def _known_params(ctx: _Ctx, base_node: _Node, path: str) -> tuple[str, set[str]
         return arch.family, set(hw_models.schema(arch.family))
     except EinsimError as exc:
         presets = ", ".join(hw_models.list_presets())
-        raise ctx.fail(base_node, path, f"cannot load hardware {base_node.value!r} ({exc.message}); presets: {presets}") from None
+        raise ctx.fail(
+            base_node,
+            path,
+            f"cannot load hardware {base_node.value!r} ({exc.message}); presets: {presets}",
+        ) from None
 
 
 def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: set[str]) -> None:
@@ -359,19 +363,31 @@ def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: 
             continue
         for k, v in d[section].value.items():
             if k.split(".", 1)[0] not in known:
-                raise ctx.fail(v, f"{p}.{section}.{k}", f"unknown {family} parameter {k!r}; expected one of {', '.join(sorted(known))}")
+                raise ctx.fail(
+                    v,
+                    f"{p}.{section}.{k}",
+                    f"unknown {family} parameter {k!r}; expected one of {', '.join(sorted(known))}",
+                )
 
 
 def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
     from workloads import library
 
     if name not in library.list_workloads():
-        raise ctx.fail(w["name"], f"{p}.name", f"unknown workload {name!r}; expected one of {', '.join(library.list_workloads())}")
+        raise ctx.fail(
+            w["name"],
+            f"{p}.name",
+            f"unknown workload {name!r}; expected one of {', '.join(library.list_workloads())}",
+        )
     known = library.parameters(name)
     if "params" in w and isinstance(w["params"].value, dict):
         for k, v in w["params"].value.items():
             if k not in known:
-                raise ctx.fail(v, f"{p}.params.{k}", f"unknown parameter {k!r} of workload {name}; expected one of {', '.join(known)}")
+                raise ctx.fail(
+                    v,
+                    f"{p}.params.{k}",
+                    f"unknown parameter {k!r} of workload {name}; expected one of {', '.join(known)}",
+                )
 
 
 def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -> SweepSpec:
@@ -408,11 +424,23 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
         from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS
 
         if model not in SIMS:
-            raise ctx.fail(top["model"], "model", f"unknown model {model!r}; expected one of {', '.join(sorted(SIMS))}")
+            raise ctx.fail(
+                top["model"],
+                "model",
+                f"unknown model {model!r}; expected one of {', '.join(sorted(SIMS))}",
+            )
         if mapper not in MAPPERS:
-            raise ctx.fail(top["mapper"], "mapper", f"unknown mapper {mapper!r}; expected one of {', '.join(sorted(MAPPERS))}")
+            raise ctx.fail(
+                top["mapper"],
+                "mapper",
+                f"unknown mapper {mapper!r}; expected one of {', '.join(sorted(MAPPERS))}",
+            )
         if objective not in OBJECTIVES:
-            raise ctx.fail(top["objective"], "objective", f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+            raise ctx.fail(
+                top["objective"],
+                "objective",
+                f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}",
+            )
     timeout_s = (
         float(ctx.number(top["timeout_s"], "timeout_s", positive=True))
         if "timeout_s" in top
@@ -475,6 +503,7 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
         if "vary" in d:
             f2, vary = _params(ctx, d["vary"], f"{p}.vary")
             fixed = fixed + f2
+        family = ""
         if check_names:
             family, known = _known_params(ctx, d["base"], f"{p}.base")
             _check_hw_names(ctx, d, p, family, known)
@@ -503,6 +532,12 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
                         c["fits_fpga"], f"{p}.constraints.fits_fpga", "expected true or false"
                     )
                 fits = c["fits_fpga"].value
+                if fits and check_names and family != "fpga":
+                    raise ctx.fail(
+                        c["fits_fpga"],
+                        f"{p}.constraints.fits_fpga",
+                        f"applies to FPGA designs; {base!r} is a {family} design",
+                    )
         designs.append(Design(dname, base, fixed, vary, max_area, fits))
 
     wl = top["workloads"]
