@@ -98,7 +98,14 @@ def tiny_arch(
         ),
         (
             ComputeUnit(
-                "pe_array", "array2d", fx * fy, {"mac": 1.0}, {"mac": 1.0}, rows=fy, cols=fx, dataflow="ws"
+                "pe_array",
+                "array2d",
+                fx * fy,
+                {"mac": 1.0},
+                {"mac": 1.0},
+                rows=fy,
+                cols=fx,
+                dataflow="ws",
             ),
         ),
         static_power_w=static_w,
@@ -197,26 +204,47 @@ def run_small(problems=SMALL_PROBLEMS, time_limit_s: float = 1.0, out=sys.stdout
     for i, (e, a) in enumerate(problems):
         ev, evb = _evaluators(e, a)
         t0 = time.perf_counter()
-        ex = exhaustive_optima(e, a, objectives=OBJECTIVES, evaluate=ev, evaluate_batch=evb, max_points=10**6)
+        ex = exhaustive_optima(
+            e, a, objectives=OBJECTIVES, evaluate=ev, evaluate_batch=evb, max_points=10**6
+        )
         t_ex = time.perf_counter() - t0
         cells = []
         for o in OBJECTIVES:
-            r = search(e, a, mapper="ilp", objective=o, evaluate=ev, evaluate_batch=evb, time_limit_s=time_limit_s)
+            r = search(
+                e,
+                a,
+                mapper="ilp",
+                objective=o,
+                evaluate=ev,
+                evaluate_batch=evb,
+                time_limit_s=time_limit_s,
+            )
             ratio = r.objective_value / ex[o].objective_value
             ratios[o].append(ratio)
             times.append(r.solve_time_s)
             cells.append(f"{ratio:8.4f} {r.solve_time_s:5.2f}")
         dims = "x".join(str(s) for s in e.rank_sizes.values())
         label = f"{e.name} {dims} f{a.levels[1].fanout_x}x{a.levels[1].fanout_y}"
-        print(f"{i:2d} {label:32} {ex['edp'].notes['points']:7d} {t_ex:6.1f} " + " ".join(cells), file=out, flush=True)
+        print(
+            f"{i:2d} {label:32} {ex['edp'].notes['points']:7d} {t_ex:6.1f} " + " ".join(cells),
+            file=out,
+            flush=True,
+        )
     worst = {o: max(v) for o, v in ratios.items()}
-    print("worst ratio per objective: " + ", ".join(f"{o} {v:.4f}" for o, v in worst.items()), file=out)
+    print(
+        "worst ratio per objective: " + ", ".join(f"{o} {v:.4f}" for o, v in worst.items()),
+        file=out,
+    )
     print(f"ILP time: median {statistics.median(times):.2f} s, worst {max(times):.2f} s", file=out)
     return {"ratios": ratios, "times": times}
 
 
 def run_large(
-    archs=ARCHS, quick: bool = False, time_limit_s: float = 1.0, random_factor: float = 10.0, out=sys.stdout
+    archs=ARCHS,
+    quick: bool = False,
+    time_limit_s: float = 1.0,
+    random_factor: float = 10.0,
+    out=sys.stdout,
 ) -> dict[str, Any]:
     """ILP vs random (10x the ILP's time) vs greedy on ResNet-50 / BERT Einsums (EDP)."""
     import hw_models
@@ -237,7 +265,15 @@ def run_large(
         for name, e in work:
             ev, evb = _evaluators(e, a)
             try:
-                r = search(e, a, mapper="ilp", objective="edp", evaluate=ev, evaluate_batch=evb, time_limit_s=time_limit_s)
+                r = search(
+                    e,
+                    a,
+                    mapper="ilp",
+                    objective="edp",
+                    evaluate=ev,
+                    evaluate_batch=evb,
+                    time_limit_s=time_limit_s,
+                )
             except EinsimError as err:
                 print(f"{an:14} {name:20} ILP: {err}", file=out)
                 continue
@@ -245,8 +281,15 @@ def run_large(
             rnd_budget = random_factor * r.solve_time_s
             try:
                 rr = search(
-                    e, a, mapper="random", objective="edp", evaluate=ev, evaluate_batch=evb,
-                    time_limit_s=rnd_budget, samples=None, seed=1,
+                    e,
+                    a,
+                    mapper="random",
+                    objective="edp",
+                    evaluate=ev,
+                    evaluate_batch=evb,
+                    time_limit_s=rnd_budget,
+                    samples=None,
+                    seed=1,
                 )
                 rv, ns = rr.objective_value, rr.notes["samples"]
             except EinsimError:

@@ -8,7 +8,7 @@ Fits (see ``sim.gpu_calibration``) the traffic scalars on ``traffic_ncu.csv``,
 the time scalars on ``median_ms`` and the energy scalars on energy per call of
 ``kernels.csv`` in DIR (default: ``experiments/data/<hw>``), starting from the
 built-in defaults of ``sim.gpu_spec.GpuParams``, and writes the file with its provenance (data files,
-date, command, fit errors). Takes about 10-20 s on one core.
+date, command, fit errors). Takes about 5 s.
 """
 
 from __future__ import annotations

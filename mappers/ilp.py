@@ -46,10 +46,15 @@ TANGENT_STEP = 0.75
 #: integer range of linear objectives and of each factor of the EDP product
 LINEAR_RANGE = 2**36
 EDP_RANGE = 2**30
+#: solver solutions the local search starts from (besides the projected greedy)
+POLISH_STARTS = 3
+#: spaces up to this many tilings get bypass variables in the CP-SAT model
+BYPASS_MAX_TILINGS = 10**6
 #: CP-SAT deterministic time units per wall-clock second (measured: ~0.32)
 DET_PER_WALL_S = 0.35
-#: integer steps the smallest possible objective value is resolved into
-RESOLUTION = 2e4
+#: integer steps the smallest possible objective value is resolved into (coarse on
+#: purpose: finer units let CP-SAT waste its budget on 0.01 % slack steps)
+RESOLUTION = 300.0
 
 
 @dataclass
@@ -835,7 +840,8 @@ def ilp_search(
     seed: int = 0,
     workers: int = 2,
     pool: int = 6,
-    polish_evals: int = 400,
+    polish_evals: int = 20_000,
+    bypass: bool | None = None,
 ) -> SearchResult:
     """Solve the CP-SAT model, then re-rank and polish with ``evaluate``.
 
@@ -848,16 +854,24 @@ def ilp_search(
     space = MapSpace(einsum, arch)
     space.check_feasible()
     scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
-    model = IlpModel(space, objective)
+    if bypass is None:
+        # bypass variables in the model pay off on small spaces; on large ones
+        # they slow CP-SAT's first improvements past a 1 s budget (measured on
+        # ResNet-50 layers), so bypass is then chosen by re-ranking only
+        bypass = space.tiling_count() <= BYPASS_MAX_TILINGS
+    model = IlpModel(space, objective, bypass=bypass)
     warm = greedy_start(einsum, arch)
     hint = None
     if warm is not None:
-        try:
-            wt = space.tiling_of(warm)
-            hint = wt if space.violation(wt) is None else None
+        try:  # the greedy mapping, rounded down to an exact factorisation
+            hint = space.project(warm)
         except (KeyError, ValueError):
             hint = None
-    start = hint if hint is not None else space.seed_tiling()
+    hint_keeps = space.keeps_of(warm) if hint is not None else None
+    if hint is not None and space.violation(hint) is None:
+        start = hint
+    else:  # the solver's model keeps everything: start from a tiling valid for that
+        start = space.seed_tiling()
     model.hint(start)
     solver, status, found = _solve(model, time_limit_s, seed, workers, pool)
     cp_model = model.cp_model
@@ -884,16 +898,28 @@ def ilp_search(
     warm_v = scorer.score(warm) if warm is not None else math.inf
     best_tiling, best_stat, best_keeps = cands[0]
     best_v = math.inf
+    ranked = []
     for tiling, stat, keeps in cands:
         v, st = _best_orders(space, scorer, tiling, stat, keeps)
+        ranked.append((v, len(ranked), tiling, st, keeps))
         if v < best_v:
             best_v, best_tiling, best_stat, best_keeps = v, tiling, st, keeps
+    ranked.sort(key=lambda x: (x[0], x[1]))
+    for _v, _i, tiling, st, keeps in ranked[1:POLISH_STARTS]:  # extra local-search starts
+        if bypass:  # small spaces: every bypass choice of each start, then descend
+            kv, k2 = _best_keeps(space, scorer, tiling, st)
+            if kv < _v:
+                keeps = k2
+        _polish(space, scorer, tiling, st, keeps, polish_evals)
     # every other bypass choice for the winner (the solver's bypass is a surrogate's)
     kv, k2 = _best_keeps(space, scorer, best_tiling, best_stat)
     if kv < best_v:
         best_keeps = k2
         best_v, best_stat = _best_orders(space, scorer, best_tiling, best_stat, best_keeps)
     _polish(space, scorer, best_tiling, best_stat, best_keeps, polish_evals)
+    if hint is not None:  # a second start: the greedy mapping, exactly factorised
+        v, st = _best_orders(space, scorer, hint, (None,) * space.nlev, hint_keeps)
+        _polish(space, scorer, hint, st, hint_keeps, polish_evals)
     ilp_status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible"}.get(status, "timeout")
     if ilp_status == "timeout":
         obj = bound = math.nan
@@ -926,6 +952,7 @@ def ilp_search(
             ),
             "seed": seed,
             "workers": workers,
+            "bypass_in_model": bypass,
         },
     )
     return res
@@ -976,34 +1003,50 @@ def _best_keeps(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, t
     return vals[i], opts[i]
 
 
+def _neighbours(space: MapSpace, tiling, keeps) -> list[dict]:
+    """Valid tilings one prime-factor move away (a factor p of rank r moved
+    from slot a to slot b)."""
+    out = []
+    for r in space.ranks:
+        for p, _m in space.primes(r):
+            for a in range(len(space.slots)):
+                if tiling[r][a] % p:
+                    continue
+                for b in range(len(space.slots)):
+                    if a == b:
+                        continue
+                    fs = list(tiling[r])
+                    fs[a] //= p
+                    fs[b] *= p
+                    trial = dict(tiling)
+                    trial[r] = tuple(fs)
+                    if space.violation(trial, keeps) is None:
+                        out.append(trial)
+    return out
+
+
 def _polish(space: MapSpace, scorer: Scorer, tiling, stat, keeps, budget: int) -> None:
-    """First-improvement hill climb: move one prime factor between two slots."""
+    """Steepest-descent local search with the caller's model: every valid
+    single-factor move of the current tiling is scored (one batch when a batch
+    evaluator exists) and the best taken, until none improves or ``budget``
+    evaluations are spent (a count, so the result is repeatable)."""
     start = scorer.evaluations
     cur = dict(tiling)
-    stat = tuple(stat)
     v = scorer.score(space.to_mapping(cur, orders_for(space, cur, stat), keeps))
-    improved = True
-    while improved and scorer.evaluations - start < budget:
-        improved = False
-        for r in space.ranks:
-            for p, _m in space.primes(r):
-                for a in range(len(space.slots)):
-                    if cur[r][a] % p:
-                        continue
-                    for b in range(len(space.slots)):
-                        if a == b:
-                            continue
-                        fs = list(cur[r])
-                        fs[a] //= p
-                        fs[b] *= p
-                        trial = dict(cur)
-                        trial[r] = tuple(fs)
-                        if space.violation(trial, keeps) is not None:
-                            continue
-                        tv = scorer.score(
-                            space.to_mapping(trial, orders_for(space, trial, stat), keeps)
-                        )
-                        if tv < v * (1 - 1e-9):
-                            v, cur, improved = tv, trial, True
-                        if scorer.evaluations - start >= budget:
-                            return
+    while scorer.evaluations - start < budget:
+        nbrs = _neighbours(space, cur, keeps)
+        if not nbrs:
+            return
+        ms = [space.to_mapping(t, orders_for(space, t, stat), keeps) for t in nbrs]
+        if scorer.evaluate_batch is not None:
+            vals = scorer.batch_values(scorer.evaluate_batch(ms))
+            scorer.evaluations += len(ms)
+        else:
+            vals = [scorer.score(m) for m in ms]
+        i = int(min(range(len(ms)), key=lambda j: vals[j]))
+        if not vals[i] < v * (1 - 1e-9):
+            return
+        tv = scorer.score(ms[i])  # validated, full metrics
+        if not tv < v * (1 - 1e-9):
+            return
+        v, cur = tv, nbrs[i]

@@ -271,6 +271,34 @@ class MapSpace:
                         tiling[r] = fs
         return {r: tuple(v) for r, v in tiling.items()}
 
+    def project(self, mapping: Mapping) -> dict[str, tuple[int, ...]] | None:
+        """The nearest exact tiling below a (possibly padded) mapping: from the
+        innermost slot outwards each factor becomes the largest divisor of
+        what is left of the rank that does not exceed the mapping's factor;
+        the rest goes to the outermost loop. None if it does not fit."""
+        from mappers.factors import divisors
+
+        target = self.tiling_of(mapping)
+        out: dict[str, tuple[int, ...]] = {}
+        for r in self.ranks:
+            left = self.sizes[r]
+            fs = [1] * len(self.slots)
+            for i in reversed(range(1, len(self.slots))):
+                d = max(x for x in divisors(left) if x <= max(1, target[r][i]))
+                fs[i] = d
+                left //= d
+            fs[0] = left
+            out[r] = tuple(fs)
+        keeps = self.keeps_of(mapping)
+        return out if self.violation(out, keeps) is None else None
+
+    def keeps_of(self, mapping: Mapping) -> tuple[tuple[str, ...] | None, ...]:
+        by_name = {lm.level: lm for lm in mapping.levels}
+        return tuple(
+            None if lvl == 0 or by_name.get(lv.name) is None else by_name[lv.name].keep
+            for lvl, lv in enumerate(self.levels)
+        )
+
     def keep_options(self) -> list[tuple[tuple[str, ...] | None, ...]]:
         """Every bypass choice: per level that may hold tensors, a subset of them
         (``None`` = all it may hold; the outermost level keeps everything)."""

@@ -231,7 +231,9 @@ def _least_squares(fun: Any, names: tuple[str, ...], base: GpuParams) -> GpuPara
         loss="soft_l1",
         f_scale=0.03,
         diff_step=1e-3,
-        max_nfev=400,
+        max_nfev=80,
+        ftol=1e-3,
+        xtol=1e-3,
     )
     return replace(base, **dict(zip(names, (res.x * scale).tolist(), strict=True)))
 

@@ -143,6 +143,22 @@ def row_cost(
     )
 
 
+def causal_kv_elems(m: int, n: int, br: int, bc: int) -> tuple[float, float]:
+    """Score elements over all query blocks of a causal kernel, and the largest.
+
+    Query block i (``br`` rows) visits keys up to ``(i+1) br + (n - m)``
+    rounded up to whole key blocks (``bc`` divides ``br``), at most ``n``.
+    Closed form of that sum (no loop over blocks: huge sizes stay fast).
+    """
+    q_blocks = math.ceil(m / br)
+    off = math.ceil(max(0, n - m) / bc) * bc
+    # blocks whose key range ends before n: (i + 1) br + off < n
+    c = max(0, min(q_blocks, math.ceil((n - off) / br) - 1))
+    kv_sum = br * c * (c + 1) / 2 + off * c + n * (q_blocks - c)
+    longest = min(n, q_blocks * br + off)
+    return float(br * kv_sum), float(br * longest)
+
+
 def flash_cost(
     b: int,
     h: int,
@@ -167,12 +183,7 @@ def flash_cost(
     ctas = b * h * q_blocks
     # score elements computed per CTA (key blocks up to the diagonal if causal)
     if causal:
-        total = 0.0
-        longest = 0.0
-        for i in range(q_blocks):
-            kv = min(n, math.ceil(((i + 1) * br + max(0, n - m)) / bc) * bc)
-            total += br * kv
-            longest = max(longest, br * kv)
+        total, longest = causal_kv_elems(m, n, br, bc)
         elems_per_cta = total / q_blocks
         pairs = b * h * (m * n - m * (m - 1) / 2 if n >= m else m * n / 2)
     else:

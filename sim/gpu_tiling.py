@@ -116,7 +116,11 @@ class KernelCost:
             ncu_dram_bytes=self.ncu_dram_bytes + other.ncu_dram_bytes,
             l2_bytes=self.l2_bytes + other.l2_bytes,
             flops=flops,
-            detail={**self.detail, **{f"{k}_2": v for k, v in other.detail.items()}},
+            # the second operand's details get the index of its first kernel
+            detail={
+                **self.detail,
+                **{f"{k}_{self.n_kernels + 1}": v for k, v in other.detail.items()},
+            },
         )
 
 
@@ -234,7 +238,8 @@ def gemm_cost(
             writes = c_b * batch + spill
             t_mem = hbm_time_s(reads + writes, spec, params)
             t = max(t_comp, t_mem)
-            if best is None or t < best[0]:
+            # ties (memory-bound shapes) go to the tile with the least compute time
+            if best is None or (t, t_comp) < (best[0], best[8]):
                 best = (t, tm, tn, s, reads, writes, inflight1, tiles, t_comp, t_mem)
     assert best is not None
     t, tm, tn, s, reads, writes, inflight, tiles, t_comp, t_mem = best

@@ -54,12 +54,14 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_pareto_mask_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
-    v = rng.integers(0, 6, size=(60, 3)).astype(float)  # many ties
-    expect = [
-        not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(len(v)))
-        for i in range(len(v))
-    ]
-    assert list(pareto_mask(v)) == expect
+    for _ in range(60):
+        n = int(rng.integers(1, 50))
+        v = rng.integers(0, 6, size=(n, 3)).astype(float)  # many ties and duplicates
+        expect = [
+            not any(np.all(v[j] <= v[i]) and np.any(v[j] < v[i]) for j in range(n))
+            for i in range(n)
+        ]
+        assert list(pareto_mask(v)) == expect
 
 
 def test_figures_against_the_table(sweep_dir: Path) -> None:

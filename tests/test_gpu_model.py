@@ -276,3 +276,74 @@ def test_measure_script_reproduces_h100_flops_and_bytes() -> None:
         s = shapes(r)
         assert s["flops"] == float(r["flops"]), r["id"]
         assert s["min_bytes"] == float(r["min_bytes"]), r["id"]
+
+
+def test_causal_block_count_closed_form_matches_brute_force() -> None:
+    import random
+
+    from sim.gpu_kernels import causal_kv_elems
+
+    def brute(m: int, n: int, br: int, bc: int) -> tuple[float, float]:
+        tot = big = 0
+        for i in range(math.ceil(m / br)):
+            kv = min(n, math.ceil(((i + 1) * br + max(0, n - m)) / bc) * bc)
+            tot += br * kv
+            big = max(big, br * kv)
+        return float(tot), float(big)
+
+    rng = random.Random(7)
+    for _ in range(500):
+        m, n, bc = rng.randint(1, 3000), rng.randint(1, 3000), rng.choice((64, 128))
+        assert causal_kv_elems(m, n, 128, bc) == brute(m, n, 128, bc), (m, n, bc)
+
+
+def test_huge_shapes_are_fast_and_finite() -> None:
+    import time
+
+    rows = [
+        {
+            "op": "attn_flash",
+            "dtype": "bf16",
+            "B": 1,
+            "H": 1,
+            "M": 10**9,
+            "N": 10**9,
+            "K": 128,
+            "causal": 1,
+        },
+        _gemm_row(10**7, 10**7, 10**5),
+        {"op": "softmax", "dtype": "fp32", "M": 10**9, "N": 10**5},
+    ]
+    t0 = time.perf_counter()
+    for r in rows:
+        out, _ = predict_row(r, SPEC, PARAMS)
+        assert all(math.isfinite(v) for v in out.values())
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_einsim_eval_on_gpu_uses_the_gpu_model(capsys) -> None:
+    import workloads.library as lib
+    from experiments.cli import main
+    from experiments.pipeline import evaluate_workload
+
+    cas = lib.build("gemm", M=2048, N=2048, K=2048)
+    m = evaluate_workload(cas, H100)
+    assert m.model == "gpu"
+    direct, _ = predict_row(_gemm_row(2048, 2048, 2048), SPEC, PARAMS)
+    assert m.latency_s * 1e3 == pytest.approx(direct["pred_loop_ms"], rel=1e-9)
+    rc = main(
+        [
+            "eval",
+            "--hw",
+            "h100",
+            "--workload",
+            "gemm",
+            "-p",
+            "M=2048",
+            "-p",
+            "N=2048",
+            "-p",
+            "K=2048",
+        ]
+    )
+    assert rc == 0 and "gpu model" in capsys.readouterr().out

@@ -109,3 +109,15 @@ def test_gpu_validation_command_writes_report(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "errors.csv")
     row = table[table["model"] == "einsim GPU model (all groups)"].iloc[0]
     assert row["time_mape_slow_pct"] <= 10.0
+
+
+@pytest.mark.slow
+def test_calibration_reproduces_the_shipped_parameters() -> None:
+    """Re-fitting from the built-in defaults gives the shipped file's errors."""
+    from experiments.calibrate_gpu import calibrate
+
+    params, summary = calibrate("h100")
+    doc = yaml.safe_load(PARAMS_FILE.read_text())
+    for k in ("time_mape_slow_pct", "energy_mape_slow_pct", "fast_median_abs_us"):
+        assert summary[k] == pytest.approx(doc["fit_errors"][k], abs=0.05), k
+    assert params.tensor_eff == pytest.approx(doc["params"]["tensor_eff"], rel=1e-3)

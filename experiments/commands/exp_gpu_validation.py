@@ -19,7 +19,7 @@ import click
     "--cv/--no-cv",
     default=True,
     show_default=True,
-    help="Also run leave-one-op-group-out cross-validation (about 40 s).",
+    help="Also run leave-one-op-group-out cross-validation (about 25 s).",
 )
 def command(out_dir: Path, cv: bool) -> None:
     """Predicted vs measured time, DRAM bytes and energy per op group (no GPU needed)."""

@@ -19,14 +19,28 @@ def _fmt_si(v: float, unit: str) -> str:
     """``4.2e-05, "s" -> '42 us'`` (SI prefixes for plain units only)."""
     if v is None or not math.isfinite(v) or v == 0:
         return f"{v} {unit}"
-    for scale, prefix in ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""), (1e3, "k"), (1e6, "M"), (1e9, "G")):
+    for scale, prefix in (
+        (1e-12, "p"),
+        (1e-9, "n"),
+        (1e-6, "u"),
+        (1e-3, "m"),
+        (1.0, ""),
+        (1e3, "k"),
+        (1e6, "M"),
+        (1e9, "G"),
+    ):
         if abs(v) < scale * 1000:
             return f"{v / scale:.4g} {prefix}{unit}"
     return f"{v:.4g} {unit}"
 
 
 #: objective -> (scale to SI, unit)
-_UNITS = {"latency": (1.0, "s"), "energy": (1e-12, "J"), "edp": (1e-12, "J*s"), "dram_traffic": (1.0, "B")}
+_UNITS = {
+    "latency": (1.0, "s"),
+    "energy": (1e-12, "J"),
+    "edp": (1e-12, "J*s"),
+    "dram_traffic": (1.0, "B"),
+}
 
 
 def map_workload(
@@ -80,7 +94,12 @@ def map_workload(
     show_default=True,
     type=click.Choice(["edp", "latency", "energy", "dram_traffic", "traffic"]),
 )
-@click.option("--time-limit", "time_limit_s", type=float, help="Seconds per Einsum (ILP solve, random search).")
+@click.option(
+    "--time-limit",
+    "time_limit_s",
+    type=float,
+    help="Seconds per Einsum (ILP solve, random search).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Solver / sampler seed.")
 @click.option("--workers", default=2, show_default=True, type=int, help="CP-SAT workers.")
 @click.option("--samples", type=int, help="Random search: valid samples per Einsum.")
@@ -133,7 +152,9 @@ def command(
                     "seed": seed,
                     "mapping": mapping_to_dict(r.mapping),
                     "metrics": metrics_json(r.metrics),
-                    "notes": {k: v for k, v in r.notes.items() if isinstance(v, int | float | str | bool)},
+                    "notes": {
+                        k: v for k, v in r.notes.items() if isinstance(v, int | float | str | bool)
+                    },
                 }
             )
         click.echo(json.dumps(rows, indent=2, default=str))

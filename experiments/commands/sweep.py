@@ -84,9 +84,10 @@ def command(
         chunk_size=chunk_size,
         progress=progress,
     )
+    rate = f" ({s.points_per_s:.0f} points/s on {s.engine})" if s.evaluated else ""
     click.echo(
-        f"{s.total} points: {s.skipped} already done, {s.evaluated} evaluated in {s.wall_s:.1f} s "
-        f"({s.points_per_s:.0f} points/s on {s.engine}); ok {s.ok}, errors {s.errors}, rejected by constraints {s.rejected}",
+        f"{s.total} points: {s.skipped} already done, {s.evaluated} evaluated in {s.wall_s:.1f} s{rate}; "
+        f"ok {s.ok}, errors {s.errors}, rejected by constraints {s.rejected}",
         err=True,
     )
     if not no_dashboard:

@@ -27,6 +27,10 @@ from typing import Any
 
 from workloads.errors import EinsimError
 
+#: most points a scatter figure draws; most lines a parallel-coordinates view draws
+MAX_SCATTER = 20_000
+MAX_PARCOORDS = 5_000
+
 
 class DashboardError(EinsimError):
     """No results to draw, or a bad baseline."""
@@ -85,18 +89,28 @@ def _short(name: str) -> str:
 
 def pareto_mask(values: Any) -> Any:
     """Boolean mask of the rows of ``values`` (n x k, minimise all) that no
-    other row dominates (<= in every column, < in one)."""
+    other row dominates (<= in every column, < in one).
+
+    Rows are visited in lexicographic order, so a row can only be dominated
+    by an earlier one, and (domination being transitive) only the front
+    found so far needs checking: O(n x front) instead of O(n^2).
+    """
     import numpy as np
 
     v = np.asarray(values, dtype=float)
     n = len(v)
-    keep = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not keep[i]:
-            continue
-        dom = np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
-        if dom.any():
-            keep[i] = False
+    keep = np.zeros(n, dtype=bool)
+    if n == 0:
+        return keep
+    order = np.lexsort(v.T[::-1])
+    front: list[int] = []
+    for i in order:
+        if front:
+            f = v[front]
+            if np.any(np.all(f <= v[i], axis=1) & np.any(f < v[i], axis=1)):
+                continue
+        front.append(int(i))
+    keep[front] = True
     return keep
 
 
@@ -203,10 +217,17 @@ def build_figures(
 
     figs: list[tuple[str, Any]] = []
 
+    # scatter figures show at most MAX_SCATTER points (a seeded sample), so
+    # a 100k-point sweep still gives a page a browser can open
+    shown = ok if len(ok) <= MAX_SCATTER else ok.sample(MAX_SCATTER, random_state=0)
+    note = (
+        "" if len(shown) == len(ok) else f" (a random sample of {len(shown)} of {len(ok)} points)"
+    )
+
     # 1. speedup and energy vs the baseline, per workload instance
     b_rows = ok[ok["hw_id"] == base_id].set_index("wl_key")
     f1 = go.Figure()
-    for wk, g in ok.groupby("wl_key", sort=True):
+    for wk, g in shown.groupby("wl_key", sort=True):
         if wk not in b_rows.index:
             continue
         b = b_rows.loc[wk]
@@ -241,13 +262,15 @@ def build_figures(
         yaxis={"title": "energy relative to baseline (lower is better)", "type": "log"},
         legend_title="workload",
     )
-    figs.append((f"Speedup and energy against the baseline: {base['label']}", f1))
+    figs.append((f"Speedup and energy against the baseline: {base['label']}{note}", f1))
 
     # 2. Pareto front latency / energy / area over the suite
     mask = pareto_mask(designs[["latency_s", "energy_pj", "area_mm2"]].to_numpy())
     designs["pareto"] = mask
     f2 = go.Figure()
     rest, front = designs[~mask], designs[mask].sort_values("latency_s")
+    if len(rest) > MAX_SCATTER:  # every Pareto design is drawn; the others sampled
+        rest = rest.sample(MAX_SCATTER, random_state=0)
     hx = [
         "suite latency {latency_s:.3g} s",
         "suite energy {energy_pj:.3g} pJ",
@@ -328,9 +351,9 @@ def build_figures(
 
     # 4. roofline (per point: MACs per DRAM byte vs achieved MACs/s)
     rf = (
-        ok[(ok["macs"] > 0) & (ok.get("dram_bytes", 0) > 0)].copy()
-        if "dram_bytes" in ok
-        else ok.iloc[0:0]
+        shown[(shown["macs"] > 0) & (shown["dram_bytes"] > 0)].copy()
+        if "dram_bytes" in shown
+        else shown.iloc[0:0]
     )
     f4 = go.Figure()
     if len(rf):
@@ -383,10 +406,12 @@ def build_figures(
         yaxis={"title": "achieved MACs/s", "type": "log"},
         legend_title="workload / roof",
     )
-    figs.append(("Roofline (each point: one design on one workload instance)", f4))
+    figs.append((f"Roofline (each point: one design on one workload instance){note}", f4))
 
     # 5. parallel coordinates, one per design family of the spec
     for dname, g in designs.groupby("design", sort=False):
+        if len(g) > MAX_PARCOORDS:
+            g = g.sample(MAX_PARCOORDS, random_state=0)
         dims = []
         for c in hw_cols:
             col = g[c]

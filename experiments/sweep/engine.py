@@ -5,7 +5,7 @@ cuts the rest into chunks and keeps a bounded number of chunks in flight on
 an *executor*. Both executors (``concurrent.futures.ProcessPoolExecutor`` and
 a ``dask.distributed.Client``) offer ``submit(fn, arg) -> future`` and a
 "wait for the first completed" primitive, which is all the loop uses; the
-function the workers run (``evaluate.evaluate_chunk``) and the shard writing
+function the workers run (``evaluate_chunk_table``) and the shard writing
 are the same, so results do not depend on the engine.
 
 Each completed chunk is written as one shard right away. A chunk whose

@@ -197,14 +197,38 @@ def metrics_row(m: Any) -> dict[str, Any]:
     return row
 
 
-def mapping_summary(row: dict[str, Any], n_einsums: int) -> dict[str, Any]:
-    """Scalar features of the mapping (for surrogate models), from the row's
-    labels: Einsums in the workload, padding and compute-bound fraction."""
+def mapping_summary(
+    row: dict[str, Any], n_einsums: int, mapping: Any = None, arch: Any = None
+) -> dict[str, Any]:
+    """Scalar features of the mapping (for surrogate models).
+
+    From the row: Einsums in the workload, padding and compute-bound
+    fraction. From the mapping of a one-Einsum workload
+    (``mappers.mapping.mapping_to_dict`` form): PEs used (product of the
+    spatial factors), their fraction of the bound unit's PEs, and the trip
+    count of the outermost level's loops. Cascades get NaN for those.
+    """
     out: dict[str, Any] = {"map.einsums": float(n_einsums)}
     macs, padded = row.get("macs", math.nan), row.get("padded_macs", math.nan)
     out["map.padding_ratio"] = padded / macs if macs and macs > 0 else math.nan
     cyc, comp = row.get("cycles", math.nan), row.get("compute_cycles", math.nan)
     out["map.compute_bound_fraction"] = comp / cyc if cyc and cyc > 0 else math.nan
+    used = util = outer = math.nan
+    if isinstance(mapping, dict) and "levels" in mapping and arch is not None:
+        used, outer = 1.0, 1.0
+        for k, lv in enumerate(mapping["levels"]):
+            for f in lv.get("spatial", {}).values():
+                used *= f
+            if k == 0:
+                for f in lv.get("temporal", {}).values():
+                    outer *= f
+        try:
+            util = used / arch.unit(mapping.get("unit", "")).pes
+        except (KeyError, ZeroDivisionError):
+            util = math.nan
+    out["map.pes_used"] = used
+    out["map.spatial_utilization"] = util
+    out["map.outer_iterations"] = outer
     return out
 
 
@@ -265,7 +289,7 @@ def evaluate_point(p: Point) -> dict[str, Any]:
             row["dram_bytes"] = row.get(f"traffic.{arch.levels[0].name}_bytes", math.nan)
             from experiments.pipeline import einsums_of
 
-            row.update(mapping_summary(row, len(einsums_of(cascade))))
+            row.update(mapping_summary(row, len(einsums_of(cascade)), m.mapping, arch))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - a failing point is data

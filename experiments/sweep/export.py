@@ -88,6 +88,9 @@ _DESCRIPTIONS = {
     "map.einsums": "Einsums in the workload cascade",
     "map.padding_ratio": "padded operations / useful operations",
     "map.compute_bound_fraction": "compute cycles / total cycles",
+    "map.pes_used": "PEs the mapping uses (product of its spatial factors; NaN for cascades)",
+    "map.spatial_utilization": "PEs used / PEs of the bound compute unit (NaN for cascades)",
+    "map.outer_iterations": "trip count of the outermost level's loops (NaN for cascades)",
 }
 
 _LABEL_PREFIXES = ("energy.", "traffic.", "transfer.", "util.")

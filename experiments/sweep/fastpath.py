@@ -210,14 +210,19 @@ def _objective(res: dict[str, Any], st: Any, objective: str) -> Any:
     """``experiments.pipeline.objective_value`` over a batch result."""
     import numpy as np
 
+    from experiments.pipeline import canonical_objective
+
+    objective = canonical_objective(objective)
     if objective == "edp":
         v = res["energy_pj"] * res["latency_s"]
     elif objective == "latency":
         v = np.asarray(res["latency_s"], dtype=float)
     elif objective == "energy":
         v = np.asarray(res["energy_pj"], dtype=float)
-    else:  # traffic: bytes at the outermost level
+    elif objective == "dram_traffic":  # bytes at the outermost level
         v = sum(res[f"traffic_bytes.{st.levels[0]}.{t}"] for t in st.tensors)
+    else:
+        raise ValueError(f"no batched form of objective {objective!r}")
     return np.where(res["valid"], v, np.inf)
 
 
@@ -226,6 +231,7 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
     import numpy as np
 
     from experiments.pipeline import FAMILY_EVALUATORS, MAPPERS, einsums_of
+    from mappers.mapping import mapping_to_dict
     from sim.analytical import evaluate_batch
     from sim.analytical_compile import STRUCTURES
 
@@ -290,14 +296,15 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
             continue
         valid = res["valid"]
         start = 0
-        for (i, _arch, _cands, row, _e), n in zip(items, counts, strict=True):
+        for (i, arch, cands, row, _e), n in zip(items, counts, strict=True):
             j = start + int(np.argmin(score[start : start + n]))  # first minimum, like min()
+            chosen = cands[j - start]
             start += n
             if not bool(valid[j]):
                 rows[i] = evaluate_point(points[i])  # same error message as the slow path
                 continue
             row.update(_rows_from_batch(res, st, j))
             row["dram_bytes"] = row.get(f"traffic.{st.levels[0]}_bytes", math.nan)
-            row.update(mapping_summary(row, 1))
+            row.update(mapping_summary(row, 1, mapping_to_dict(chosen), arch))
             rows[i] = row
     return rows  # type: ignore[return-value]

@@ -421,7 +421,7 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
     objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
     model = ctx.string(top["model"], "model") if "model" in top else "analytical"
     if check_names:
-        from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS
+        from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS, canonical_objective
 
         if model not in SIMS:
             raise ctx.fail(
@@ -435,12 +435,14 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
                 "mapper",
                 f"unknown mapper {mapper!r}; expected one of {', '.join(sorted(MAPPERS))}",
             )
-        if objective not in OBJECTIVES:
+        try:
+            canonical_objective(objective)
+        except EinsimError:
             raise ctx.fail(
                 top["objective"],
                 "objective",
                 f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}",
-            )
+            ) from None
     timeout_s = (
         float(ctx.number(top["timeout_s"], "timeout_s", positive=True))
         if "timeout_s" in top
