@@ -21,6 +21,8 @@ from workloads.errors import EinsimError
 from workloads.ir import Einsum
 
 DEFAULT_MAX_POINTS = 200_000
+#: spaces with more raw tilings than this times max_points are refused unpruned
+PRUNE_FACTOR = 50
 
 
 class SpaceTooLarge(EinsimError):
@@ -72,10 +74,13 @@ def exhaustive_search(
     t0 = time.perf_counter()
     space = MapSpace(einsum, arch)
     space.check_feasible()
-    try:
-        size = space_size(space, max_points)
-    except SpaceTooLarge:
-        size = max_points + 1
+    if space.tiling_count() > PRUNE_FACTOR * max_points:
+        size = max_points + 1  # refuse at once: counting would itself take minutes
+    else:
+        try:
+            size = space_size(space, max_points)
+        except SpaceTooLarge:
+            size = max_points + 1
     if size > max_points:
         raise SpaceTooLarge(
             f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points "
@@ -112,7 +117,11 @@ def exhaustive_optima(
     t0 = time.perf_counter()
     space = MapSpace(einsum, arch)
     space.check_feasible()
-    size = space_size(space, max_points, bypass)
+    size = (
+        max_points + 1
+        if space.tiling_count() > PRUNE_FACTOR * max_points
+        else space_size(space, max_points, bypass)
+    )
     if size > max_points:
         raise SpaceTooLarge(
             f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points"

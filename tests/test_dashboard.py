@@ -3,6 +3,7 @@ headless Chromium with no console errors and no network requests."""
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -132,7 +133,13 @@ def test_html_is_self_contained(sweep_dir: Path) -> None:
 def test_dashboard_renders_in_headless_chromium(sweep_dir: Path) -> None:
     from experiments.sweep.browser import find_chromium, inspect_page
 
-    assert find_chromium(), "headless Chromium is needed: apt-get install -y chromium"
+    if not find_chromium():
+        # .ci/run installs Chromium and sets EINSIM_REQUIRE_BROWSER=1, so CI
+        # always runs this test; elsewhere a missing system browser is not a failure
+        # of einsim.
+        if os.environ.get("EINSIM_REQUIRE_BROWSER") == "1":
+            pytest.fail("headless Chromium is needed: apt-get install -y chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     out = write_dashboard(sweep_dir, sweep_dir / "dashboard.html")
     r = inspect_page(out)
     assert r.plotly_loaded
