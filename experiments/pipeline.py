@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mappers.mapping import Mapping, MappingError
-from mappers.objectives import OBJECTIVES, canonical_objective  # noqa: F401 (re-exported)
+from mappers.objectives import OBJECTIVES, ObjectiveError
+from mappers.objectives import canonical_objective as _canonical
 from workloads.errors import EinsimError
 
 if TYPE_CHECKING:
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 
 class PipelineError(EinsimError):
     """An unknown mapper, model or objective, or a missing mapping."""
+
+
+def canonical_objective(objective: str) -> str:
+    """The objective's canonical name (``traffic`` -> ``dram_traffic``)."""
+    try:
+        return _canonical(objective)
+    except ObjectiveError as err:
+        raise PipelineError(err.message) from None
 
 
 # --------------------------------------------------------------------------
