@@ -72,7 +72,10 @@ def render(hw: str, params: object, summary: dict, data_dir: Path, command: str)
         "fitted_at_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
         "method": "sim/gpu_calibration.py: traffic on Nsight Compute DRAM bytes, time on "
-        "median_ms (relative >= 50 us, absolute below), energy per call by NNLS",
+        "median_ms (relative >= 50 us, absolute below), energy per call by NNLS; host "
+        "issue times and event_s read off loop_ms / median_ms (measured_timing_s); "
+        "tensor_eff, cuda_eff, hbm_eff, flash_softmax_ops, wave_quant, l2_reuse_frac, "
+        "feed_multicast fixed (sim/gpu_spec.py)",
         "fit_errors": {k: round(float(v), 3) for k, v in summary.items()},
     }
     body = {"params": {k: float(f"{v:.6g}") for k, v in params.to_dict().items()}}

@@ -256,7 +256,12 @@ def fits(params: dict[str, Any]) -> bool:
 def fpga(**params: Any) -> Architecture:
     """Build an FPGA :class:`Architecture`; raises :class:`FPGAFitError` if the
     design does not fit or asks for a clock above the achievable one."""
-    p = check_params(FAMILY, SCHEMA, params)
+    return build_checked(check_params(FAMILY, SCHEMA, params))
+
+
+def build_checked(p: dict[str, Any]) -> Architecture:
+    """:func:`fpga` of parameters that already passed ``check_params``
+    (``hw_models.derive`` checks only the ones it changes)."""
     bits = p["datatype_bits"]
     word = bits / 8
     at_least(

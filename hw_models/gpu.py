@@ -126,7 +126,12 @@ def _cross_checks(p: dict[str, Any]) -> None:
 
 def gpu(**params: Any) -> Architecture:
     """Build a GPU :class:`Architecture` from family parameters."""
-    p = check_params(FAMILY, SCHEMA, params)
+    return build_checked(check_params(FAMILY, SCHEMA, params))
+
+
+def build_checked(p: dict[str, Any]) -> Architecture:
+    """:func:`gpu` of parameters that already passed ``check_params``
+    (``hw_models.derive`` checks only the ones it changes)."""
     _cross_checks(p)
     sms, clock, node = p["sm_count"], p["clock_hz"], p["tech_node_nm"]
     dally = tables.table("gpu_dally")

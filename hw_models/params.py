@@ -19,6 +19,8 @@ from typing import Any
 from hw_models.errors import HardwareError
 
 _MISSING = object()
+#: ints of smaller magnitude convert to float without overflow
+_EXACT = 2**1000
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,14 @@ class Param:
 
 
 def _num(p: Param, field: str, value: Any) -> float | int:
+    t = type(value)
+    if t is float or (t is int and -_EXACT < value < _EXACT):
+        # the common case, without the ABC checks: plain Python numbers
+        # (float() of such an int cannot overflow)
+        x = float(value)
+        if not math.isfinite(x):
+            raise HardwareError(f"{field} must be {p.range_text()}, got {value!r}", field=field)
+        return _num_checked(p, field, value, x)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise HardwareError(
             f"{field} must be {p.range_text()}, got {value!r} ({type(value).__name__})",
@@ -66,6 +76,11 @@ def _num(p: Param, field: str, value: Any) -> float | int:
         ) from None
     if not math.isfinite(x):
         raise HardwareError(f"{field} must be {p.range_text()}, got {value!r}", field=field)
+    return _num_checked(p, field, value, x)
+
+
+def _num_checked(p: Param, field: str, value: Any, x: float) -> float | int:
+    """The range checks of :func:`_num` on ``x = float(value)`` (finite)."""
     if p.kind == "int":
         if not float(x).is_integer():
             raise HardwareError(f"{field} must be {p.range_text()}, got {value!r}", field=field)

@@ -28,9 +28,10 @@ from typing import Any
 from hw_models import fpga as _fpga
 from hw_models import gpu as _gpu
 from hw_models import spatial as _spatial
-from hw_models.arch import Architecture
+from hw_models.arch import Architecture, ComputeUnit, StorageLevel
 from hw_models.errors import HardwareError
-from hw_models.serialize import arch_from_dict, arch_to_dict, coerce_field
+from hw_models.params import check_params, check_value
+from hw_models.serialize import _rates, arch_from_dict, arch_to_dict, coerce_field
 from hw_models.validate import validate
 from hw_models.yamlio import Lines, line_of, read_file, write_file
 
@@ -323,6 +324,19 @@ def derive(arch_or_name: Architecture | str, overrides: Mapping[str, Any]) -> Ar
         raise HardwareError(
             "derive overrides must be a mapping of parameter to value", field="params"
         )
+    try:
+        return _derive_fast(base, overrides)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - the reference path below reports it
+        pass
+    return _derive_slow(base, overrides)
+
+
+def _derive_slow(base: Architecture, overrides: Mapping[str, Any]) -> Architecture:
+    """The reference form of :func:`derive`: merge, check and build all the
+    parameters, re-apply the file-level overrides field by field, validate.
+    It gives every error its message; the fast path defers to it."""
     params = dict(base.params)
     for key, value in overrides.items():
         _set_dotted(params, key, value)
@@ -331,6 +345,171 @@ def derive(arch_or_name: Architecture | str, overrides: Mapping[str, Any]) -> Ar
     else:
         arch = build(base.family, params)
     return dataclasses.replace(arch, name=base.name, sources=base.sources)
+
+
+# What ``derive`` can reuse across the variants of one base architecture
+# (a sweep derives thousands from the same preset): the base's parameters,
+# checked once; the file-level overrides, checked and converted once per
+# tree structure (level and unit names). Only the changed parameters are
+# checked per call, the family builds the tree from the complete checked
+# parameters, the overrides are applied without re-checking their values,
+# and the result is validated once. Any error sends the call to
+# ``_derive_slow``, so messages are those of the reference path, and a
+# result is returned only where the reference path returns the same one
+# (the same builder, values and checks; ``tests/test_hw_errors.py`` and the
+# sweep equality tests cover both).
+
+
+class _Fallback(Exception):
+    """The fast path does not handle this input (the reference path will)."""
+
+
+#: family -> (the public builder, its schema, the builder of checked params)
+_CHECKED: dict[str, tuple[Callable[..., Architecture], dict[str, Any], Callable[..., Any]]] = {
+    "gpu": (_gpu.gpu, _gpu.SCHEMA, _gpu.build_checked),
+    "spatial": (_spatial.spatial_array, _spatial.SCHEMA, _spatial.build_checked),
+    "fpga": (_fpga.fpga, _fpga.SCHEMA, _fpga.build_checked),
+}
+
+#: the dict-valued fields of a compute unit (a mapping override merges into them)
+_MERGED_FIELDS = frozenset(("ops_per_cycle", "energy_pj_per_op", "dtype_scale"))
+
+
+class _Plan:
+    """What ``_derive_fast`` reuses for one base architecture."""
+
+    __slots__ = ("base", "build", "schema", "params", "rate_keys", "overrides", "by_shape")
+
+    def __init__(self, base: Architecture) -> None:
+        fam = base.family
+        public, schema_, build_checked = _CHECKED[fam]
+        if FAMILIES.get(fam) is not public:  # a replaced builder: use it as is
+            raise _Fallback
+        if not isinstance(base.params, Mapping) or not all(
+            isinstance(k, str) for k in base.params
+        ):
+            raise _Fallback
+        self.base = base  # keeps id(base) from being reused while cached
+        self.build = build_checked
+        self.schema = schema_
+        self.params = check_params(fam, schema_, base.params)
+        self.rate_keys = tuple(n for n, p in schema_.items() if p.kind == "rates")
+        ov = base.overrides
+        if ov and not isinstance(ov, Mapping):
+            raise _Fallback
+        self.overrides = ov
+        #: (level names, unit names) -> compiled overrides for that tree shape
+        self.by_shape: dict[tuple, list[tuple]] = {}
+
+    def compiled(self, arch: Architecture) -> list[tuple]:
+        """The overrides as ``(kind, index, fixed changes, merged fields)``
+        for trees of ``arch``'s shape, checked and converted once."""
+        level_names = tuple(lv.name for lv in arch.levels)
+        unit_names = tuple(cu.name for cu in arch.compute)
+        shape = (level_names, unit_names)
+        plan = self.by_shape.get(shape)
+        if plan is not None:
+            return plan
+        plan = []
+        for name, fields in self.overrides.items():
+            if name in level_names:
+                kind_of, idx, target = "level", level_names.index(name), arch.levels
+            elif name in unit_names:
+                kind_of, idx, target = "unit", unit_names.index(name), arch.compute
+            else:
+                raise _Fallback
+            if not isinstance(fields, Mapping):
+                raise _Fallback
+            obj = target[idx]
+            if type(obj) not in (StorageLevel, ComputeUnit):
+                raise _Fallback
+            allowed = [f.name for f in dataclasses.fields(obj) if f.name != "name"]
+            fixed: dict[str, Any] = {}
+            merged: list[tuple[str, dict[str, Any], str]] = []
+            for key, value in fields.items():
+                path = f"overrides.{name}.{key}"
+                if key not in allowed:
+                    raise _Fallback
+                if kind_of == "unit" and key in _MERGED_FIELDS and isinstance(value, Mapping):
+                    # {**old, **value}: checked per call (old comes from the build)
+                    coerce_field(kind_of, key, value, path)  # the override's own entries
+                    merged.append((key, dict(value), path))
+                else:
+                    fixed[key] = coerce_field(kind_of, key, value, path)
+            plan.append((kind_of, idx, fixed, merged))
+        if len(self.by_shape) >= 64:
+            self.by_shape.clear()
+        self.by_shape[shape] = plan
+        return plan
+
+
+_PLANS: dict[int, _Plan | None] = {}
+
+
+def _plan_of(base: Architecture) -> _Plan:
+    key = id(base)
+    plan = _PLANS.get(key, False)
+    if plan is False or (plan is not None and plan.base is not base):
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        try:
+            plan = _Plan(base)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - the reference path handles it
+            plan = None
+        _PLANS[key] = plan
+    if plan is None or plan.base is not base:
+        raise _Fallback
+    return plan
+
+
+def _replaced(obj: Any, changes: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace(obj, **changes)`` for the plain frozen
+    dataclasses of :mod:`hw_models.arch` (no ``__post_init__``, no derived
+    fields), without re-running ``__init__``: same fields, same order."""
+    new = object.__new__(type(obj))
+    d = new.__dict__
+    d.update(obj.__dict__)
+    d.update(changes)
+    return new
+
+
+def _derive_fast(base: Architecture, overrides: Mapping[str, Any]) -> Architecture:
+    plan = _plan_of(base)
+    params = dict(base.params)
+    for key, value in overrides.items():
+        _set_dotted(params, key, value)
+    schema_ = plan.schema
+    p = dict(plan.params)
+    for k in plan.rate_keys:  # fresh dicts, as check_params gives
+        if isinstance(p[k], dict):
+            p[k] = dict(p[k])
+    for key in overrides:
+        head = key.partition(".")[0]
+        if head not in schema_:
+            raise _Fallback
+        p[head] = check_value(schema_[head], params[head])
+    arch = plan.build(p)
+    changes: dict[str, Any] = {"name": base.name, "sources": base.sources}
+    if plan.overrides:
+        levels = list(arch.levels)
+        units = list(arch.compute)
+        for kind_of, idx, fixed, merged in plan.compiled(arch):
+            items = levels if kind_of == "level" else units
+            target = items[idx]
+            upd = dict(fixed)
+            for key, value, path in merged:
+                old = getattr(target, key)
+                if not isinstance(old, dict):
+                    raise _Fallback
+                # = coerce_field("unit", key, ...): the merged entries, checked
+                upd[key] = _rates({**old, **value}, path, positive=key != "energy_pj_per_op")
+            items[idx] = _replaced(target, upd)
+        changes["levels"] = tuple(levels)
+        changes["compute"] = tuple(units)
+        changes["overrides"] = {k: dict(v) for k, v in plan.overrides.items()}
+    return validate(_replaced(arch, changes))
 
 
 # -------------------------------------------------------------------- save

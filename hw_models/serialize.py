@@ -162,7 +162,25 @@ def _level(data: Any, path: str) -> StorageLevel:
     return StorageLevel(**kw)
 
 
+def _rates_quick(data: dict, positive: bool) -> dict[str, float] | None:
+    """``_rates`` of a plain dict of str to finite int/float values (what
+    the family builders and YAML give), or None when anything is unusual
+    and the full checks must run (they give the result or the error)."""
+    out: dict[str, float] = {}
+    for k, v in data.items():
+        if type(k) is not str or (type(v) is not float and type(v) is not int):
+            return None
+        if not ((0 < v < 1e300) if positive else (0 <= v < 1e300)):
+            return None
+        out[k] = float(v)
+    return out
+
+
 def _rates(data: Any, path: str, *, positive: bool) -> dict[str, float]:
+    if type(data) is dict:
+        out = _rates_quick(data, positive)
+        if out is not None:
+            return out
     if not isinstance(data, Mapping):
         raise HardwareError(f"{path} must be a mapping of operator class to number", field=path)
     opts = {"positive": True} if positive else {"nonneg": True}

@@ -26,6 +26,7 @@ Area: MAC + comparator per PE (Horowitz/Aladdin), registers (Aladdin), SRAM
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -81,10 +82,25 @@ def number_format(p: dict[str, Any]) -> str:
 
 def _op_energies(p: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     """(energy_pj_per_op, ops_per_cycle per PE) for one PE."""
-    bits, node = p["datatype_bits"], p["tech_node_nm"]
-    nf = number_format(p)
+    energy, rate = _op_energies_of(
+        p["datatype_bits"],
+        p["tech_node_nm"],
+        number_format(p),
+        p["energy_table"],
+        p["exp_cost_macs"],
+        p["exp_cost_adds"],
+    )
+    return dict(energy), dict(rate)
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _op_energies_of(
+    bits: int, node: float, nf: str, energy_table: str, exp_cost_macs: int, exp_cost_adds: int
+) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]:
+    """:func:`_op_energies` of checked parameters, as item tuples (cached:
+    a sweep asks for the same few combinations at every point)."""
     add = tables.op_energy_pj("add", tables.accumulator_bits(bits, nf), nf, node)
-    if p["energy_table"] == "fusemax_45nm":
+    if energy_table == "fusemax_45nm":
         tab = tables.table("fusemax_45nm")
         mac = tables.scale_energy(tab["energy_pj"]["fp16_mac"], tab["node_nm"], node)
         div = tables.scale_energy(tab["energy_pj"]["fp16_div"], tab["node_nm"], node)
@@ -93,9 +109,9 @@ def _op_energies(p: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]
         mac = tables.mac_energy_pj(bits, nf, node)
         div = _DIV_PER_MAC * mac
         native_exp = None
-    steps = p["exp_cost_macs"] + p["exp_cost_adds"]
-    if p["exp_cost_macs"] > 0:
-        exp = p["exp_cost_macs"] * mac + p["exp_cost_adds"] * add
+    steps = exp_cost_macs + exp_cost_adds
+    if exp_cost_macs > 0:
+        exp = exp_cost_macs * mac + exp_cost_adds * add
         exp_rate = 1.0 / steps
     elif native_exp is not None:
         exp, exp_rate = native_exp, 1.0
@@ -113,12 +129,18 @@ def _op_energies(p: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]
         "div": div,
     }
     rate = {"mac": 1.0, "add": 1.0, "max": 1.0, "exp": exp_rate, "div": 1.0}
-    return energy, rate
+    return tuple(energy.items()), tuple(rate.items())
 
 
 def spatial_array(**params: Any) -> Architecture:
     """Build a spatial-array :class:`Architecture` from family parameters."""
-    p = check_params(FAMILY, SCHEMA, params)
+    return build_checked(check_params(FAMILY, SCHEMA, params))
+
+
+def build_checked(p: dict[str, Any]) -> Architecture:
+    """:func:`spatial_array` of parameters that already passed
+    ``check_params`` (complete and normalised; ``hw_models.derive`` checks
+    only the ones it changes). Does the cross-field checks."""
     bits = p["datatype_bits"]
     word_bytes = bits / 8
     at_least("params.pe_rf_bytes", p["pe_rf_bytes"], word_bytes, f"one {bits}-bit word")

@@ -50,6 +50,30 @@ def table(name: str) -> dict[str, Any]:
     return data
 
 
+def _memo(fn: Any) -> Any:
+    """Memoise a pure function of hashable scalars (the tables never change
+    once loaded). Sweeps call these for every design point with the same few
+    arguments. ``typed``: ``7`` and ``7.0`` are cached apart (they give the
+    same figure, but nothing relies on that). An unhashable argument skips
+    the cache, so bad input fails exactly as it would without it."""
+    cached = functools.lru_cache(maxsize=4096, typed=True)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return cached(*args, **kwargs)
+        except TypeError:
+            try:
+                hash((args, tuple(kwargs.values())))
+            except TypeError:
+                return fn(*args, **kwargs)
+            raise
+
+    wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    wrapper.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return wrapper
+
+
 def list_tables() -> list[str]:
     return sorted(p.stem for p in TABLE_DIR.glob("*.yaml"))
 
@@ -81,6 +105,7 @@ def _anchor(nm: float) -> tuple[float, float]:
     return _interp(tab["bitcell_um2"], nm), _interp(tab["vdd_v"], nm)
 
 
+@_memo
 def area_factor(from_nm: float, to_nm: float) -> float:
     """Multiply an area at ``from_nm`` by this to get it at ``to_nm``."""
     _check_node(from_nm)
@@ -88,6 +113,7 @@ def area_factor(from_nm: float, to_nm: float) -> float:
     return _anchor(float(to_nm))[0] / _anchor(float(from_nm))[0]
 
 
+@_memo
 def energy_factor(from_nm: float, to_nm: float) -> float:
     """Multiply a dynamic energy at ``from_nm`` by this to get it at ``to_nm``."""
     _check_node(from_nm)
@@ -125,6 +151,7 @@ def _width_scaled(tab: dict[str, Any], kind: str, op: str, bits: int, key: str) 
     return value * (bits / near) ** power
 
 
+@_memo
 def op_energy_pj(op: str, bits: int, number_format: str, node_nm: float) -> float:
     """Energy of one ``op`` ("add", "mult") from Horowitz 45 nm, scaled."""
     tab = table("horowitz_45nm")
@@ -136,6 +163,7 @@ def op_energy_pj(op: str, bits: int, number_format: str, node_nm: float) -> floa
     return scale_energy(value, tab["node_nm"], node_nm)
 
 
+@_memo
 def op_area_um2(op: str, bits: int, number_format: str, node_nm: float) -> float:
     tab = table("horowitz_45nm")
     if number_format == "fp":
@@ -152,6 +180,7 @@ def accumulator_bits(bits: int, number_format: str) -> int:
     return 32 if bits <= 32 else bits
 
 
+@_memo
 def mac_energy_pj(bits: int, number_format: str, node_nm: float) -> float:
     """One MAC = one multiply at ``bits`` + one add at the accumulator width.
 
@@ -164,6 +193,7 @@ def mac_energy_pj(bits: int, number_format: str, node_nm: float) -> float:
     )
 
 
+@_memo
 def mac_area_um2(bits: int, number_format: str, node_nm: float) -> float:
     acc = accumulator_bits(bits, number_format)
     return op_area_um2("mult", bits, number_format, node_nm) + op_area_um2(
@@ -171,17 +201,20 @@ def mac_area_um2(bits: int, number_format: str, node_nm: float) -> float:
     )
 
 
+@_memo
 def compare_energy_pj(bits: int, node_nm: float) -> float:
     """Comparator (max): Aladdin 32-bit comparator, linear in width."""
     tab = table("aladdin_40nm")
     return scale_energy(tab["energy_pj"]["int32_compare"] * bits / 32, tab["node_nm"], node_nm)
 
 
+@_memo
 def compare_area_um2(bits: int, node_nm: float) -> float:
     tab = table("aladdin_40nm")
     return scale_area(tab["area_um2"]["int32_compare"] * bits / 32, tab["node_nm"], node_nm)
 
 
+@_memo
 def mac_leakage_w(bits: int, node_nm: float) -> float:
     """Aladdin 32-bit multiplier + adder leakage, multiplier ~ width^2."""
     tab = table("aladdin_40nm")["leakage_w"]
@@ -192,16 +225,19 @@ def mac_leakage_w(bits: int, node_nm: float) -> float:
 # ------------------------------------------------------------------ storage
 
 
+@_memo
 def register_energy_pj_per_bit(node_nm: float) -> float:
     tab = table("aladdin_40nm")
     return scale_energy(tab["energy_pj"]["register_per_bit"], tab["node_nm"], node_nm)
 
 
+@_memo
 def register_area_um2_per_bit(node_nm: float) -> float:
     tab = table("aladdin_40nm")
     return scale_area(tab["area_um2"]["register_per_bit"], tab["node_nm"], node_nm)
 
 
+@_memo
 def sram_read_pj_per_bit(bank_bytes: float, node_nm: float) -> float:
     """SRAM read energy per bit for one bank of ``bank_bytes``.
 
@@ -222,11 +258,13 @@ def sram_read_pj_per_bit(bank_bytes: float, node_nm: float) -> float:
     return scale_energy(e64 / 64.0, tab["node_nm"], node_nm)
 
 
+@_memo
 def sram_area_um2_per_bit(node_nm: float) -> float:
     tab = table("sram_area")
     return scale_area(tab["sram_cell_um2"] / tab["sram_array_efficiency"], tab["node_nm"], node_nm)
 
 
+@_memo
 def dram_pj_per_bit(kind: str) -> float:
     """Off-chip energy per bit (not node-scaled: it is I/O- and array-bound)."""
     tab = table("dram")["pj_per_bit"]

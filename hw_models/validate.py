@@ -21,6 +21,85 @@ def _nonneg(value: float, field: str) -> None:
         raise HardwareError(f"{field} must be >= 0, got {value!r}", field=field)
 
 
+#: exact numeric types the quick check accepts (not bool, not numpy scalars)
+_NUM = (int, float)
+#: the quick check accepts magnitudes below this (``math.isfinite`` of a
+#: larger int overflows; those go through the full checks)
+_BIG = 1e300
+
+
+def _quick_ok(arch: Architecture) -> bool:
+    """True when every check of :func:`validate` passes, tested with exact
+    types and plain comparisons (sweeps validate every derived point).
+    Stricter than :func:`validate`: anything unusual (a numpy scalar, a
+    bool, a huge value, a malformed tree) returns False and goes through
+    the full checks, which raise the error or accept the tree."""
+    try:
+        return _quick(arch)
+    except Exception:  # noqa: BLE001 - the full checks report it
+        return False
+
+
+def _quick(arch: Architecture) -> bool:
+    num, big = _NUM, _BIG
+    v = arch.clock_hz
+    if type(v) not in num or not 0 < v < big:
+        return False
+    v = arch.static_power_w
+    if type(v) not in num or not 0 <= v < big:
+        return False
+    levels, units = arch.levels, arch.compute
+    if not levels or not units:
+        return False
+    names = [lv.name for lv in levels]
+    if not all(names) or len(set(names)) != len(names):
+        return False
+    for i, lv in enumerate(levels):
+        wb = lv.word_bits
+        if type(wb) not in num or not 0 < wb < big:
+            return False
+        cap = lv.capacity_bytes
+        if cap is None:
+            if i != 0:
+                return False
+        elif type(cap) not in num or not (0 < cap < big and cap >= wb / 8):
+            return False
+        for v in (lv.read_bw_bytes_per_cycle, lv.write_bw_bytes_per_cycle):
+            if type(v) not in num or not 0 < v < big:
+                return False
+        for v in (lv.read_energy_pj_per_word, lv.write_energy_pj_per_word, lv.leakage_w, lv.area_mm2):
+            if type(v) not in num or not 0 <= v < big:
+                return False
+        for v in (lv.banks, lv.instances, lv.fanout_x, lv.fanout_y):
+            if type(v) is not int or v < 1:
+                return False
+    unames = [cu.name for cu in units]
+    if not all(unames) or len(set(unames)) != len(unames):
+        return False
+    for cu in units:
+        for v in (cu.pes, cu.rows, cu.cols, cu.datatype_bits):
+            if type(v) is not int or v < 1:
+                return False
+        ops, energy = cu.ops_per_cycle, cu.energy_pj_per_op
+        if type(ops) is not dict or type(energy) is not dict or not ops:
+            return False
+        for op, v in ops.items():
+            if op not in OP_CLASSES or type(v) not in num or not 0 < v < big or op not in energy:
+                return False
+        for v in energy.values():
+            if type(v) not in num or not 0 <= v < big:
+                return False
+        for v in cu.dtype_scale.values():
+            if type(v) not in num or not 0 < v < big:
+                return False
+        for v in (cu.area_mm2, cu.leakage_w):
+            if type(v) not in num or not 0 <= v < big:
+                return False
+        if cu.fed_by and cu.fed_by not in names:
+            return False
+    return True
+
+
 def validate(arch: Architecture) -> Architecture:
     """Raise :class:`HardwareError` naming the first bad field; return ``arch``.
 
@@ -30,6 +109,13 @@ def validate(arch: Architecture) -> Architecture:
     instance counts >= 1, compute rates > 0 for known operator classes, and
     that ``fed_by`` names an existing level.
     """
+    if _quick_ok(arch):
+        return arch
+    return _validate_full(arch)
+
+
+def _validate_full(arch: Architecture) -> Architecture:
+    """The checks of :func:`validate`, one field at a time."""
     _pos(arch.clock_hz, "clock_hz")
     _nonneg(arch.static_power_w, "static_power_w")
     if not arch.levels:

@@ -94,7 +94,8 @@ class Port:
         self.bw = bw
         self.n = 0
         self.multi: set[Job] = set()
-        self.heap: list[tuple[float, int, Job]] = []
+        #: single-port jobs: (virtual finish time, sequence, done, args)
+        self.heap: list[tuple[float, int, Callable, tuple]] = []
         self.V = 0.0
         self.tV = 0.0
         self.ver = 0
@@ -137,39 +138,64 @@ class Fabric:
 
     def start(self, work: list[tuple[Port, float]], done: Callable, *args) -> None:
         """Start a job; ``done(*args)`` is called when it completes."""
+        self.begin(work, done, args)
+
+    def begin(self, work: list[tuple[Port, float]], done: Callable, args: tuple) -> None:
+        """:meth:`start` with the arguments of ``done`` as one tuple."""
         env = self.env
         now = env._now
-        if not work:
-            heappush(env._queue, (now, 1, next(env._eid), _Call(done, args)))
-            return
         if len(work) == 1:
             p, w = work[0]
             if p.exclusive:
                 heappush(env._queue, (now + w, 1, next(env._eid), _Call(done, args)))
                 return
-            job = Job(work, done, args)
-            p.advance(now)
-            p.n += 1
-            p.seq += 1
-            heappush(p.heap, (p.V + w, p.seq, job))
+            # one shared port: processor sharing on its virtual clock (the
+            # arithmetic of Port.advance and _port_resched, inlined)
+            n = p.n
+            V = p.V
+            if n:
+                tV = p.tV
+                if now != tV:
+                    V += (now - tV) / n
+                    p.V = V
+            p.tV = now
+            n += 1
+            p.n = n
+            seq = p.seq + 1
+            p.seq = seq
+            heap = p.heap
+            heappush(heap, (V + w, seq, done, args))
             if p.multi:
                 self._update(set(p.multi), now)
-            self._port_resched(p, now)
+            ver = p.ver + 1
+            p.ver = ver
+            delay = (heap[0][0] - V) * n
+            if delay < 0.0:
+                delay = 0.0
+            heappush(env._queue, (now + delay, 1, next(env._eid), _Call(self._tick, (p, ver))))
+            return
+        if not work:
+            heappush(env._queue, (now, 1, next(env._eid), _Call(done, args)))
             return
         job = Job(work, done, args)
         job.t = now
         affected: set[Job] | None = None
         m = 0.0
         for p, w in work:
-            p.advance(now)
-            if p.multi:
+            n = p.n
+            if n and now != p.tV:  # Port.advance, inlined
+                p.V += (now - p.tV) / n
+            p.tV = now
+            multi = p.multi
+            if multi:
                 if affected is None:
-                    affected = set(p.multi)
+                    affected = set(multi)
                 else:
-                    affected |= p.multi
-            p.multi.add(job)
-            p.n += 1
-            x = w * p.n
+                    affected |= multi
+            multi.add(job)
+            n += 1
+            p.n = n
+            x = w * n
             if x > m:
                 m = x
             if p.heap:
@@ -194,18 +220,45 @@ class Fabric:
         if ver != p.ver:
             return
         now = self.env._now
-        p.advance(now)
+        n = p.n
+        if n and now != p.tV:
+            p.V += (now - p.tV) / n
+        p.tV = now
         heap = p.heap
-        done = []
-        tol = 1e-9 * max(1.0, abs(p.V))
-        while heap and heap[0][0] <= p.V + tol:
-            done.append(heappop(heap)[2])
-        p.n -= len(done)
+        V = p.V
+        lim = V + 1e-9 * (V if V > 1.0 else (-V if V < -1.0 else 1.0))
+        if not heap or heap[0][0] > lim:
+            # nothing finished (rounding): re-arm
+            if p.multi:
+                self._update(set(p.multi), now)
+            self._port_resched(p, now)
+            return
+        first = heappop(heap)
+        if not heap or heap[0][0] > lim:
+            # the common case: one job done (_port_resched inlined)
+            n -= 1
+            p.n = n
+            if p.multi:
+                self._update(set(p.multi), now)
+            ver = p.ver + 1
+            p.ver = ver
+            if heap:
+                delay = (heap[0][0] - V) * n
+                if delay < 0.0:
+                    delay = 0.0
+                env = self.env
+                heappush(env._queue, (now + delay, 1, next(env._eid), _Call(self._tick, (p, ver))))
+            first[2](*first[3])
+            return
+        done = [first]
+        while heap and heap[0][0] <= lim:
+            done.append(heappop(heap))
+        p.n = n - len(done)
         if p.multi:
             self._update(set(p.multi), now)
         self._port_resched(p, now)
         for job in done:
-            job.done(*job.args)
+            job[2](*job[3])
 
     def _update(self, jobs: set[Job], now: float) -> None:
         """Advance multi-port ``jobs`` at their old speed to ``now``;
@@ -215,8 +268,9 @@ class Fabric:
         eid = env._eid
         fin = self._fin
         for j in jobs:
-            if j.t != now:
-                j.rem -= (now - j.t) * j.speed
+            t = j.t
+            if t != now:
+                j.rem -= (now - t) * j.speed
                 j.t = now
             m = 0.0
             for p, w in j.work:
@@ -227,9 +281,12 @@ class Fabric:
             if speed == j.speed:
                 continue  # its completion event is still right
             j.speed = speed
-            j.ver += 1
-            rem = j.rem if j.rem > 0.0 else 0.0
-            heappush(q, (now + rem * m, 1, next(eid), _Call(fin, (j, j.ver))))
+            ver = j.ver + 1
+            j.ver = ver
+            rem = j.rem
+            if rem < 0.0:
+                rem = 0.0
+            heappush(q, (now + rem * m, 1, next(eid), _Call(fin, (j, ver))))
 
     def _finish(self, job: Job, ver: int) -> None:
         if ver != job.ver:
@@ -237,14 +294,18 @@ class Fabric:
         now = self.env._now
         affected: set[Job] | None = None
         for p, _ in job.work:
-            p.advance(now)
-            p.n -= 1
-            p.multi.discard(job)
-            if p.multi:
+            n = p.n
+            if n and now != p.tV:  # Port.advance, inlined
+                p.V += (now - p.tV) / n
+            p.tV = now
+            p.n = n - 1
+            multi = p.multi
+            multi.discard(job)
+            if multi:
                 if affected is None:
-                    affected = set(p.multi)
+                    affected = set(multi)
                 else:
-                    affected |= p.multi
+                    affected |= multi
             if p.heap:
                 self._port_resched(p, now)
         if affected is not None:
@@ -277,6 +338,13 @@ class _BufState:
         "acc_c",
         "xfer_el",
         "fill_el",
+        "cell",
+        "tile_bytes",
+        "slots",
+        "is_output",
+        "period",
+        "pperiod",
+        "unit",
     )
 
     def __init__(self, buf: Buffer, es: _EinsumState, steps: int) -> None:
@@ -304,6 +372,26 @@ class _BufState:
         self.acc_c = [0.0, 0.0, 0.0]
         self.xfer_el = buf.transfer_bytes / buf.elem_bytes
         self.fill_el = buf.fill_bytes / buf.elem_bytes
+        #: per-tile constants of the hot loop (attributes, not lookups)
+        self.cell: _Cell | None = None
+        self.tile_bytes = buf.tile_bytes
+        self.slots = buf.slots
+        self.is_output = buf.is_output
+        self.period = buf.period
+        self.pperiod = 1  # the parent's period (set with the parent)
+        self.unit: _Unit | None = None  # the compute unit that reads a leaf
+
+
+class _Cell:
+    """Bytes allocated by one Einsum at one level, and the buffers waiting
+    for capacity there."""
+
+    __slots__ = ("used", "wait", "lim")
+
+    def __init__(self, cap: float | None) -> None:
+        self.used = 0.0
+        self.wait: list[_BufState] = []
+        self.lim = None if cap is None else cap * (1 + 1e-12)
 
 
 class _EinsumState:
@@ -328,6 +416,9 @@ class _EinsumState:
         "boundaries",
         "step_work",
         "track",
+        "leaf_periods",
+        "step_excl",
+        "unit_obj",
     )
 
     def __init__(self, nest: Nest, steps: int) -> None:
@@ -355,6 +446,11 @@ class _EinsumState:
         self.boundaries: list[float] = []
         self.step_work: list[tuple[Port, float]] = []
         self.track = ""
+        #: (leaf buffer, its period), for the step loop
+        self.leaf_periods: list[tuple[_BufState, int]] = []
+        #: work of a step when the unit's port is its only, unshared port
+        self.step_excl: float | None = None
+        self.unit_obj: _Unit | None = None
 
 
 class _Unit:
@@ -382,6 +478,7 @@ class Engine:
         self.arch = arch
         self.env = simpy.Environment()
         self.fabric = Fabric(self)
+        self._begin = self.fabric.begin
         self.max_cycles = max_cycles
         #: tile transfers and tile computes completed
         self.events = 0
@@ -389,12 +486,11 @@ class Engine:
         self.record = timeline_limit > 0
         self.ports: dict[str, Port] = {}
         self.capacity = [lv.capacity_bytes for lv in arch.levels]
-        #: (Einsum, level) -> bytes of allocated tiles. Capacity is checked
-        #: per Einsum: each mapping was made for the whole level, and Einsums
-        #: that run together are given their share by the schedule.
-        self.used: dict[tuple[str, int], float] = {}
-        #: buffers waiting for capacity at a level
-        self.cap_wait: dict[tuple[str, int], list[_BufState]] = {}
+        #: (Einsum, level) -> bytes of allocated tiles and the buffers
+        #: waiting for capacity. Capacity is checked per Einsum: each mapping
+        #: was made for the whole level, and Einsums that run together are
+        #: given their share by the schedule.
+        self.cells: dict[tuple[str, int], _Cell] = {}
         self.units: dict[str, _Unit] = {}
         self.einsums: dict[str, _EinsumState] = {}
 
@@ -435,6 +531,12 @@ class Engine:
             st.parent = by_tensor.get(b.tensor)
             if st.parent is not None:
                 st.parent.children.append(st)
+                st.pperiod = st.parent.period
+            key = (nest.einsum, b.level)
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = _Cell(self.capacity[b.level])
+            st.cell = cell
             by_tensor[b.tensor] = st
             st.fetch_work = [
                 (self.port(b.parent_rd, bw[b.parent_rd]), b.transfer_bytes / bw[b.parent_rd]),
@@ -461,6 +563,10 @@ class Engine:
         ]
         es.step_work = [(p, w) for p, w in es.step_work if w > 0]
         es.track = f"unit {nest.unit}"
+        es.unit_obj = unit
+        for st in es.bufs:
+            st.unit = unit
+        es.leaf_periods = [(st, st.period) for st in es.leaves]
         self.einsums[nest.einsum] = es
         unit.queue.append(es)
 
@@ -518,8 +624,16 @@ class Engine:
             ):
                 unit.port.exclusive = True
 
+    @property
+    def used(self) -> dict[tuple[str, int], float]:
+        """(Einsum, level) -> bytes of allocated tiles."""
+        return {k: c.used for k, c in self.cells.items()}
+
     def run(self) -> float:
         self._drop_idle_ports()
+        for es in self.einsums.values():
+            w = es.step_work
+            es.step_excl = w[0][1] if len(w) == 1 and w[0][0].exclusive else None
         for es in self.einsums.values():
             for d in es.deps:
                 if d not in self.einsums:
@@ -586,33 +700,36 @@ class Engine:
         """Give the buffer's next tile a slot and bytes, then queue its fetch."""
         if not st.es.started:
             return
-        b = st.buf
-        lv = b.level
-        cap = self.capacity[lv]
-        while st.allocated < st.ntiles and st.allocated - st.released < b.slots:
-            key = (st.es.nest.einsum, lv)
-            if cap is not None and self.used.get(key, 0.0) + b.tile_bytes > cap * (1 + 1e-12):
-                wait = self.cap_wait.setdefault(key, [])
+        cell = st.cell
+        lim = cell.lim
+        tb = st.tile_bytes
+        ntiles = st.ntiles
+        slots = st.slots
+        while st.allocated < ntiles and st.allocated - st.released < slots:
+            if lim is not None and cell.used + tb > lim:
+                wait = cell.wait
                 if st not in wait:
                     wait.append(st)
                 return
-            self.used[key] = self.used.get(key, 0.0) + b.tile_bytes
+            cell.used += tb
             i = st.allocated
-            st.allocated += 1
-            if not b.is_output or b.revisited(i):
-                self._dma(st, "fetch", i)
+            st.allocated = i + 1
+            if not st.is_output or st.buf.revisited(i):
+                # fetch DMA engine
+                st.queue.append(i)
+                if not st.busy:
+                    self._fetch_next(st)
             else:
                 self._arrive(st, i)
 
     def _release(self, st: _BufState) -> None:
         st.released += 1
-        lv = st.buf.level
-        key = (st.es.nest.einsum, lv)
-        self.used[key] -= st.buf.tile_bytes
+        cell = st.cell
+        cell.used -= st.tile_bytes
         self._try_alloc(st)
-        if self.cap_wait.get(key):
-            waiting = self.cap_wait[key]
-            self.cap_wait[key] = []
+        if cell.wait:
+            waiting = cell.wait
+            cell.wait = []
             for w in waiting:
                 self._try_alloc(w)
 
@@ -621,89 +738,105 @@ class Engine:
         if kind == "fetch":
             st.queue.append(tile)
             if not st.busy:
-                self._dma_next(st, kind)
+                self._fetch_next(st)
         else:
             st.wqueue.append(tile)
             if not st.wbusy:
-                self._dma_next(st, kind)
+                self._wb_next(st)
 
-    def _dma_next(self, st: _BufState, kind: str) -> None:
-        q = st.queue if kind == "fetch" else st.wqueue
-        if not q or (st.busy if kind == "fetch" else st.wbusy):
+    def _fetch_next(self, st: _BufState) -> None:
+        q = st.queue
+        if not q or st.busy:
             return
         tile = q[0]
         p = st.parent
         if p is not None:
-            pi = (tile * st.buf.period) // p.buf.period
+            pi = (tile * st.period) // st.pperiod
             if not (pi < p.arrived or pi in p.ready):
                 return  # woken by the parent's arrival
         q.popleft()
-        t0 = self.env._now
-        if kind == "fetch":
-            st.busy = True
-            st.acc_p[0] += st.xfer_el
-            st.acc_c[1] += st.fill_el
-            self.fabric.start(st.fetch_work, self._dma_done, st, kind, tile, t0)
-        else:
-            st.wbusy = True
-            st.acc_p[1] += st.xfer_el
-            st.acc_c[0] += st.fill_el
-            self.fabric.start(st.wb_work, self._dma_done, st, kind, tile, t0)
+        st.busy = True
+        st.acc_p[0] += st.xfer_el
+        st.acc_c[1] += st.fill_el
+        self._begin(st.fetch_work, self._fetch_done, (st, tile, self.env._now))
 
-    def _dma_done(self, st: _BufState, kind: str, tile: int, t0: float) -> None:
+    def _wb_next(self, st: _BufState) -> None:
+        q = st.wqueue
+        if not q or st.wbusy:
+            return
+        tile = q[0]
+        p = st.parent
+        if p is not None:
+            pi = (tile * st.period) // st.pperiod
+            if not (pi < p.arrived or pi in p.ready):
+                return  # woken by the parent's arrival
+        q.popleft()
+        st.wbusy = True
+        st.acc_p[1] += st.xfer_el
+        st.acc_c[0] += st.fill_el
+        self._begin(st.wb_work, self._wbk_done, (st, tile, self.env._now))
+
+    def _fetch_done(self, st: _BufState, tile: int, t0: float) -> None:
         self.events += 1
-        if kind == "fetch":
-            st.busy = False
-            if self.record:
-                self.timeline.add(
-                    st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env._now
-                )
-            self._arrive(st, tile)
-            self._child_used_parent(st, tile)
-        else:
-            st.wbusy = False
-            if self.record:
-                self.timeline.add(
-                    st.track + " (write-back)",
-                    f"write-back {st.buf.tensor}[{tile}]",
-                    t0,
-                    self.env._now,
-                )
-            self._written_back(st, tile)
-        self._dma_next(st, kind)
+        st.busy = False
+        if self.record:
+            self.timeline.add(
+                st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env._now
+            )
+        self._arrive(st, tile)
+        # an input tile was copied down: free the parent tile after its last child
+        p = st.parent
+        if p is not None and not st.is_output:
+            per = st.period
+            if (tile + 1) * per >= ((tile * per) // st.pperiod + 1) * st.pperiod or (
+                tile + 1 >= st.ntiles
+            ):
+                self._release(p)
+        if st.queue:
+            self._fetch_next(st)
+
+    def _wbk_done(self, st: _BufState, tile: int, t0: float) -> None:
+        self.events += 1
+        st.wbusy = False
+        if self.record:
+            self.timeline.add(
+                st.track + " (write-back)",
+                f"write-back {st.buf.tensor}[{tile}]",
+                t0,
+                self.env._now,
+            )
+        self._written_back(st, tile)
+        if st.wqueue:
+            self._wb_next(st)
 
     def _arrive(self, st: _BufState, tile: int) -> None:
         if tile == st.arrived:
-            st.arrived += 1
-            while st.arrived in st.ready:
-                st.ready.discard(st.arrived)
-                st.arrived += 1
+            a = tile + 1
+            ready = st.ready
+            if ready:
+                while a in ready:
+                    ready.discard(a)
+                    a += 1
+            st.arrived = a
         else:
             st.ready.add(tile)
-        for ch in st.children:
-            if not ch.busy and ch.queue:
-                self._dma_next(ch, "fetch")
-            if not ch.wbusy and ch.wqueue:
-                self._dma_next(ch, "wb")
-        if not st.children:
-            self._try_compute(self.units[st.es.unit])
-
-    def _child_used_parent(self, st: _BufState, tile: int) -> None:
-        """An input tile was copied down: free the parent tile after its last child."""
-        p = st.parent
-        if p is None or st.buf.is_output:
-            return
-        pi = (tile * st.buf.period) // p.buf.period
-        if (tile + 1) * st.buf.period >= (pi + 1) * p.buf.period or tile + 1 >= st.ntiles:
-            self._release(p)
+        children = st.children
+        if children:
+            for ch in children:
+                if not ch.busy and ch.queue:
+                    self._fetch_next(ch)
+                if not ch.wbusy and ch.wqueue:
+                    self._wb_next(ch)
+        elif not st.unit.busy:
+            self._try_compute(st.unit)
 
     def _written_back(self, st: _BufState, tile: int) -> None:
         st.wb_done += 1
         self._release(st)
         p = st.parent
         if p is not None:
-            pi = (tile * st.buf.period) // p.buf.period
-            if (tile + 1) * st.buf.period >= (pi + 1) * p.buf.period or tile + 1 >= st.ntiles:
+            pi = (tile * st.period) // st.pperiod
+            if (tile + 1) * st.period >= (pi + 1) * st.pperiod or tile + 1 >= st.ntiles:
                 self._dma(p, "wb", pi)
         self._maybe_finished(st.es)
 
@@ -722,19 +855,29 @@ class Engine:
                 return
             unit.current = es
         s = es.next_step
-        for st in es.leaves:
-            ti = s // st.buf.period
+        for st, per in es.leaf_periods:
+            ti = s // per
             if not (ti < st.arrived or ti in st.ready):
                 return
-        for p in es.streams:
-            # pipelined hand-over: the producer's share of the intermediate
-            # for this step is done (both walk it in the same order)
-            if p.done_steps < p.steps and p.done_steps * es.steps < (s + 1) * p.steps:
-                return
-        es.next_step += 1
+        if es.streams:
+            for p in es.streams:
+                # pipelined hand-over: the producer's share of the intermediate
+                # for this step is done (both walk it in the same order)
+                if p.done_steps < p.steps and p.done_steps * es.steps < (s + 1) * p.steps:
+                    return
+        es.next_step = s + 1
         unit.busy = True
-        t0 = self.env._now
-        self.fabric.start(es.step_work, self._compute_done, unit, es, s, t0)
+        env = self.env
+        now = env._now
+        w = es.step_excl
+        if w is not None:
+            # the unit's port alone, never shared: one timer
+            heappush(
+                env._queue,
+                (now + w, 1, next(env._eid), _Call(self._compute_done, (unit, es, s, now))),
+            )
+        else:
+            self._begin(es.step_work, self._compute_done, (unit, es, s, now))
 
     def _compute_done(self, unit: _Unit, es: _EinsumState, s: int, t0: float) -> None:
         unit.busy = False
@@ -744,14 +887,16 @@ class Engine:
         unit.busy_cycles += now - t0
         if self.record:
             self.timeline.add(es.track, f"{es.nest.einsum} step {s}", t0, now)
-        if es.period and (s + 1) % es.period == 0:
+        s1 = s + 1
+        if es.period and s1 % es.period == 0:
             es.boundaries.append(now)
-        last = s + 1 >= es.steps
-        for st in es.leaves:
-            p = st.buf.period
-            if (s + 1) % p == 0 or last:
-                if st.buf.is_output:
-                    self._dma(st, "wb", s // p)
+        last = s1 >= es.steps
+        for st, p in es.leaf_periods:
+            if s1 % p == 0 or last:
+                if st.is_output:
+                    st.wqueue.append(s // p)
+                    if not st.wbusy:
+                        self._wb_next(st)
                 else:
                     self._release(st)
         if last:
@@ -759,7 +904,7 @@ class Engine:
         self._try_compute(unit)
         for c in es.stream_consumers:
             if c.started:
-                self._try_compute(self.units[c.unit])
+                self._try_compute(c.unit_obj)
 
     # -- reporting ---------------------------------------------------------------
     def accesses(self) -> dict[tuple[int, str], list[float]]:

@@ -1,11 +1,23 @@
 """Timing convention and board energy of one call on a GPU.
 
-Time (what ``median_ms`` of kernels.csv measures, CUDA events around each
-call): the host issues the call (PyTorch dispatch + library, ``host_*_s`` by
-API family) while the GPU runs its kernels with a launch gap each; the call
-takes the longer of the two plus the event-bracketing overhead. Back-to-back
-calls (``loop_ms``, the energy loop) overlap host and GPU: the longer of the
-two, no event overhead.
+Back-to-back calls (``loop_ms``, the energy loop) overlap host and GPU: a
+call takes the longer of its host issue time (PyTorch dispatch + library,
+``host_*_s`` by API family, summed over the calls of an op) and its GPU time
+(kernels + ``launch_s`` each).
+
+A single call between CUDA events (``median_ms``) shows three regimes in the
+H100 data, those of a timing loop that records start, issues the call and
+records end with no synchronisation in between (G the GPU time, h the host
+issue time):
+
+* G <= ``event_s``: host-bound, the events bracket h + ``event_s``;
+* ``event_s`` < G < ``event_period_s``: the GPU idled while the host issued
+  the call, so the kernels start only after h: h + G;
+* G large: the GPU runs behind the host and the events are processed back
+  to back with the kernels: G. Between the last two the host period of one
+  timing iteration (h + ``event_period_s``) bounds the bracketed time.
+
+So ``median = max(G, h + min(max(event_s, G), event_period_s))``.
 
 Energy per call (``energy_loop_mj / energy_calls``): board power is idle
 power plus an "active" power while a stream of calls keeps the clocks up,
@@ -36,7 +48,9 @@ def gpu_time_s(cost: KernelCost, params: GpuParams) -> float:
 
 def median_time_s(cost: KernelCost, params: GpuParams) -> float:
     """Time of one call bracketed by CUDA events (``median_ms`` convention)."""
-    return max(host_time_s(cost, params), gpu_time_s(cost, params)) + params.event_s
+    host = host_time_s(cost, params)
+    gpu = gpu_time_s(cost, params)
+    return max(gpu, host + min(max(params.event_s, gpu), params.event_period_s))
 
 
 def loop_time_s(cost: KernelCost, params: GpuParams) -> float:

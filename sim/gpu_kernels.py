@@ -197,9 +197,9 @@ def flash_cost(
     )
     cuda_sm = spec.cuda_rate("fp32") / spec.sm_count
     t_elem = 4.0 * d / rate_sm + params.flash_softmax_ops / cuda_sm
-    t_cta = params.tile_fixed_s + elems_per_cta * t_elem
+    t_cta = elems_per_cta * t_elem
     slots = spec.sm_count * ctas_per_sm
-    t_long = params.tile_fixed_s + longest * t_elem
+    t_long = longest * t_elem
     if causal:
         # CTAs of unequal work, scheduled as slots free up: the average load
         # per slot plus, on average, half the longest CTA left at the end

@@ -115,42 +115,64 @@ class GpuParams:
     """
 
     # --- time ---
+    # Not fitted: tensor_eff, cuda_eff and hbm_eff are the measured peaks of
+    # the H100 of experiments/data/h100 (REFERENCES.md: bf16 GEMM 713
+    # TFLOP/s, fp32 SGEMM 52 TFLOP/s, device copy 3.0 TB/s) over the
+    # datasheet figures of the h100 preset (989 TFLOP/s, 67 TFLOP/s,
+    # 3.35 TB/s).
     #: fraction of the datasheet tensor-core peak a cuBLAS main loop sustains
-    tensor_eff: float = 0.75
+    tensor_eff: float = 713.0 / 989.0
     #: fraction of the datasheet CUDA-core fp32 peak an SGEMM sustains
-    cuda_eff: float = 0.78
+    cuda_eff: float = 52.0 / 67.0
     #: fraction of datasheet HBM bandwidth a streaming kernel sustains
-    hbm_eff: float = 0.9
+    hbm_eff: float = 3.0 / 3.35
     #: operand feed from L2 into shared memory: each SM gets L2 bandwidth /
     #: SMs, times this multicast factor (Hopper clusters of 2 CTAs share the
     #: A tile: the "1x2" in nvjet kernel names). Fixed, not fitted.
     feed_multicast: float = 2.0
     #: wave quantisation: 1 = every SM waits for its last whole tile,
-    #: 0 = work split evenly (stream-K); cuBLAS on Hopper sits in between
-    wave_quant: float = 1.0
-    #: fixed cost per CTA tile (prologue, pipeline fill, epilogue), s
-    tile_fixed_s: float = 1.0e-6
+    #: 0 = work split evenly (stream-K). Not fitted: 0, the persistent nvjet
+    #: kernels (one CTA per SM, grid (2, 66) in traffic_ncu.csv) balance
+    #: their tiles; a free fit put it at 0.001
+    wave_quant: float = 0.0
     #: FlashAttention-2 MMA rate as a fraction of the tensor peak
     flash_mma_eff: float = 0.6
-    #: non-MMA work per score element in flash attention (softmax: max,
-    #: exp, scale, sum) in CUDA-core op units
-    flash_softmax_ops: float = 8.0
+    #: non-MMA work per score element in flash attention, in fp32 CUDA-core
+    #: op units. Not fitted: an instruction count of FlashAttention-2's
+    #: online softmax per score (scale-and-subtract FMA, max, row-sum add,
+    #: bf16 convert: 4 ops) plus one exp2 on the SFU, which issues 16 per SM
+    #: per clock against 128 fp32 lanes (CUDA C++ Programming Guide,
+    #: arithmetic instruction throughput, compute capability 9.0): 8 op
+    #: units. A free fit gave 12.3.
+    flash_softmax_ops: float = 12.0
     #: per-block latency of a row kernel (softmax, norms), s
     row_fixed_s: float = 1.8e-6
     #: per-byte latency of a row kernel block that walks its row with 1024
     #: threads, s/byte (scaled by 1024/threads for smaller blocks)
     row_s_per_byte: float = 0.2e-9
-    #: GPU-side gap per kernel in a back-to-back stream, s
+    #: GPU-side cost per kernel (launch, ramp-up, fill and drain of the
+    #: first and last tiles), s
     launch_s: float = 2e-6
-    #: CUDA-event bracketing overhead of one timed call, s
-    event_s: float = 7e-6
-    #: host (CPU) time to issue one call, by API family, s
+    #: CUDA-event bracketing of a host-bound call: a single timed call takes
+    #: host issue time + this. Measured, not fitted: median of median_ms -
+    #: loop_ms over the calls at their API family's loop_ms floor, s
+    event_s: float = 8e-6
+    #: host time of one iteration of the timing loop beyond the call (two
+    #: event records, Python): while the GPU is busy for less than this,
+    #: the events bracket host issue + GPU time (the GPU idled until the
+    #: launch); beyond it the GPU runs behind the host and the events
+    #: bracket the GPU time only, s
+    event_period_s: float = 19e-6
+    #: host (CPU) time to issue one call, by API family, s. Measured, not
+    #: fitted: the shortest loop_ms of the family's single-call ops
+    #: (``sim.gpu_calibration.measured_timing_s``)
     host_cublas_s: float = 13e-6
     host_sdpa_s: float = 40e-6
     host_eltwise_s: float = 12e-6
     host_copy_s: float = 8e-6
     # --- traffic ---
-    #: operands up to this fraction of L2 are read from HBM once
+    #: operands up to this fraction of L2 are read from HBM once. Not fitted
+    #: (no profiled call lies near the threshold: a free fit leaves it here)
     l2_reuse_frac: float = 0.75
     #: HBM re-read factor of the wave-blocked GEMM traffic estimate
     gemm_reread: float = 1.25

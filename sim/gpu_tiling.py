@@ -228,7 +228,7 @@ def gemm_cost(
             kp = math.ceil(k / s)
             tiles = tiles_mn * s * batch
             per_sm = tiles / sms + params.wave_quant * (math.ceil(tiles / sms) - tiles / sms)
-            t_tile = params.tile_fixed_s + kp * max(2.0 * tm * tn / rate_sm, (tm + tn) * eb / feed)
+            t_tile = kp * max(2.0 * tm * tn / rate_sm, (tm + tn) * eb / feed)
             t_comp = per_sm * t_tile
             # split-K partials (fp32) are written and read back once; they
             # reach HBM only beyond what L2 keeps

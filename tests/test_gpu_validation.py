@@ -82,15 +82,44 @@ def test_roofline_baselines_match_the_issue_and_lose() -> None:
     assert model["time_mape_slow_pct"] < mp["time_mape_slow_pct"] / 2
 
 
+def test_host_times_and_event_overhead_are_measured() -> None:
+    """Host issue times = loop_ms floor per API family; event_s from median - loop."""
+    m = gc.measured_timing_s(KERNELS)
+    floor = {
+        name: KERNELS[KERNELS["op"].isin(ops)]["loop_ms"].min() * 1e-3
+        for name, ops in gc.HOST_FAMILY_OPS.items()
+    }
+    for name, v in floor.items():
+        assert m[name] == pytest.approx(v)
+        assert getattr(PARAMS, name) == pytest.approx(v, rel=1e-4), name
+    # SDPA's dispatch costs about three cuBLAS calls; event bracketing ~8 us
+    assert 25e-6 < m["host_sdpa_s"] < 45e-6
+    assert 5e-6 < m["event_s"] < 12e-6
+    assert PARAMS.event_s == pytest.approx(m["event_s"], rel=1e-4)
+    for name in ("host_cublas_s", "host_sdpa_s", "event_s", "tensor_eff", "hbm_eff"):
+        assert name not in gc.TIME_FIT
+
+
 @pytest.mark.slow
-def test_leave_one_group_out_within_5_points(fitted: dict[str, float]) -> None:
+def test_leave_one_group_out_meets_the_bounds(fitted: dict[str, float]) -> None:
     cv = gc.leave_one_group_out(KERNELS, NCU, SPEC)
     stats = _errors(cv)
     print("\nleave-one-group-out CV:", {k: round(v, 2) for k, v in stats.items()})
-    assert stats["time_mape_slow_pct"] <= fitted["time_mape_slow_pct"] + 5.0
-    assert stats["time_median_ape_slow_pct"] <= fitted["time_median_ape_slow_pct"] + 5.0
-    assert stats["fast_median_abs_us"] <= fitted["fast_median_abs_us"] + 5.0
-    assert stats["energy_mape_slow_pct"] <= fitted["energy_mape_slow_pct"] + 5.0
+    # the issue's bounds hold on the held-out predictions too
+    assert stats["time_mape_slow_pct"] <= 10.0
+    assert stats["time_median_ape_slow_pct"] <= 6.0
+    assert stats["fast_median_abs_us"] <= 5.0
+    assert stats["fast_p90_abs_us"] <= 15.0
+    assert stats["energy_mape_slow_pct"] <= 15.0
+    # and are no more than 5 points worse than the fitted ones
+    for k in (
+        "time_mape_slow_pct",
+        "time_median_ape_slow_pct",
+        "fast_median_abs_us",
+        "fast_p90_abs_us",
+        "energy_mape_slow_pct",
+    ):
+        assert stats[k] <= fitted[k] + 5.0, k
 
 
 @pytest.mark.slow

@@ -49,6 +49,40 @@ class PointTimeout(EinsimError):
     """A point ran past the spec's ``timeout_s``."""
 
 
+class _Alarm:
+    """State of :func:`alarm_scope`: whether its SIGALRM handler is
+    installed, and the time-out of the point now armed (for the message)."""
+
+    active = False
+    seconds = 0.0
+
+
+def _on_scoped_alarm(signum: int, frame: Any) -> None:
+    raise PointTimeout(f"timed out after {_Alarm.seconds:g} s")
+
+
+@contextmanager
+def alarm_scope() -> Iterator[None]:
+    """Install the SIGALRM handler of :func:`_deadline` once for a chunk;
+    inside, each point's deadline only arms and disarms the timer (two
+    ``setitimer`` calls instead of also swapping the handler per point)."""
+    if (
+        _Alarm.active
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+    ):
+        yield
+        return
+    old = signal.signal(signal.SIGALRM, _on_scoped_alarm)
+    _Alarm.active = True
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _Alarm.active = False
+        signal.signal(signal.SIGALRM, old)
+
+
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
     """Raise :class:`PointTimeout` after ``seconds`` (main thread only).
@@ -61,6 +95,16 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal, "setitimer"
     ):
         yield
+        return
+    if _Alarm.active:  # the handler is installed (alarm_scope)
+        outer = _Alarm.seconds
+        _Alarm.seconds = seconds
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _Alarm.seconds = outer
         return
 
     def on_alarm(signum: int, frame: Any) -> None:

@@ -33,6 +33,7 @@ from experiments.sweep.evaluate import (
     _base_row,
     _deadline,
     _describe,
+    alarm_scope,
     area_reason,
     base_arch,
     build_arch,
@@ -148,8 +149,22 @@ def hw_overrides(archs: list[Any], st: Any) -> dict[str, Any]:
     return ov
 
 
+def _batch_columns(res: dict[str, Any], st: Any) -> dict[str, list[Any]]:
+    """The batch result arrays ``_rows_from_batch`` reads, as Python lists
+    (one ``tolist`` per array instead of a numpy scalar per point and
+    column; ``float`` of an element is the same number either way)."""
+    keys = ["latency_s", "energy_pj", "cycles", "compute_cycles", "macs", "padded_macs"]
+    keys += [f"energy_pj.{lv}" for lv in st.levels]
+    keys += [f"energy_pj.{st.unit}.{c}" for c in st.classes]
+    keys += ["energy_pj.static", "utilization"]
+    keys += [f"traffic_bytes.{lv}.{t}" for lv in st.levels for t in st.tensors]
+    keys += [f"transfer_cycles.{lv}" for lv in st.levels]
+    return {k: res[k].tolist() for k in keys}
+
+
 def _rows_from_batch(res: dict[str, Any], st: Any, j: int) -> dict[str, Any]:
-    """Row ``j`` of a batch result, with the same columns and values as
+    """Row ``j`` of a batch result (``res``: arrays, or the lists of
+    ``_batch_columns``), with the same columns and values as
     ``evaluate.metrics_row`` gives for the per-point ``Metrics``."""
     lat = float(res["latency_s"][j])
     en = float(res["energy_pj"][j])
@@ -228,6 +243,11 @@ def _objective(res: dict[str, Any], st: Any, objective: str) -> Any:
 
 def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk, in order; batched where possible (see module doc)."""
+    with alarm_scope():  # one SIGALRM handler for the chunk's deadlines
+        return _evaluate_chunk_batched(points)
+
+
+def _evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
     import numpy as np
 
     from experiments.pipeline import FAMILY_EVALUATORS, MAPPERS, einsums_of
@@ -295,6 +315,10 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
                 rows[i] = evaluate_point(points[i])
             continue
         valid = res["valid"]
+        try:
+            cols = _batch_columns(res, st)
+        except Exception:  # noqa: BLE001 - read the arrays point by point
+            cols = res
         start = 0
         for (i, arch, cands, row, _e), n in zip(items, counts, strict=True):
             j = start + int(np.argmin(score[start : start + n]))  # first minimum, like min()
@@ -303,7 +327,7 @@ def evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
             if not bool(valid[j]):
                 rows[i] = evaluate_point(points[i])  # same error message as the slow path
                 continue
-            row.update(_rows_from_batch(res, st, j))
+            row.update(_rows_from_batch(cols, st, j))
             row["dram_bytes"] = row.get(f"traffic.{st.levels[0]}_bytes", math.nan)
             row.update(mapping_summary(row, 1, mapping_to_dict(chosen), arch))
             rows[i] = row
