@@ -43,6 +43,10 @@ TRAFFIC_FIT: tuple[str, ...] = (
     "l2_retain_frac",
     "flash_kv_l2_frac",
 )
+#: fitted time scalars. Not fitted: the host issue times and ``event_s``
+#: (read off loop_ms / median_ms, ``measured_timing_s``); ``tensor_eff``,
+#: ``cuda_eff``, ``hbm_eff``, ``flash_softmax_ops``, ``wave_quant``,
+#: ``l2_reuse_frac``, ``feed_multicast`` (fixed, sources in sim/gpu_spec.py)
 TIME_FIT: tuple[str, ...] = (
     "flash_mma_eff",
     "row_fixed_s",
@@ -50,7 +54,8 @@ TIME_FIT: tuple[str, ...] = (
     "launch_s",
     "event_period_s",
 )
-#: bounds of the time parameters (physical ranges)
+#: physical ranges of the parameters (also of those not fitted by default,
+#: for fits with other ``names``)
 BOUNDS: dict[str, tuple[float, float]] = {
     "tensor_eff": (0.3, 1.0),
     "cuda_eff": (0.3, 1.0),
@@ -321,7 +326,17 @@ def fit_energy(
 HOST_FAMILY_OPS: dict[str, tuple[str, ...]] = {
     "host_cublas_s": ("gemm", "bmm", "conv2d"),
     "host_sdpa_s": ("attn_flash",),
-    "host_eltwise_s": ("add", "mul", "gelu", "relu", "exp", "sum", "softmax", "layernorm", "rmsnorm"),
+    "host_eltwise_s": (
+        "add",
+        "mul",
+        "gelu",
+        "relu",
+        "exp",
+        "sum",
+        "softmax",
+        "layernorm",
+        "rmsnorm",
+    ),
     "host_copy_s": ("copy",),
 }
 
@@ -423,7 +438,9 @@ def leave_one_group_out(
     for g in sorted(groups.unique()):
         train = kernels[groups != g]
         ncu_train = ncu[ncu["op"].map(group_of) != g] if ncu is not None else None
-        fitted = _apply_fallback(fit_all(train, ncu_train, spec, base, rounds=1, measured=measured), g)
+        fitted = _apply_fallback(
+            fit_all(train, ncu_train, spec, base, rounds=1, measured=measured), g
+        )
         test = predict_frame(kernels[groups == g], spec, fitted)
         test["cv_group"] = g
         parts.append(test)

@@ -57,9 +57,21 @@ def _canon(v: Any) -> Any:
     return v
 
 
-def stable_hash(obj: Any, n: int = 16) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+#: the canonical JSON of ids: what ``json.dumps(obj, sort_keys=True,
+#: separators=(",", ":"), default=str)`` gives, with one encoder for all calls
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
+def canonical_json(obj: Any) -> str:
+    return _ENCODER.encode(obj)
+
+
+def _sha(text: str, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    return _sha(_ENCODER.encode(obj), n)
 
 
 def _unit_samples(method: str, n: int, d: int, seed: int, index: int) -> np.ndarray:
@@ -111,29 +123,52 @@ def workload_instances(w: WorkloadSpace) -> list[dict[str, Any]]:
     ]
 
 
+def _point_hash(
+    spec: SweepSpec, d: Design, cfg: dict[str, Any], w: WorkloadSpace, inst: dict[str, Any]
+) -> str:
+    """A point's id, the reference form (``expand`` builds the same JSON)."""
+    key = {
+        "design": d.name,
+        "base": d.base,
+        "hw": cfg,
+        "workload": w.name,
+        "label": w.label,
+        "wl": inst,
+        "mapper": spec.mapper,
+        "objective": spec.objective,
+        "model": spec.model,
+    }
+    return stable_hash(key)
+
+
 def expand(spec: SweepSpec) -> list[Point]:
     """Every point of the sweep, in a deterministic order, ids unique."""
-    wls = [(w, inst) for w in spec.workloads for inst in workload_instances(w)]
+    enc = _ENCODER.encode
+    # A point's id is stable_hash of {design, base, hw, workload, label, wl,
+    # mapper, objective, model}; its canonical JSON (keys sorted) is built
+    # here from the encoded parts, encoding each configuration once:
+    # '{"base":B,"design":D,"hw":HW' + ',"label":L,...,"workload":W}'
+    # (checked against stable_hash on the first point).
+    wls = []
+    for w in spec.workloads:
+        for inst in workload_instances(w):
+            tail = (
+                f',"label":{enc(w.label)},"mapper":{enc(spec.mapper)},"model":{enc(spec.model)}'
+                f',"objective":{enc(spec.objective)},"wl":{enc(inst)},"workload":{enc(w.name)}}}'
+            )
+            wls.append((w, inst, tuple(sorted(inst.items())), tail))
     points: list[Point] = []
     seen: set[str] = set()
     for i, d in enumerate(spec.designs):
+        head = f'{{"base":{enc(d.base)},"design":{enc(d.name)},"hw":'
         for cfg in hardware_configs(spec, i, d):
             hw = tuple(sorted(cfg.items()))
-            hw_id = stable_hash({"design": d.name, "base": d.base, "hw": cfg})
-            for w, inst in wls:
-                wl = tuple(sorted(inst.items()))
-                key = {
-                    "design": d.name,
-                    "base": d.base,
-                    "hw": cfg,
-                    "workload": w.name,
-                    "label": w.label,
-                    "wl": inst,
-                    "mapper": spec.mapper,
-                    "objective": spec.objective,
-                    "model": spec.model,
-                }
-                pid = stable_hash(key)
+            hw_json = head + enc(cfg)
+            hw_id = _sha(hw_json + "}")  # = stable_hash({"design", "base", "hw"})
+            for w, inst, wl, tail in wls:
+                pid = _sha(hw_json + tail)
+                if not points and pid != _point_hash(spec, d, cfg, w, inst):
+                    raise AssertionError("expand: point id construction differs from stable_hash")
                 if pid in seen:
                     continue
                 seen.add(pid)
