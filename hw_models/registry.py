@@ -385,9 +385,7 @@ class _Plan:
         public, schema_, build_checked = _CHECKED[fam]
         if FAMILIES.get(fam) is not public:  # a replaced builder: use it as is
             raise _Fallback
-        if not isinstance(base.params, Mapping) or not all(
-            isinstance(k, str) for k in base.params
-        ):
+        if not isinstance(base.params, Mapping) or not all(isinstance(k, str) for k in base.params):
             raise _Fallback
         self.base = base  # keeps id(base) from being reused while cached
         self.build = build_checked

@@ -67,7 +67,12 @@ def _quick(arch: Architecture) -> bool:
         for v in (lv.read_bw_bytes_per_cycle, lv.write_bw_bytes_per_cycle):
             if type(v) not in num or not 0 < v < big:
                 return False
-        for v in (lv.read_energy_pj_per_word, lv.write_energy_pj_per_word, lv.leakage_w, lv.area_mm2):
+        for v in (
+            lv.read_energy_pj_per_word,
+            lv.write_energy_pj_per_word,
+            lv.leakage_w,
+            lv.area_mm2,
+        ):
             if type(v) not in num or not 0 <= v < big:
                 return False
         for v in (lv.banks, lv.instances, lv.fanout_x, lv.fanout_y):

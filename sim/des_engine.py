@@ -112,7 +112,7 @@ class Port:
 class Job:
     """A transfer or a tile compute: work (cycles at full rate) on some ports."""
 
-    __slots__ = ("work", "rem", "t", "speed", "ver", "done", "args")
+    __slots__ = ("work", "rem", "t", "speed", "ver", "done", "args", "floor")
 
     def __init__(self, work: list[tuple[Port, float]], done: Callable, args: tuple) -> None:
         self.work = work
@@ -122,29 +122,43 @@ class Job:
         self.ver = 0
         self.done = done
         self.args = args
+        #: work-cycles on a port left out of ``work`` because the job is
+        #: always alone there (a compute unit: one step at a time)
+        self.floor = 0.0
 
 
 class Fabric:
     """Fair sharing of ports: a job on ports with ``n_k`` jobs each progresses
     at ``1 / max_k(work_k * n_k)`` of itself per cycle (each port splits its
     bandwidth equally; the most loaded port limits the job). Exact for one
-    job per port and for jobs that share one port (processor sharing)."""
+    job per port and for jobs that share one port (processor sharing).
+
+    Rate changes of multi-port jobs are collected while an event runs and
+    applied once when it ends (:meth:`flush`, called by the engine's loop):
+    a job that ends and the next one that starts on the same ports cost one
+    rescheduling of the jobs beside them, not two."""
 
     def __init__(self, eng: Engine) -> None:
         self.eng = eng
         self.env = eng.env
         self._fin = self._finish
         self._tick = self._port_timer
+        #: multi-port jobs whose rate may have changed in the current event
+        self.pending: set[Job] | None = None
 
     def start(self, work: list[tuple[Port, float]], done: Callable, *args) -> None:
         """Start a job; ``done(*args)`` is called when it completes."""
         self.begin(work, done, args)
 
-    def begin(self, work: list[tuple[Port, float]], done: Callable, args: tuple) -> None:
-        """:meth:`start` with the arguments of ``done`` as one tuple."""
+    def begin(
+        self, work: list[tuple[Port, float]], done: Callable, args: tuple, floor: float = 0.0
+    ) -> None:
+        """:meth:`start` with the arguments of ``done`` as one tuple; ``floor``:
+        work-cycles on a port where the job is always alone (it bounds the
+        job's time like a port in ``work`` with one job)."""
         env = self.env
         now = env._now
-        if len(work) == 1:
+        if len(work) == 1 and floor == 0.0:
             p, w = work[0]
             if p.exclusive:
                 heappush(env._queue, (now + w, 1, next(env._eid), _Call(done, args)))
@@ -166,7 +180,7 @@ class Fabric:
             heap = p.heap
             heappush(heap, (V + w, seq, done, args))
             if p.multi:
-                self._update(set(p.multi), now)
+                self._defer(p.multi)
             ver = p.ver + 1
             p.ver = ver
             delay = (heap[0][0] - V) * n
@@ -179,8 +193,10 @@ class Fabric:
             return
         job = Job(work, done, args)
         job.t = now
-        affected: set[Job] | None = None
-        m = 0.0
+        job.floor = floor
+        # the jobs already on its ports slow down (deferred, see flush)
+        pend = self.pending
+        m = floor
         for p, w in work:
             n = p.n
             if n and now != p.tV:  # Port.advance, inlined
@@ -188,10 +204,10 @@ class Fabric:
             p.tV = now
             multi = p.multi
             if multi:
-                if affected is None:
-                    affected = set(multi)
+                if pend is None:
+                    pend = set(multi)
                 else:
-                    affected |= multi
+                    pend |= multi
             multi.add(job)
             n += 1
             p.n = n
@@ -200,11 +216,10 @@ class Fabric:
                 m = x
             if p.heap:
                 self._port_resched(p, now)
+        self.pending = pend
         job.speed = 1.0 / m
         job.ver = 1
         heappush(env._queue, (now + m, 1, next(env._eid), _Call(self._fin, (job, 1))))
-        if affected is not None:
-            self._update(affected, now)
 
     def _port_resched(self, p: Port, now: float) -> None:
         """(Re)arm the port's timer for its first single-port job to finish."""
@@ -230,7 +245,7 @@ class Fabric:
         if not heap or heap[0][0] > lim:
             # nothing finished (rounding): re-arm
             if p.multi:
-                self._update(set(p.multi), now)
+                self._defer(p.multi)
             self._port_resched(p, now)
             return
         first = heappop(heap)
@@ -239,7 +254,7 @@ class Fabric:
             n -= 1
             p.n = n
             if p.multi:
-                self._update(set(p.multi), now)
+                self._defer(p.multi)
             ver = p.ver + 1
             p.ver = ver
             if heap:
@@ -255,10 +270,26 @@ class Fabric:
             done.append(heappop(heap))
         p.n = n - len(done)
         if p.multi:
-            self._update(set(p.multi), now)
+            self._defer(p.multi)
         self._port_resched(p, now)
         for job in done:
             job[2](*job[3])
+
+    def _defer(self, jobs: set[Job]) -> None:
+        """Rates of ``jobs`` changed: update them once, at the end of the
+        current event (see :meth:`flush`)."""
+        pend = self.pending
+        if pend is None:
+            self.pending = set(jobs)
+        else:
+            pend |= jobs
+
+    def flush(self) -> None:
+        """Apply the deferred rate changes of the event just processed."""
+        jobs = self.pending
+        if jobs is not None:
+            self.pending = None
+            self._update(jobs, self.env._now)
 
     def _update(self, jobs: set[Job], now: float) -> None:
         """Advance multi-port ``jobs`` at their old speed to ``now``;
@@ -272,7 +303,7 @@ class Fabric:
             if t != now:
                 j.rem -= (now - t) * j.speed
                 j.t = now
-            m = 0.0
+            m = j.floor
             for p, w in j.work:
                 x = w * p.n
                 if x > m:
@@ -292,7 +323,8 @@ class Fabric:
         if ver != job.ver:
             return  # superseded by a later rate change
         now = self.env._now
-        affected: set[Job] | None = None
+        # the jobs sharing a port with it speed up (deferred, see flush)
+        pend = self.pending
         for p, _ in job.work:
             n = p.n
             if n and now != p.tV:  # Port.advance, inlined
@@ -302,14 +334,13 @@ class Fabric:
             multi = p.multi
             multi.discard(job)
             if multi:
-                if affected is None:
-                    affected = set(multi)
+                if pend is None:
+                    pend = set(multi)
                 else:
-                    affected |= multi
+                    pend |= multi
             if p.heap:
                 self._port_resched(p, now)
-        if affected is not None:
-            self._update(affected, now)
+        self.pending = pend
         job.done(*job.args)
 
 
@@ -418,6 +449,7 @@ class _EinsumState:
         "track",
         "leaf_periods",
         "step_excl",
+        "step_floor",
         "unit_obj",
     )
 
@@ -450,6 +482,9 @@ class _EinsumState:
         self.leaf_periods: list[tuple[_BufState, int]] = []
         #: work of a step when the unit's port is its only, unshared port
         self.step_excl: float | None = None
+        #: work of a step on the unit's port when it is left out of
+        #: ``step_work`` (see Engine._unit_floors)
+        self.step_floor = 0.0
         self.unit_obj: _Unit | None = None
 
 
@@ -624,6 +659,26 @@ class Engine:
             ):
                 unit.port.exclusive = True
 
+    def _unit_floors(self) -> None:
+        """Leave a compute unit's port out of multi-port steps.
+
+        A unit computes one step at a time, and only steps use its port, so
+        a step is always alone there: the port bounds the step at exactly its
+        work (``work * 1``), a constant. When every step on the unit uses
+        other ports too (the unit's port never holds a single-port job, so
+        its virtual clock is never read), the port is dropped from the steps'
+        work and its work kept as the job's floor: the same rate, one port
+        less to book-keep per step.
+        """
+        for unit in self.units.values():
+            port = unit.port
+            users = [es for es in unit.queue if any(q is port for q, _ in es.step_work)]
+            if not users or any(len(es.step_work) < 2 for es in users):
+                continue
+            for es in users:
+                es.step_floor = sum(w for q, w in es.step_work if q is port)
+                es.step_work = [(q, w) for q, w in es.step_work if q is not port]
+
     @property
     def used(self) -> dict[tuple[str, int], float]:
         """(Einsum, level) -> bytes of allocated tiles."""
@@ -634,6 +689,7 @@ class Engine:
         for es in self.einsums.values():
             w = es.step_work
             es.step_excl = w[0][1] if len(w) == 1 and w[0][0].exclusive else None
+        self._unit_floors()
         for es in self.einsums.values():
             for d in es.deps:
                 if d not in self.einsums:
@@ -651,6 +707,8 @@ class Engine:
         horizon = self.max_cycles
         env = self.env
         queue = env._queue
+        fabric = self.fabric
+        fabric.flush()
         # The engine only ever schedules _Call events, so it pops simpy's
         # queue itself (what Environment.step does, minus the generic
         # callback and failure handling): same order, same clock.
@@ -663,6 +721,8 @@ class Engine:
                 )
             env._now = t
             ev.fn(*ev.args)
+            if fabric.pending is not None:
+                fabric.flush()
         unfinished = [es for es in self.einsums.values() if not es.finished]
         if unfinished:
             raise DeadlockError(self._deadlock_message(unfinished[0]))
@@ -877,7 +937,7 @@ class Engine:
                 (now + w, 1, next(env._eid), _Call(self._compute_done, (unit, es, s, now))),
             )
         else:
-            self._begin(es.step_work, self._compute_done, (unit, es, s, now))
+            self._begin(es.step_work, self._compute_done, (unit, es, s, now), es.step_floor)
 
     def _compute_done(self, unit: _Unit, es: _EinsumState, s: int, t0: float) -> None:
         unit.busy = False

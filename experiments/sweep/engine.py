@@ -67,6 +67,10 @@ def _warm_worker() -> None:
         pass
 
 
+def _noop(arg: Any) -> None:
+    return None
+
+
 class _Backend:
     """The two operations the driver needs from an executor."""
 
@@ -81,6 +85,9 @@ class _Backend:
 
     def is_broken(self, exc: BaseException) -> bool:
         return False
+
+    def start(self) -> None:
+        """Start the workers now rather than at the first chunk (optional)."""
 
     def restart(self) -> None:
         pass
@@ -107,6 +114,10 @@ class _ProcessBackend(_Backend):
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         return self._pool.submit(fn, arg)
+
+    def start(self) -> None:
+        # the first submit forks every worker, which then runs _warm_worker
+        self._pool.submit(_noop, None)
 
     def wait_first(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -330,9 +341,10 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepSummary:
     """Expand ``spec`` and evaluate every point not yet in ``out_dir``."""
-    points = expand(spec)
     backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
     try:
+        backend.start()  # workers start (and import the model stack) while we expand
+        points = expand(spec)
         return run_points(points, out_dir, backend, chunk_size=chunk_size, progress=progress)
     finally:
         backend.close()

@@ -299,6 +299,7 @@ def _evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
         key = (p.workload, p.wl, p.objective, arch_signature(arch), cands[0].unit)
         groups.setdefault(key, []).append((i, arch, cands, row, e))
 
+    as_dict: dict[int, tuple[Any, Any]] = {}  # id(mapping) -> (mapping, its dict form)
     for (_w, _wl, objective, _sig, _u), items in groups.items():
         idx = [it[0] for it in items]
         e = items[0][4]
@@ -329,6 +330,9 @@ def _evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
                 continue
             row.update(_rows_from_batch(cols, st, j))
             row["dram_bytes"] = row.get(f"traffic.{st.levels[0]}_bytes", math.nan)
-            row.update(mapping_summary(row, 1, mapping_to_dict(chosen), arch))
+            hit = as_dict.get(id(chosen))
+            if hit is None or hit[0] is not chosen:  # one mapping_to_dict per mapping
+                hit = as_dict[id(chosen)] = (chosen, mapping_to_dict(chosen))
+            row.update(mapping_summary(row, 1, hit[1], arch))
             rows[i] = row
     return rows  # type: ignore[return-value]
