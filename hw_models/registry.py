@@ -18,6 +18,7 @@ or a **tree** (what ``einsim hw show --json`` prints and ``to_dict`` gives):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -378,7 +379,16 @@ _MERGED_FIELDS = frozenset(("ops_per_cycle", "energy_pj_per_op", "dtype_scale"))
 class _Plan:
     """What ``_derive_fast`` reuses for one base architecture."""
 
-    __slots__ = ("base", "build", "schema", "params", "rate_keys", "overrides", "by_shape")
+    __slots__ = (
+        "build",
+        "schema",
+        "params",
+        "rate_keys",
+        "overrides",
+        "by_shape",
+        "seen_params",
+        "seen_overrides",
+    )
 
     def __init__(self, base: Architecture) -> None:
         fam = base.family
@@ -387,7 +397,6 @@ class _Plan:
             raise _Fallback
         if not isinstance(base.params, Mapping) or not all(isinstance(k, str) for k in base.params):
             raise _Fallback
-        self.base = base  # keeps id(base) from being reused while cached
         self.build = build_checked
         self.schema = schema_
         self.params = check_params(fam, schema_, base.params)
@@ -396,6 +405,10 @@ class _Plan:
         if ov and not isinstance(ov, Mapping):
             raise _Fallback
         self.overrides = ov
+        # what the plan was made from: an Architecture is frozen but its dicts
+        # are not, so each call checks that they still hold these values
+        self.seen_params = copy.deepcopy(dict(base.params))
+        self.seen_overrides = copy.deepcopy(dict(ov)) if ov else ov
         #: (level names, unit names) -> compiled overrides for that tree shape
         self.by_shape: dict[tuple, list[tuple]] = {}
 
@@ -441,23 +454,25 @@ class _Plan:
         return plan
 
 
-_PLANS: dict[int, _Plan | None] = {}
+#: id(base) -> (base, its plan or None when the fast path cannot serve it);
+#: holding the base keeps its id from being reused while cached
+_PLANS: dict[int, tuple[Architecture, _Plan | None]] = {}
 
 
 def _plan_of(base: Architecture) -> _Plan:
-    key = id(base)
-    plan = _PLANS.get(key, False)
-    if plan is False or (plan is not None and plan.base is not base):
+    hit = _PLANS.get(id(base))
+    if hit is None or hit[0] is not base:
         if len(_PLANS) >= 256:
             _PLANS.clear()
         try:
-            plan = _Plan(base)
+            plan: _Plan | None = _Plan(base)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:  # noqa: BLE001 - the reference path handles it
             plan = None
-        _PLANS[key] = plan
-    if plan is None or plan.base is not base:
+        hit = _PLANS[id(base)] = (base, plan)
+    plan = hit[1]
+    if plan is None or base.params != plan.seen_params or base.overrides != plan.seen_overrides:
         raise _Fallback
     return plan
 

@@ -341,10 +341,28 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepSummary:
     """Expand ``spec`` and evaluate every point not yet in ``out_dir``."""
-    backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
+    if scheduler or dask_local is not None:
+        # Dask starts its workers as new processes (no fork), so the points
+        # can be expanded on a thread while the cluster starts
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="einsim-expand") as ex:
+            expanding = ex.submit(expand, spec)
+            backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
+            try:
+                points = expanding.result()
+            except BaseException:
+                backend.close()
+                raise
+    else:
+        backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
+        points = None
     try:
-        backend.start()  # workers start (and import the model stack) while we expand
-        points = expand(spec)
+        if points is None:
+            # the process pool forks its workers now (before any other thread
+            # exists); they import the model stack while this expands
+            backend.start()
+            points = expand(spec)
         return run_points(points, out_dir, backend, chunk_size=chunk_size, progress=progress)
     finally:
         backend.close()
