@@ -17,26 +17,15 @@ from typing import Any
 from hw_models.arch import Architecture
 from mappers.ilp_space import MappingError, MapSpace
 from mappers.mapping import Mapping
+from mappers.objectives import ALIASES, OBJECTIVES, canonical_objective  # noqa: F401
 from workloads.errors import EinsimError
 from workloads.ir import Einsum
 
-OBJECTIVES: tuple[str, ...] = ("latency", "energy", "edp", "dram_traffic")
-#: other spellings accepted (experiments/pipeline.py says "traffic")
-ALIASES: dict[str, str] = {"traffic": "dram_traffic", "delay": "latency"}
 MAPPERS: tuple[str, ...] = ("ilp", "random", "exhaustive", "greedy")
 
 Evaluator = Callable[[Mapping], Any]
 #: many mappings at once -> ``sim.analytical.evaluate_batch``'s dict of arrays
 BatchEvaluator = Callable[[list[Mapping]], dict[str, Any]]
-
-
-def canonical_objective(objective: str) -> str:
-    objective = ALIASES.get(objective, objective)
-    if objective not in OBJECTIVES:
-        raise EinsimError(
-            f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}"
-        )
-    return objective
 
 
 @dataclass(frozen=True)
