@@ -277,12 +277,17 @@ def run_points(
     t0 = time.perf_counter()
     in_flight: dict[Any, list[Point]] = {}
     attempts: dict[str, int] = {}
+    suspects: set[str] = set()
     try:
         while queue or in_flight:
-            while queue and len(in_flight) < max_in_flight:
+            # while a point whose worker died next to other chunks is pending,
+            # run one chunk at a time, so that a death is the point's own
+            limit = 1 if suspects else max_in_flight
+            while queue and len(in_flight) < limit:
                 chunk = queue.pop()
                 in_flight[backend.submit(chunk_fn, chunk)] = chunk
             done, _ = backend.wait_first(set(in_flight))
+            alone = len(in_flight) == 1
             for fut in done:
                 chunk = in_flight.pop(fut, None)
                 if chunk is None:  # requeued after its pool broke
@@ -300,12 +305,19 @@ def run_points(
                         queue.extend([p] for p in reversed(chunk))
                         continue
                     pid = chunk[0].point_id
+                    if not alone and pid not in suspects:
+                        # another chunk was running: the crash may be its
+                        suspects.add(pid)
+                        queue.append(chunk)
+                        continue
                     attempts[pid] = attempts.get(pid, 0) + 1
                     if attempts[pid] < MAX_ATTEMPTS:
                         queue.append(chunk)
                         continue
                     rows = [_dead_worker_row(chunk[0], exc)]
                 store.write(rows)
+                for p in chunk:
+                    suspects.discard(p.point_id)
                 statuses = (
                     [r["status"] for r in rows]
                     if isinstance(rows, list)
