@@ -124,15 +124,22 @@ def _check_keys(data: Mapping, allowed: set[str], path: str) -> None:
             )
 
 
-def _level(data: Any, path: str) -> StorageLevel:
+def _typed_fields(data: Any, path: str, cls: type, specs: dict, what: str) -> dict[str, Any]:
+    """Check that ``data`` is a mapping of ``cls``'s fields; the ``specs``
+    fields it has, checked and converted."""
     if not isinstance(data, Mapping):
-        raise HardwareError(f"{path} must be a mapping of level fields", field=path)
-    names = {f.name for f in dataclasses.fields(StorageLevel)}
+        raise HardwareError(f"{path} must be a mapping of {what} fields", field=path)
+    names = {f.name for f in dataclasses.fields(cls)}
     _check_keys(data, names, path)
     kw: dict[str, Any] = {}
-    for key, (kind, opts) in _LEVEL_FIELDS.items():
+    for key, (kind, opts) in specs.items():
         if key in data:
             kw[key] = _expect(kind, data[key], f"{path}.{key}", **opts)
+    return kw
+
+
+def _level(data: Any, path: str) -> StorageLevel:
+    kw = _typed_fields(data, path, StorageLevel, _LEVEL_FIELDS, "level")
     for key in (
         "name",
         "word_bits",
@@ -188,14 +195,7 @@ def _rates(data: Any, path: str, *, positive: bool) -> dict[str, float]:
 
 
 def _unit(data: Any, path: str) -> ComputeUnit:
-    if not isinstance(data, Mapping):
-        raise HardwareError(f"{path} must be a mapping of compute-unit fields", field=path)
-    names = {f.name for f in dataclasses.fields(ComputeUnit)}
-    _check_keys(data, names, path)
-    kw: dict[str, Any] = {}
-    for key, (kind, opts) in _UNIT_FIELDS.items():
-        if key in data:
-            kw[key] = _expect(kind, data[key], f"{path}.{key}", **opts)
+    kw = _typed_fields(data, path, ComputeUnit, _UNIT_FIELDS, "compute-unit")
     for key in ("name", "kind", "pes", "ops_per_cycle", "energy_pj_per_op"):
         if key not in data:
             raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")

@@ -151,26 +151,27 @@ def _width_scaled(tab: dict[str, Any], kind: str, op: str, bits: int, key: str) 
     return value * (bits / near) ** power
 
 
+def _horowitz(tab: dict[str, Any], key: str, op: str, bits: int, number_format: str) -> float:
+    """``key`` ("energy_pj", "area_um2") of one ``op`` at 45 nm: fp16/fp32
+    by the nearest width up, int scaled from the nearest width."""
+    if number_format == "fp":
+        fbits = 16 if bits <= 16 else 32
+        return tab[key][f"fp{fbits}_{op}"]
+    return _width_scaled(tab, "int", op, bits, key)
+
+
 @_memo
 def op_energy_pj(op: str, bits: int, number_format: str, node_nm: float) -> float:
     """Energy of one ``op`` ("add", "mult") from Horowitz 45 nm, scaled."""
     tab = table("horowitz_45nm")
-    if number_format == "fp":
-        fbits = 16 if bits <= 16 else 32
-        value = tab["energy_pj"][f"fp{fbits}_{op}"]
-    else:
-        value = _width_scaled(tab, "int", op, bits, "energy_pj")
+    value = _horowitz(tab, "energy_pj", op, bits, number_format)
     return scale_energy(value, tab["node_nm"], node_nm)
 
 
 @_memo
 def op_area_um2(op: str, bits: int, number_format: str, node_nm: float) -> float:
     tab = table("horowitz_45nm")
-    if number_format == "fp":
-        fbits = 16 if bits <= 16 else 32
-        value = tab["area_um2"][f"fp{fbits}_{op}"]
-    else:
-        value = _width_scaled(tab, "int", op, bits, "area_um2")
+    value = _horowitz(tab, "area_um2", op, bits, number_format)
     return scale_area(value, tab["node_nm"], node_nm)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -193,6 +193,13 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
         iteration_points=float(einsum.iteration_points),
         unit_names=[cu.name for cu in arch.compute],
     )
+
+
+def array_skew(dataflow: str, rows: Any, cols: Any) -> Any:
+    """Fill-and-drain cycles of one fold of a systolic array (SCALE-Sim)."""
+    if dataflow in ("ws", "is"):
+        return 2.0 * rows + cols - 2.0
+    return rows + cols - 2.0
 
 
 def structure_key(mapping: Mapping) -> tuple:

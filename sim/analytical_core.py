@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.analytical_compile import Hardware, Structure
+from sim.analytical_compile import Hardware, Structure, array_skew
 
 
 def _snap(x: np.ndarray) -> np.ndarray:
@@ -191,10 +191,7 @@ def evaluate_arrays(
         a = st.array_level
         folds = _snap(np.exp(logt[:, : a + 1].sum(axis=(1, 2))))
         t_in = _snap(np.exp(logt[:, a + 1 :].sum(axis=(1, 2))))
-        if st.dataflow in ("ws", "is"):
-            skew = 2.0 * hw.rows + hw.cols - 2.0
-        else:
-            skew = hw.rows + hw.cols - 2.0
+        skew = array_skew(st.dataflow, hw.rows, hw.cols)
         # SCALE-Sim: every fold pays the full fill and drain, minus one cycle
         compute = folds * (t_in * cpp + skew) - 1.0
     else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mappers.mapping import Mapping, loop_order
-from sim.analytical_compile import Structure
+from sim.analytical_compile import Structure, array_skew
 
 if TYPE_CHECKING:
     from hw_models.arch import Architecture
@@ -210,10 +210,7 @@ def evaluate_scalar(
                 folds *= f
             else:
                 t_in *= f
-        if st.dataflow in ("ws", "is"):
-            skew = 2.0 * hw.rows + hw.cols - 2.0
-        else:
-            skew = hw.rows + hw.cols - 2.0
+        skew = array_skew(st.dataflow, hw.rows, hw.cols)
         compute = folds * (t_in * cpp + skew) - 1.0
     else:
         compute = t_all * cpp

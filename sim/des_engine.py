@@ -804,33 +804,38 @@ class Engine:
             if not st.wbusy:
                 self._wb_next(st)
 
-    def _fetch_next(self, st: _BufState) -> None:
-        q = st.queue
-        if not q or st.busy:
-            return
+    @staticmethod
+    def _pop_ready(st: _BufState, q: deque[int]) -> int | None:
+        """The first tile of ``q``, taken off it, once the parent holds it;
+        else ``None`` (the parent's arrival wakes the engine again)."""
+        if not q:
+            return None
         tile = q[0]
         p = st.parent
         if p is not None:
             pi = (tile * st.period) // st.pperiod
             if not (pi < p.arrived or pi in p.ready):
-                return  # woken by the parent's arrival
+                return None
         q.popleft()
+        return tile
+
+    def _fetch_next(self, st: _BufState) -> None:
+        if st.busy:
+            return
+        tile = self._pop_ready(st, st.queue)
+        if tile is None:
+            return
         st.busy = True
         st.acc_p[0] += st.xfer_el
         st.acc_c[1] += st.fill_el
         self._begin(st.fetch_work, self._fetch_done, (st, tile, self.env._now))
 
     def _wb_next(self, st: _BufState) -> None:
-        q = st.wqueue
-        if not q or st.wbusy:
+        if st.wbusy:
             return
-        tile = q[0]
-        p = st.parent
-        if p is not None:
-            pi = (tile * st.period) // st.pperiod
-            if not (pi < p.arrived or pi in p.ready):
-                return  # woken by the parent's arrival
-        q.popleft()
+        tile = self._pop_ready(st, st.wqueue)
+        if tile is None:
+            return
         st.wbusy = True
         st.acc_p[1] += st.xfer_el
         st.acc_c[0] += st.fill_el

@@ -659,27 +659,8 @@ class Cascade:
         1 for FuseMax's cascade.
         """
         fam = self.rank_family(rank)
-        _, dag, _ = _graphs(self.einsums)
-        by_name = {e.name: e for e in self.einsums}
-        producer = {e.output.tensor: e.name for e in self.einsums}
-        pass_of: dict[str, int] = {}
-        best = 0
-        for e in self.einsums:  # already in dependence order
-            iterates = bool(fam & set(e.ranks))
-            p = 1 if iterates else 0
-            for a in e.inputs:
-                src = producer.get(a.tensor)
-                if src is None or not dag.has_edge(src, e.name):
-                    continue
-                k = pass_of[src]
-                if iterates:
-                    streamed = bool(fam & a.ranks) and bool(fam & set(by_name[src].ranks))
-                    k = k if streamed else k + 1
-                p = max(p, k)
-            pass_of[e.name] = p
-            if iterates:
-                best = max(best, p)
-        return best
+        pass_of = self.pass_of(rank)
+        return max((pass_of[e.name] for e in self.einsums if fam & set(e.ranks)), default=0)
 
     def pass_of(self, rank: str) -> dict[str, int]:
         """Pass number of every Einsum for :meth:`passes` (0: before any pass)."""
@@ -688,7 +669,7 @@ class Cascade:
         by_name = {e.name: e for e in self.einsums}
         producer = {e.output.tensor: e.name for e in self.einsums}
         out: dict[str, int] = {}
-        for e in self.einsums:
+        for e in self.einsums:  # already in dependence order
             iterates = bool(fam & set(e.ranks))
             p = 1 if iterates else 0
             for a in e.inputs:

@@ -72,6 +72,15 @@ def _number(
     return int(val) if integer else val
 
 
+def _require_columns(path: str, header: list[str], kind: str, columns: tuple[str, ...]) -> None:
+    """A ``kind`` row needs all of ``columns`` in the header."""
+    cols = [c for c in columns if c not in header]
+    if cols:
+        raise LayerTableError(
+            f"a {kind} row needs column {cols[0]!r}, which the header lacks", file=path, line=1
+        )
+
+
 def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict[str, Any]]:
     """Parse a layer table. Returns (header, raw rows, parsed columns).
 
@@ -114,23 +123,11 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                 )
             kind = (row.get("kind") or "").strip().lower()
             if kind == "gemm":
-                cols = [c for c in GEMM_COLUMNS if c not in header]
-                if cols:
-                    raise LayerTableError(
-                        f"a gemm row needs column {cols[0]!r}, which the header lacks",
-                        file=p,
-                        line=1,
-                    )
+                _require_columns(p, header, "gemm", GEMM_COLUMNS)
                 m, n, k = (_number(p, line, c, row[c], integer=True) for c in GEMM_COLUMNS)
                 conv = None
             elif kind == "conv":
-                cols = [c for c in CONV_COLUMNS if c not in header]
-                if cols:
-                    raise LayerTableError(
-                        f"a conv row needs column {cols[0]!r}, which the header lacks",
-                        file=p,
-                        line=1,
-                    )
+                _require_columns(p, header, "conv", CONV_COLUMNS)
                 v = {c: _number(p, line, c, row[c], integer=True) for c in CONV_COLUMNS}
                 if v["filt_h"] > v["ifmap_h"] or v["filt_w"] > v["ifmap_w"]:
                     raise LayerTableError(

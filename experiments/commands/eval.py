@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from experiments.commands._common import split_param
 from workloads.errors import EinsimError
 
 
@@ -19,12 +20,7 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
     """``k=v`` strings -> dict (ints, then floats, else strings)."""
     out: dict[str, Any] = {}
     for it in items:
-        if "=" not in it:
-            raise EvalError(f"--param {it!r}: expected NAME=VALUE")
-        k, v = it.split("=", 1)
-        k = k.strip()
-        if not k:
-            raise EvalError(f"--param {it!r}: empty name")
+        k, v = split_param(it, EvalError, missing="expected NAME=VALUE", empty="empty name")
         val: Any = v.strip()
         for conv in (int, float):
             try:

@@ -7,18 +7,19 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._common import split_param
 from workloads.errors import WorkloadError
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs:
-        if "=" not in p:
-            raise WorkloadError(f"--param {p!r}: expected KEY=VALUE (for example --param M=128)")
-        k, v = p.split("=", 1)
-        k = k.strip()
-        if not k:
-            raise WorkloadError(f"--param {p!r}: expected KEY=VALUE with a non-empty KEY")
+        k, v = split_param(
+            p,
+            WorkloadError,
+            missing="expected KEY=VALUE (for example --param M=128)",
+            empty="expected KEY=VALUE with a non-empty KEY",
+        )
         if k in out:
             raise WorkloadError(f"--param {k} is given twice")
         out[k] = v.strip()

@@ -304,24 +304,30 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def checked_arch(p: Point, row: dict[str, Any]) -> Any | None:
+    """Build ``p``'s hardware and put its family and facts into ``row``;
+    ``None`` (``row`` marked rejected) when the FPGA fit or area limit filters it."""
+    row["family"] = base_arch(p.base).family
+    reason = fpga_fit_reason(p) if p.fits_fpga else ""
+    if not reason:
+        arch = build_arch(p.base, p.hw)
+        row["family"] = arch.family
+        row.update(hardware_facts(arch))
+        reason = area_reason(p, arch)
+    if reason:
+        row["status"] = "rejected"
+        row["error"] = reason
+        return None
+    return arch
+
+
 def evaluate_point(p: Point) -> dict[str, Any]:
     """One row for one point; never raises for a bad point."""
     row = _base_row(p)
     try:
         with _deadline(p.timeout_s):
-            row["family"] = base_arch(p.base).family
-            reason = fpga_fit_reason(p) if p.fits_fpga else ""
-            if reason:
-                row["status"] = "rejected"
-                row["error"] = reason
-                return row
-            arch = build_arch(p.base, p.hw)
-            row["family"] = arch.family
-            row.update(hardware_facts(arch))
-            reason = area_reason(p, arch)
-            if reason:
-                row["status"] = "rejected"
-                row["error"] = reason
+            arch = checked_arch(p, row)
+            if arch is None:
                 return row
             cascade = build_cascade(p.workload, p.wl)
             from experiments.pipeline import evaluate_workload

@@ -27,19 +27,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-META = (
-    "point_id",
-    "hw_id",
-    "design",
-    "base",
-    "family",
-    "workload",
-    "workload_label",
-    "mapper",
-    "objective",
-    "model",
-    "error",
-)
+from experiments.sweep.evaluate import BASE_COLUMNS
+
+#: the sweep's base columns but ``status`` (rejected rows are left out)
+META = tuple(c for c in BASE_COLUMNS if c != "status")
 SPLITS = (("train", 80), ("val", 10), ("test", 10))
 
 #: unit of a column from the suffix of its name (longest suffix first)

@@ -34,13 +34,9 @@ from experiments.sweep.evaluate import (
     _deadline,
     _describe,
     alarm_scope,
-    area_reason,
-    base_arch,
-    build_arch,
     build_cascade,
+    checked_arch,
     evaluate_point,
-    fpga_fit_reason,
-    hardware_facts,
     mapping_summary,
 )
 from experiments.sweep.sampling import Point
@@ -53,29 +49,9 @@ BATCH_MAPPERS = ("greedy-fast", "greedy")
 def arch_signature(arch: Any) -> tuple:
     """What ``sim.analytical_compile.compile_structure`` reads from an
     architecture other than the numbers ``hardware_arrays`` can override."""
-    levels = tuple(
-        (
-            lv.name,
-            lv.holds,
-            lv.multicast,
-            lv.spatial_reduce,
-            lv.double_buffered,
-            lv.shared_bw,
-            lv.fanout > 1,
-        )
-        for lv in arch.levels
-    )
-    units = tuple(
-        (
-            cu.name,
-            cu.kind,
-            getattr(cu, "fed_by", ""),
-            cu.dataflow,
-            tuple(sorted(c for c, v in cu.ops_per_cycle.items() if v > 0)),
-        )
-        for cu in arch.compute
-    )
-    return (arch.family, levels, units)
+    from sim.analytical_compile import arch_structure_key
+
+    return (arch.family, *arch_structure_key(arch))
 
 
 def mapping_key(arch: Any) -> tuple:
@@ -264,16 +240,8 @@ def _evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
         row = _base_row(p)
         try:
             with _deadline(p.timeout_s):
-                row["family"] = base_arch(p.base).family
-                reason = fpga_fit_reason(p) if p.fits_fpga else ""
-                if not reason:
-                    arch = build_arch(p.base, p.hw)
-                    row["family"] = arch.family
-                    row.update(hardware_facts(arch))
-                    reason = area_reason(p, arch)
-                if reason:
-                    row["status"] = "rejected"
-                    row["error"] = reason
+                arch = checked_arch(p, row)
+                if arch is None:
                     rows[i] = row
                     continue
                 cascade = build_cascade(p.workload, p.wl)
