@@ -22,17 +22,35 @@ from workloads.errors import EinsimError
 
 #: subcommand name -> (module, short help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "workload": ("experiments.commands.workload", "List, show and check workloads (Einsum cascades)."),
+    "workload": (
+        "experiments.commands.workload",
+        "List, show and check workloads (Einsum cascades).",
+    ),
     "hw": ("experiments.commands.hw", "List, show, check and derive hardware models."),
     "eval": ("experiments.commands.eval", "Evaluate a workload on a hardware model."),
     "map": ("experiments.commands.map", "Search a mapping for a workload (ILP and baselines)."),
-    "schedule": ("experiments.commands.schedule", "Schedule a cascade: fusion, binding, residency (ILP)."),
-    "array-predict": ("experiments.commands.array_predict", "SCALE-Sim compatible systolic-array predictions."),
-    "gpu-predict": ("experiments.commands.gpu_predict", "Predict GPU kernel time, DRAM bytes and energy."),
+    "schedule": (
+        "experiments.commands.schedule",
+        "Schedule a cascade: fusion, binding, residency (ILP).",
+    ),
+    "array-predict": (
+        "experiments.commands.array_predict",
+        "SCALE-Sim compatible systolic-array predictions.",
+    ),
+    "gpu-predict": (
+        "experiments.commands.gpu_predict",
+        "Predict GPU kernel time, DRAM bytes and energy.",
+    ),
     "sweep": ("experiments.commands.sweep", "Run a design sweep (local pool or Dask)."),
-    "export": ("experiments.commands.export", "Export sweep results as surrogate-model training data."),
+    "export": (
+        "experiments.commands.export",
+        "Export sweep results as surrogate-model training data.",
+    ),
     "dashboard": ("experiments.commands.dashboard", "Write a Plotly dashboard of a sweep."),
-    "experiment": ("experiments.commands.experiment", "Run a packaged experiment (fusemax, gpu-validation)."),
+    "experiment": (
+        "experiments.commands.experiment",
+        "Run a packaged experiment (fusemax, gpu-validation).",
+    ),
 }
 
 

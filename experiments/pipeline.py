@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from workloads.ir import Cascade, Einsum
 
 
-
 class PipelineError(EinsimError):
     """An unknown mapper, model or objective, or a missing mapping."""
 
