@@ -24,11 +24,18 @@ from __future__ import annotations
 import math
 
 from hw_models.arch import Architecture
-from mappers.schedule import FusionGroup, Schedule, ScheduleError, default_binding
+from mappers.schedule import (
+    OUTER_RANKS,
+    FusionGroup,
+    Schedule,
+    ScheduleError,
+    default_binding,
+    later_pass_readers,
+    streamed_ranks,
+)
 from workloads.ir import Cascade
 
-#: ranks iterated outside a fused group's tiles (one batch/head slice at a time)
-OUTER_RANKS = ("b", "h", "n", "g")
+__all__ = ["OUTER_RANKS", "flat_candidates", "flat_schedule", "fusemax_schedule"]
 
 
 def _buffer(arch: Architecture) -> tuple[str, float]:
@@ -78,6 +85,14 @@ def _peak_live_bytes_per_query(
         if t in cascade.intermediates and t not in spilled:
             first = pos[e.name]
             readers = [x for x in cascade.einsums if any(a.tensor == t for a in x.inputs)]
+            if (
+                rank in cascade.tensor(t).ranks
+                and streamed_ranks(cascade, t, rank)
+                and not later_pass_readers(cascade, t, [x.name for x in readers], rank)
+            ):
+                # read only in its producer's pass: it streams through the
+                # buffer a tile at a time and never needs a whole row
+                continue
             last = max((pos[x.name] for x in readers), default=first)
             last_reader = order[last]
             # in place: a last reader that is element-wise over the same ranks
@@ -105,19 +120,30 @@ def _peak_live_bytes_per_query(
     return always + peak
 
 
+def _readers(cascade: Cascade, tensor: str) -> list[str]:
+    return [
+        e.name
+        for e in cascade.einsums
+        if e.output.tensor != tensor and any(a.tensor == tensor for a in e.inputs)
+    ]
+
+
 def flat_candidates(cascade: Cascade, arch: Architecture, rank: str = "p") -> list[Schedule]:
     """FLAT's legal schedules: every intermediate kept in the buffer (the
     tile shrinks as the key rank grows, and K and V are re-read per tile), or
-    the intermediates as large as a full score matrix spilled to DRAM (the
-    tile is then bounded by the small per-query state only). The caller costs
-    them and keeps the best, as FLAT picks its granularity per workload."""
+    the score-sized intermediates that a later pass reads spilled to DRAM
+    (the tile is then bounded by the small per-query state only; each spilled
+    tensor costs one write plus one read per later pass, see
+    :func:`mappers.schedule.later_pass_readers`). The caller costs them and
+    keeps the best, as FLAT picks its granularity per workload."""
     sizes = _sizes(cascade)
     big = frozenset(
         t
         for t in cascade.intermediates
         if rank in cascade.tensor(t).ranks
-        and any(r not in OUTER_RANKS and r != rank for r in cascade.tensor(t).ranks)
+        and streamed_ranks(cascade, t, rank)
         and cascade.tensor(t).bytes >= max(cascade.tensor(x).bytes for x in cascade.inputs)
+        and later_pass_readers(cascade, t, _readers(cascade, t), rank)
     )
     out: list[Schedule] = []
     for spilled in (frozenset(), big):

@@ -10,7 +10,8 @@ A :class:`Schedule` says, for a cascade of Einsums on an architecture:
 * the binding of every Einsum to a compute unit (FuseMax's 2D array for the
   MAC-heavy Einsums, the 1D array for the rest);
 * for every tensor, where it lives: ``DRAM`` (spilled: written out by its
-  producer and reloaded by each consumer) or an on-chip level.
+  producer and reloaded by each consumer that runs in a later pass, see
+  :func:`later_pass_readers`) or an on-chip level.
 
 :func:`validate_schedule` checks that every tensor is produced before it is
 consumed and that the on-chip working set fits the capacity at every step.
@@ -166,3 +167,53 @@ def validate_schedule(
                 f"{used:.0f} B but the buffer holds {capacity_bytes:.0f} B "
                 f"(largest: {biggest}, {sizes.get(biggest, cascade.tensor(biggest).bytes):.0f} B)"
             )
+
+
+#: ranks iterated outside a fused group's tiles (one batch/head slice at a time)
+OUTER_RANKS = ("b", "h", "n", "g")
+
+
+def _root_rank(cascade: Cascade, rank: str) -> str:
+    """The rank ``rank`` was split from (``m`` for ``m1`` and ``m0``)."""
+    parents = {c: parent for parent, children in cascade.splits for c in children}
+    while rank in parents:
+        rank = parents[rank]
+    return rank
+
+
+def streamed_ranks(cascade: Cascade, tensor: str, tiled_rank: str = "") -> tuple[str, ...]:
+    """Ranks of ``tensor`` a fused group walks inside each tile: all but the
+    outer (batch/head) ranks and the tiled rank, split ranks named by the
+    rank they were split from."""
+    tiled = _root_rank(cascade, tiled_rank) if tiled_rank else ""
+    out: list[str] = []
+    for r in cascade.tensor(tensor).ranks:
+        root = _root_rank(cascade, r)
+        if r not in OUTER_RANKS and root != tiled and root not in out:
+            out.append(root)
+    return tuple(out)
+
+
+def later_pass_readers(
+    cascade: Cascade, tensor: str, consumers: list[str] | tuple[str, ...], tiled_rank: str = ""
+) -> list[str]:
+    """The consumers of ``tensor`` that run in a later pass than its producer.
+
+    Passes follow the cascade's pass analysis (:meth:`Cascade.pass_of`) over
+    each rank the group streams. A consumer in the producer's pass reads the
+    values as they are produced (the softmax max reads each score while QK
+    writes it), so a spilled tensor reaches it on chip, before the spill; a
+    consumer in a later pass needs values whose production finished a pass
+    ago, so it reloads them from where they were spilled. This is what lets
+    FLAT at long sequences spill the score matrix at one write and one read
+    per later pass, instead of one read per consumer.
+    """
+    producer = next((e.name for e in cascade.einsums if e.output.tensor == tensor), None)
+    ranks = streamed_ranks(cascade, tensor, tiled_rank)
+    if producer is None or not ranks:
+        return list(consumers)
+    later = set()
+    for r in ranks:
+        pass_of = cascade.pass_of(r)
+        later |= {c for c in consumers if pass_of[c] > pass_of[producer]}
+    return [c for c in consumers if c in later]

@@ -36,10 +36,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hw_models.arch import Architecture, ComputeUnit
-from mappers.attention_schedules import OUTER_RANKS
 from mappers.fusion import FusionProblem, Intermediate
 from mappers.fusion import evaluate as fusion_evaluate
-from mappers.schedule import FusionGroup, Schedule, ScheduleError, default_binding
+from mappers.schedule import (
+    OUTER_RANKS,
+    FusionGroup,
+    Schedule,
+    ScheduleError,
+    default_binding,
+    later_pass_readers,
+)
 from sim.metrics import Metrics
 from workloads.ir import Cascade, Einsum
 
@@ -417,8 +423,12 @@ def _evaluate_grouped(
                 continue
             size = cascade.tensor(t).bytes
             if schedule.residency.get(t) == "DRAM":
-                g_dram += size * (1 + len(consumers))
-                dram_bytes += size * (1 + len(consumers))
+                # spilled: written once; consumers in the producer's pass
+                # take it on chip, later passes reload it
+                reload = later_pass_readers(cascade, t, [x.name for x in consumers], g.tiled_rank)
+                if reload:
+                    g_dram += size * (1 + len(reload))
+                    dram_bytes += size * (1 + len(reload))
                 buffer_bytes += size * (1 + len(consumers))
                 continue
             same_unit = all(schedule.binding[x.name] == schedule.binding[e.name] for x in consumers)

@@ -583,7 +583,9 @@ def simulate_cascade(
     the ports they both use. Intermediates whose residency in ``schedule``
     is an on-chip level are handed over on chip: the producer does not write
     them to the outermost level and the consumer does not fetch them from
-    it. When producer and consumer are in one pipelined fusion group
+    it. A spilled intermediate is written out by its producer; a consumer in
+    the same fusion group and in the producer's pass still takes it on chip,
+    later passes reload it. When producer and consumer are in one pipelined fusion group
     (``FusionGroup.pipelined``) and on different units, they run together:
     the consumer's step ``s`` waits until the producer has done
     ``(s+1)/steps`` of its steps (both walk the intermediate in the same
@@ -618,7 +620,12 @@ def simulate_cascade(
             validate(m, e, arch)
         used[name] = m
         fused_in = frozenset(
-            a.tensor for a in e.inputs if a.tensor in on_chip and a.tensor in producer
+            a.tensor
+            for a in e.inputs
+            if a.tensor in producer
+            and (
+                a.tensor in on_chip or _same_pass_spill(cascade, schedule, a.tensor, producer, name)
+            )
         )
         nest = build_nest(
             e,
@@ -645,7 +652,10 @@ def simulate_cascade(
             if (
                 p is not None
                 and p in deps[name]
-                and a.tensor in on_chip
+                and (
+                    a.tensor in on_chip
+                    or _same_pass_spill(cascade, schedule, a.tensor, producer, name)
+                )
                 and unit_of[p] != unit_of[name]
                 and _pipelined(schedule, p, name)
             ):
@@ -661,6 +671,22 @@ def simulate_cascade(
         timeline_limit=timeline_limit,
         mappings=used,
     )
+
+
+def _same_pass_spill(
+    cascade: Any, schedule: Any, tensor: str, producer: dict[str, str], consumer: str
+) -> bool:
+    """A spilled tensor read by an Einsum of its producer's fusion group in
+    the producer's pass: it reaches the consumer on chip before the spill
+    (the cost model's rule, :func:`mappers.schedule.later_pass_readers`)."""
+    if schedule is None or schedule.residency.get(tensor) is None:
+        return False
+    from mappers.schedule import later_pass_readers
+
+    for g in getattr(schedule, "groups", None) or ():
+        if producer[tensor] in g.einsums and consumer in g.einsums and len(g.einsums) > 1:
+            return not later_pass_readers(cascade, tensor, [consumer], g.tiled_rank)
+    return False
 
 
 def _pipelined(schedule: Any, producer: str, consumer: str) -> bool:
