@@ -62,6 +62,8 @@ def calibrate(hw: str = "h100", data_dir: Path | None = None) -> tuple[object, d
 def render(hw: str, params: object, summary: dict, data_dir: Path, command: str) -> str:
     import yaml
 
+    from sim import gpu_calibration as gc
+
     try:
         rel = data_dir.resolve().relative_to(Path(__file__).resolve().parents[1])
     except ValueError:
@@ -72,10 +74,10 @@ def render(hw: str, params: object, summary: dict, data_dir: Path, command: str)
         "fitted_at_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
         "method": "sim/gpu_calibration.py: traffic on Nsight Compute DRAM bytes, time on "
-        "median_ms (relative >= 50 us, absolute below), energy per call by NNLS; host "
-        "issue times and event_s read off loop_ms / median_ms (measured_timing_s); "
-        "tensor_eff, cuda_eff, hbm_eff, flash_softmax_ops, wave_quant, l2_reuse_frac, "
-        "feed_multicast fixed (sim/gpu_spec.py)",
+        "median_ms (relative >= 50 us, absolute below), energy per call by NNLS; the "
+        "other parameters fixed (sources in sim/gpu_spec.py) or tied (TIES)",
+        "fitted": list(gc.TRAFFIC_FIT + gc.TIME_FIT + gc.ENERGY_FIT),
+        "tied": {k: f"{v[1]:g} x {v[0]}" for k, v in gc.TIES.items()},
         "fit_errors": {k: round(float(v), 3) for k, v in summary.items()},
     }
     body = {"params": {k: float(f"{v:.6g}") for k, v in params.to_dict().items()}}

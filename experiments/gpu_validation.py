@@ -64,7 +64,7 @@ def build_report(kernels: Any, ncu: Any, arch: Any, *, cv: bool = True) -> dict[
         pred["cv_pred_energy_mj"] = cvp["pred_energy_mj"].to_numpy()
         rows.append(
             _table_rows(
-                "leave-one-group-out CV",
+                "leave-one-group-out CV (strict)",
                 gc.error_table(pred["median_ms"], pred["cv_pred_ms"], e, pred["cv_pred_energy_mj"]),
             )
         )

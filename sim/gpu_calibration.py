@@ -1,21 +1,23 @@
 """Fit the GPU model's scalar parameters on measured kernels; error metrics.
 
-Three fits, in this order, each on a different measurement:
+Eleven scalars are fitted, in three fits, each on a different measurement:
 
-1. traffic scalars (L2 reuse, re-read, retention) on Nsight Compute DRAM
+1. traffic (``gemm_reread``, ``l2_retain_frac``) on Nsight Compute DRAM
    bytes (``traffic_ncu.csv``), relative error per profiled call;
-2. time scalars (flash MMA efficiency, row-kernel latency, launch cost,
-   event period) on ``median_ms`` of ``kernels.csv``: residual = error /
-   max(measured, 50 us), so kernels of 50 us or more count by relative error
-   and faster ones by absolute error. The host issue time per API family and
-   the event overhead are not fitted but read off ``loop_ms`` and
-   ``median_ms`` (``measured_timing_s``: one number per API family);
-3. energy scalars, a linear least squares on energy per call given the
-   predicted loop times (non-negative, relative residuals).
+2. time (``tensor_eff``, ``hbm_eff``, ``row_s_per_byte``, ``launch_s``,
+   ``host_call_s``, ``sdpa_select_s``) on ``median_ms`` of ``kernels.csv``:
+   residual = error / max(measured, 50 us), so kernels of 50 us or more count
+   by relative error and faster ones by absolute error;
+3. energy (``e_tensor16_pj``, ``e_cuda_pj``, ``e_hbm_pj_per_byte``), a
+   non-negative linear least squares on energy per call.
 
-No parameter depends on a kernel shape. ``leave_one_group_out`` re-fits with
-one op group held out and predicts it; parameters only that group informs
-fall back to a generic value (see ``FALLBACK``).
+Everything else is fixed (datasheet figures of the preset, instruction
+counts, published figures; sources in ``sim/gpu_spec.py``) or tied to a
+fitted scalar (``TIES``). No parameter depends on a kernel shape and nothing
+is read off the data outside these fits. ``leave_one_group_out`` re-fits
+with one op group's rows hidden and predicts it (strict: none of its rows
+is used); parameters only that group informs take a fallback
+(``FALLBACK``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import numpy as np
 from sim.gpu_energy import (
     ENERGY_CLASSES,
     energy_terms,
-    gpu_time_s,
     loop_time_s,
     median_time_s,
 )
@@ -41,18 +42,15 @@ SLOW_S = 50e-6
 TRAFFIC_FIT: tuple[str, ...] = (
     "gemm_reread",
     "l2_retain_frac",
-    "flash_kv_l2_frac",
 )
-#: fitted time scalars. Not fitted: the host issue times and ``event_s``
-#: (read off loop_ms / median_ms, ``measured_timing_s``); ``tensor_eff``,
-#: ``cuda_eff``, ``hbm_eff``, ``flash_softmax_ops``, ``wave_quant``,
-#: ``l2_reuse_frac``, ``feed_multicast`` (fixed, sources in sim/gpu_spec.py)
+#: fitted time scalars (on median_ms)
 TIME_FIT: tuple[str, ...] = (
-    "flash_mma_eff",
-    "row_fixed_s",
+    "tensor_eff",
+    "hbm_eff",
     "row_s_per_byte",
     "launch_s",
-    "event_period_s",
+    "host_call_s",
+    "sdpa_select_s",
 )
 #: physical ranges of the parameters (also of those not fitted by default,
 #: for fits with other ``names``)
@@ -66,29 +64,56 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "row_fixed_s": (0.0, 50e-6),
     "row_s_per_byte": (0.0, 5e-9),
     "launch_s": (0.0, 20e-6),
-    "event_s": (0.0, 30e-6),
     "event_period_s": (0.0, 60e-6),
-    "host_cublas_s": (1e-6, 80e-6),
-    "host_sdpa_s": (1e-6, 120e-6),
-    "host_eltwise_s": (1e-6, 80e-6),
-    "host_copy_s": (1e-6, 80e-6),
+    "host_call_s": (1e-6, 80e-6),
+    "sdpa_select_s": (0.0, 120e-6),
     "l2_reuse_frac": (0.2, 1.0),
     "gemm_reread": (0.5, 4.0),
     "l2_retain_frac": (0.0, 1.0),
     "flash_kv_l2_frac": (0.05, 10.0),
 }
 ENERGY_FIT: tuple[str, ...] = (
-    "active_power_w",
     "e_tensor16_pj",
-    "e_tensor16_sync_pj",
-    "e_tf32_pj",
     "e_cuda_pj",
-    "e_rowpass_pj",
     "e_hbm_pj_per_byte",
 )
 #: L2 energy per byte tied to HBM's: Dally (MICRO-52 keynote, REFERENCES.md)
 #: gives 50 pJ per word from the last-level cache and 640 pJ from DRAM
 L2_PER_HBM_ENERGY = 50.0 / 640.0
+
+#: parameters not fitted but tied to a fitted one: name -> (source, factor).
+#: Applied after every fit step (and written to the parameter file).
+TIES: dict[str, tuple[str, float]] = {
+    # one GEMM main-loop efficiency for tensor-core and CUDA-core GEMMs
+    "cuda_eff": ("tensor_eff", 1.0),
+    # the timing loop's own host work per iteration (two event records and
+    # the Python loop) costs about one more PyTorch-level call
+    "event_period_s": ("host_call_s", 1.0),
+    # one effective L2 capacity fraction for the dirty output lines left at a
+    # kernel's end and for FlashAttention's K/V reuse
+    "flash_kv_l2_frac": ("l2_retain_frac", 1.0),
+    # tensor-core energy per FLOP: one number for bf16/fp16 wgmma, FA-2's
+    # mma.sync and TF32 (weakly identified apart: most TF32 GEMMs sit at the
+    # power cap); fp8 half of it (half the operand bits; no fp8 data)
+    "e_tensor16_sync_pj": ("e_tensor16_pj", 1.0),
+    "e_tf32_pj": ("e_tensor16_pj", 1.0),
+    "e_tensor8_pj": ("e_tensor16_pj", 0.5),
+    # a row kernel's (and the online softmax's) on-chip pass per element is
+    # flash_softmax_ops CUDA-core op units (instruction count, sim/gpu_spec.py)
+    "e_rowpass_pj": ("e_cuda_pj", 12.0),
+    "e_l2_pj_per_byte": ("e_hbm_pj_per_byte", L2_PER_HBM_ENERGY),
+}
+
+
+def apply_ties(params: GpuParams) -> GpuParams:
+    """Set the tied parameters from their sources (``TIES``)."""
+    vals = {}
+    for name, (src, f) in TIES.items():
+        if src == "e_cuda_pj" and name == "e_rowpass_pj":
+            f = params.flash_softmax_ops
+        vals[name] = getattr(params, src) * f
+    return replace(params, **vals)
+
 
 #: op -> validation/cross-validation group
 OP_GROUP: dict[str, str] = {
@@ -110,21 +135,12 @@ OP_GROUP: dict[str, str] = {
 }
 
 #: group held out -> parameters only it informs -> a fallback: another
-#: parameter's name, (name, factor), or a constant. A held-out group must not
-#: lend its own data to the model.
+#: parameter's name, (name, factor), or a constant. A held-out group lends
+#: none of its rows (time, loop time, energy, Nsight counters) to the model.
 FALLBACK: dict[str, dict[str, str | float | tuple[str, float]]] = {
-    # FlashAttention-2 reaches about 35% of the H100 tensor peak end to end
-    # (Shah et al., "FlashAttention-3", 2024, abstract). With the softmax's
-    # 12 CUDA-core ops per score modelled apart (67 TFLOP/s), that leaves the
-    # MMAs at head dim 128: 512 / (989e12 e) = 512 / (989e12 x 0.35)
-    # - 12 / 67e12, e = 0.40
-    "attn_flash": {
-        "flash_mma_eff": 0.40,
-        "flash_kv_l2_frac": 0.6,
-        "e_tensor16_sync_pj": "e_tensor16_pj",
-    },
-    # tf32 moves twice the operand bits of bf16 per FLOP
-    "gemm": {"e_tf32_pj": ("e_tensor16_pj", 2.0)},
+    # SDPA's backend selection has no other source than SDPA calls: a
+    # held-out SDPA call costs a plain call's host time.
+    "attn_flash": {"sdpa_select_s": 0.0},
 }
 
 
@@ -137,7 +153,7 @@ def _apply_fallback(params: GpuParams, group: str) -> GpuParams:
         else:
             val = src
         params = replace(params, **{name: float(val)})
-    return params
+    return apply_ties(params)
 
 
 def group_of(op: str) -> str:
@@ -219,7 +235,7 @@ def _least_squares(fun: Any, names: tuple[str, ...], base: GpuParams) -> GpuPara
     x0 = np.clip(x0, lo + 1e-12 * scale, hi - 1e-12 * scale)
 
     def f(z: np.ndarray) -> np.ndarray:
-        return fun(replace(base, **dict(zip(names, z * scale, strict=True))))
+        return fun(apply_ties(replace(base, **dict(zip(names, z * scale, strict=True)))))
 
     res = least_squares(
         f,
@@ -232,12 +248,13 @@ def _least_squares(fun: Any, names: tuple[str, ...], base: GpuParams) -> GpuPara
         ftol=1e-3,
         xtol=1e-3,
     )
-    return replace(base, **dict(zip(names, (res.x * scale).tolist(), strict=True)))
+    return apply_ties(replace(base, **dict(zip(names, (res.x * scale).tolist(), strict=True))))
 
 
 def fit_traffic(
-    ncu_calls_df: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] = TRAFFIC_FIT
+    ncu_calls_df: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] | None = None
 ) -> GpuParams:
+    names = names or TRAFFIC_FIT
     if len(ncu_calls_df) == 0:
         return base
     return _least_squares(lambda p: traffic_errors(ncu_calls_df, spec, p), names, base)
@@ -251,17 +268,19 @@ def time_residuals(
 
 
 def fit_time(
-    kernels: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] = TIME_FIT
+    kernels: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] | None = None
 ) -> GpuParams:
+    names = names or TIME_FIT
     rows = _rows(kernels)
     meas = kernels["median_ms"].to_numpy(float) * 1e-3
     return _least_squares(lambda p: time_residuals(rows, meas, spec, p), names, base)
 
 
 def fit_energy(
-    kernels: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] = ENERGY_FIT
+    kernels: Any, spec: GpuSpec, base: GpuParams, names: tuple[str, ...] | None = None
 ) -> GpuParams:
     """Non-negative linear least squares of energy per call (relative)."""
+    names = names or ENERGY_FIT
     from scipy.optimize import nnls
 
     rows = _rows(kernels)
@@ -277,12 +296,12 @@ def fit_energy(
     for cost, t in zip(_costs(rows, spec, base), t_meas, strict=True):
         flops = cost.flops
         col = {
-            "active_power_w": min(t, gpu_time_s(cost, base)) * 1e12,
-            "e_tensor16_pj": flops.get("tensor16", 0.0),
-            "e_tensor16_sync_pj": flops.get("tensor16_sync", 0.0),
-            "e_rowpass_pj": flops.get("rowpass", 0.0),
-            "e_tf32_pj": flops.get("tf32", 0.0),
-            "e_cuda_pj": flops.get("cuda", 0.0),
+            "e_tensor16_pj": flops.get("tensor16", 0.0)
+            + flops.get("tensor16_sync", 0.0)
+            + flops.get("tf32", 0.0)
+            + 0.5 * flops.get("tensor8", 0.0),
+            "e_cuda_pj": flops.get("cuda", 0.0)
+            + base.flash_softmax_ops * flops.get("rowpass", 0.0),
             "e_hbm_pj_per_byte": cost.dram_read_bytes
             + cost.dram_write_bytes
             + L2_PER_HBM_ENERGY * cost.l2_bytes,
@@ -313,77 +332,7 @@ def fit_energy(
             break
         use = new_use
     vals = dict(zip(names, x.tolist(), strict=True))
-    if "e_hbm_pj_per_byte" in vals:
-        vals["e_l2_pj_per_byte"] = vals["e_hbm_pj_per_byte"] * L2_PER_HBM_ENERGY
-    if "e_tensor16_pj" in vals:
-        # no fp8 kernel measured: fp8 MMA taken as half the bf16 energy per
-        # FLOP (half the operand bits per FLOP; assumption, see docs)
-        vals["e_tensor8_pj"] = vals["e_tensor16_pj"] / 2
-    return replace(base, **vals)
-
-
-#: host API family -> the single-call ops that issue only that family
-HOST_FAMILY_OPS: dict[str, tuple[str, ...]] = {
-    "host_cublas_s": ("gemm", "bmm", "conv2d"),
-    "host_sdpa_s": ("attn_flash",),
-    "host_eltwise_s": (
-        "add",
-        "mul",
-        "gelu",
-        "relu",
-        "exp",
-        "sum",
-        "softmax",
-        "layernorm",
-        "rmsnorm",
-    ),
-    "host_copy_s": ("copy",),
-}
-
-
-def measured_timing_s(kernels: Any) -> dict[str, float]:
-    """Host issue times per API family and the event overhead, measured.
-
-    In a back-to-back loop (``loop_ms``) host and GPU overlap, so a call's
-    time per iteration is max(host issue time, GPU time), and the shortest
-    ``loop_ms`` of a family's ops is its host issue time (PyTorch dispatch +
-    library + launch; the calls at that floor are host-bound). A single
-    call between CUDA events (``median_ms``) of such a host-bound call takes
-    that issue time plus the event bracketing: ``event_s`` is the median of
-    ``median_ms - loop_ms`` over the calls within 10% of their family's
-    floor. One number per API family, the same for every row.
-    """
-    out = measured_host_s(kernels)
-    if not out or "median_ms" not in kernels:
-        return out
-    gaps = []
-    for name, ops in HOST_FAMILY_OPS.items():
-        sub = kernels[kernels["op"].isin(ops)]
-        if name in out and len(sub):
-            near = sub[sub["loop_ms"] <= 1.1 * out[name] * 1e3]
-            gaps.extend(((near["median_ms"] - near["loop_ms"]) * 1e-3).tolist())
-    if gaps:
-        out["event_s"] = float(np.median(gaps))
-    return out
-
-
-def measured_host_s(kernels: Any) -> dict[str, float]:
-    """Host issue time per call of each API family, measured, not fitted.
-
-    In a back-to-back loop (``loop_ms``) the host and the GPU overlap, so a
-    call's time per iteration is max(host issue time, GPU time): the
-    shortest ``loop_ms`` of a family's ops is its host issue time (PyTorch
-    dispatch + library + launch) when that call is host-bound. One number per
-    API family, the same for every row (no per-shape value).
-    """
-    out: dict[str, float] = {}
-    if "loop_ms" not in kernels:
-        return out
-    for name, ops in HOST_FAMILY_OPS.items():
-        sub = kernels[kernels["op"].isin(ops)]
-        if len(sub):
-            out[name] = float(sub["loop_ms"].min()) * 1e-3
-    return out
+    return apply_ties(replace(base, **vals))
 
 
 def fit_all(
@@ -392,16 +341,13 @@ def fit_all(
     spec: GpuSpec,
     base: GpuParams | None = None,
     rounds: int = 2,
-    measured: dict[str, float] | None = None,
 ) -> GpuParams:
     """Traffic, then time, then energy (time re-fitted once traffic moved).
 
-    The host issue times and the event overhead are measured, not fitted
-    (``measured_timing_s``); ``measured`` overrides them.
+    Uses only the rows it is given (``kernels`` and ``ncu``): nothing is read
+    off other data.
     """
-    if measured is None:
-        measured = measured_timing_s(kernels)
-    params = replace(base or GpuParams(), **measured)
+    params = apply_ties(base or GpuParams())
     calls = ncu_calls(ncu) if ncu is not None and len(ncu) else None
     for _ in range(rounds):
         if calls is not None:
@@ -423,24 +369,21 @@ def predict_frame(kernels: Any, spec: GpuSpec, params: GpuParams) -> Any:
 def leave_one_group_out(
     kernels: Any, ncu: Any, spec: GpuSpec, base: GpuParams | None = None
 ) -> Any:
-    """Predict each op group with parameters fitted on all the other groups."""
+    """Predict each op group with parameters fitted on all the other groups.
+
+    Strict: nothing from the held-out group's rows is used to predict it
+    (not its median_ms, loop_ms, energy or Nsight Compute counters);
+    parameters only that group informs take the ``FALLBACK`` value.
+    """
     import pandas as pd
 
-    # host issue times are measured inputs (loop_ms floors, one per API
-    # family), like the datasheet figures: every group gets them
     base = base or GpuParams()
-    # host issue times and event overhead are measured inputs of the
-    # software stack (loop_ms floors, one per API family), like the
-    # datasheet figures: every held-out group gets them
-    measured = measured_timing_s(kernels)
     groups = kernels["op"].map(group_of)
     parts = []
     for g in sorted(groups.unique()):
         train = kernels[groups != g]
         ncu_train = ncu[ncu["op"].map(group_of) != g] if ncu is not None else None
-        fitted = _apply_fallback(
-            fit_all(train, ncu_train, spec, base, rounds=1, measured=measured), g
-        )
+        fitted = _apply_fallback(fit_all(train, ncu_train, spec, base, rounds=1), g)
         test = predict_frame(kernels[groups == g], spec, fitted)
         test["cv_group"] = g
         parts.append(test)

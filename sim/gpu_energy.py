@@ -1,23 +1,20 @@
 """Timing convention and board energy of one call on a GPU.
 
 Back-to-back calls (``loop_ms``, the energy loop) overlap host and GPU: a
-call takes the longer of its host issue time (PyTorch dispatch + library,
-``host_*_s`` by API family, summed over the calls of an op) and its GPU time
-(kernels + ``launch_s`` each).
+call takes the longer of its host issue time h and its GPU time G. h is
+``host_call_s`` per PyTorch-level call (one number for every API family),
+plus ``sdpa_select_s`` for a scaled_dot_product_attention call (backend
+selection); G is the kernel time plus ``launch_s`` per kernel.
 
-A single call between CUDA events (``median_ms``) shows three regimes in the
-H100 data, those of a timing loop that records start, issues the call and
-records end with no synchronisation in between (G the GPU time, h the host
-issue time):
-
-* G <= ``event_s``: host-bound, the events bracket h + ``event_s``;
-* ``event_s`` < G < ``event_period_s``: the GPU idled while the host issued
-  the call, so the kernels start only after h: h + G;
-* G large: the GPU runs behind the host and the events are processed back
-  to back with the kernels: G. Between the last two the host period of one
-  timing iteration (h + ``event_period_s``) bounds the bracketed time.
-
-So ``median = max(G, h + min(max(event_s, G), event_period_s))``.
+A single call between CUDA events (``median_ms``): the timing loop records
+the start event, issues the call and records the end event with no
+synchronisation in between, so each iteration costs the host h +
+``event_period_s``. While G + h is shorter than that period the GPU is idle
+when the start event is recorded and the events bracket h + G (the kernel
+starts only once the host has issued it); a GPU busier than the host period
+runs behind the host and the events bracket G alone; in between the host
+period bounds the bracketed time. So
+``median = max(G, min(h + G, h + event_period_s))``.
 
 Energy per call (``energy_loop_mj / energy_calls``): board power is idle
 power plus an "active" power while a stream of calls keeps the clocks up,
@@ -33,13 +30,10 @@ from sim.gpu_tiling import KernelCost
 
 
 def host_time_s(cost: KernelCost, params: GpuParams) -> float:
-    per = {
-        "cublas": params.host_cublas_s,
-        "sdpa": params.host_sdpa_s,
-        "eltwise": params.host_eltwise_s,
-        "copy": params.host_copy_s,
-    }
-    return sum(per.get(h, params.host_cublas_s) for h in cost.host_calls)
+    """Host issue time of a call: ``host_call_s`` per PyTorch-level call."""
+    n = len(cost.host_calls)
+    n_sdpa = sum(1 for h in cost.host_calls if h == "sdpa")
+    return n * params.host_call_s + n_sdpa * params.sdpa_select_s
 
 
 def gpu_time_s(cost: KernelCost, params: GpuParams) -> float:
@@ -50,7 +44,7 @@ def median_time_s(cost: KernelCost, params: GpuParams) -> float:
     """Time of one call bracketed by CUDA events (``median_ms`` convention)."""
     host = host_time_s(cost, params)
     gpu = gpu_time_s(cost, params)
-    return max(gpu, host + min(max(params.event_s, gpu), params.event_period_s))
+    return max(gpu, host + min(gpu, params.event_period_s))
 
 
 def loop_time_s(cost: KernelCost, params: GpuParams) -> float:

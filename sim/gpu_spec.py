@@ -56,6 +56,9 @@ class GpuSpec:
     idle_power_w: float
     max_clock_hz: float = 0.0
     regs_bytes_per_sm: float = 256 * 1024
+    #: CTAs of a thread-block cluster that share one operand load from L2
+    #: (TMA multicast, Hopper); 1 on cards without clusters (Ampere)
+    cluster_multicast: float = 2.0
 
     @classmethod
     def from_arch(cls, arch: Any) -> GpuSpec:
@@ -87,6 +90,12 @@ class GpuSpec:
             launch_overhead_s=float(params.get("launch_overhead_s", 5e-6)),
             tdp_w=float(params.get("tdp_w", 700.0)),
             idle_power_w=float(params["idle_power_w"]),
+            # thread-block clusters and TMA multicast need compute
+            # capability 9.0 (CUDA C Programming Guide), which is also where
+            # fp8 tensor cores appear among the data-centre cards (A100: no
+            # fp8, no clusters; H100/H200: both); the preset schema has no
+            # compute-capability field
+            cluster_multicast=2.0 if "fp8" in params["tensor_flops_per_s"] else 1.0,
         )
 
     def tensor_rate(self, dtype: str) -> float:
@@ -115,16 +124,17 @@ class GpuParams:
     """
 
     # --- time ---
-    # Not fitted: tensor_eff, cuda_eff and hbm_eff are the measured peaks of
-    # the H100 of experiments/data/h100 (REFERENCES.md: bf16 GEMM 713
-    # TFLOP/s, fp32 SGEMM 52 TFLOP/s, device copy 3.0 TB/s) over the
-    # datasheet figures of the h100 preset (989 TFLOP/s, 67 TFLOP/s,
-    # 3.35 TB/s).
-    #: fraction of the datasheet tensor-core peak a cuBLAS main loop sustains
+    # Efficiencies are ratios to each card's own datasheet figures (the
+    # hw_models preset), so they carry over to other cards; absolute rates
+    # never live here.
+    #: fraction of the datasheet tensor-core peak a cuBLAS main loop
+    #: sustains (fitted; the start value is the measured peak of
+    #: REFERENCES.md over the datasheet)
     tensor_eff: float = 713.0 / 989.0
-    #: fraction of the datasheet CUDA-core fp32 peak an SGEMM sustains
-    cuda_eff: float = 52.0 / 67.0
-    #: fraction of datasheet HBM bandwidth a streaming kernel sustains
+    #: fraction of the datasheet CUDA-core fp32 peak an SGEMM sustains (tied
+    #: to tensor_eff by the calibration: one GEMM main-loop efficiency)
+    cuda_eff: float = 713.0 / 989.0
+    #: fraction of datasheet HBM bandwidth a streaming kernel sustains (fitted)
     hbm_eff: float = 3.0 / 3.35
     #: operand feed from L2 into shared memory: each SM gets L2 bandwidth /
     #: SMs, times this multicast factor (Hopper clusters of 2 CTAs share the
@@ -135,8 +145,13 @@ class GpuParams:
     #: kernels (one CTA per SM, grid (2, 66) in traffic_ncu.csv) balance
     #: their tiles; a free fit put it at 0.001
     wave_quant: float = 0.0
-    #: FlashAttention-2 MMA rate as a fraction of the tensor peak
-    flash_mma_eff: float = 0.6
+    #: FlashAttention-2 MMA rate as a fraction of the tensor peak. Not
+    #: fitted: FlashAttention-2 reaches about 35% of the H100 tensor peak end
+    #: to end (Shah et al., "FlashAttention-3", 2024, abstract); with the
+    #: softmax's flash_softmax_ops per score on the CUDA cores modelled apart
+    #: that leaves the MMAs at 512 / (989e12 e) = 512 / (989e12 x 0.35)
+    #: - 12 / 67e12 at head dim 128: e = 0.40 (a free fit gives 0.416)
+    flash_mma_eff: float = 0.40
     #: non-MMA work per score element in flash attention, in fp32 CUDA-core
     #: op units. Not fitted: an instruction count of FlashAttention-2's
     #: online softmax per score (scale-and-subtract FMA, max, row-sum add,
@@ -145,31 +160,28 @@ class GpuParams:
     #: arithmetic instruction throughput, compute capability 9.0): 8 op
     #: units. A free fit gave 12.3.
     flash_softmax_ops: float = 12.0
-    #: per-block latency of a row kernel (softmax, norms), s
-    row_fixed_s: float = 1.8e-6
+    #: per-block fixed latency of a row kernel (softmax, norms), s. Not
+    #: fitted: 0 (a free fit gives under 1 us)
+    row_fixed_s: float = 0.0
     #: per-byte latency of a row kernel block that walks its row with 1024
     #: threads, s/byte (scaled by 1024/threads for smaller blocks)
     row_s_per_byte: float = 0.2e-9
     #: GPU-side cost per kernel (launch, ramp-up, fill and drain of the
     #: first and last tiles), s
     launch_s: float = 2e-6
-    #: CUDA-event bracketing of a host-bound call: a single timed call takes
-    #: host issue time + this. Measured, not fitted: median of median_ms -
-    #: loop_ms over the calls at their API family's loop_ms floor, s
-    event_s: float = 8e-6
     #: host time of one iteration of the timing loop beyond the call (two
     #: event records, Python): while the GPU is busy for less than this,
     #: the events bracket host issue + GPU time (the GPU idled until the
     #: launch); beyond it the GPU runs behind the host and the events
-    #: bracket the GPU time only, s
-    event_period_s: float = 19e-6
-    #: host (CPU) time to issue one call, by API family, s. Measured, not
-    #: fitted: the shortest loop_ms of the family's single-call ops
-    #: (``sim.gpu_calibration.measured_timing_s``)
-    host_cublas_s: float = 13e-6
-    host_sdpa_s: float = 40e-6
-    host_eltwise_s: float = 12e-6
-    host_copy_s: float = 8e-6
+    #: bracket the GPU time only, s (tied to host_call_s by the calibration)
+    event_period_s: float = 13e-6
+    #: host (CPU) time to issue one PyTorch-level call (Python, ATen
+    #: dispatch, allocator, library, launch), the same for every API family, s
+    host_call_s: float = 12e-6
+    #: extra host time of a scaled_dot_product_attention call: PyTorch's
+    #: backend selection (constraint checks of every fused backend) before
+    #: the flash kernel is launched, s
+    sdpa_select_s: float = 20e-6
     # --- traffic ---
     #: operands up to this fraction of L2 are read from HBM once. Not fitted
     #: (no profiled call lies near the threshold: a free fit leaves it here)
@@ -182,8 +194,10 @@ class GpuParams:
     #: flash K/V re-read: extra reads = K,V bytes x per-head K,V bytes / (this x L2)
     flash_kv_l2_frac: float = 0.6
     # --- energy ---
-    #: extra board power while a stream of calls runs (clocks up), W
-    active_power_w: float = 100.0
+    #: extra board power while a stream of calls runs (clocks up), W. Not
+    #: fitted: 0, board power = idle power + per-FLOP and per-byte energies
+    #: (a free fit moves the energy error by under 0.1 point)
+    active_power_w: float = 0.0
     #: dynamic energy per FLOP by compute class, pJ
     e_tensor16_pj: float = 0.5
     e_tensor8_pj: float = 0.3

@@ -194,7 +194,7 @@ def gemm_cost(
     rate = mma_rate(spec, params, dtype)
     sms = spec.sm_count
     rate_sm = rate / sms
-    feed = spec.l2_bandwidth_bytes_per_s * params.feed_multicast / sms
+    feed = spec.l2_bandwidth_bytes_per_s * min(params.feed_multicast, spec.cluster_multicast) / sms
     a_b = float(a_bytes) if a_bytes is not None else float(m) * k * eb
     b_b = float(k) * n * eb
     c_b = float(m) * n * eb
