@@ -1,11 +1,11 @@
 """Fit the GPU model's scalar parameters on measured kernels; error metrics.
 
-Eleven scalars are fitted, in three fits, each on a different measurement:
+Ten scalars are fitted, in three fits, each on a different measurement:
 
 1. traffic (``gemm_reread``, ``l2_retain_frac``) on Nsight Compute DRAM
    bytes (``traffic_ncu.csv``), relative error per profiled call;
 2. time (``tensor_eff``, ``hbm_eff``, ``row_s_per_byte``, ``launch_s``,
-   ``host_call_s``, ``sdpa_select_s``) on ``median_ms`` of ``kernels.csv``:
+   ``host_op_s``) on ``median_ms`` of ``kernels.csv``:
    residual = error / max(measured, 50 us), so kernels of 50 us or more count
    by relative error and faster ones by absolute error;
 3. energy (``e_tensor16_pj``, ``e_cuda_pj``, ``e_hbm_pj_per_byte``), a
@@ -49,8 +49,7 @@ TIME_FIT: tuple[str, ...] = (
     "hbm_eff",
     "row_s_per_byte",
     "launch_s",
-    "host_call_s",
-    "sdpa_select_s",
+    "host_op_s",
 )
 #: physical ranges of the parameters (also of those not fitted by default,
 #: for fits with other ``names``)
@@ -65,8 +64,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "row_s_per_byte": (0.0, 5e-9),
     "launch_s": (0.0, 20e-6),
     "event_period_s": (0.0, 60e-6),
-    "host_call_s": (1e-6, 80e-6),
-    "sdpa_select_s": (0.0, 120e-6),
+    "host_op_s": (0.5e-6, 40e-6),
     "l2_reuse_frac": (0.2, 1.0),
     "gemm_reread": (0.5, 4.0),
     "l2_retain_frac": (0.0, 1.0),
@@ -86,9 +84,9 @@ L2_PER_HBM_ENERGY = 50.0 / 640.0
 TIES: dict[str, tuple[str, float]] = {
     # one GEMM main-loop efficiency for tensor-core and CUDA-core GEMMs
     "cuda_eff": ("tensor_eff", 1.0),
-    # the timing loop's own host work per iteration (two event records and
-    # the Python loop) costs about one more PyTorch-level call
-    "event_period_s": ("host_call_s", 1.0),
+    # the timing loop's own host work per iteration: two cudaEventRecord
+    # calls, two host operations (sim.gpu_spec.HOST_OPS)
+    "event_period_s": ("host_op_s", 2.0),
     # one effective L2 capacity fraction for the dirty output lines left at a
     # kernel's end and for FlashAttention's K/V reuse
     "flash_kv_l2_frac": ("l2_retain_frac", 1.0),
@@ -138,9 +136,8 @@ OP_GROUP: dict[str, str] = {
 #: parameter's name, (name, factor), or a constant. A held-out group lends
 #: none of its rows (time, loop time, energy, Nsight counters) to the model.
 FALLBACK: dict[str, dict[str, str | float | tuple[str, float]]] = {
-    # SDPA's backend selection has no other source than SDPA calls: a
-    # held-out SDPA call costs a plain call's host time.
-    "attn_flash": {"sdpa_select_s": 0.0},
+    # none: every fitted scalar is informed by several groups (SDPA's host
+    # time is host_op_s x its host operations, sim.gpu_spec.HOST_OPS)
 }
 
 

@@ -2,16 +2,18 @@
 
 Back-to-back calls (``loop_ms``, the energy loop) overlap host and GPU: a
 call takes the longer of its host issue time h and its GPU time G. h is
-``host_call_s`` per PyTorch-level call (one number for every API family),
-plus ``sdpa_select_s`` for a scaled_dot_product_attention call (backend
-selection); G is the kernel time plus ``launch_s`` per kernel.
+``host_op_s`` per host operation (device allocation or kernel launch /
+memcpy) the call makes, counted per API in ``sim.gpu_spec.HOST_OPS`` from
+the PyTorch source (one number for every API); G is the kernel time plus
+``launch_s`` per kernel or memcpy.
 
 A single call between CUDA events (``median_ms``): the timing loop records
 the start event, issues the call and records the end event with no
 synchronisation in between, so each iteration costs the host h +
-``event_period_s``. While G + h is shorter than that period the GPU is idle
-when the start event is recorded and the events bracket h + G (the kernel
-starts only once the host has issued it); a GPU busier than the host period
+``event_period_s`` (two event records: 2 x ``host_op_s``). While G + h is
+shorter than that period the GPU is idle when the start event is recorded
+and the events bracket h + G (the kernel starts only once the host has
+issued it); a GPU busier than the host period
 runs behind the host and the events bracket G alone; in between the host
 period bounds the bracketed time. So
 ``median = max(G, min(h + G, h + event_period_s))``.
@@ -25,15 +27,21 @@ energies, see /work/shared/REFERENCES.md; values calibrated on kernels.csv).
 
 from __future__ import annotations
 
-from sim.gpu_spec import GpuParams, GpuSpec
+from sim.gpu_spec import HOST_OPS, GpuModelError, GpuParams, GpuSpec
 from sim.gpu_tiling import KernelCost
 
 
 def host_time_s(cost: KernelCost, params: GpuParams) -> float:
-    """Host issue time of a call: ``host_call_s`` per PyTorch-level call."""
-    n = len(cost.host_calls)
-    n_sdpa = sum(1 for h in cost.host_calls if h == "sdpa")
-    return n * params.host_call_s + n_sdpa * params.sdpa_select_s
+    """Host issue time of a call: ``host_op_s`` per host operation."""
+    return host_ops(cost) * params.host_op_s
+
+
+def host_ops(cost: KernelCost) -> int:
+    """Host operations (allocations + launches) of a call's PyTorch calls."""
+    try:
+        return sum(HOST_OPS[h] for h in cost.host_calls)
+    except KeyError as exc:
+        raise GpuModelError(f"unknown host API family {exc}") from None
 
 
 def gpu_time_s(cost: KernelCost, params: GpuParams) -> float:

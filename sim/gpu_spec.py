@@ -31,6 +31,51 @@ REQUIRED_KEYS: tuple[str, ...] = (
 )
 
 
+#: host operations (device allocations of non-empty tensors + kernel
+#: launches / memcpys) of one PyTorch call per host API family, counted in
+#: the PyTorch source (2.x, the H100 data used 2.11); host time =
+#: ``host_op_s`` x the count (sim/gpu_energy.py). Views (transpose,
+#: reshape), zero-byte tensors and pure C++ checks are not counted.
+HOST_OPS: dict[str, int] = {
+    # torch.matmul / torch.bmm (2-D, or batched 3-D/4-D whose reshapes are
+    # views): at::mm / at::bmm are structured kernels whose set_output
+    # allocates C (1), then one cuBLAS(Lt) kernel launch (1)
+    # (aten/src/ATen/native/cuda/Blas.cpp, addmm_out_cuda_impl /
+    # baddbmm_out_cuda_impl). Conv2d (cuDNN) is counted the same.
+    "cublas": 2,
+    # out-of-place elementwise / reduction / softmax (F.gelu, Tensor.sum,
+    # torch.softmax, masked_fill): the TensorIterator or structured kernel
+    # allocates the output (1) and launches one kernel (1)
+    # (aten/src/ATen/native/cuda/SoftMax.cu, host_softmax; Loops.cuh gpu_kernel)
+    "eltwise": 2,
+    # elementwise with out= given (torch.add(a, b, out=c), as measured):
+    # no allocation, one launch
+    "eltwise_out": 1,
+    # dst.copy_(src), same dtype, device to device: no allocation, one
+    # cudaMemcpyAsync (aten/src/ATen/native/cuda/Copy.cu, copy_device_to_device)
+    "copy": 1,
+    # F.layer_norm: Y, mean and rstd allocated (3) + one launch
+    # (aten/src/ATen/native/cuda/layer_norm_kernel.cu, layer_norm_cuda)
+    "layernorm": 4,
+    # F.rms_norm: Y and rstd (2) + one launch, as layer_norm_cuda without the
+    # mean (assumption: the fused CUDA rms_norm path was not read)
+    "rmsnorm": 3,
+    # F.scaled_dot_product_attention, flash backend, no dropout, head dim a
+    # multiple of 8 (aten/src/ATen/native/transformers/attention.cpp
+    # scaled_dot_product_attention -> _scaled_dot_product_flash_attention;
+    # cuda/attention.cu _scaled_dot_product_flash_attention_cuda: q, k, v
+    # and the output transposed, views; cuda/attention.cu
+    # _flash_attention_forward: out = at::empty_like(query) (1),
+    # debug_attn_mask = at::empty({0}) (zero bytes, not counted);
+    # cuda/flash_attn/flash_api.cpp mha_fwd: softmax_lse = at::empty (1),
+    # rng_state = at::empty({2}, kCUDA) (1), _unused = at::empty({}, kCUDA)
+    # (1); set_params_splitkv allocates nothing while
+    # B*H*ceil(M/64) >= 0.8 x 2 x SMs (every measured call); one flash_fwd
+    # kernel launch (1)
+    "sdpa": 5,
+}
+
+
 class GpuModelError(EinsimError):
     """Bad input to the GPU cost model (unknown op, dtype, missing figure)."""
 
@@ -169,19 +214,19 @@ class GpuParams:
     #: GPU-side cost per kernel (launch, ramp-up, fill and drain of the
     #: first and last tiles), s
     launch_s: float = 2e-6
-    #: host time of one iteration of the timing loop beyond the call (two
-    #: event records, Python): while the GPU is busy for less than this,
-    #: the events bracket host issue + GPU time (the GPU idled until the
-    #: launch); beyond it the GPU runs behind the host and the events
-    #: bracket the GPU time only, s (tied to host_call_s by the calibration)
+    #: host time of one iteration of the timing loop beyond the call: two
+    #: cudaEventRecord calls, i.e. two host operations (HOST_OPS), tied to
+    #: 2 x host_op_s by the calibration. While the GPU is busy for less than
+    #: this, the events bracket host issue + GPU time (the GPU idled until
+    #: the launch); beyond it the GPU runs behind the host and the events
+    #: bracket the GPU time only, s
     event_period_s: float = 13e-6
-    #: host (CPU) time to issue one PyTorch-level call (Python, ATen
-    #: dispatch, allocator, library, launch), the same for every API family, s
-    host_call_s: float = 12e-6
-    #: extra host time of a scaled_dot_product_attention call: PyTorch's
-    #: backend selection (constraint checks of every fused backend) before
-    #: the flash kernel is launched, s
-    sdpa_select_s: float = 20e-6
+    #: host (CPU) time per host operation of a PyTorch call: each device
+    #: allocation of a non-empty tensor and each kernel launch or memcpy the
+    #: call makes (counts per API in HOST_OPS, from the PyTorch source); the
+    #: Python/ATen dispatch, cuBLAS set-up and checks are spread over them.
+    #: One number for every API, s
+    host_op_s: float = 6.5e-6
     # --- traffic ---
     #: operands up to this fraction of L2 are read from HBM once. Not fitted
     #: (no profiled call lies near the threshold: a free fit leaves it here)

@@ -375,3 +375,21 @@ def test_a100_large_bf16_gemm_slower_by_the_datasheet_peak_ratio() -> None:
     assert peak_ratio == pytest.approx(989 / 312)
     assert t_a / t_h == pytest.approx(peak_ratio, rel=0.10)
     assert t_a > t_h
+
+
+def test_host_time_is_host_op_s_times_counted_host_operations() -> None:
+    """One host scalar for every API: allocations + launches from the source."""
+    from sim.gpu_energy import host_ops, host_time_s
+    from sim.gpu_kernels import elementwise_cost
+    from sim.gpu_spec import HOST_OPS
+
+    assert not hasattr(PARAMS, "sdpa_select_s") and not hasattr(PARAMS, "host_call_s")
+    fl = flash_cost(2, 16, 512, 512, 64, False, "bf16", SPEC, PARAMS)
+    mm = gemm_cost(512, 512, 512, "bf16", SPEC, PARAMS)
+    cp = elementwise_cost("copy", 1 << 20, "bf16", SPEC, PARAMS)
+    un = unfused_attention_cost(2, 16, 512, 512, 64, False, "bf16", SPEC, PARAMS)
+    assert (host_ops(fl), host_ops(mm), host_ops(cp), host_ops(un)) == (5, 2, 1, 6)
+    assert host_time_s(fl, PARAMS) == pytest.approx(5 * PARAMS.host_op_s)
+    assert set(HOST_OPS) >= {"cublas", "copy", "eltwise", "eltwise_out", "sdpa"}
+    # the timing loop's own work: two event records
+    assert PARAMS.event_period_s == pytest.approx(2 * PARAMS.host_op_s, rel=1e-5)
