@@ -1,10 +1,12 @@
 """Exhaustive enumeration of small mapping spaces (the ILP's yardstick).
 
 Enumerates every tiling (ordered factor splits of each rank over the slots,
-pruned by fan-out bounds and buffer capacity) and, for each, every loop order
-at every level. Bypass choices are fixed to "keep what the level may hold",
-as in the ILP's search space. Refuses spaces larger than ``max_points`` with a
-message giving the size, so it never runs for hours.
+pruned by fan-out bounds and buffer capacity), every bypass choice (keep or
+bypass, per level and tensor: the same space the ILP searches) and every loop
+order at every level -- one order per class of orders the cost model cannot
+tell apart (:meth:`MapSpace.order_classes`). ``bypass=False`` restricts it to
+keep-all buffers. Refuses spaces larger than ``max_points`` with a message
+giving the size, so it never runs for hours.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import time
 from hw_models.arch import Architecture
 from mappers.factors import splits
 from mappers.ilp_space import MappingError, MapSpace
+from mappers.mapping import LevelMapping, Mapping
+from mappers.objectives import canonical_objective
 from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult
 from workloads.errors import EinsimError
 from workloads.ir import Einsum
 
-DEFAULT_MAX_POINTS = 200_000
+DEFAULT_MAX_POINTS = 1_000_000
 #: spaces with more raw tilings than this times max_points are refused unpruned
 PRUNE_FACTOR = 50
 
@@ -47,14 +51,79 @@ def valid_tilings(space: MapSpace, limit: int | None = None, bypass: bool = Fals
             yield tiling
 
 
-def space_size(space: MapSpace, max_points: int, bypass: bool = False) -> int:
-    """Points (tiling x orders [x bypass]) of the space; stops counting past ``max_points``."""
-    total = 0
-    nkeep = len(space.keep_options()) if bypass else 1
-    for tiling in valid_tilings(space, limit=20 * max_points, bypass=bypass):
-        total += nkeep * math.prod(
-            math.factorial(len(space.default_order(tiling, lvl))) for lvl in range(space.nlev)
+def _points(space: MapSpace, tiling, bypass: bool):
+    """``(keeps, per-level order classes)`` for every bypass choice under which
+    ``tiling`` fits every buffer (fan-outs were checked by :func:`valid_tilings`)."""
+    if not bypass:
+        keeps = None
+        yield keeps, [space.order_classes(tiling, lvl) for lvl in range(space.nlev)]
+        return
+    choices = []
+    for lvl, opts in enumerate(space.keep_choices()):
+        lv = space.levels[lvl]
+        if lvl == 0 or lv.capacity_bytes is None or opts == [None]:
+            choices.append(opts)
+            continue
+        need = {t: space.level_bytes(tiling, lvl, (t,)) for t in space.holdable[lvl]}
+        choices.append(
+            [k for k in opts if sum(need[t] for t in space.kept(lvl, k)) <= lv.capacity_bytes]
         )
+    active = [space.default_order(tiling, lvl) for lvl in range(space.nlev)]
+    for keeps in itertools.product(*choices):
+        below = _below(space, keeps)
+        yield keeps, [space.order_classes_of(active[lvl], below[lvl]) for lvl in range(space.nlev)]
+
+
+def _builder(space: MapSpace, tiling):
+    """``(orders, keeps) -> Mapping`` for one tiling, equal to
+    :meth:`MapSpace.to_mapping` but sharing the per-level pieces (the
+    enumeration builds millions of mappings)."""
+    base = space.to_mapping(tiling)
+    cache: dict = {}
+
+    def build(orders, keeps):
+        levels = []
+        for lvl, lm in enumerate(base.levels):
+            k = None if keeps is None else keeps[lvl]
+            key = (lvl, orders[lvl], k)
+            x = cache.get(key)
+            if x is None:
+                x = cache[key] = LevelMapping(
+                    level=lm.level,
+                    temporal=lm.temporal,
+                    spatial=lm.spatial,
+                    spatial_axes=lm.spatial_axes,
+                    order=tuple(orders[lvl]),
+                    keep=None if k is None else tuple(k),
+                )
+            levels.append(x)
+        return Mapping(einsum=base.einsum, levels=tuple(levels), unit=base.unit)
+
+    return build
+
+
+def _below(space: MapSpace, keeps) -> list[tuple[str, ...]]:
+    """Per level, the tensors kept at some storage level under it."""
+    cache = space.__dict__.setdefault("_below_all", {})
+    if keeps not in cache:
+        kept = [space.kept(c, keeps[c]) for c in range(space.nlev)]
+        cache[keeps] = [
+            tuple(
+                t
+                for t in space.tensors
+                if any(t in kept[c] for c in range(lvl + 1, space.feed + 1))
+            )
+            for lvl in range(space.nlev)
+        ]
+    return cache[keeps]
+
+
+def space_size(space: MapSpace, max_points: int, bypass: bool = True) -> int:
+    """Points (tiling x bypass x order classes) of the space; stops counting past ``max_points``."""
+    total = 0
+    for tiling in valid_tilings(space, limit=20 * max_points, bypass=bypass):
+        for _keeps, per_level in _points(space, tiling, bypass):
+            total += math.prod(len(o) for o in per_level)
         if total > max_points:
             return total
     return total
@@ -69,36 +138,19 @@ def exhaustive_search(
     evaluate_batch: BatchEvaluator | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
     chunk: int = 4096,
+    bypass: bool = True,
 ) -> SearchResult:
-    """The optimum of ``objective`` over every (tiling, loop order) point."""
-    t0 = time.perf_counter()
-    space = MapSpace(einsum, arch)
-    space.check_feasible()
-    if space.tiling_count() > PRUNE_FACTOR * max_points:
-        size = max_points + 1  # refuse at once: counting would itself take minutes
-    else:
-        try:
-            size = space_size(space, max_points)
-        except SpaceTooLarge:
-            size = max_points + 1
-    if size > max_points:
-        raise SpaceTooLarge(
-            f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points "
-            f"({space.tiling_count()} tilings before pruning); use --mapper ilp or random"
-        )
-    scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
-    batch = []
-    for tiling in valid_tilings(space):
-        per_level = [space.orders(tiling, lvl) for lvl in range(space.nlev)]
-        for orders in itertools.product(*per_level):
-            batch.append(space.to_mapping(tiling, orders))
-            if len(batch) >= chunk:
-                scorer.score_many(batch)
-                batch = []
-    scorer.score_many(batch)
-    if scorer.best is None:
-        raise MappingError(f"Einsum {einsum.name}: no valid mapping exists on {arch.name}")
-    return scorer.result("exhaustive", t0, bound=scorer.best[0], gap=0.0, notes={"points": size})
+    """The optimum of ``objective`` over every (tiling, bypass, loop order) point."""
+    return exhaustive_optima(
+        einsum,
+        arch,
+        objectives=(objective,),
+        evaluate=evaluate,
+        evaluate_batch=evaluate_batch,
+        max_points=max_points,
+        chunk=chunk,
+        bypass=bypass,
+    )[canonical_objective(objective)]
 
 
 def exhaustive_optima(
@@ -110,23 +162,27 @@ def exhaustive_optima(
     evaluate_batch: BatchEvaluator | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
     chunk: int = 4096,
-    bypass: bool = False,
+    bypass: bool = True,
 ) -> dict[str, SearchResult]:
-    """:func:`exhaustive_search` for several objectives in one enumeration
-    (each batch of mappings is evaluated once and scored for every objective)."""
+    """The optimum of each objective in one enumeration (each batch of
+    mappings is evaluated once and scored for every objective). ``bypass``:
+    also every keep/bypass choice per level and tensor (the ILP's space)."""
     t0 = time.perf_counter()
+    objectives = tuple(canonical_objective(o) for o in objectives)
     space = MapSpace(einsum, arch)
     space.check_feasible()
-    size = (
-        max_points + 1
-        if space.tiling_count() > PRUNE_FACTOR * max_points
-        else space_size(space, max_points, bypass)
-    )
+    if space.tiling_count() > PRUNE_FACTOR * max_points:
+        size = max_points + 1  # refuse at once: counting would itself take minutes
+    else:
+        try:
+            size = space_size(space, max_points, bypass)
+        except SpaceTooLarge:
+            size = max_points + 1
     if size > max_points:
         raise SpaceTooLarge(
-            f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points"
+            f"Einsum {einsum.name}: the mapping space on {arch.name} has more than {max_points} points "
+            f"({space.tiling_count()} tilings before pruning); use --mapper ilp or random"
         )
-    keeps_all = space.keep_options() if bypass else [None]
     scorers = {o: Scorer(einsum, arch, evaluate, o, evaluate_batch) for o in objectives}
 
     def flush(batch: list) -> None:
@@ -151,11 +207,10 @@ def exhaustive_optima(
 
     batch: list = []
     for tiling in valid_tilings(space, bypass=bypass):
-        per_level = [space.orders(tiling, lvl) for lvl in range(space.nlev)]
-        keeps_ok = [k for k in keeps_all if space.violation(tiling, k) is None]
-        for orders in itertools.product(*per_level):
-            for keeps in keeps_ok:
-                batch.append(space.to_mapping(tiling, orders, keeps))
+        build = _builder(space, tiling)
+        for keeps, per_level in _points(space, tiling, bypass):
+            for orders in itertools.product(*per_level):
+                batch.append(build(orders, keeps))
                 if len(batch) >= chunk:
                     flush(batch)
                     batch = []
@@ -164,5 +219,7 @@ def exhaustive_optima(
     for o, sc in scorers.items():
         if sc.best is None:
             raise MappingError(f"Einsum {einsum.name}: no valid mapping exists on {arch.name}")
-        out[o] = sc.result("exhaustive", t0, bound=sc.best[0], gap=0.0, notes={"points": size})
+        out[o] = sc.result(
+            "exhaustive", t0, bound=sc.best[0], gap=0.0, notes={"points": size, "bypass": bypass}
+        )
     return out

@@ -21,11 +21,19 @@ linear expression ``x`` of ``n`` (log2 of primes scaled to integers). The
 linear-domain value ``2**x`` enters the objective through tangent lines of the
 convex exponential (a tight under-estimator, within ~1.5 % at the grid used).
 Latency is a max of such sums, energy a weighted sum, EDP the product of the
-two (a CP-SAT multiplication constraint). The solver thus optimises the
-surrogate of :mod:`mappers.ilp_model`; its best solutions (the solution pool
-of improving solutions) are then re-ranked by the caller's cost model, loop
-orders and single-factor moves are polished with that model, and the reported
-objective is always the caller's model.
+two (a CP-SAT multiplication constraint). The solver thus optimises a
+surrogate built from the analytical model's terms; its best solutions (the
+pool of improving solutions) are then re-ranked by the caller's cost model and
+polished with it (:mod:`mappers.ilp_polish`: steepest descent over factor
+moves, bypass flips and stationarity, an iterated descent with seeded kicks,
+every loop-order class of the winner). The reported objective is always the
+caller's model's value of the returned, validated mapping; ``bound`` / ``gap``
+come from :mod:`mappers.ilp_bounds` (valid for the model over the whole
+space), not from the surrogate.
+
+Work limits are deterministic (CP-SAT deterministic time, evaluation counts),
+so the same inputs and seed give the same mapping; wall-clock limits are only
+safety nets (``notes["wall_limit_hit"]``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,15 @@ import time
 from dataclasses import dataclass
 
 from hw_models.arch import Architecture
+from mappers.ilp_bounds import lower_bounds
+from mappers.ilp_polish import (
+    best_keeps,
+    best_order_classes,
+    best_stationarity,
+    descend,
+    iterated_descent,
+    mapping_of,
+)
 from mappers.ilp_space import MappingError, MapSpace
 from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult, greedy_start
 from workloads.ir import Einsum
@@ -47,12 +64,22 @@ TANGENT_STEP = 0.75
 LINEAR_RANGE = 2**36
 EDP_RANGE = 2**30
 #: solver solutions the local search starts from (besides the projected greedy)
-POLISH_STARTS = 3
+POLISH_STARTS = 2
+#: local-search evaluations per start, and for the iterated (kicked) descent,
+#: per second of ``time_limit_s`` (counts, not seconds: runs repeat exactly)
+POLISH_EVALS_PER_S = 20_000
+KICK_EVALS_PER_S = 2_000
+#: the local search stops at this many times max(1 s, time_limit_s) after the
+#: start (a safety net; normally the evaluation budgets end it long before)
+POLISH_WALL_FACTOR = 3.0
+#: small spaces (bypass in the model): CP-SAT work and kick budget multipliers
+SMALL_SPACE_DET_FACTOR = 3.0
+SMALL_SPACE_KICK_FACTOR = 2
 #: spaces up to this many tilings get bypass variables in the CP-SAT model
 BYPASS_MAX_TILINGS = 10**6
 #: CP-SAT deterministic time units per second of budget (measured on the 2-core
 #: dev machine: ~0.32 units/s idle, ~0.1 units/s with 8 jobs sharing it)
-DET_PER_WALL_S = 0.25
+DET_PER_WALL_S = 0.1
 #: integer steps the smallest possible objective value is resolved into (coarse on
 #: purpose: finer units let CP-SAT waste its budget on 0.01 % slack steps)
 RESOLUTION = 300.0
@@ -791,20 +818,19 @@ class IlpModel:
         return tiling, tuple(stat), tuple(keeps)
 
 
-def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: int):
+def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: int, det: float):
     cp_model = model.cp_model
     solver = cp_model.CpSolver()
     prm = solver.parameters
     # Repeatability: the worker portfolio is interleaved in one thread and the
     # search is cut by CP-SAT's *deterministic* time, so the same inputs and
     # seed give the same mapping whatever the machine load. The wall-clock
-    # limit (5x) is a safety net only; if it fires, notes["wall_limit_hit"].
-    # DET_PER_WALL_S deterministic units ~ the work of 1 s on an idle core.
-    prm.max_deterministic_time = max(0.02, time_limit_s * DET_PER_WALL_S)
-    prm.max_time_in_seconds = max(0.5, 5.0 * time_limit_s)
+    # limit (2.5x) is a safety net only; if it fires, notes["wall_limit_hit"].
+    prm.max_deterministic_time = det
+    prm.max_time_in_seconds = max(0.5, 2.5 * time_limit_s)
     prm.random_seed = seed
     prm.num_workers = max(1, workers)
-    prm.interleave_search = True
+    prm.interleave_search = workers > 1
     # presolve costs more than it saves at 1 s budgets (measured: first solution
     # 0.54 s without vs 0.96 s with it on a 64^3 GEMM, loaded 2-core machine)
     prm.cp_model_presolve = time_limit_s >= 5.0
@@ -826,10 +852,6 @@ def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: 
     return solver, status, found
 
 
-def orders_for(space: MapSpace, tiling, stat) -> tuple[tuple[str, ...], ...]:
-    return tuple(space.stationary_order(tiling, lvl, stat[lvl]) for lvl in range(space.nlev))
-
-
 def ilp_search(
     einsum: Einsum,
     arch: Architecture,
@@ -839,9 +861,10 @@ def ilp_search(
     evaluate_batch: BatchEvaluator | None = None,
     time_limit_s: float = 1.0,
     seed: int = 0,
-    workers: int = 2,
+    workers: int = 1,
     pool: int = 6,
-    polish_evals: int = 20_000,
+    polish_evals: int | None = None,
+    kick_evals: int | None = None,
     bypass: bool | None = None,
 ) -> SearchResult:
     """Solve the CP-SAT model, then re-rank and polish with ``evaluate``.
@@ -852,6 +875,13 @@ def ilp_search(
     evaluations, deterministic). The returned objective is the caller's.
     """
     t0 = time.perf_counter()
+    # local-search budgets are evaluation counts (repeatable); they grow with
+    # time limits above 1 s and never shrink below the 1 s amount
+    if polish_evals is None:
+        polish_evals = int(POLISH_EVALS_PER_S * max(1.0, time_limit_s))
+    kick_evals_default = kick_evals is None
+    if kick_evals is None:
+        kick_evals = int(KICK_EVALS_PER_S * max(1.0, time_limit_s))
     space = MapSpace(einsum, arch)
     space.check_feasible()
     scorer = Scorer(einsum, arch, evaluate, objective, evaluate_batch)
@@ -874,7 +904,13 @@ def ilp_search(
     else:  # the solver's model keeps everything: start from a tiling valid for that
         start = space.seed_tiling()
     model.hint(start)
-    solver, status, found = _solve(model, time_limit_s, seed, workers, pool)
+    # CP-SAT's work limit in deterministic units (repeatable): small spaces
+    # (bypass in the model) get more, as the solver finds their optimum; on
+    # large ones the local search does most of the work
+    det = max(0.02, time_limit_s * DET_PER_WALL_S * (SMALL_SPACE_DET_FACTOR if bypass else 1.0))
+    if bypass and kick_evals_default:
+        kick_evals *= SMALL_SPACE_KICK_FACTOR
+    solver, status, found = _solve(model, time_limit_s, seed, workers, pool, det)
     cp_model = model.cp_model
     if status == cp_model.INFEASIBLE:
         raise MappingError(
@@ -896,158 +932,71 @@ def ilp_search(
         cands.append((tiling, stat, keeps))
         if len(cands) >= pool:
             break
-    warm_v = scorer.score(warm) if warm is not None else math.inf
-    best_tiling, best_stat, best_keeps = cands[0]
-    best_v = math.inf
+    if warm is not None:
+        scorer.score(warm)
+    # re-rank with the caller's model (each with its best stationarity choice)
     ranked = []
     for tiling, stat, keeps in cands:
-        v, st = _best_orders(space, scorer, tiling, stat, keeps)
+        v, st = best_stationarity(space, scorer, tiling, stat, keeps)
         ranked.append((v, len(ranked), tiling, st, keeps))
-        if v < best_v:
-            best_v, best_tiling, best_stat, best_keeps = v, tiling, st, keeps
     ranked.sort(key=lambda x: (x[0], x[1]))
-    for _v, _i, tiling, st, keeps in ranked[1:POLISH_STARTS]:  # extra local-search starts
-        if bypass:  # small spaces: every bypass choice of each start, then descend
-            kv, k2 = _best_keeps(space, scorer, tiling, st)
-            if kv < _v:
-                keeps = k2
-        _polish(space, scorer, tiling, st, keeps, polish_evals)
-    # every other bypass choice for the winner (the solver's bypass is a surrogate's)
-    kv, k2 = _best_keeps(space, scorer, best_tiling, best_stat)
-    if kv < best_v:
-        best_keeps = k2
-        best_v, best_stat = _best_orders(space, scorer, best_tiling, best_stat, best_keeps)
-    _polish(space, scorer, best_tiling, best_stat, best_keeps, polish_evals)
-    if hint is not None:  # a second start: the greedy mapping, exactly factorised
-        v, st = _best_orders(space, scorer, hint, (None,) * space.nlev, hint_keeps)
-        _polish(space, scorer, hint, st, hint_keeps, polish_evals)
+    starts = [(t, st, kp) for _v, _i, t, st, kp in ranked[:POLISH_STARTS]]
+    if hint is not None:  # the greedy mapping, exactly factorised
+        starts.append((hint, (None,) * space.nlev, hint_keeps))
+    # polish each start: its best bypass choice, then steepest descent over
+    # factor moves, bypass flips and stationarity (the caller's model)
+    # wall-clock safety net for the local search (its budgets are evaluation
+    # counts; this only fires on a heavily loaded machine: notes["wall_limit_hit"])
+    deadline = t0 + POLISH_WALL_FACTOR * max(1.0, time_limit_s)
+    best = None
+    for tiling, st, keeps in starts:
+        v = scorer.score(mapping_of(space, tiling, st, keeps))
+        kv, k2 = best_keeps(space, scorer, tiling, st)
+        if kv < v:
+            keeps = k2
+        res = descend(space, scorer, tiling, st, keeps, polish_evals, deadline)
+        if best is None or res[0] < best[0]:
+            best = res
+    if best is not None and kick_evals > 0:  # escape the local optimum
+        best = iterated_descent(space, scorer, best, kick_evals, seed, deadline=deadline)
+    if best is not None:  # every loop-order class of each level for the winner
+        _v, tiling, st, keeps = best
+        best_order_classes(space, scorer, tiling, st, keeps)
+    polish_s = time.perf_counter() - t0 - solve_s
     ilp_status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible"}.get(status, "timeout")
     if ilp_status == "timeout":
-        obj = bound = math.nan
-        gap = None
+        sur_obj = sur_bound = math.nan
     else:
-        obj = solver.objective_value
-        bound = solver.best_objective_bound
-        gap = 0.0 if obj <= 0 else max(0.0, (obj - bound) / obj)
-    sur_bound = bound * model.unit + model.offset
+        sur_obj = solver.objective_value * model.unit + model.offset
+        sur_bound = solver.best_objective_bound * model.unit + model.offset
+    # an honest bound: valid for the caller's analytical model over the whole
+    # space (mappers.ilp_bounds), not the surrogate's
+    bound = lower_bounds(space)[scorer.objective]
+    obj = scorer.best[0] if scorer.best is not None else math.inf
+    gap = None if not math.isfinite(obj) or obj <= 0 else min(1.0, max(0.0, (obj - bound) / obj))
     res = scorer.result(
         ilp_status,
         t0,
         gap=gap,
-        # CP-SAT's bound on the surrogate objective, in the objective's units
-        bound=sur_bound if math.isfinite(sur_bound) else None,
+        bound=bound,
         notes={
-            "surrogate_objective": (obj * model.unit + model.offset),
+            "surrogate_objective": sur_obj,
+            # CP-SAT's bound on the surrogate (not a bound on the model's optimum)
             "surrogate_bound": sur_bound,
             "cp_sat_status": solver.status_name(status),
             "cp_sat_wall_s": solver.wall_time,
             "cp_sat_deterministic_time": solver.deterministic_time,
             # the wall-clock safety net fired: the run may not be repeatable
-            "wall_limit_hit": status != cp_model.OPTIMAL
-            and solver.deterministic_time < max(0.02, time_limit_s * DET_PER_WALL_S) * 0.99,
+            "wall_limit_hit": (
+                status != cp_model.OPTIMAL and solver.deterministic_time < det * 0.99
+            )
+            or time.perf_counter() > deadline,
             "solve_phase_s": solve_s,
+            "polish_s": polish_s,
             "pool": len(cands),
-            # True when the greedy warm start beat every solver solution
-            "warm_best": bool(
-                warm is not None and scorer.best is not None and scorer.best[0] >= warm_v
-            ),
             "seed": seed,
             "workers": workers,
             "bypass_in_model": bypass,
         },
     )
     return res
-
-
-def _stat_options(space: MapSpace, lvl: int) -> list[str | None]:
-    return [None, *space.tensors]
-
-
-def _best_orders(space: MapSpace, scorer: Scorer, tiling, stat, keeps) -> tuple[float, tuple]:
-    """Coordinate descent over the stationary tensor of each level (real model)."""
-    stat = list(stat)
-    v = scorer.score(space.to_mapping(tiling, orders_for(space, tiling, stat), keeps))
-    for _sweep in range(2):
-        improved = False
-        for lvl in range(space.nlev):
-            for opt in _stat_options(space, lvl):
-                if opt == stat[lvl]:
-                    continue
-                trial = list(stat)
-                trial[lvl] = opt
-                tv = scorer.score(space.to_mapping(tiling, orders_for(space, tiling, trial), keeps))
-                if tv < v:
-                    v, stat, improved = tv, trial, True
-        if not improved:
-            break
-    return v, tuple(stat)
-
-
-def keep_options(space: MapSpace) -> list[tuple[tuple[str, ...] | None, ...]]:
-    return space.keep_options()
-
-
-def _best_keeps(space: MapSpace, scorer: Scorer, tiling, stat) -> tuple[float, tuple | None]:
-    """The best bypass choice for a tiling (one batch of the real model)."""
-    orders = orders_for(space, tiling, stat)
-    opts = [k for k in keep_options(space) if space.violation(tiling, k) is None]
-    ms = [space.to_mapping(tiling, orders, k) for k in opts]
-    if not ms:
-        return math.inf, None
-    if scorer.evaluate_batch is not None:  # one numpy pass, then the winner validated
-        vals = scorer.batch_values(scorer.evaluate_batch(ms))
-        scorer.evaluations += len(ms)
-        i = int(min(range(len(ms)), key=lambda j: vals[j]))
-        return scorer.score(ms[i]), opts[i]
-    vals = [scorer.score(m) for m in ms]
-    i = int(min(range(len(ms)), key=lambda j: vals[j]))
-    return vals[i], opts[i]
-
-
-def _neighbours(space: MapSpace, tiling, keeps) -> list[dict]:
-    """Valid tilings one prime-factor move away (a factor p of rank r moved
-    from slot a to slot b)."""
-    out = []
-    for r in space.ranks:
-        for p, _m in space.primes(r):
-            for a in range(len(space.slots)):
-                if tiling[r][a] % p:
-                    continue
-                for b in range(len(space.slots)):
-                    if a == b:
-                        continue
-                    fs = list(tiling[r])
-                    fs[a] //= p
-                    fs[b] *= p
-                    trial = dict(tiling)
-                    trial[r] = tuple(fs)
-                    if space.violation(trial, keeps) is None:
-                        out.append(trial)
-    return out
-
-
-def _polish(space: MapSpace, scorer: Scorer, tiling, stat, keeps, budget: int) -> None:
-    """Steepest-descent local search with the caller's model: every valid
-    single-factor move of the current tiling is scored (one batch when a batch
-    evaluator exists) and the best taken, until none improves or ``budget``
-    evaluations are spent (a count, so the result is repeatable)."""
-    start = scorer.evaluations
-    cur = dict(tiling)
-    v = scorer.score(space.to_mapping(cur, orders_for(space, cur, stat), keeps))
-    while scorer.evaluations - start < budget:
-        nbrs = _neighbours(space, cur, keeps)
-        if not nbrs:
-            return
-        ms = [space.to_mapping(t, orders_for(space, t, stat), keeps) for t in nbrs]
-        if scorer.evaluate_batch is not None:
-            vals = scorer.batch_values(scorer.evaluate_batch(ms))
-            scorer.evaluations += len(ms)
-        else:
-            vals = [scorer.score(m) for m in ms]
-        i = int(min(range(len(ms)), key=lambda j: vals[j]))
-        if not vals[i] < v * (1 - 1e-9):
-            return
-        tv = scorer.score(ms[i])  # validated, full metrics
-        if not tv < v * (1 - 1e-9):
-            return
-        v, cur = tv, nbrs[i]

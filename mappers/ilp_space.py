@@ -304,6 +304,12 @@ class MapSpace:
         (``None`` = all it may hold; the outermost level keeps everything)."""
         import itertools
 
+        return list(itertools.product(*self.keep_choices()))
+
+    def keep_choices(self) -> list[list[tuple[str, ...] | None]]:
+        """Per level, the subsets of tensors it may keep (see :meth:`keep_options`)."""
+        import itertools
+
         per_level: list[list[tuple[str, ...] | None]] = []
         for lvl in range(self.nlev):
             hold = [t for t in self.tensors if t in self.holdable[lvl]]
@@ -314,7 +320,7 @@ class MapSpace:
             for n in range(len(hold)):
                 subsets.extend(itertools.combinations(hold, n))
             per_level.append(subsets)
-        return list(itertools.product(*per_level))
+        return per_level
 
     # -------------------------------------------------------------- mappings
     def default_order(self, tiling: dict[str, tuple[int, ...]], level: int) -> tuple[str, ...]:
@@ -326,6 +332,54 @@ class MapSpace:
     def orders(self, tiling: dict[str, tuple[int, ...]], level: int) -> list[tuple[str, ...]]:
         """Every loop order of the ranks with a temporal factor > 1 at ``level``."""
         return list(permutations(self.default_order(tiling, level)))
+
+    def order_classes(
+        self,
+        tiling: dict[str, tuple[int, ...]],
+        level: int,
+        keeps: tuple[tuple[str, ...] | None, ...] | None = None,
+    ) -> list[tuple[str, ...]]:
+        """One loop order per class of orders the cost model cannot tell apart.
+
+        The analytical model (``sim/analytical_core.py``) sees a level's order
+        only through, per tensor kept at some storage level below it, the set
+        of loops inside the innermost loop indexing that tensor (those reuse
+        its tile; operand delivery to the compute units counts every loop).
+        Orders with the same sets give identical metrics (checked by a test),
+        so an exhaustive search needs one order per class (GEMM: 3 of 6; the
+        innermost storage level: 1)."""
+        active = self.default_order(tiling, level)
+        below_cache = self.__dict__.setdefault("_below_cache", {})
+        below = below_cache.get((level, keeps))
+        if below is None:
+            below = below_cache[level, keeps] = tuple(
+                t
+                for t in self.tensors
+                if any(
+                    t in self.kept(c, None if keeps is None else keeps[c])
+                    for c in range(level + 1, self.feed + 1)
+                )
+            )
+        return self.order_classes_of(active, below)
+
+    def order_classes_of(
+        self, active: tuple[str, ...], below: tuple[str, ...]
+    ) -> list[tuple[str, ...]]:
+        """:meth:`order_classes` for the ranks ``active`` at a level and the
+        tensors ``below`` kept at a storage level under it."""
+        key = (active, below)
+        cache = self.__dict__.setdefault("_order_cache", {})
+        if key not in cache:
+            seen: dict[tuple, tuple[str, ...]] = {}
+            for perm in permutations(active) if below else [active]:
+                sig = []
+                for t in below:
+                    rel = self.relevant[t]
+                    last = max((i for i, r in enumerate(perm) if r in rel), default=-1)
+                    sig.append(frozenset(perm[last + 1 :]))
+                seen.setdefault(tuple(sig), perm)
+            cache[key] = list(seen.values())
+        return cache[key]
 
     def stationary_order(
         self, tiling: dict[str, tuple[int, ...]], level: int, tensor: str | None

@@ -196,7 +196,7 @@ def search(
     evaluate_batch: BatchEvaluator | None = None,
     time_limit_s: float | None = None,
     seed: int = 0,
-    workers: int = 2,
+    workers: int = 1,
     samples: int | None = None,
     max_points: int | None = None,
 ) -> SearchResult:

@@ -64,4 +64,4 @@ def test_map_refuses_an_exhaustive_search_that_is_too_large(capsys) -> None:
     )
     assert rc == 2
     err = capsys.readouterr().err
-    assert "more than 200000 points" in err and "Traceback" not in err
+    assert "more than 1000000 points" in err and "Traceback" not in err

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from experiments.bench_mappers import SMALL_PROBLEMS, conv, gemm, tiny_arch
-from mappers.exhaustive import SpaceTooLarge, exhaustive_optima, exhaustive_search
+from mappers.exhaustive import (
+    SpaceTooLarge,
+    exhaustive_optima,
+    exhaustive_search,
+    valid_tilings,
+)
 from mappers.factors import count_splits, divisors, prime_factors, splits
+from mappers.ilp_bounds import lower_bounds
 from mappers.ilp_space import MapSpace
 from mappers.mapping import MappingError, mapping_to_dict, validate
 from mappers.search import OBJECTIVES, objective_of, search
@@ -44,10 +52,15 @@ def test_space_counts_tilings_in_closed_form() -> None:
 
 # --------------------------------------------------------- ILP vs exhaustive
 def _check_against_exhaustive(e, a, objectives=OBJECTIVES, time_limit_s=1.0) -> list[float]:
+    """ILP <= 1.02 x the exhaustive optimum over the same space (every tiling,
+    bypass choice and loop-order class), and bound <= optimum <= ILP value."""
     ev, evb = _evs(e, a)
+    t0 = time.perf_counter()
     ex = exhaustive_optima(
-        e, a, objectives=objectives, evaluate=ev, evaluate_batch=evb, max_points=400_000
+        e, a, objectives=objectives, evaluate=ev, evaluate_batch=evb, max_points=10**6, bypass=True
     )
+    # "small": exhaustive search covers the space in under a minute
+    assert time.perf_counter() - t0 < 60.0
     ratios = []
     for obj in objectives:
         r = search(
@@ -64,17 +77,20 @@ def _check_against_exhaustive(e, a, objectives=OBJECTIVES, time_limit_s=1.0) -> 
         assert r.objective_value == pytest.approx(
             objective_of(evaluate(e, a, r.mapping), obj, a), rel=1e-12
         )
-        ratio = r.objective_value / ex[obj].objective_value
-        assert ratio <= 1.02, (
-            f"{e.name} {obj}: ILP {r.objective_value:.6g} vs exhaustive {ex[obj].objective_value:.6g}"
-        )
+        opt = ex[obj].objective_value
+        # the bound is valid for the model over the whole space, the gap honest
+        assert r.bound is not None and r.bound <= opt * (1 + 1e-9), (e.name, obj, r.bound, opt)
+        assert r.gap == pytest.approx((r.objective_value - r.bound) / r.objective_value)
+        ratio = r.objective_value / opt
+        assert ratio >= 1 - 1e-9  # the ILP's space is the exhaustive one
+        assert ratio <= 1.02, f"{e.name} {obj}: ILP {r.objective_value:.6g} vs exhaustive {opt:.6g}"
         ratios.append(ratio)
     return ratios
 
 
 def test_ilp_within_2pct_of_exhaustive_small() -> None:
     e, a = SMALL_PROBLEMS[17]
-    _check_against_exhaustive(e, a, objectives=("edp",), time_limit_s=0.5)
+    _check_against_exhaustive(e, a, objectives=("edp", "latency"), time_limit_s=0.5)
 
 
 @pytest.mark.slow
@@ -82,6 +98,85 @@ def test_ilp_within_2pct_of_exhaustive_small() -> None:
 def test_ilp_within_2pct_of_exhaustive_20_problems(idx: int) -> None:
     e, a = SMALL_PROBLEMS[idx]
     _check_against_exhaustive(e, a)
+
+
+def test_bypass_space_contains_keep_all_space() -> None:
+    e, a = SMALL_PROBLEMS[14]
+    ev, evb = _evs(e, a)
+    kw = dict(objectives=OBJECTIVES, evaluate=ev, evaluate_batch=evb, max_points=10**6)
+    keep_all = exhaustive_optima(e, a, bypass=False, **kw)
+    full = exhaustive_optima(e, a, **kw)  # bypass=True is the default
+    for o in OBJECTIVES:
+        assert full[o].objective_value <= keep_all[o].objective_value * (1 + 1e-12)
+        assert full[o].notes["points"] > keep_all[o].notes["points"]
+
+
+def test_order_classes_give_identical_metrics() -> None:
+    """Every loop order of a level scores exactly like its class representative
+    (so enumerating one order per class is exhaustive)."""
+    e, a = conv(1, 2, 2, 2, 2, 3, 3), tiny_arch(fx=2, fy=2, gb_bytes=2048, rf_bytes=128)
+    space = MapSpace(e, a)
+    rng = random.Random(0)
+    tilings = list(valid_tilings(space, bypass=True))
+    tilings = [t for t in tilings if len(space.default_order(t, 0)) >= 3][:40]
+    assert tilings
+    keeps_all = space.keep_options()
+    for tiling in rng.sample(tilings, 8):
+        keeps = rng.choice([k for k in keeps_all if space.violation(tiling, k) is None])
+        base = [space.default_order(tiling, lvl) for lvl in range(space.nlev)]
+        for lvl in range(space.nlev):
+            reps = space.order_classes(tiling, lvl, keeps)
+            perms = space.orders(tiling, lvl)
+            assert 1 <= len(reps) <= len(perms)
+            rep_vals = {}
+            for rep in reps:
+                orders = tuple(base[:lvl] + [rep] + base[lvl + 1 :])
+                m = evaluate(e, a, space.to_mapping(tiling, orders, keeps))
+                rep_vals[rep] = (m.latency_s, m.energy_pj)
+            for perm in perms:
+                orders = tuple(base[:lvl] + [perm] + base[lvl + 1 :])
+                m = evaluate(e, a, space.to_mapping(tiling, orders, keeps))
+                # some representative gives exactly these metrics
+                assert any(
+                    v == pytest.approx((m.latency_s, m.energy_pj), rel=1e-12)
+                    for v in rep_vals.values()
+                )
+
+
+def test_bound_is_below_sampled_mappings_on_presets() -> None:
+    import hw_models
+
+    for arch in ("eyeriss_like", "tpu_like"):
+        a = hw_models.load(arch)
+        e = gemm(64, 48, 96)
+        b = lower_bounds(MapSpace(e, a))
+        ev, evb = _evs(e, a)
+        for seed in (1, 2):
+            rnd = search(
+                e,
+                a,
+                mapper="random",
+                objective="edp",
+                evaluate=ev,
+                evaluate_batch=evb,
+                samples=60,
+                seed=seed,
+            )
+            m = evaluate(e, a, rnd.mapping)
+            for obj in OBJECTIVES:  # a bound holds for every mapping and objective
+                assert 0 < b[obj] <= objective_of(m, obj, a)
+
+
+def test_timeout_returns_the_best_mapping_with_its_gap() -> None:
+    e, a = conv(1, 8, 4, 4, 4, 3, 3), tiny_arch(fx=4, fy=2, gb_bytes=4096, rf_bytes=128)
+    ev, evb = _evs(e, a)
+    r = search(
+        e, a, mapper="ilp", objective="edp", evaluate=ev, evaluate_batch=evb, time_limit_s=0.01
+    )
+    validate(r.mapping, e, a)
+    assert r.status in ("feasible", "timeout", "optimal")
+    assert r.gap is not None and 0.0 <= r.gap < 1.0
+    assert r.bound <= r.objective_value
 
 
 def test_exhaustive_is_a_lower_bound_for_random_search() -> None:
