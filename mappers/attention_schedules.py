@@ -35,8 +35,6 @@ from mappers.schedule import (
 )
 from workloads.ir import Cascade
 
-__all__ = ["OUTER_RANKS", "flat_candidates", "flat_schedule", "fusemax_schedule"]
-
 
 def _buffer(arch: Architecture) -> tuple[str, float]:
     if len(arch.levels) < 2:

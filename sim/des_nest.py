@@ -32,7 +32,7 @@ from mappers.mapping import (
     tile_footprint,
 )
 from workloads.errors import EinsimError
-from workloads.ir import Einsum
+from workloads.ir import Access, Einsum
 
 
 class SimulationError(EinsimError):
@@ -128,6 +128,18 @@ class Nest:
     op_classes: tuple[str, ...] = ()
     #: tensor -> datatype bits
     tensor_bits: dict[str, float] = field(default_factory=dict)
+
+
+def first_accesses(einsum: Einsum) -> list[Access]:
+    """The first access of each tensor, in the Einsum's access order (a tensor
+    read twice, or read and written, moves as one stream)."""
+    seen: set[str] = set()
+    out = []
+    for acc in einsum.accesses:
+        if acc.tensor not in seen:
+            seen.add(acc.tensor)
+            out.append(acc)
+    return out
 
 
 def channel_key(arch: Architecture, level: int, port: str, einsum: str) -> str:
@@ -232,12 +244,8 @@ def build_nest(
     keeps = kept_tensors(einsum, arch, mapping)
     buffers: list[Buffer] = []
     leaf: dict[str, int] = {}
-    seen: set[str] = set()
-    for acc in einsum.accesses:
+    for acc in first_accesses(einsum):
         t = acc.tensor
-        if t in seen:
-            continue
-        seen.add(t)
         is_out = acc is einsum.output
         rel = acc.ranks
         kept = [c for c in range(1, n) if t in keeps[c]]
@@ -289,12 +297,8 @@ def build_nest(
     s_all = spatial_above(n)
     step_bytes: dict[str, float] = {}
     step_acc: dict[tuple[int, str], tuple[float, float, float]] = {}
-    seen = set()
-    for acc in einsum.accesses:
+    for acc in first_accesses(einsum):
         t = acc.tensor
-        if t in seen:
-            continue
-        seen.add(t)
         is_out = acc is einsum.output
         p = leaf[t]
         xfer = all_t * s_all / multicast(p, n, acc.ranks, is_out) / steps

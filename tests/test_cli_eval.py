@@ -22,6 +22,21 @@ levels:
 """
 
 
+#: a 512^3 GEMM on the FuseMax cloud array (the mapping tests' problem)
+GEMM_512_ON_FUSEMAX = (
+    "-w",
+    "gemm",
+    "-p",
+    "M=512",
+    "-p",
+    "N=512",
+    "-p",
+    "K=512",
+    "--hw",
+    "fusemax_cloud",
+)
+
+
 def _run(capsys, *args):
     rc = main(list(args))
     out = capsys.readouterr()
@@ -71,16 +86,7 @@ def test_eval_with_mapping_file_matches_fold_formula(tmp_path, capsys):
     rc, out, err = _run(
         capsys,
         "eval",
-        "--workload",
-        "gemm",
-        "-p",
-        "M=512",
-        "-p",
-        "N=512",
-        "-p",
-        "K=512",
-        "--hw",
-        "fusemax_cloud",
+        *GEMM_512_ON_FUSEMAX,
         "--mapping",
         str(f),
         "--json",
@@ -106,16 +112,7 @@ def test_eval_errors_are_one_line_exit_2(tmp_path, capsys):
     rc, out, err = _run(
         capsys,
         "eval",
-        "-w",
-        "gemm",
-        "-p",
-        "M=512",
-        "-p",
-        "N=512",
-        "-p",
-        "K=512",
-        "--hw",
-        "fusemax_cloud",
+        *GEMM_512_ON_FUSEMAX,
         "--mapping",
         str(f),
     )

@@ -87,6 +87,42 @@ def split(n: int, k: int, rng: random.Random) -> list[int]:
     return out
 
 
+def random_gemm_mapping(
+    rng: random.Random, M: int, N: int, K: int, buffer_order: bool = True
+) -> Mapping:
+    """Random factors of M/4, N/4 and K over DRAM, GlobalBuffer (4 x 4
+    fan-out) and PE_RF, with a random DRAM loop order (and a random buffer
+    loop order when ``buffer_order``); not validated."""
+    fm, fn, fk = split(M // 4, 3, rng), split(N // 4, 3, rng), split(K, 3, rng)
+    dram_order = tuple(rng.sample("mnk", 3))
+    gb_order = tuple(rng.sample("mnk", 3)) if buffer_order else ()
+    return Mapping(
+        "gemm",
+        (
+            LevelMapping("DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=dram_order),
+            LevelMapping(
+                "GlobalBuffer",
+                {"m": fm[1], "n": fn[1], "k": fk[1]},
+                {"m": 4, "n": 4},
+                order=gb_order,
+            ),
+            LevelMapping("PE_RF", {"m": fm[2], "n": fn[2], "k": fk[2]}),
+        ),
+        unit="pe_array",
+    )
+
+
+def two_unit_maps(M: int, tile: int) -> dict[str, Mapping]:
+    """E1 on vec0 and E2 on vec1, each streaming ``M`` elements through the
+    buffer in tiles of ``tile``."""
+    return {
+        n: Mapping(
+            n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u
+        )
+        for n, u in (("E1", "vec0"), ("E2", "vec1"))
+    }
+
+
 def random_three_level(rng: random.Random, sizes=(16, 32, 64)):
     """A random valid GEMM mapping on the 3-level toy (any loop orders, any reuse)."""
     while True:
@@ -95,23 +131,7 @@ def random_three_level(rng: random.Random, sizes=(16, 32, 64)):
         a = three_level_arch(
             dram_bw=rng.choice([2.0, 8.0, 32.0]), gb_bw=rng.choice([16.0, 64.0, 512.0])
         )
-        fm, fn, fk = split(M // 4, 3, rng), split(N // 4, 3, rng), split(K, 3, rng)
-        m = Mapping(
-            "gemm",
-            (
-                LevelMapping(
-                    "DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=tuple(rng.sample("mnk", 3))
-                ),
-                LevelMapping(
-                    "GlobalBuffer",
-                    {"m": fm[1], "n": fn[1], "k": fk[1]},
-                    {"m": 4, "n": 4},
-                    order=tuple(rng.sample("mnk", 3)),
-                ),  # fmt: skip
-                LevelMapping("PE_RF", {"m": fm[2], "n": fn[2], "k": fk[2]}),
-            ),
-            unit="pe_array",
-        )
+        m = random_gemm_mapping(rng, M, N, K)
         try:
             validate(m, e, a)
         except MappingError:
@@ -220,15 +240,7 @@ def test_two_streams_on_one_channel_share_it_half_and_half():
     M, tile, bw = 32768, 256, 4.0  # elements, elements per tile, B/cycle
     arch = two_level_arch(bw, 1e5, 1, units=2, rate=64.0)  # compute: 4 cycles per tile
     e1, e2 = unary("E1", "X1", "Y1", M), unary("E2", "X2", "Y2", M)
-
-    def mp(name, unit):
-        return Mapping(
-            name,
-            (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})),
-            unit=unit,
-        )
-
-    maps = {"E1": mp("E1", "vec0"), "E2": mp("E2", "vec1")}
+    maps = two_unit_maps(M, tile)
     nbytes = M * 2
     tile_cycles = tile * 2 / bw
     compute = tile / 64
@@ -257,12 +269,7 @@ def test_dependent_einsums_run_one_after_another():
     M, tile = 4096, 256
     arch = two_level_arch(4.0, 1e5, 1, units=2, rate=64.0)
     e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
-    maps = {
-        n: Mapping(
-            n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u
-        )
-        for n, u in (("E1", "vec0"), ("E2", "vec1"))
-    }
+    maps = two_unit_maps(M, tile)
 
     class Casc:
         einsums = (e1, e2)
@@ -364,12 +371,7 @@ def test_fused_intermediate_is_handed_over_on_chip():
     M, tile, bw = 8192, 256, 4.0
     arch = two_level_arch(bw, 1e5, 1, units=2, rate=64.0)
     e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
-    maps = {
-        n: Mapping(
-            n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u
-        )
-        for n, u in (("E1", "vec0"), ("E2", "vec1"))
-    }
+    maps = two_unit_maps(M, tile)
     casc = SimpleNamespace(einsums=(e1, e2))
     unfused = simulate_cascade(casc, arch, maps, full_sim=True)
     sched = SimpleNamespace(order=("E1", "E2"), residency={"Y": "Buffer"}, binding={})
@@ -475,20 +477,7 @@ def test_random_unchecked_mappings_finish_or_fail_cleanly():
         M, N, K = (rng.choice([16, 32]) for _ in range(3))
         e = gemm(M, N, K)
         a = three_level_arch(gb_cap=rng.choice([256, 1024, 4096, 1 << 20]))
-        fm, fn, fk = split(M // 4, 3, rng), split(N // 4, 3, rng), split(K, 3, rng)
-        m = Mapping(
-            "gemm",
-            (
-                LevelMapping(
-                    "DRAM", {"m": fm[0], "n": fn[0], "k": fk[0]}, order=tuple(rng.sample("mnk", 3))
-                ),
-                LevelMapping(
-                    "GlobalBuffer", {"m": fm[1], "n": fn[1], "k": fk[1]}, {"m": 4, "n": 4}
-                ),
-                LevelMapping("PE_RF", {"m": fm[2], "n": fn[2], "k": fk[2]}),
-            ),
-            unit="pe_array",
-        )
+        m = random_gemm_mapping(rng, M, N, K, buffer_order=False)
         try:
             r = simulate(e, a, m, check=False, full_sim=True)
         except EinsimError as exc:
@@ -522,14 +511,7 @@ def test_pipelined_fusion_overlaps_producer_and_consumer():
     # for concurrent cascades, so it is extrapolated
     for M, full in ((8192, True), (1 << 27, False)):
         e1, e2 = unary("E1", "X", "Y", M), unary("E2", "Y", "Z", M)
-        maps = {
-            n: Mapping(
-                n,
-                (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})),
-                unit=u,
-            )
-            for n, u in (("E1", "vec0"), ("E2", "vec1"))
-        }
+        maps = two_unit_maps(M, tile)
         casc = SimpleNamespace(einsums=(e1, e2))
         r = simulate_cascade(casc, arch, maps, schedule=sched, full_sim=full)
         hand = M * 2 / bw + tile / 64 + tile / 64 + tile * 2 / bw

@@ -7,10 +7,9 @@ import random
 from collections import defaultdict
 
 import pytest
-from test_des import random_three_level, two_level_arch, unary
+from test_des import random_three_level, two_level_arch, two_unit_maps, unary
 
 from experiments.cli import main
-from mappers.mapping import LevelMapping, Mapping
 from sim.des import simulate, simulate_cascade
 from sim.trace import TraceError, chrome_trace, utilization_over_time, write_trace
 
@@ -77,12 +76,7 @@ def test_concurrent_units_get_separate_tracks():
     M, tile = 8192, 256
     arch = two_level_arch(4.0, 1e5, 1, units=2, rate=64.0)
     e1, e2 = unary("E1", "X1", "Y1", M), unary("E2", "X2", "Y2", M)
-    maps = {
-        n: Mapping(
-            n, (LevelMapping("DRAM", {"m": M // tile}), LevelMapping("Buffer", {"m": tile})), unit=u
-        )
-        for n, u in (("E1", "vec0"), ("E2", "vec1"))
-    }
+    maps = two_unit_maps(M, tile)
 
     class Casc:
         einsums = (e1, e2)

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,29 +72,35 @@ def _noop(arg: Any) -> None:
     return None
 
 
-class _Backend:
-    """The two operations the driver needs from an executor."""
+class _Backend(ABC):
+    """The two operations the driver needs from an executor (process pool or
+    Dask); the rest have defaults."""
 
     name = "?"
     workers = 1
 
+    @abstractmethod
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
-        raise NotImplementedError
+        """Run ``fn(arg)`` on a worker; return its future."""
 
+    @abstractmethod
     def wait_first(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
-        raise NotImplementedError
+        """Block until at least one future is done: (done, pending)."""
 
     def is_broken(self, exc: BaseException) -> bool:
         return False
 
     def start(self) -> None:
         """Start the workers now rather than at the first chunk (optional)."""
+        return None
 
     def restart(self) -> None:
-        pass
+        """Replace broken workers (optional)."""
+        return None
 
     def close(self) -> None:
-        pass
+        """Release the workers (optional)."""
+        return None
 
 
 class _ProcessBackend(_Backend):
