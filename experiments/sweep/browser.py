@@ -186,13 +186,20 @@ def inspect_page(
             "headless Chromium not found; install it with `apt-get install -y chromium`"
         )
     html = Path(html)
-    with tempfile.TemporaryDirectory(prefix="einsim-chromium-") as profile:
+    # ignore_cleanup_errors: a last resort only; _stop_group() already waited
+    # for every Chromium process to exit before the profile is removed
+    with tempfile.TemporaryDirectory(
+        prefix="einsim-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = subprocess.Popen(
             [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "HOME": profile},
+            # its own process group, so that the renderer, GPU and zygote
+            # children can be killed with it (they write to the profile)
+            start_new_session=True,
         )
         try:
             ws_url = None
@@ -216,5 +223,29 @@ def inspect_page(
                 )
             )
         finally:
-            proc.kill()
-            proc.wait()
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Kill Chromium's whole process group and wait until none of it is left.
+
+    Killing only the browser process leaves its children writing into the
+    profile directory, and removing that directory then fails with
+    "Directory not empty" (the flaky test of issue 14).
+    """
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # any member of the group still alive?
+        except ProcessLookupError:
+            return
+        except PermissionError:  # pragma: no cover - not ours any more
+            return
+        time.sleep(0.05)

@@ -283,48 +283,78 @@ def run_points(
     )
     t0 = time.perf_counter()
     in_flight: dict[Any, list[Point]] = {}
+    # points that were in flight when a worker died; each is then run alone
+    # (nothing else in flight), so that a death is certainly its own
+    suspects: list[list[Point]] = []
+    suspect_ids: set[str] = set()
     attempts: dict[str, int] = {}
-    suspects: set[str] = set()
+    alone_future: Any = None
+
+    def lose(chunks: list[list[Point]]) -> None:
+        for c in chunks:
+            for p in c:
+                if p.point_id not in suspect_ids:
+                    suspect_ids.add(p.point_id)
+                    suspects.insert(0, [p])
+
+    def pool_broke(extra: list[list[Point]]) -> None:
+        """Every future of the old pool is lost: their points become suspects."""
+        lose(extra + list(in_flight.values()))
+        in_flight.clear()
+        backend.restart()
+
     try:
-        while queue or in_flight:
-            # while a point whose worker died next to other chunks is pending,
-            # run one chunk at a time, so that a death is the point's own
-            limit = 1 if suspects else max_in_flight
-            while queue and len(in_flight) < limit:
-                chunk = queue.pop()
-                in_flight[backend.submit(chunk_fn, chunk)] = chunk
+        while queue or suspects or in_flight:
+            if suspects:
+                if not in_flight:
+                    chunk = suspects.pop()
+                    try:
+                        alone_future = backend.submit(chunk_fn, chunk)
+                        in_flight[alone_future] = chunk
+                    except Exception as exc:  # noqa: BLE001
+                        if not backend.is_broken(exc):
+                            raise
+                        suspects.append(chunk)
+                        backend.restart()
+                        continue
+            else:
+                while queue and len(in_flight) < max_in_flight:
+                    chunk = queue.pop()
+                    try:
+                        in_flight[backend.submit(chunk_fn, chunk)] = chunk
+                    except Exception as exc:  # noqa: BLE001 - the pool broke under us
+                        if not backend.is_broken(exc):
+                            raise
+                        pool_broke([chunk])
+                        break
+            if not in_flight:
+                continue
             done, _ = backend.wait_first(set(in_flight))
-            alone = len(in_flight) == 1
             for fut in done:
                 chunk = in_flight.pop(fut, None)
-                if chunk is None:  # requeued after its pool broke
+                if chunk is None:  # lost with its pool and requeued
                     continue
+                was_alone = fut is alone_future
                 try:
                     rows = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a dead worker, not a bad point
+                    if not was_alone:
+                        if backend.is_broken(exc):
+                            pool_broke([chunk])
+                        else:
+                            lose([chunk])
+                        break  # the other futures of `done` were requeued or still count
                     if backend.is_broken(exc):
-                        # every future of the old pool is lost: requeue them
-                        for f2, c2 in list(in_flight.items()):
-                            queue.append(c2)
-                            del in_flight[f2]
                         backend.restart()
-                    if len(chunk) > 1:
-                        queue.extend([p] for p in reversed(chunk))
-                        continue
                     pid = chunk[0].point_id
-                    if not alone and pid not in suspects:
-                        # another chunk was running: the crash may be its
-                        suspects.add(pid)
-                        queue.append(chunk)
-                        continue
                     attempts[pid] = attempts.get(pid, 0) + 1
                     if attempts[pid] < MAX_ATTEMPTS:
-                        queue.append(chunk)
+                        suspects.append(chunk)
                         continue
                     rows = [_dead_worker_row(chunk[0], exc)]
                 store.write(rows)
                 for p in chunk:
-                    suspects.discard(p.point_id)
+                    suspect_ids.discard(p.point_id)
                 statuses = (
                     [r["status"] for r in rows]
                     if isinstance(rows, list)
