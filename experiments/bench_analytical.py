@@ -110,8 +110,8 @@ def _dataflow_mapping(e, df: str, rows: int, cols: int):
 
 
 def bench_single(repeat: int) -> list[tuple[str, float]]:
-    from mappers.greedy import greedy_mapping
-    from sim.analytical import evaluate
+    from mappers.baselines.greedy import greedy_mapping
+    from sim.analytical.model import evaluate
 
     e = _gemm(512, 512, 512)
     arch = _arch(128, 128, "ws")
@@ -128,8 +128,8 @@ def bench_single(repeat: int) -> list[tuple[str, float]]:
 
 
 def bench_batch(n: int, repeat: int) -> list[tuple[str, float, int]]:
-    from mappers.greedy import greedy_mapping
-    from sim.analytical import evaluate_batch
+    from mappers.baselines.greedy import greedy_mapping
+    from sim.analytical.model import evaluate_batch
 
     rng = np.random.default_rng(0)
     e = _gemm(512, 512, 512)
@@ -181,7 +181,7 @@ def bench_batch(n: int, repeat: int) -> list[tuple[str, float, int]]:
 
 
 def bench_layers(limit: int, repeat: int) -> list[tuple[str, str, float, float]]:
-    from sim.analytical import evaluate
+    from sim.analytical.model import evaluate
 
     rows = []
     with DATA.open() as f:
@@ -191,7 +191,7 @@ def bench_layers(limit: int, repeat: int) -> list[tuple[str, str, float, float]]
             M, N, K = int(row["M"]), int(row["N"]), int(row["K"])
             R, C, df = int(row["array_rows"]), int(row["array_cols"]), row["dataflow"]
             e = _gemm(M, N, K, bits=8)
-            # SRAM capacity and stalls are sim/systolic.py's; here the
+            # SRAM capacity and stalls are sim/systolic/scalesim.py's; here the
             # buffer is unbounded and the timing is the model's cost per layer
             arch = _arch(R, C, df, gb_bytes=None)
             m = _dataflow_mapping(e, df, R, C)

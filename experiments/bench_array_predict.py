@@ -4,9 +4,9 @@
 
 Prints, over the rows of ``experiments/data/scalesim/reference.csv``:
 
-* the CPU time per layer of :func:`sim.systolic.predict_layer` (one call per
-  layer) and of :func:`sim.systolic.predict_many` (all layers in one call),
-* the stall-free closed forms alone (:func:`sim.systolic.closed_forms`,
+* the CPU time per layer of :func:`sim.systolic.scalesim.predict_layer` (one call per
+  layer) and of :func:`sim.systolic.scalesim.predict_many` (all layers in one call),
+* the stall-free closed forms alone (:func:`sim.systolic.scalesim.closed_forms`,
   vectorised), in layers per second,
 * SCALE-Sim 3.0.0's ``sim_cpu_s`` for the same rows (recorded in the CSV),
   with the median and total speed-up.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.commands.array_predict import read_layers
-from sim.systolic import closed_forms, predict_layer, predict_many
+from sim.systolic.scalesim import closed_forms, predict_layer, predict_many
 
 REF = Path(__file__).resolve().parent / "data" / "scalesim" / "reference.csv"
 

@@ -1,4 +1,4 @@
-"""Benchmark of the discrete-event simulator (sim/des.py).
+"""Benchmark of the discrete-event simulator (sim/des/simulate.py).
 
 Prints simulated events per second (tile transfers + tile computes per
 second of wall time and per second of CPU time, full tile-by-tile
@@ -24,7 +24,7 @@ def _events_per_second(repeat: int) -> tuple[float, int, float, float]:
     """Full simulation of a many-tile GEMM on a 3-level toy array."""
     from hw_models.arch import Architecture, ComputeUnit, StorageLevel
     from mappers.mapping import LevelMapping, Mapping
-    from sim.des import simulate
+    from sim.des.simulate import simulate
     from workloads.ir import Access, AffineIndex, Einsum
 
     def acc(t: str, *ranks: str) -> Access:
@@ -71,9 +71,9 @@ def _events_per_second(repeat: int) -> tuple[float, int, float, float]:
 
 def _workload(name: str, label: str, **params):
     import hw_models
-    from mappers.greedy import greedy_mapping
-    from sim.analytical import evaluate
-    from sim.des import simulate_cascade
+    from mappers.baselines.greedy import greedy_mapping
+    from sim.analytical.model import evaluate
+    from sim.des.simulate import simulate_cascade
     from workloads import library
 
     arch = hw_models.load("fusemax_cloud")

@@ -1,13 +1,13 @@
-"""Re-fit the GPU model's scalar parameters and rewrite ``sim/gpu_params/<hw>.yaml``.
+"""Re-fit the GPU model's scalar parameters and rewrite ``sim/gpu/params/<hw>.yaml``.
 
 Usage::
 
     python -m experiments.calibrate_gpu [--hw h100] [--data DIR] [--out FILE] [--dry-run]
 
-Fits (see ``sim.gpu_calibration``) the traffic scalars on ``traffic_ncu.csv``,
+Fits (see ``sim.gpu.calibration``) the traffic scalars on ``traffic_ncu.csv``,
 the time scalars on ``median_ms`` and the energy scalars on energy per call of
 ``kernels.csv`` in DIR (default: ``experiments/data/<hw>``), starting from the
-built-in defaults of ``sim.gpu_spec.GpuParams``, and writes the file with its provenance (data files,
+built-in defaults of ``sim.gpu.spec.GpuParams``, and writes the file with its provenance (data files,
 date, command, fit errors). Takes about 5 s.
 """
 
@@ -40,8 +40,8 @@ def _load(data_dir: Path) -> tuple[object, object]:
 def calibrate(hw: str = "h100", data_dir: Path | None = None) -> tuple[object, dict]:
     """Fit on the data of ``hw``; returns (GpuParams, summary dict)."""
     import hw_models
-    from sim import gpu_calibration as gc
-    from sim.gpu_spec import GpuParams, GpuSpec
+    from sim.gpu import calibration as gc
+    from sim.gpu.spec import GpuParams, GpuSpec
 
     data_dir = data_dir or DATA_DIR / hw
     kernels, ncu = _load(data_dir)
@@ -62,7 +62,7 @@ def calibrate(hw: str = "h100", data_dir: Path | None = None) -> tuple[object, d
 def render(hw: str, params: object, summary: dict, data_dir: Path, command: str) -> str:
     import yaml
 
-    from sim import gpu_calibration as gc
+    from sim.gpu import calibration as gc
 
     try:
         rel = data_dir.resolve().relative_to(Path(__file__).resolve().parents[1])
@@ -73,16 +73,16 @@ def render(hw: str, params: object, summary: dict, data_dir: Path, command: str)
         "fitted_on": [str(rel / "kernels.csv"), str(rel / "traffic_ncu.csv")],
         "fitted_at_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
-        "method": "sim/gpu_calibration.py: traffic on Nsight Compute DRAM bytes, time on "
+        "method": "sim/gpu/calibration.py: traffic on Nsight Compute DRAM bytes, time on "
         "median_ms (relative >= 50 us, absolute below), energy per call by NNLS; the "
-        "other parameters fixed (sources in sim/gpu_spec.py) or tied (TIES)",
+        "other parameters fixed (sources in sim/gpu/spec.py) or tied (TIES)",
         "fitted": list(gc.TRAFFIC_FIT + gc.TIME_FIT + gc.ENERGY_FIT),
         "tied": {k: f"{v[1]:g} x {v[0]}" for k, v in gc.TIES.items()},
         "fit_errors": {k: round(float(v), 3) for k, v in summary.items()},
     }
     body = {"params": {k: float(f"{v:.6g}") for k, v in params.to_dict().items()}}
     text = (
-        "# Calibrated scalars of the GPU model (sim/gpu.py). Global numbers only:\n"
+        "# Calibrated scalars of the GPU model (sim/gpu/model.py). Global numbers only:\n"
         "# no value depends on a kernel shape. Re-fit with the command below.\n"
     )
     return text + yaml.safe_dump(head, sort_keys=False) + yaml.safe_dump(body, sort_keys=False)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="parameter file to write")
     ap.add_argument("--dry-run", action="store_true", help="print, do not write")
     args = ap.parse_args(argv)
-    from sim.gpu_spec import params_path
+    from sim.gpu.spec import params_path
     from workloads.errors import EinsimError
 
     try:

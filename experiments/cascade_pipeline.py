@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hw_models.arch import Architecture
-from mappers import attention_schedules, fusion
+from mappers.cascade import attention as attention_schedules
+from mappers.cascade import fusion
 from mappers.schedule import Schedule, ScheduleError, default_binding, validate_schedule
-from sim import cascade_model
+from sim.analytical import cascade as cascade_model
 from sim.metrics import Metrics
 from workloads.ir import Cascade
 
@@ -50,8 +51,8 @@ def simulate_schedule(
     others go through DRAM, and Einsums on different units overlap when the
     dependences allow it.
     """
-    from mappers.greedy import greedy_mapping
-    from sim.des import simulate_cascade
+    from mappers.baselines.greedy import greedy_mapping
+    from sim.des.simulate import simulate_cascade
 
     mappings = {
         e.name: greedy_mapping(e, arch, unit=schedule.binding.get(e.name)) for e in cascade.einsums

@@ -1,7 +1,7 @@
 """GPU model validation report against the measured H100 kernels.
 
 ``run(out_dir)`` predicts every kernel of ``experiments/data/h100/kernels.csv``
-with the shipped parameters (``sim/gpu_params/h100.yaml``), optionally re-fits
+with the shipped parameters (``sim/gpu/params/h100.yaml``), optionally re-fits
 with one op group held out at a time (leave-one-group-out cross-validation),
 and writes, per op group, ``<group>.csv`` and a self-contained Plotly figure
 ``<group>.html`` (predicted against measured time, DRAM bytes, energy), plus
@@ -33,8 +33,8 @@ def build_report(kernels: Any, ncu: Any, arch: Any, *, cv: bool = True) -> dict[
     """Predictions, cross-validated predictions and the error table."""
     import pandas as pd
 
-    from sim import gpu_calibration as gc
-    from sim.gpu import resolve
+    from sim.gpu import calibration as gc
+    from sim.gpu.model import resolve
 
     spec, params = resolve(arch)
     pred = gc.predict_frame(kernels, spec, params)

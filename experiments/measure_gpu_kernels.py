@@ -273,7 +273,7 @@ def measure_row(torch: Any, nvml: Any, handle: Any, row: dict[str, str]) -> dict
     # Each call is bracketed by its own pair of events, and calls are issued
     # back to back (no synchronisation between them), in batches of 10: short
     # calls then show the host's launch gaps, long ones the GPU time alone, as
-    # in the H100 data (see sim/gpu_spec.py, event_period_s).
+    # in the H100 data (see sim/gpu/spec.py, event_period_s).
     while len(times) < MAX_REPS and (len(times) < MIN_REPS or total < MIN_TIME_S * 1e3):
         pairs = []
         for _ in range(min(10, MAX_REPS - len(times))):

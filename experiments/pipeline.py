@@ -64,7 +64,7 @@ def analytical_evaluator(
     einsum: Einsum, arch: Architecture, objective: str
 ) -> Callable[[Mapping], float]:
     """Mapping -> objective, with the analytical model (for mappers)."""
-    from sim.analytical import evaluate
+    from sim.analytical.model import evaluate
 
     def score(m: Mapping) -> float:
         try:
@@ -81,7 +81,7 @@ def analytical_evaluator(
 
 
 def _greedy(einsum: Einsum, arch: Architecture, objective: str, evaluator, **opts: Any) -> Mapping:
-    from mappers.greedy import greedy_mapping
+    from mappers.baselines.greedy import greedy_mapping
 
     return greedy_mapping(
         einsum, arch, unit=opts.get("unit"), objective=objective, evaluator=evaluator
@@ -92,7 +92,7 @@ def _greedy_fast(
     einsum: Einsum, arch: Architecture, objective: str, evaluator, **opts: Any
 ) -> Mapping:
     """Greedy without scoring variants (the sweeps' fastest default)."""
-    from mappers.greedy import greedy_mapping
+    from mappers.baselines.greedy import greedy_mapping
 
     return greedy_mapping(einsum, arch, unit=opts.get("unit"), objective=objective)
 
@@ -104,7 +104,7 @@ def _search_mapper(name: str) -> Callable[..., Mapping]:
 
     def run(einsum: Einsum, arch: Architecture, objective: str, evaluator, **opts: Any) -> Mapping:
         from mappers.search import search
-        from sim.analytical import evaluate, evaluate_batch
+        from sim.analytical.model import evaluate, evaluate_batch
 
         return search(
             einsum,
@@ -134,7 +134,7 @@ MAPPERS: dict[str, Callable[..., Mapping]] = {
 def _analytical(
     einsums: list[Einsum], arch: Architecture, mappings: dict[str, Mapping], **opts: Any
 ) -> Metrics:
-    from sim.analytical import combine_sequential, evaluate
+    from sim.analytical.model import combine_sequential, evaluate
 
     fill = opts.get("fill", True)
     parts = {e.name: evaluate(e, arch, mappings[e.name], fill=fill) for e in einsums}
@@ -146,8 +146,8 @@ def _analytical(
 def _des(
     einsums: list[Einsum], arch: Architecture, mappings: dict[str, Mapping], **opts: Any
 ) -> Metrics:
-    """Discrete-event simulation (sim/des.py); opts: full_sim, timeline_limit, schedule."""
-    from sim.des import simulate_einsums
+    """Discrete-event simulation (sim/des/simulate.py); opts: full_sim, timeline_limit, schedule."""
+    from sim.des.simulate import simulate_einsums
 
     return simulate_einsums(einsums, arch, mappings, **opts)
 
@@ -164,8 +164,8 @@ FAMILY_EVALUATORS: dict[str, Callable[..., Metrics]] = {}
 
 
 def _gpu_eval(cascade: Cascade | Einsum, arch: Architecture, **opts: Any) -> Metrics:
-    """GPU family: the calibrated kernel model (sim/gpu.py), no mapper needed."""
-    from sim.gpu import evaluate_cascade
+    """GPU family: the calibrated kernel model (sim/gpu/model.py), no mapper needed."""
+    from sim.gpu.model import evaluate_cascade
 
     return evaluate_cascade(cascade, arch, fused=opts.get("fused"))
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hw_models.arch import Architecture
-from mappers.ilp_space import MappingError, MapSpace
 from mappers.mapping import Mapping
 from mappers.objectives import ALIASES, OBJECTIVES, canonical_objective  # noqa: F401
+from mappers.space import MappingError, MapSpace
 from workloads.errors import EinsimError
 from workloads.ir import Einsum
 
 MAPPERS: tuple[str, ...] = ("ilp", "random", "exhaustive", "greedy")
 
 Evaluator = Callable[[Mapping], Any]
-#: many mappings at once -> ``sim.analytical.evaluate_batch``'s dict of arrays
+#: many mappings at once -> ``sim.analytical.model.evaluate_batch``'s dict of arrays
 BatchEvaluator = Callable[[list[Mapping]], dict[str, Any]]
 
 
@@ -202,9 +202,9 @@ def search(
 ) -> SearchResult:
     """Find a mapping of ``einsum`` on ``arch`` minimising ``objective``.
 
-    ``evaluate`` is the cost model (e.g. ``sim.analytical.evaluate`` bound to
+    ``evaluate`` is the cost model (e.g. ``sim.analytical.model.evaluate`` bound to
     the Einsum and architecture); ``evaluate_batch`` (optional) scores a list
-    of mappings in one call (``sim.analytical.evaluate_batch``) and speeds up
+    of mappings in one call (``sim.analytical.model.evaluate_batch``) and speeds up
     the exhaustive and random searches and the ILP's re-ranking.
     ``time_limit_s`` bounds the ILP solve and the random search; ``samples``
     bounds the random search; ``max_points`` caps the exhaustive enumeration
@@ -212,7 +212,7 @@ def search(
     """
     objective = canonical_objective(objective)
     if mapper == "ilp":
-        from mappers.ilp import ilp_search
+        from mappers.ilp.solve import ilp_search
 
         return ilp_search(
             einsum,
@@ -225,7 +225,7 @@ def search(
             workers=workers,
         )
     if mapper == "random":
-        from mappers.random_search import random_search
+        from mappers.baselines.random_search import random_search
 
         if samples is None and time_limit_s is None:
             samples = 2000
@@ -240,7 +240,7 @@ def search(
             seed=seed,
         )
     if mapper == "exhaustive":
-        from mappers.exhaustive import exhaustive_search
+        from mappers.baselines.exhaustive import exhaustive_search
 
         kw = {} if max_points is None else {"max_points": max_points}
         return exhaustive_search(
@@ -274,7 +274,7 @@ def greedy_search(
 def greedy_start(einsum: Einsum, arch: Architecture) -> Mapping | None:
     """The greedy mapping (warm start for the ILP); None if unavailable or invalid."""
     try:
-        from mappers.greedy import greedy_mapping
+        from mappers.baselines.greedy import greedy_mapping
     except ImportError:
         return None
     try:

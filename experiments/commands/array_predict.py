@@ -2,7 +2,7 @@
 
 Reads a layer table with the descriptive columns of SCALE-Sim's reference
 data (``experiments/data/scalesim/reference.csv``), predicts every layer with
-:mod:`sim.systolic` and writes the input columns plus ``pred_*`` columns.
+:mod:`sim.systolic.scalesim` and writes the input columns plus ``pred_*`` columns.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ARRAY_COLUMNS = (
 )
 GEMM_COLUMNS = ("M", "N", "K")
 CONV_COLUMNS = ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride")
-#: output column -> field of sim.systolic.predict_many
+#: output column -> field of sim.systolic.scalesim.predict_many
 PRED_COLUMNS = {
     "pred_total_cycles": "total_cycles",
     "pred_stall_cycles": "stall_cycles",
@@ -85,10 +85,10 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
     """Parse a layer table. Returns (header, raw rows, parsed columns).
 
     Parsed columns: ``M``, ``N``, ``K`` (lists of int; SCALE-Sim's lowering
-    for conv rows), ``configs`` (list of :class:`sim.systolic.ArrayConfig`)
-    and ``convs`` (:class:`sim.systolic.ConvShape` of conv rows, else None).
+    for conv rows), ``configs`` (list of :class:`sim.systolic.scalesim.ArrayConfig`)
+    and ``convs`` (:class:`sim.systolic.scalesim.ConvShape` of conv rows, else None).
     """
-    from sim.systolic import ArrayConfig, ConvShape, SystolicError, conv_to_gemm
+    from sim.systolic.scalesim import ArrayConfig, ConvShape, SystolicError, conv_to_gemm
 
     p = str(path)
     try:
@@ -182,7 +182,7 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
 
 def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: bool = True) -> int:
     """Predict every layer of ``in_path`` and write ``out_path``. Returns the row count."""
-    from sim.systolic import SystolicError, predict_many
+    from sim.systolic.scalesim import SystolicError, predict_many
 
     header, rows, parsed = read_layers(in_path)
     try:

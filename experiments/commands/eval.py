@@ -133,7 +133,7 @@ def command(
         casc, arch, mapping=mapping, mapper=mapper, objective=objective, sim=sim, **des_opts
     )
     if trace_file:
-        from sim.trace import write_trace
+        from sim.des.trace import write_trace
 
         write_trace(m, trace_file)
         m.notes.pop("timeline", None)  # in the trace file, not in the output

@@ -21,8 +21,8 @@ class KernelCsvError(EinsimError):
 
 def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Rows of a kernels CSV, checked: every error names file, line and column."""
-    from sim.gpu_kernels import OPS
-    from sim.gpu_tiling import DTYPE_BYTES
+    from sim.gpu.kernels import OPS
+    from sim.gpu.tiling import DTYPE_BYTES
 
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -96,7 +96,7 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 def predict_csv(in_path: Path, out_path: Path, hw: str) -> int:
     """Predict every row of ``in_path`` on preset ``hw``; returns the row count."""
     import hw_models
-    from sim.gpu import PRED_COLUMNS, predict_row, resolve
+    from sim.gpu.model import PRED_COLUMNS, predict_row, resolve
 
     header, rows = read_kernels(in_path)
     spec, params = resolve(hw_models.load(hw))

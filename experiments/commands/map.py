@@ -57,7 +57,7 @@ def map_workload(
     """(Einsum, SearchResult) per Einsum of ``workload``, in execution order."""
     from experiments.pipeline import einsums_of
     from mappers.search import search
-    from sim.analytical import evaluate, evaluate_batch
+    from sim.analytical.model import evaluate, evaluate_batch
 
     out = []
     for e in einsums_of(workload):

@@ -1,5 +1,5 @@
 """Batched evaluation of a chunk of points with the vectorised analytical
-model (``sim.analytical.evaluate_batch``).
+model (``sim.analytical.model.evaluate_batch``).
 
 The per-point path (:func:`experiments.sweep.evaluate.evaluate_point`) calls
 ``experiments.pipeline.evaluate_workload``, whose cost is dominated by numpy
@@ -47,9 +47,9 @@ BATCH_MAPPERS = ("greedy-fast", "greedy")
 
 
 def arch_signature(arch: Any) -> tuple:
-    """What ``sim.analytical_compile.compile_structure`` reads from an
+    """What ``sim.analytical.compile.compile_structure`` reads from an
     architecture other than the numbers ``hardware_arrays`` can override."""
-    from sim.analytical_compile import arch_structure_key
+    from sim.analytical.compile import arch_structure_key
 
     return (arch.family, *arch_structure_key(arch))
 
@@ -96,7 +96,7 @@ def hw_overrides(archs: list[Any], st: Any) -> dict[str, Any]:
     """Per-point hardware arrays for ``evaluate_batch``."""
     import numpy as np
 
-    from sim.analytical_compile import LEVEL_FIELDS, UNIT_FIELDS
+    from sim.analytical.compile import LEVEL_FIELDS, UNIT_FIELDS
 
     a0 = archs[0]
     ov: dict[str, Any] = {}
@@ -228,8 +228,8 @@ def _evaluate_chunk_batched(points: list[Point]) -> list[dict[str, Any]]:
 
     from experiments.pipeline import FAMILY_EVALUATORS, MAPPERS, einsums_of
     from mappers.mapping import mapping_to_dict
-    from sim.analytical import evaluate_batch
-    from sim.analytical_compile import STRUCTURES
+    from sim.analytical.compile import STRUCTURES
+    from sim.analytical.model import evaluate_batch
 
     rows: list[dict[str, Any] | None] = [None] * len(points)
     groups: dict[tuple, list[tuple[int, Any, list[Any], dict[str, Any], Any]]] = {}
