@@ -16,8 +16,8 @@ model's own units (seconds, pJ, pJ*s, bytes). The arguments:
 * **Compute.** The temporal loops run ``points / S`` times where ``S``, the
   spatial product, divides the iteration count and is at most the PEs /
   fan-outs; a 2D array pays at least one fill-and-drain skew.
-* **Latency** = compute + outermost-level transfers (serial when that level
-  is not double buffered, else their max).
+* **Latency** = the max of compute and every level's transfers (the
+  analytical model adds a single-buffered level's tile moves to the compute).
 * **Energy** = compute energy (exact: no padding) + compulsory outermost
   traffic + per input, the cheapest way to deliver its ``points / multicast``
   operands (from the outermost level, or from a level that must first be
@@ -128,7 +128,7 @@ def _transfer_cycles_bound(
                 rd[0] += comp[t] * bytes_[t]
                 rd[p] += deliver
                 wr[p] += comp[t] * bytes_[t]
-        over, serial, fill = 0.0, 0.0, 0.0
+        over = 0.0
         for lvl, lv in enumerate(space.levels):
             if rd[lvl] == 0 and wr[lvl] == 0:
                 continue
@@ -141,17 +141,14 @@ def _transfer_cycles_bound(
                     rd[lvl] / (inst * rbw) if rbw > 0 else 0.0,
                     wr[lvl] / (inst * wbw) if wbw > 0 else 0.0,
                 )
-            if lv.double_buffered:
-                over = max(over, x)
-                if lvl <= array:
-                    fill += x
-            else:
-                serial += x
+            # every level's port time bounds the latency (the pipeline fill
+            # and a single-buffered level's tile moves only add to it)
+            over = max(over, x)
         if array < 0:
-            best = min(best, max(compute, over) + serial)
+            best = min(best, max(compute, over))
             continue
         for f in folds:
-            best = min(best, max(compute + f * skew - 1.0, over) + serial + fill / f)
+            best = min(best, max(compute + f * skew - 1.0, over))
     return best
 
 

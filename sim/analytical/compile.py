@@ -82,6 +82,8 @@ class Structure:
     limit_kind: np.ndarray  # [nl] see compile_structure
     iteration_points: float
     unit_names: list[str]
+    #: per level, the levels its tiles are filled from (the pairs' parents)
+    parents: tuple[tuple[int, ...], ...] = ()
 
 
 def _tensor_accesses(einsum: Einsum) -> dict:
@@ -192,6 +194,9 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
         limit_kind=limit_kind,
         iteration_points=float(einsum.iteration_points),
         unit_names=[cu.name for cu in arch.compute],
+        parents=tuple(
+            tuple(sorted({p for _t, c, p in pairs if c == lvl})) for lvl in range(nl)
+        ),
     )
 
 

@@ -103,6 +103,50 @@ def _mats(st: Structure) -> _Mats:
     return mats
 
 
+def _moves(
+    st: Structure,
+    hw: Hardware,
+    q: np.ndarray,
+    log_r: np.ndarray,
+    inst_used: np.ndarray,
+    log_iters: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[N, nl]`` cycles of the tile moves between each level and its parent
+    (each move as long as its slower side), of one tile of each tensor, and
+    of one write-back of the output tiles that change at every iteration of
+    the loops above the level (``log_iters[:, c]``: their log count)."""
+    nl = len(st.levels)
+    np_ = len(st.pairs)
+    rbw = np.asarray(hw.rbw, dtype=float)
+    wbw = np.where(st.shared_bw, rbw, hw.wbw)
+    n = max(q.shape[0], rbw.shape[0])
+    moves = np.zeros((n, nl))
+    first = np.zeros((n, nl))
+    wb_each = np.zeros((n, nl))
+    byte_w = st.bits / 8.0
+
+    def cyc(elems: np.ndarray, b: float, lv: int, bw: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(elems > 0, elems * b / (inst_used[:, lv] * bw[:, lv]), 0.0)
+
+    for k, (t, c, p) in enumerate(st.pairs):
+        if c >= nl:
+            continue
+        b = float(byte_w[t])
+        xfer, fills, xref, fref = (q[:, k + i * np_] for i in range(4))
+        if not st.is_output[t]:
+            mv = np.maximum(cyc(xfer, b, p, rbw), cyc(fills, b, c, wbw))
+        else:
+            mv = np.maximum(cyc(fills, b, c, rbw), cyc(xfer, b, p, wbw)) + np.maximum(
+                cyc(xref, b, p, rbw), cyc(fref, b, c, wbw)
+            )
+            each = log_r[:, k] >= log_iters[:, c] - 1e-9
+            wb_each[:, c] += np.where(each, mv * np.exp(-log_r[:, k]), 0.0)
+        moves[:, c] += mv
+        first[:, c] += mv * np.exp(-log_r[:, k])
+    return moves, first, wb_each
+
+
 def evaluate_arrays(
     st: Structure,
     hw: Hardware,
@@ -198,14 +242,29 @@ def evaluate_arrays(
         compute = t_all * cpp
     compute = np.broadcast_to(compute, (big,)).astype(float)
 
-    # --- latency with double-buffered overlap and pipeline fill -----------
-    iters = np.exp(np.cumsum(logt.sum(axis=2), axis=1))  # [N, nl]
-    db = st.db
-    overlapped = np.where(db, transfer, 0.0).max(axis=1)
-    serial = np.where(db, 0.0, transfer).sum(axis=1)
-    cycles = np.maximum(compute, overlapped) + serial
-    if fill:
-        cycles = cycles + np.where(db, transfer / iters, 0.0).sum(axis=1)
+    # --- latency, innermost level first -----------------------------------
+    # a single-buffered level's tile moves add to the work below it; a
+    # double-buffered level's overlap it, as a pipeline of its parent's
+    # iterations: the first tiles in and the last out do not overlap when
+    # the work below is the longer; when the parent levels' ports are, the
+    # last iteration of the work below does not, except for what the
+    # write-back of the iteration before it hides. Every port bounds it.
+    log_iters = np.zeros((n, nl))  # loops above each level
+    log_iters[:, 1:] = np.cumsum(logt.sum(axis=2), axis=1)[:, :-1]
+    moves, first, wb_each = _moves(st, hw, q, log_r, inst_used, log_iters)
+    cycles = compute
+    for lv in range(nl - 1, 0, -1):
+        if not st.db[lv]:
+            cycles = np.maximum(cycles + moves[:, lv], transfer[:, lv])
+            continue
+        below = np.maximum(cycles, transfer[:, lv])
+        if fill:
+            tail = np.maximum(0.0, below * np.exp(-log_iters[:, lv]) - wb_each[:, lv])
+            feed = transfer[:, list(st.parents[lv])].max(axis=1) if st.parents[lv] else 0.0
+            cycles = np.maximum(below + first[:, lv], feed + tail)
+        else:
+            cycles = np.maximum(below, moves[:, lv])
+    cycles = np.maximum(cycles, transfer[:, 0])
 
     # --- energy --------------------------------------------------------------
     per_word = byte_w[None, None, :] * 8.0 / hw.word_bits[..., None]  # [N|1, nl, nt]
@@ -230,7 +289,7 @@ def evaluate_arrays(
     busy = st.iteration_points * cpp
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cycles > 0, busy / (cycles * hw.pes), 0.0)
-    need = (fp[:, :nl] * (st.keep[None] * byte_w)).sum(axis=2) * np.where(db, 2.0, 1.0)
+    need = (fp[:, :nl] * (st.keep[None] * byte_w)).sum(axis=2) * np.where(st.db, 2.0, 1.0)
     cap_ok = (need <= hw.cap * (1 + 1e-12)).all(axis=1)
     s_lvl = np.exp(log_s_lvl)
     limit = np.where(

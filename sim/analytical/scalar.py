@@ -144,6 +144,21 @@ def evaluate_scalar(
     reads = [[0] * nt for _ in range(nl)]
     writes = [[0] * nt for _ in range(nl)]
     updates = [[0] * nt for _ in range(nl)]
+    byte_w = [b / 8.0 for b in st.bits.tolist()]
+
+    def port_cycles(nbytes: float, lv: int, write: bool) -> float:
+        bw = hw.wbw[lv] if write and not st.shared_bw[lv] else hw.rbw[lv]
+        return nbytes / (s_above[lv] * bw) if nbytes > 0 else 0.0
+
+    #: per level: cycles of the tile moves between it and its parent (each as
+    #: long as its slower side), and of one tile of each tensor moved
+    moves = [0.0] * nl
+    first_moves = [0.0] * nl
+    #: write-backs of output tiles that change at every iteration above the level
+    wb_each_iter = [0.0] * nl
+    iters = [1] * nl  # iterations of the loops above each level
+    for lv in range(1, nl):
+        iters[lv] = iters[lv - 1] * math.prod(tf[lv - 1])
     for t, c, p, is_out, mc in plan.pairs:
         rel = plan.rel[t]
         if c == nl:
@@ -170,10 +185,14 @@ def evaluate_scalar(
         f_child = fp[c][t] if c < nl else 1
         fills = f_child * r_cnt * s_above[c]
         xfer = _div(fills, mcf)
+        b = byte_w[t]
         if not is_out:
             reads[p][t] += xfer
             if c < nl:
                 writes[c][t] += fills
+                mv = max(port_cycles(xfer * b, p, False), port_cycles(fills * b, c, True))
+                moves[c] += mv
+                first_moves[c] += mv / r_cnt
             continue
         # share of visits that bring partial sums back: 1 - dist / r_cnt
         xfer_refill = xfer - _div(xfer * dist, r_cnt) if r_cnt else 0
@@ -186,8 +205,14 @@ def evaluate_scalar(
             reads[p][t] += xfer_refill
             reads[c][t] += fills
             writes[c][t] += fills_refill
+            mv = max(port_cycles(fills * b, c, False), port_cycles(xfer * b, p, True)) + max(
+                port_cycles(xfer_refill * b, p, False), port_cycles(fills_refill * b, c, True)
+            )
+            moves[c] += mv
+            first_moves[c] += mv / r_cnt
+            if r_cnt >= iters[c]:
+                wb_each_iter[c] += mv / r_cnt
     # transfer cycles
-    byte_w = [b / 8.0 for b in st.bits.tolist()]
     transfer = [0.0] * nl
     for lv in range(nl):
         rb = sum((reads[lv][t] + updates[lv][t]) * byte_w[t] for t in range(nt))
@@ -214,22 +239,26 @@ def evaluate_scalar(
         compute = folds * (t_in * cpp + skew) - 1.0
     else:
         compute = t_all * cpp
-    # latency
-    overlapped = 0.0
-    serial = 0.0
-    fill_c = 0.0
-    iters = 1
-    for lv in range(nl):
-        for r in range(nr):
-            iters *= tf[lv][r]
-        if st.db[lv]:
-            overlapped = max(overlapped, transfer[lv])
-            fill_c += transfer[lv] / iters
+    # latency (innermost level first): a single-buffered level's tile moves
+    # add to the work below it; a double-buffered level's overlap it, as a
+    # pipeline of its parent's iterations: the first tiles in and the last
+    # out do not overlap when the work below is the longer; when the parent
+    # levels' ports are, the last iteration of the work below does not,
+    # except for what the write-back of the iteration before it hides. Every
+    # port bounds it.
+    cycles = compute
+    for lv in range(nl - 1, 0, -1):
+        if not st.db[lv]:
+            cycles = max(cycles + moves[lv], transfer[lv])
+            continue
+        below = max(cycles, transfer[lv])
+        if fill:
+            tail = max(0.0, below / iters[lv] - wb_each_iter[lv])
+            feed = max((transfer[p] for p in st.parents[lv]), default=0.0)
+            cycles = max(below + first_moves[lv], feed + tail)
         else:
-            serial += transfer[lv]
-    cycles = max(compute, overlapped) + serial
-    if fill:
-        cycles += fill_c
+            cycles = max(below, moves[lv])
+    cycles = max(cycles, transfer[0])
     # energy
     e_lvl = []
     for lv in range(nl):

@@ -65,8 +65,10 @@ def test_bandwidth_bound_copy_takes_bytes_over_bandwidth():
     assert r.traffic_bytes["DRAM"] == {"A": M * 2, "B": M * 2}
     assert r.transfer_cycles["DRAM"] == moved / bw
     assert r.compute_cycles == 0
-    # plus the pipeline fill: one tile's transfer before the overlap starts
-    assert r.cycles == moved / bw * (1 + tile / M)
+    # the shared DRAM port is busy from the first read to the last write
+    # (nothing to compute between them), so there is no fill on top of it;
+    # the discrete-event simulator counts the same 1024 cycles
+    assert r.cycles == moved / bw
     assert evaluate(e, arch, m, fill=False).cycles == moved / bw
     assert r.latency_s == r.cycles / 1e9
 
