@@ -194,9 +194,7 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
         limit_kind=limit_kind,
         iteration_points=float(einsum.iteration_points),
         unit_names=[cu.name for cu in arch.compute],
-        parents=tuple(
-            tuple(sorted({p for _t, c, p in pairs if c == lvl})) for lvl in range(nl)
-        ),
+        parents=tuple(tuple(sorted({p for _t, c, p in pairs if c == lvl})) for lvl in range(nl)),
     )
 
 
