@@ -56,24 +56,9 @@ class Timeline:
             self.dropped += 1
 
 
-def _dispatch(event: _Call) -> None:
-    event.fn(*event.args)
-
-
-#: every _Call shares one callback list (simpy only iterates it)
-_CALLBACKS = [_dispatch]
-
-
-class _Call:
-    """A minimal simpy event: ``Environment.step`` pops it and calls it."""
-
-    __slots__ = ("callbacks", "_ok", "fn", "args")
-
-    def __init__(self, fn: Callable, args: tuple) -> None:
-        self.fn = fn
-        self.args = args
-        self._ok = True
-        self.callbacks = _CALLBACKS
+#: a stream: a producer's name (proportional hand-over) or
+#: ``(producer, a, b, lag)`` (see ``_EinsumState.streams``)
+Stream = str | tuple[str, int, int, int]
 
 
 class Port:
@@ -161,7 +146,7 @@ class Fabric:
         if len(work) == 1 and floor == 0.0:
             p, w = work[0]
             if p.exclusive:
-                heappush(env._queue, (now + w, 1, next(env._eid), _Call(done, args)))
+                heappush(env._queue, (now + w, 1, next(env._eid), done, args))
                 return
             # one shared port: processor sharing on its virtual clock (the
             # arithmetic of Port.advance and _port_resched, inlined)
@@ -186,10 +171,10 @@ class Fabric:
             delay = (heap[0][0] - V) * n
             if delay < 0.0:
                 delay = 0.0
-            heappush(env._queue, (now + delay, 1, next(env._eid), _Call(self._tick, (p, ver))))
+            heappush(env._queue, (now + delay, 1, next(env._eid), self._tick, (p, ver)))
             return
         if not work:
-            heappush(env._queue, (now, 1, next(env._eid), _Call(done, args)))
+            heappush(env._queue, (now, 1, next(env._eid), done, args))
             return
         job = Job(work, done, args)
         job.t = now
@@ -219,7 +204,7 @@ class Fabric:
         self.pending = pend
         job.speed = 1.0 / m
         job.ver = 1
-        heappush(env._queue, (now + m, 1, next(env._eid), _Call(self._fin, (job, 1))))
+        heappush(env._queue, (now + m, 1, next(env._eid), self._fin, (job, 1)))
 
     def _port_resched(self, p: Port, now: float) -> None:
         """(Re)arm the port's timer for its first single-port job to finish."""
@@ -229,7 +214,7 @@ class Fabric:
             if delay < 0.0:
                 delay = 0.0
             env = self.env
-            heappush(env._queue, (now + delay, 1, next(env._eid), _Call(self._tick, (p, p.ver))))
+            heappush(env._queue, (now + delay, 1, next(env._eid), self._tick, (p, p.ver)))
 
     def _port_timer(self, p: Port, ver: int) -> None:
         if ver != p.ver:
@@ -262,7 +247,7 @@ class Fabric:
                 if delay < 0.0:
                     delay = 0.0
                 env = self.env
-                heappush(env._queue, (now + delay, 1, next(env._eid), _Call(self._tick, (p, ver))))
+                heappush(env._queue, (now + delay, 1, next(env._eid), self._tick, (p, ver)))
             first[2](*first[3])
             return
         done = [first]
@@ -317,7 +302,7 @@ class Fabric:
             rem = j.rem
             if rem < 0.0:
                 rem = 0.0
-            heappush(q, (now + rem * m, 1, next(eid), _Call(fin, (j, ver))))
+            heappush(q, (now + rem * m, 1, next(eid), fin, (j, ver)))
 
     def _finish(self, job: Job, ver: int) -> None:
         if ver != job.ver:
@@ -376,6 +361,12 @@ class _BufState:
         "period",
         "pperiod",
         "unit",
+        "fetch_alone",
+        "wb_alone",
+        "last_done",
+        "last_stretch",
+        "arrivals",
+        "preloaded",
     )
 
     def __init__(self, buf: Buffer, es: _EinsumState, steps: int) -> None:
@@ -411,6 +402,16 @@ class _BufState:
         self.period = buf.period
         self.pperiod = 1  # the parent's period (set with the parent)
         self.unit: _Unit | None = None  # the compute unit that reads a leaf
+        #: cycles a fetch / write-back takes alone on its ports
+        self.fetch_alone = 0.0
+        self.wb_alone = 0.0
+        #: when the last fetch or write-back ended, and how much longer than
+        #: alone it took (its ports were shared)
+        self.last_done = -1.0
+        self.last_stretch = 0.0
+        #: arrival cycle of every tile, kept for a nest's stall rule only
+        self.arrivals: list[float] | None = [] if es.nest.stall_rule is not None else None
+        self.preloaded = buf.preloaded
 
 
 class _Cell:
@@ -448,9 +449,16 @@ class _EinsumState:
         "step_work",
         "track",
         "leaf_periods",
+        "leaf_tables",
+        "step_cycles",
+        "stall_rule",
+        "plain",
         "step_excl",
         "step_floor",
         "unit_obj",
+        "step_alone",
+        "stretch",
+        "wait_stretch",
     )
 
     def __init__(self, nest: Nest, steps: int) -> None:
@@ -466,8 +474,11 @@ class _EinsumState:
         self.dependents: list[_EinsumState] = []
         #: producers this Einsum is pipelined with (fused, on other units):
         #: step s waits until each has done its share of steps
-        self.stream_names: tuple[str, ...] = ()
-        self.streams: list[_EinsumState] = []
+        self.stream_names: tuple[Stream, ...] = ()
+        #: (producer, a, b, lag): step s needs the producer's first
+        #: ``(s // a + 1) * b - lag`` steps done; a = 0: its share
+        #: ``(s + 1) / steps`` of them (both walk the intermediate in order)
+        self.streams: list[tuple[_EinsumState, int, int, int]] = []
         self.stream_consumers: list[_EinsumState] = []
         self.t_start = 0.0
         self.t_end = 0.0
@@ -480,16 +491,38 @@ class _EinsumState:
         self.track = ""
         #: (leaf buffer, its period), for the step loop
         self.leaf_periods: list[tuple[_BufState, int]] = []
+        #: (leaf buffer with irregular tiles, tile index of every step)
+        self.leaf_tables: list[tuple[_BufState, list[int]]] = []
+        self.step_cycles = nest.step_cycles
+        self.stall_rule = nest.stall_rule
+        #: periodic tiles, no streams, steps alike: the hot path's case (set in run)
+        self.plain = True
         #: work of a step when the unit's port is its only, unshared port
         self.step_excl: float | None = None
         #: work of a step on the unit's port when it is left out of
         #: ``step_work`` (see Engine._unit_floors)
         self.step_floor = 0.0
         self.unit_obj: _Unit | None = None
+        #: cycles of a step alone on its ports
+        self.step_alone = 0.0
+        #: contention: cycles steps took beyond their time alone, and cycles
+        #: the unit waited for tiles whose transfers were slowed by sharing
+        self.stretch = 0.0
+        self.wait_stretch = 0.0
 
 
 class _Unit:
-    __slots__ = ("name", "queue", "busy", "busy_cycles", "current", "port")
+    __slots__ = (
+        "name",
+        "queue",
+        "busy",
+        "busy_cycles",
+        "current",
+        "port",
+        "last_end",
+        "interleave",
+        "stretched",
+    )
 
     def __init__(self, name: str, port: Port) -> None:
         self.name = name
@@ -498,6 +531,14 @@ class _Unit:
         self.busy_cycles = 0.0
         self.current: _EinsumState | None = None
         self.port = port
+        #: when the unit's last step ended (its idle time since then is a wait)
+        self.last_end = 0.0
+        #: Einsums on the unit are pipelined with each other: the unit takes
+        #: the ready step that is least far along (as a share of its Einsum),
+        #: not the Einsums one after another
+        self.interleave = False
+        #: a transfer of its Einsums took longer than alone since it last waited
+        self.stretched = False
 
 
 class Engine:
@@ -531,10 +572,11 @@ class Engine:
 
     # -- event plumbing -------------------------------------------------
     def at(self, delay: float, fn: Callable, *args) -> None:
-        """Call ``fn(*args)`` after ``delay`` cycles: one event on simpy's queue
-        (a light :class:`_Call` in place of a full ``simpy.Event``)."""
+        """Call ``fn(*args)`` after ``delay`` cycles: one entry
+        ``(time, priority, id, fn, args)`` on simpy's queue, not a full
+        ``simpy.Event`` (the engine runs the queue itself, see :meth:`run`)."""
         env = self.env
-        heappush(env._queue, (env._now + delay, 1, next(env._eid), _Call(fn, args)))
+        heappush(env._queue, (env._now + delay, 1, next(env._eid), fn, args))
 
     def port(self, key: str, bw: float) -> Port:
         p = self.ports.get(key)
@@ -550,7 +592,7 @@ class Engine:
         steps: int | None = None,
         deps: tuple[str, ...] = (),
         period: int = 0,
-        streams: tuple[str, ...] = (),
+        streams: tuple[Stream, ...] = (),
     ) -> None:
         """Add an Einsum; ``steps`` truncates it (for steady-state runs)."""
         s = nest.steps if steps is None else steps
@@ -601,7 +643,25 @@ class Engine:
         es.unit_obj = unit
         for st in es.bufs:
             st.unit = unit
-        es.leaf_periods = [(st, st.period) for st in es.leaves]
+        es.leaf_periods = [(st, st.period) for st in es.leaves if not st.buf.tile_steps]
+        for st in es.leaves:
+            ts = st.buf.tile_steps
+            if not ts:
+                continue
+            if st.is_output or ts[0] != 0:
+                raise SimulationError(
+                    f"{nest.einsum}: irregular tiles need an input whose first tile starts at "
+                    f"step 0 ({st.buf.tensor})"
+                )
+            table = [0] * s
+            for i in range(1, len(ts)):
+                for j in range(ts[i], min(s, ts[i + 1] if i + 1 < len(ts) else s)):
+                    table[j] = i
+            es.leaf_tables.append((st, table))
+        if nest.step_cycles and (nest.step_bytes or len(nest.step_cycles) < s):
+            raise SimulationError(
+                f"{nest.einsum}: per-step cycles need one entry per step and steps that use no port"
+            )
         self.einsums[nest.einsum] = es
         unit.queue.append(es)
 
@@ -691,15 +751,33 @@ class Engine:
             es.step_excl = w[0][1] if len(w) == 1 and w[0][0].exclusive else None
         self._unit_floors()
         for es in self.einsums.values():
+            es.plain = not (es.leaf_tables or es.stream_names or es.step_cycles)
+            es.step_alone = max([es.step_floor, *(w for _p, w in es.step_work)])
+            if es.step_cycles:
+                if es.step_excl is None:
+                    raise SimulationError(
+                        f"{es.nest.einsum}: per-step cycles need a compute unit of its own"
+                    )
+                es.step_alone = float("inf")  # its steps differ; never shared
+            for st in es.bufs:
+                st.fetch_alone = max((w for _p, w in st.fetch_work), default=0.0)
+                st.wb_alone = max((w for _p, w in st.wb_work), default=0.0)
+        for es in self.einsums.values():
             for d in es.deps:
                 if d not in self.einsums:
                     raise SimulationError(f"{es.nest.einsum} depends on unknown Einsum {d}")
                 self.einsums[d].dependents.append(es)
-            for d in es.stream_names:
+            for spec in es.stream_names:
+                d, a, b, lag = (spec, 0, 0, 0) if isinstance(spec, str) else spec
                 if d not in self.einsums:
                     raise SimulationError(f"{es.nest.einsum} streams from unknown Einsum {d}")
-                es.streams.append(self.einsums[d])
-                self.einsums[d].stream_consumers.append(es)
+                es.streams.append((self.einsums[d], a, b, lag))
+                p = self.einsums[d]
+                if es not in p.stream_consumers:
+                    p.stream_consumers.append(es)
+                if p.unit_obj is es.unit_obj:
+                    # steps of Einsums pipelined on one unit interleave
+                    es.unit_obj.interleave = True
         for es in list(self.einsums.values()):
             if not es.deps:
                 self._start_einsum(es)
@@ -709,18 +787,18 @@ class Engine:
         queue = env._queue
         fabric = self.fabric
         fabric.flush()
-        # The engine only ever schedules _Call events, so it pops simpy's
+        # The engine only ever schedules (time, 1, id, fn, args), so it pops simpy's
         # queue itself (what Environment.step does, minus the generic
         # callback and failure handling): same order, same clock.
         while queue:
-            t, _prio, _eid, ev = heappop(queue)
+            t, _prio, _eid, fn, args = heappop(queue)
             if t > horizon:
                 raise SimTimeLimitError(
                     f"simulated time passed the bound of {horizon:.6g} cycles "
                     f"({self._progress()}); raise max_cycles or check the mapping"
                 )
             env._now = t
-            ev.fn(*ev.args)
+            fn(*args)
             if fabric.pending is not None:
                 fabric.flush()
         unfinished = [es for es in self.einsums.values() if not es.finished]
@@ -774,7 +852,9 @@ class Engine:
             cell.used += tb
             i = st.allocated
             st.allocated = i + 1
-            if not st.is_output or st.buf.revisited(i):
+            if i < st.preloaded:
+                self._arrive(st, i)
+            elif not st.is_output or st.buf.revisited(i):
                 # fetch DMA engine
                 st.queue.append(i)
                 if not st.busy:
@@ -844,10 +924,14 @@ class Engine:
     def _fetch_done(self, st: _BufState, tile: int, t0: float) -> None:
         self.events += 1
         st.busy = False
+        now = self.env._now
+        x = now - t0 - st.fetch_alone
+        if x > 1e-9 * st.fetch_alone:  # its ports were shared
+            st.last_done = now
+            st.last_stretch = x
+            st.unit.stretched = True
         if self.record:
-            self.timeline.add(
-                st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, self.env._now
-            )
+            self.timeline.add(st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, now)
         self._arrive(st, tile)
         # an input tile was copied down: free the parent tile after its last child
         p = st.parent
@@ -863,6 +947,12 @@ class Engine:
     def _wbk_done(self, st: _BufState, tile: int, t0: float) -> None:
         self.events += 1
         st.wbusy = False
+        now = self.env._now
+        x = now - t0 - st.wb_alone
+        if x > 1e-9 * st.wb_alone:
+            st.last_done = now
+            st.last_stretch = x
+            st.unit.stretched = True
         if self.record:
             self.timeline.add(
                 st.track + " (write-back)",
@@ -875,6 +965,8 @@ class Engine:
             self._wb_next(st)
 
     def _arrive(self, st: _BufState, tile: int) -> None:
+        if st.arrivals is not None:
+            st.arrivals.append(self.env._now)
         if tile == st.arrived:
             a = tile + 1
             ready = st.ready
@@ -906,11 +998,52 @@ class Engine:
         self._maybe_finished(st.es)
 
     # -- compute ---------------------------------------------------------------
+    @staticmethod
+    def _ready(es: _EinsumState, s: int) -> bool:
+        """Step ``s`` of ``es`` has its operand tiles and its producers' share."""
+        for st, per in es.leaf_periods:
+            ti = s // per
+            if not (ti < st.arrived or ti in st.ready):
+                return False
+        if es.leaf_tables:
+            for st, table in es.leaf_tables:
+                ti = table[s]
+                if not (ti < st.arrived or ti in st.ready):
+                    return False
+        if es.streams:
+            for p, a, b, lag in es.streams:
+                # pipelined hand-over: the producer's part of the intermediate
+                # for this step is done
+                done = p.done_steps
+                if done >= p.steps:
+                    continue
+                if a:
+                    if done < (s // a + 1) * b - lag:
+                        return False
+                elif done * es.steps < (s + 1) * p.steps:
+                    return False
+        return True
+
+    def _pick(self, unit: _Unit) -> _EinsumState | None:
+        """The interleaving unit's next Einsum: of those with a ready step,
+        the one least far along (queue order breaks ties)."""
+        best = None
+        frac = 2.0
+        for cand in unit.queue:
+            s = cand.next_step
+            if cand.started and s < cand.steps and s / cand.steps < frac and self._ready(cand, s):
+                best, frac = cand, s / cand.steps
+        return best
+
     def _try_compute(self, unit: _Unit) -> None:
         if unit.busy:
             return
         es = unit.current
-        if es is None or es.next_step >= es.steps:
+        if unit.interleave:
+            es = self._pick(unit)
+            if es is None:
+                return
+        elif es is None or es.next_step >= es.steps:
             es = None
             for cand in unit.queue:
                 if cand.started and cand.next_step < cand.steps:
@@ -920,35 +1053,73 @@ class Engine:
                 return
             unit.current = es
         s = es.next_step
-        for st, per in es.leaf_periods:
-            ti = s // per
-            if not (ti < st.arrived or ti in st.ready):
-                return
-        if es.streams:
-            for p in es.streams:
-                # pipelined hand-over: the producer's share of the intermediate
-                # for this step is done (both walk it in the same order)
-                if p.done_steps < p.steps and p.done_steps * es.steps < (s + 1) * p.steps:
+        if es.plain:
+            # _ready, the common case inlined: periodic tiles only
+            for st, per in es.leaf_periods:
+                ti = s // per
+                if not (ti < st.arrived or ti in st.ready):
                     return
+        elif not unit.interleave and not self._ready(es, s):
+            return
         es.next_step = s + 1
         unit.busy = True
         env = self.env
         now = env._now
+        if unit.stretched:
+            self._wait_contention(unit, es, now)
         w = es.step_excl
+        if not es.plain and es.step_cycles:
+            w = self._step_cycles(unit, es, s, now)
         if w is not None:
             # the unit's port alone, never shared: one timer
             heappush(
                 env._queue,
-                (now + w, 1, next(env._eid), _Call(self._compute_done, (unit, es, s, now))),
+                (now + w, 1, next(env._eid), self._compute_done, (unit, es, s, now)),
             )
         else:
             self._begin(es.step_work, self._compute_done, (unit, es, s, now), es.step_floor)
+
+    @staticmethod
+    def _wait_contention(unit: _Unit, es: _EinsumState, now: float) -> None:
+        """The unit waited: for as long as a transfer that ended in the wait
+        was slowed by sharing its ports, that is contention."""
+        gap = now - unit.last_end
+        if gap <= 0.0:
+            return
+        unit.stretched = False
+        worst = 0.0
+        last = unit.last_end
+        for st in es.bufs:
+            if st.last_done > last and st.last_stretch > worst:
+                worst = st.last_stretch
+        if worst > 1e-9 * gap:
+            es.wait_stretch += worst if worst < gap else gap
+
+    @staticmethod
+    def _step_cycles(unit: _Unit, es: _EinsumState, s: int, now: float) -> float:
+        """Cycles of step ``s`` of a nest whose steps differ, with the nest's
+        stall rule's charge for waiting."""
+        w = es.step_cycles[s]
+        if es.stall_rule is not None:
+            new = tuple(
+                st.arrivals[(table[s - 1] + 1 if s else 0) : table[s] + 1]
+                for st, table in es.leaf_tables
+            )
+            start = es.stall_rule(unit.last_end, new)
+            if start > now:
+                w += start - now
+        return w
 
     def _compute_done(self, unit: _Unit, es: _EinsumState, s: int, t0: float) -> None:
         unit.busy = False
         es.done_steps += 1
         self.events += 1
         now = self.env._now
+        unit.last_end = now
+        if es.step_excl is None:  # a step on shared ports may take longer than alone
+            extra = now - t0 - es.step_alone
+            if extra > 1e-9 * es.step_alone:
+                es.stretch += extra
         unit.busy_cycles += now - t0
         if self.record:
             self.timeline.add(es.track, f"{es.nest.einsum} step {s}", t0, now)
@@ -964,11 +1135,16 @@ class Engine:
                         self._wb_next(st)
                 else:
                     self._release(st)
+        if not es.plain and es.leaf_tables:
+            for st, table in es.leaf_tables:
+                done = (st.ntiles if last else table[s1]) - table[s]
+                for _ in range(done):
+                    self._release(st)
         if last:
             self._maybe_finished(es)
         self._try_compute(unit)
         for c in es.stream_consumers:
-            if c.started:
+            if c.started and c.unit_obj is not unit:
                 self._try_compute(c.unit_obj)
 
     # -- reporting ---------------------------------------------------------------

@@ -20,6 +20,8 @@ outside its innermost relevant loop) is first read back from the parent
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hw_models.arch import Architecture
@@ -86,8 +88,15 @@ class Buffer:
     #: them is non-zero
     revisit_loops: tuple[Loop, ...] = ()
     slots: int = 2
+    #: irregular tiles (an input's): the first step of each tile, ascending,
+    #: the first one 0; empty: tile i covers steps [i*period, (i+1)*period)
+    tile_steps: tuple[int, ...] = ()
+    #: tiles present before the run starts (no transfer)
+    preloaded: int = 0
 
     def tiles(self, steps: int) -> int:
+        if self.tile_steps:
+            return bisect_left(self.tile_steps, steps)
         return -(-steps // self.period)
 
     def revisited(self, tile: int) -> bool:
@@ -128,6 +137,15 @@ class Nest:
     op_classes: tuple[str, ...] = ()
     #: tensor -> datatype bits
     tensor_bits: dict[str, float] = field(default_factory=dict)
+    #: cycles of each step when they differ (empty: ``cycles_per_step`` each);
+    #: only for a nest whose steps use the compute unit and no port
+    step_cycles: tuple[float, ...] = ()
+    #: how a step that waited for tiles is charged, when not simply until
+    #: they arrive (SCALE-Sim's accounting, :mod:`sim.systolic.des`): called
+    #: with the cycle the step could have started and, per leaf buffer with
+    #: irregular tiles, the arrival cycles of the tiles it needs first; returns
+    #: the cycle it starts (never before they arrive)
+    stall_rule: Callable[[float, tuple[list[float], ...]], float] | None = None
 
 
 def first_accesses(einsum: Einsum) -> list[Access]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from hw_models.arch import Architecture
 from mappers.mapping import Mapping
-from sim.des.engine import Engine
+from sim.des.engine import Engine, Stream
 from sim.des.nest import (
     Buffer,
     DeadlockError,
@@ -63,6 +63,12 @@ CASCADE_FULL_SIM_STEPS = 300_000
 MIN_PREFIX_STEPS = 512
 #: relative tolerance on equal period durations
 STEADY_RTOL = 2e-3
+#: most tile events (compute steps plus tile transfers) a full simulation may
+#: have: 4-12 s of one core (90-250k events/s, fewer where many transfers
+#: share ports); beyond it ``full_sim`` is refused with a
+#: :class:`SimulationError` naming the count (the steady-state run needs a
+#: few thousand). ``simulate_nests(..., max_events=)`` raises it.
+FULL_SIM_MAX_EVENTS = 1_000_000
 
 
 # ---------------------------------------------------------------------------
@@ -276,7 +282,7 @@ def _run(
     periods: dict[str, int],
     max_cycles: float,
     timeline_limit: int,
-    streams: MappingABC[str, Iterable[str]] | None = None,
+    streams: MappingABC[str, Iterable[Stream]] | None = None,
 ) -> Engine:
     eng = Engine(arch, max_cycles=max_cycles, timeline_limit=timeline_limit)
     streams = streams or {}
@@ -290,6 +296,28 @@ def _run(
         )
     eng.run()
     return eng
+
+
+def tile_events(nests: list[Nest]) -> int:
+    """Tile events of a full simulation: every step and every tile moved."""
+    total = 0
+    for n in nests:
+        total += n.steps
+        for b in n.buffers:
+            f, w = buffer_transfers(b, n.steps, n.steps)
+            total += f + w
+    return total
+
+
+def _check_event_budget(nests: list[Nest], max_events: int) -> None:
+    n = tile_events(nests)
+    if n > max_events:
+        raise SimulationError(
+            f"a full simulation of {', '.join(x.einsum for x in nests[:4])}"
+            f"{' ...' if len(nests) > 4 else ''} has {n:,} tile events, over the budget of "
+            f"{max_events:,} (FULL_SIM_MAX_EVENTS, 4-12 s of one core); "
+            "drop --full-sim (the steady-state run extrapolates), or map to larger tiles"
+        )
 
 
 def default_bound(nests: list[Nest]) -> float:
@@ -314,18 +342,23 @@ def simulate_nests(
     max_period_steps: int = 2048,
     min_prefix_periods: int = 8,
     mappings: MappingABC[str, Mapping] | None = None,
-    streams: MappingABC[str, Iterable[str]] | None = None,
+    streams: MappingABC[str, Iterable[Stream]] | None = None,
+    max_events: int = FULL_SIM_MAX_EVENTS,
 ) -> Metrics:
     """Simulate already-built nests (one per Einsum) and return Metrics.
 
     ``deps``: Einsum -> Einsums it waits for (finished); ``streams``:
-    Einsum -> fused producers on other units it is pipelined with.
+    Einsum -> fused producers it is pipelined with (a name: proportional
+    hand-over; see :data:`sim.des.engine.Stream`). ``full_sim`` refuses nests
+    of more than ``max_events`` tile events.
     """
     deps = deps or {}
     streams = streams or {}
     bound = max_cycles if max_cycles is not None else default_bound(nests)
     wall0 = time.perf_counter()
     total_steps = sum(n.steps for n in nests)
+    if full_sim:
+        _check_event_budget(nests, max_events)
     if full_sim or total_steps <= FULL_SIM_STEPS:
         eng = _run(arch, nests, deps, {}, {}, bound, timeline_limit, streams)
         cycles = max((es.t_end for es in eng.einsums.values()), default=0.0)
@@ -354,6 +387,7 @@ def simulate_nests(
         "wall_s": wall,
         "events_per_s": eng.events / wall if wall > 0 else 0.0,
         "unit_busy_cycles": {u.name: u.busy_cycles for u in eng.units.values()},
+        "contention": _contention(eng, nests),
     }
     if timeline_limit:
         notes["timeline"] = {
@@ -363,6 +397,26 @@ def simulate_nests(
             "simulated_cycles": max((es.t_end for es in eng.einsums.values()), default=0.0),
         }
     return _metrics(arch, nests, cycles, acc, notes, mappings)
+
+
+def _contention(eng: Engine, nests: list[Nest]) -> dict[str, float]:
+    """Cycles lost to shared ports, scaled from a simulated prefix to the
+    whole nest: ``step_stretch_cycles``, the time compute steps took beyond
+    their time alone on their ports; ``wait_stretch_cycles``, the time a unit
+    waited for a tile whose transfer took longer than alone (capped at the
+    wait). Their sum bounds how much slower than the contention-free limit
+    (the analytical model) the run is because of sharing."""
+    step = wait = 0.0
+    for n in nests:
+        es = eng.einsums[n.einsum]
+        scale = n.steps / es.steps if es.steps else 1.0
+        step += es.stretch * scale
+        wait += es.wait_stretch * scale
+    return {
+        "step_stretch_cycles": step,
+        "wait_stretch_cycles": wait,
+        "total_cycles": step + wait,
+    }
 
 
 def _extrapolated(
@@ -467,8 +521,9 @@ def _extrapolated(
         )
         start_new = max(start_new, start_old) if not deps.get(name) and not prev else start_new
         end = start_new + (es.t_end - start_old) + extra[name]
-        for p in streams.get(name, ()):
+        for spec in streams.get(name, ()):
             # a pipelined consumer ends no earlier than its producer did
+            p = spec if isinstance(spec, str) else spec[0]
             end = max(end, new_end[p] + max(0.0, es.t_end - eng.einsums[p].t_end))
         new_end[name] = end
         prev_on_unit[es.unit] = name
@@ -496,7 +551,7 @@ def _extrapolated(
 def _topo(
     nests: list[Nest],
     deps: MappingABC[str, Iterable[str]],
-    streams: MappingABC[str, Iterable[str]] | None = None,
+    streams: MappingABC[str, Iterable[Stream]] | None = None,
 ) -> list[str]:
     seen: set[str] = set()
     out: list[str] = []
@@ -508,7 +563,7 @@ def _topo(
         for d in deps.get(x, ()):
             visit(d)
         for d in (streams or {}).get(x, ()):
-            visit(d)
+            visit(d if isinstance(d, str) else d[0])
         out.append(x)
 
     for n in nests:

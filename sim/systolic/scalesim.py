@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.analytical.compile import array_skew
 from workloads.errors import EinsimError
 
 DATAFLOWS = ("os", "ws", "is")
@@ -185,7 +186,8 @@ def closed_forms(
     t = np.where(is_os, k, np.where(is_ws, m, n))
     row_fold, col_fold = _cdiv(sr, r), _cdiv(sc, c)
     folds = row_fold * col_fold
-    fold_rows = np.where(is_os, t + r + c - 2, t + 2 * r + c - 2)
+    # the analytical model's fill and drain of one fold (sim.analytical.compile)
+    fold_rows = t + np.where(is_os, array_skew("os", r, c), array_skew("ws", r, c)).astype(np.int64)
     demand_rows = folds * fold_rows
     # cycles_this_fold in SCALE-Sim's per-fold utilisation: the ofmap (os) or
     # the filter/ifmap (ws/is) fold demand plus its skew.
@@ -762,46 +764,61 @@ def _stalls(
     return stall, last_out
 
 
-def predict_layer(
-    m: int,
-    n: int,
-    k: int,
-    cfg: ArrayConfig,
-    *,
-    scalesim_compat: bool = True,
-    conv: ConvShape | None = None,
-) -> SystolicResult:
-    """SCALE-Sim's report for one GEMM C[m,n] = A[m,k] B[k,n] on ``cfg``.
+@dataclass(frozen=True)
+class ReadSchedule:
+    """When SCALE-Sim's read buffers fetch from DRAM, for one layer.
 
-    For a convolution pass ``conv`` as well (``m, n, k`` from
-    :func:`conv_to_gemm`): its ifmap words repeat, and a word is found in the
-    SRAM window if any copy of it is there.
+    ``*_slides`` hold the array row (of demand, stall-free) at which each
+    window slide is asked for, in order; slide ``k`` (1-based) completes
+    ``k * *_slide_cycles - 1`` cycles after the start, as SCALE-Sim chains its
+    prefetches back to back whether or not they are needed yet. The initial
+    fill of each buffer (``*_fill_words``) is done before row 0.
     """
+
+    demand_rows: int
+    fold_rows: int
+    ifmap_slides: np.ndarray
+    filter_slides: np.ndarray
+    ifmap_slide_cycles: int
+    filter_slide_cycles: int
+    ifmap_slide_words: int
+    filter_slide_words: int
+    ifmap_fill_words: int
+    filter_fill_words: int
+
+
+def _check_layer(m: int, n: int, k: int, conv: ConvShape | None) -> None:
     for name, v in (("M", m), ("N", n), ("K", k)):
         if int(v) < 1:
             raise SystolicError(f"{name} must be >= 1, got {v}")
-    m, n, k = int(m), int(n), int(k)
     if conv is not None:
         lowered = tuple(int(v) for v in conv_to_gemm(*asdict(conv).values()))
-        if lowered != (m, n, k):
+        if lowered != (int(m), int(n), int(k)):
             raise SystolicError(
                 f"M, N, K = {m}, {n}, {k} do not match the convolution, which lowers to {lowered}"
             )
+
+
+def read_schedule(
+    m: int, n: int, k: int, cfg: ArrayConfig, *, conv: ConvShape | None = None
+) -> ReadSchedule:
+    """The DRAM prefetches of SCALE-Sim's ifmap and filter buffers (see
+    :class:`ReadSchedule`); ``conv`` as in :func:`predict_layer`."""
+    _check_layer(m, n, k, conv)
+    m, n, k = int(m), int(n), int(k)
     r, c, df = int(cfg.rows), int(cfg.cols), cfg.dataflow
-    cf = closed_forms(m, n, k, r, c, df, scalesim_compat)
+    cf = closed_forms(m, n, k, r, c, df)
     sr, sc, t = int(cf["sr"]), int(cf["sc"]), int(cf["t"])
-    row_fold, col_fold = int(cf["row_fold"]), int(cf["col_fold"])
+    row_fold = int(cf["row_fold"])
     fold_rows, n_rows = int(cf["fold_rows"]), int(cf["demand_rows"])
     if n_rows > MAX_DEMAND_ROWS:
         raise SystolicError(
             f"layer M={m} N={n} K={k} on a {r}x{c} {df} array needs {n_rows} array rows; "
             f"the memory model walks them and accepts at most {MAX_DEMAND_ROWS}"
         )
-
     ifm, fil = _operands(sr, sc, t, r, c, df)
     b_if = _buffer(cfg.ifmap_sram_kb, cfg.ifmap_dram_bw_words, ifm.valid_words, ifm.fetch_words)
     b_f = _buffer(cfg.filter_sram_kb, cfg.filter_dram_bw_words, fil.valid_words, fil.fetch_words)
-
     slides_if = b_if.a < b_if.n and b_if.p > 0
     slides_f = b_f.a < b_f.n and b_f.p > 0
     if conv is not None and slides_if:
@@ -833,13 +850,48 @@ def predict_layer(
             lo_f, hi_f = _positions(fil, fr, None, u)
         ev_if += win_if.slides(lo_if, hi_if, row0)
         ev_f += win_f.slides(lo_f, hi_f, row0)
-    wcum = _ofmap_writes_cum(df, sr, sc, t, r, c, fold_rows, n_rows)
+    return ReadSchedule(
+        demand_rows=n_rows,
+        fold_rows=fold_rows,
+        ifmap_slides=np.asarray(ev_if, dtype=np.int64),
+        filter_slides=np.asarray(ev_f, dtype=np.int64),
+        ifmap_slide_cycles=b_if.cycles_per_slide,
+        filter_slide_cycles=b_f.cycles_per_slide,
+        ifmap_slide_words=b_if.words_per_slide,
+        filter_slide_words=b_f.words_per_slide,
+        ifmap_fill_words=b_if.first_words,
+        filter_fill_words=b_f.first_words,
+    )
+
+
+def predict_layer(
+    m: int,
+    n: int,
+    k: int,
+    cfg: ArrayConfig,
+    *,
+    scalesim_compat: bool = True,
+    conv: ConvShape | None = None,
+) -> SystolicResult:
+    """SCALE-Sim's report for one GEMM C[m,n] = A[m,k] B[k,n] on ``cfg``.
+
+    For a convolution pass ``conv`` as well (``m, n, k`` from
+    :func:`conv_to_gemm`): its ifmap words repeat, and a word is found in the
+    SRAM window if any copy of it is there.
+    """
+    rs = read_schedule(m, n, k, cfg, conv=conv)
+    m, n, k = int(m), int(n), int(k)
+    r, c, df = int(cfg.rows), int(cfg.cols), cfg.dataflow
+    cf = closed_forms(m, n, k, r, c, df, scalesim_compat)
+    sr, sc, t = int(cf["sr"]), int(cf["sc"]), int(cf["t"])
+    n_rows = rs.demand_rows
+    wcum = _ofmap_writes_cum(df, sr, sc, t, r, c, rs.fold_rows, n_rows)
     wbuf = _WriteBuffer(wcum, cfg.ofmap_sram_kb, cfg.ofmap_dram_bw_words)
     stall, last = _stalls(
-        np.asarray(ev_if, dtype=np.int64),
-        np.asarray(ev_f, dtype=np.int64),
-        b_if.cycles_per_slide,
-        b_f.cycles_per_slide,
+        rs.ifmap_slides,
+        rs.filter_slides,
+        rs.ifmap_slide_cycles,
+        rs.filter_slide_cycles,
         scalesim_compat,
         n_rows,
         wbuf,
@@ -848,7 +900,6 @@ def predict_layer(
     total = n_rows - 1 + stall if last is None else last
     dram_of = wbuf.finish()
     macs = m * n * k
-    del col_fold
     return SystolicResult(
         total_cycles=int(total),
         stall_cycles=int(stall),
@@ -861,8 +912,8 @@ def predict_layer(
         sram_ifmap_reads=int(cf["sram_ifmap_reads"]),
         sram_filter_reads=int(cf["sram_filter_reads"]),
         sram_ofmap_writes=int(cf["sram_ofmap_writes"]),
-        dram_ifmap_reads=b_if.first_words + len(ev_if) * b_if.words_per_slide,
-        dram_filter_reads=b_f.first_words + len(ev_f) * b_f.words_per_slide,
+        dram_ifmap_reads=rs.ifmap_fill_words + rs.ifmap_slides.size * rs.ifmap_slide_words,
+        dram_filter_reads=rs.filter_fill_words + rs.filter_slides.size * rs.filter_slide_words,
         dram_ofmap_writes=dram_of,
     )
 
