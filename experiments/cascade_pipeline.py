@@ -46,18 +46,13 @@ def simulate_schedule(
 ) -> Metrics:
     """Cost a schedule with the discrete-event simulator.
 
-    Each Einsum gets the greedy mapping on the unit the schedule binds it to;
-    intermediates the schedule keeps on chip are handed over on chip, the
-    others go through DRAM, and Einsums on different units overlap when the
-    dependences allow it.
+    The schedule's groups run on the DES engine with the cost model's work
+    and DRAM traffic (:func:`sim.des.group.simulate_schedule`), so the
+    analytical figure is the contention-free limit of the simulated one.
     """
-    from mappers.baselines.greedy import greedy_mapping
-    from sim.des.simulate import simulate_cascade
+    from sim.des.group import simulate_schedule as simulate
 
-    mappings = {
-        e.name: greedy_mapping(e, arch, unit=schedule.binding.get(e.name)) for e in cascade.einsums
-    }
-    return simulate_cascade(cascade, arch, mappings, schedule=schedule, full_sim=full_sim)
+    return simulate(cascade, arch, schedule, full_sim=full_sim)
 
 
 def schedule_cascade(

@@ -255,23 +255,38 @@ def schedule_from_fusion(
 def evaluate_schedule(cascade: Cascade, arch: Architecture, schedule: Schedule) -> Metrics:
     """Cost a scheduled cascade; returns the same Metrics as the per-Einsum model."""
     terms = arch_terms(arch)
-    if all(
-        not g.pipelined and not g.streamed_rank and not g.buffer_bytes_per_tile
-        for g in schedule.groups
-    ):
+    if is_generic(schedule):
         return _evaluate_generic(cascade, arch, schedule, terms)
     return _evaluate_grouped(cascade, arch, schedule, terms)
 
 
-def _evaluate_generic(
-    cascade: Cascade, arch: Architecture, schedule: Schedule, terms: _ArchTerms
-) -> Metrics:
+def is_generic(schedule: Schedule) -> bool:
+    """A schedule of the fusion problem's kind (Einsums one after another,
+    each overlapping its own DRAM transfers), not of pipelined, streamed or
+    buffer-tiled groups."""
+    return all(
+        not g.pipelined and not g.streamed_rank and not g.buffer_bytes_per_tile
+        for g in schedule.groups
+    )
+
+
+def generic_problem(
+    cascade: Cascade, arch: Architecture, schedule: Schedule
+) -> tuple[FusionProblem, tuple[bool, ...], int]:
+    """The fusion problem of a generic schedule, its keep decisions and tiles."""
     tiled = next((g.tiled_rank for g in schedule.groups if g.tiled_rank), "")
     tiles = next((g.tile for g in schedule.groups if g.tiled_rank), 1) or 1
     p = build_fusion_problem(
         cascade, arch, schedule.binding, tiled_rank=tiled, tile_counts=(tiles,)
     )
     keep = tuple(schedule.residency.get(t.name, "DRAM") != "DRAM" for t in p.intermediates)
+    return p, keep, tiles
+
+
+def _evaluate_generic(
+    cascade: Cascade, arch: Architecture, schedule: Schedule, terms: _ArchTerms
+) -> Metrics:
+    p, keep, tiles = generic_problem(cascade, arch, schedule)
     cost = fusion_evaluate(p, keep, tiles)
     # utilisation and breakdown
     busy: dict[str, float] = {u.name: 0.0 for u in arch.compute}
@@ -305,30 +320,43 @@ def _rank_sizes(members: list[Einsum]) -> dict[str, int]:
     return sizes
 
 
-def _group_traffic(
-    cascade: Cascade, group: FusionGroup, room_bytes: float
-) -> tuple[float, float, float]:
-    """(DRAM bytes, buffer bytes for external operands, re-read bytes) of a group.
+@dataclass(frozen=True)
+class DramTerm:
+    """A tensor's DRAM traffic in a fused group (grouped schedules)."""
+
+    tensor: str
+    #: times the whole tensor is read from / written to DRAM
+    reads: int
+    writes: int
+    #: "input" (with the tiled rank, read once), "resident" (without it, kept
+    #: in the buffer for all tiles), "reread" (without it, read once per
+    #: buffer tile), "output" (written once), "spill" (an intermediate
+    #: written once and reloaded by its later-pass consumers)
+    kind: str = "input"
+
+
+def group_dram_terms(
+    cascade: Cascade, schedule: Schedule, group: FusionGroup, room_bytes: float
+) -> list[DramTerm]:
+    """Every DRAM transfer of a grouped schedule's group, tensor by tensor.
 
     Inputs that carry the tiled rank are read once. Inputs that lack it are
     read once per buffer tile, unless their slice for one iteration of the
     outer (batch) ranks fits in ``room_bytes``, the buffer left next to the
     tiles; then they stay resident and are read once. Outputs (and tensors
-    consumed outside the group) are written once.
+    consumed outside the group) are written once. A spilled intermediate is
+    written once and reloaded by each consumer in a later pass
+    (:func:`mappers.schedule.later_pass_readers`).
     """
     names = set(group.einsums)
     members = [e for e in cascade.einsums if e.name in names]
     produced = {e.output.tensor for e in members}
     sizes = _rank_sizes(members)
-    per_buffer = group.buffer_tile or group.tile
     n_buffer_tiles = 1
-    n_pass_tiles = 1
     if group.tiled_rank:
+        per_buffer = group.buffer_tile or group.tile
         n_buffer_tiles = math.ceil(sizes.get(group.tiled_rank, 1) / max(1, per_buffer))
-        n_pass_tiles = math.ceil(sizes.get(group.tiled_rank, 1) / max(1, group.tile))
-    dram = 0.0
-    buf = 0.0
-    reread = 0.0
+    out: list[DramTerm] = []
     seen: set[str] = set()
     for e in members:
         for acc in e.inputs:
@@ -338,28 +366,63 @@ def _group_traffic(
             seen.add(t)
             tensor = cascade.tensor(t)
             if not group.tiled_rank or group.tiled_rank in tensor.ranks:
-                dram += tensor.bytes
-                buf += tensor.bytes
+                out.append(DramTerm(t, 1, 0))
                 continue
             outer = math.prod(sizes.get(r, 1) for r in tensor.ranks if r in OUTER_RANKS)
             slice_bytes = tensor.bytes / max(1, outer)
             if slice_bytes <= room_bytes:
                 room_bytes -= slice_bytes
-                dram += tensor.bytes
+                out.append(DramTerm(t, 1, 0, "resident"))
             else:
-                dram += tensor.bytes * n_buffer_tiles
-                reread += tensor.bytes * (n_buffer_tiles - 1)
-            # streamed from the buffer into the units once per pass
-            buf += tensor.bytes * n_pass_tiles
+                out.append(DramTerm(t, n_buffer_tiles, 0, "reread"))
     for e in members:
         t = e.output.tensor
         outside = any(
             any(a.tensor == t for a in x.inputs) for x in cascade.einsums if x.name not in names
         )
         if t in cascade.outputs or outside:
-            dram += cascade.tensor(t).bytes
-            buf += cascade.tensor(t).bytes
-    return dram, buf, reread
+            out.append(DramTerm(t, 0, 1, "output"))
+            continue
+        consumers = [x for x in members if x is not e and any(a.tensor == t for a in x.inputs)]
+        if consumers and schedule.residency.get(t) == "DRAM":
+            reload = later_pass_readers(cascade, t, [x.name for x in consumers], group.tiled_rank)
+            if reload:
+                out.append(DramTerm(t, len(reload), 1, "spill"))
+    return out
+
+
+def grouped_dram_terms(
+    cascade: Cascade, arch: Architecture, schedule: Schedule, group: FusionGroup
+) -> list[DramTerm]:
+    """:func:`group_dram_terms` with the buffer left next to the group's tiles
+    (two slots of them when pipelined); raises when the tiles do not fit."""
+    terms = arch_terms(arch)
+    need = (2 if group.pipelined else 1) * group.buffer_bytes_per_tile
+    if need > terms.capacity_bytes:
+        raise ScheduleError(
+            f"the tiles of group {list(group.einsums)} need {need:.0f} B in {terms.buffer} "
+            f"but it holds {terms.capacity_bytes:.0f} B; use a smaller tile of "
+            f"{group.tiled_rank or 'the tiled rank'}"
+        )
+    return group_dram_terms(cascade, schedule, group, terms.capacity_bytes - need)
+
+
+def _group_buffer_bytes(cascade: Cascade, group: FusionGroup, terms: list[DramTerm]) -> float:
+    """Buffer traffic of a group's external operands: every DRAM byte passes
+    the buffer once, and inputs without the tiled rank are streamed from the
+    buffer into the units once per pass tile."""
+    sizes = _rank_sizes([cascade.einsum(n) for n in group.einsums])
+    n_pass_tiles = 1
+    if group.tiled_rank:
+        n_pass_tiles = math.ceil(sizes.get(group.tiled_rank, 1) / max(1, group.tile))
+    buf = 0.0
+    for term in terms:
+        size = cascade.tensor(term.tensor).bytes
+        if term.kind in ("resident", "reread"):
+            buf += size * n_pass_tiles
+        elif term.kind in ("input", "output"):
+            buf += size
+    return buf
 
 
 def _evaluate_grouped(
@@ -401,21 +464,16 @@ def _evaluate_grouped(
             compute = longest + (sum(work.values()) - longest) / max(1, n_pass_tiles)
         else:
             compute = sum(work.values())
-        slots = 2 if g.pipelined else 1
-        need = slots * g.buffer_bytes_per_tile
-        if need > terms.capacity_bytes:
-            raise ScheduleError(
-                f"the tiles of group {list(g.einsums)} need {need:.0f} B in {terms.buffer} "
-                f"but it holds {terms.capacity_bytes:.0f} B; use a smaller tile of "
-                f"{g.tiled_rank or 'the tiled rank'}"
-            )
-        g_dram, g_buf, reread = _group_traffic(cascade, g, terms.capacity_bytes - need)
-        reread_total += reread
+        dram_terms = grouped_dram_terms(cascade, arch, schedule, g)
+        g_dram = sum(cascade.tensor(x.tensor).bytes * (x.reads + x.writes) for x in dram_terms)
+        reread_total += sum(
+            cascade.tensor(x.tensor).bytes * (x.reads - 1) for x in dram_terms if x.kind == "reread"
+        )
         dram_bytes += g_dram
-        buffer_bytes += g_buf
-        # intermediates inside the group: DRAM when spilled, registers when
-        # producer and all consumers sit on one unit of a streamed group, else
-        # the buffer
+        buffer_bytes += _group_buffer_bytes(cascade, g, dram_terms)
+        # intermediates inside the group: registers when producer and all
+        # consumers sit on one unit of a streamed group, else the buffer (a
+        # spilled one too: consumers in the producer's pass take it on chip)
         for e in members:
             t = e.output.tensor
             consumers = [x for x in members if x is not e and any(a.tensor == t for a in x.inputs)]
@@ -423,12 +481,6 @@ def _evaluate_grouped(
                 continue
             size = cascade.tensor(t).bytes
             if schedule.residency.get(t) == "DRAM":
-                # spilled: written once; consumers in the producer's pass
-                # take it on chip, later passes reload it
-                reload = later_pass_readers(cascade, t, [x.name for x in consumers], g.tiled_rank)
-                if reload:
-                    g_dram += size * (1 + len(reload))
-                    dram_bytes += size * (1 + len(reload))
                 buffer_bytes += size * (1 + len(consumers))
                 continue
             same_unit = all(schedule.binding[x.name] == schedule.binding[e.name] for x in consumers)
