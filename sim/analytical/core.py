@@ -110,11 +110,12 @@ def _moves(
     log_r: np.ndarray,
     inst_used: np.ndarray,
     log_iters: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """``[N, nl]`` cycles of the tile moves between each level and its parent
     (each move as long as its slower side), of one tile of each tensor, and
     of one write-back of the output tiles that change at every iteration of
-    the loops above the level (``log_iters[:, c]``: their log count)."""
+    the loops above the level (``log_iters[:, c]``: their log count); and
+    the bytes each level's own port reads and writes for the moves."""
     nl = len(st.levels)
     np_ = len(st.pairs)
     rbw = np.asarray(hw.rbw, dtype=float)
@@ -123,6 +124,8 @@ def _moves(
     moves = np.zeros((n, nl))
     first = np.zeros((n, nl))
     wb_each = np.zeros((n, nl))
+    moved_rd = np.zeros((n, nl))  # bytes the level's own port reads / writes for them
+    moved_wr = np.zeros((n, nl))
     byte_w = st.bits / 8.0
 
     def cyc(elems: np.ndarray, b: float, lv: int, bw: np.ndarray) -> np.ndarray:
@@ -136,7 +139,10 @@ def _moves(
         xfer, fills, xref, fref = (q[:, k + i * np_] for i in range(4))
         if not st.is_output[t]:
             mv = np.maximum(cyc(xfer, b, p, rbw), cyc(fills, b, c, wbw))
+            moved_wr[:, c] += fills * b
         else:
+            moved_rd[:, c] += fills * b
+            moved_wr[:, c] += fref * b
             mv = np.maximum(cyc(fills, b, c, rbw), cyc(xfer, b, p, wbw)) + np.maximum(
                 cyc(xref, b, p, rbw), cyc(fref, b, c, wbw)
             )
@@ -144,7 +150,7 @@ def _moves(
             wb_each[:, c] += np.where(each, mv * np.exp(-log_r[:, k]), 0.0)
         moves[:, c] += mv
         first[:, c] += mv * np.exp(-log_r[:, k])
-    return moves, first, wb_each
+    return moves, first, wb_each, moved_rd, moved_wr
 
 
 def evaluate_arrays(
@@ -251,19 +257,35 @@ def evaluate_arrays(
     # write-back of the iteration before it hides. Every port bounds it.
     log_iters = np.zeros((n, nl))  # loops above each level
     log_iters[:, 1:] = np.cumsum(logt.sum(axis=2), axis=1)[:, :-1]
-    moves, first, wb_each = _moves(st, hw, q, log_r, inst_used, log_iters)
+    moves, first, wb_each, moved_rd, moved_wr = _moves(st, hw, q, log_r, inst_used, log_iters)
+    # a level's port time without the tile moves to and from its parents
+    with np.errstate(divide="ignore", invalid="ignore"):
+        in_rd = np.maximum(rd_b - moved_rd, 0.0)
+        in_wr = np.maximum(wr_b - moved_wr, 0.0)
+        inner = np.where(
+            st.shared_bw,
+            np.where(in_rd + in_wr > 0, (in_rd + in_wr) / (inst_used * hw.rbw), 0.0),
+            np.maximum(
+                np.where(in_rd > 0, in_rd / (inst_used * hw.rbw), 0.0),
+                np.where(in_wr > 0, in_wr / (inst_used * hw.wbw), 0.0),
+            ),
+        )
     cycles = compute
+    inner_first = 0.0  # a single-buffered level's first tile, which a fill above overlaps
     for lv in range(nl - 1, 0, -1):
         if not st.db[lv]:
             cycles = np.maximum(cycles + moves[:, lv], transfer[:, lv])
+            inner_first = inner_first + first[:, lv]
             continue
-        below = np.maximum(cycles, transfer[:, lv])
+        below = np.maximum(cycles, inner[:, lv])
         if fill:
             tail = np.maximum(0.0, below * np.exp(-log_iters[:, lv]) - wb_each[:, lv])
             feed = transfer[:, list(st.parents[lv])].max(axis=1) if st.parents[lv] else 0.0
-            cycles = np.maximum(below + first[:, lv], feed + tail)
+            head = first[:, lv] - np.minimum(inner_first, first[:, lv])
+            cycles = np.maximum(np.maximum(below + head, feed + tail), transfer[:, lv])
+            inner_first = 0.0
         else:
-            cycles = np.maximum(below, moves[:, lv])
+            cycles = np.maximum(np.maximum(below, moves[:, lv]), transfer[:, lv])
     cycles = np.maximum(cycles, transfer[:, 0])
 
     # --- energy --------------------------------------------------------------

@@ -154,6 +154,9 @@ def evaluate_scalar(
     #: long as its slower side), and of one tile of each tensor moved
     moves = [0.0] * nl
     first_moves = [0.0] * nl
+    #: bytes a level's own port reads / writes for those moves
+    moved_rd = [0.0] * nl
+    moved_wr = [0.0] * nl
     #: write-backs of output tiles that change at every iteration above the level
     wb_each_iter = [0.0] * nl
     iters = [1] * nl  # iterations of the loops above each level
@@ -191,6 +194,7 @@ def evaluate_scalar(
             if c < nl:
                 writes[c][t] += fills
                 mv = max(port_cycles(xfer * b, p, False), port_cycles(fills * b, c, True))
+                moved_wr[c] += fills * b
                 moves[c] += mv
                 first_moves[c] += mv / r_cnt
             continue
@@ -208,22 +212,30 @@ def evaluate_scalar(
             mv = max(port_cycles(fills * b, c, False), port_cycles(xfer * b, p, True)) + max(
                 port_cycles(xfer_refill * b, p, False), port_cycles(fills_refill * b, c, True)
             )
+            moved_rd[c] += fills * b
+            moved_wr[c] += fills_refill * b
             moves[c] += mv
             first_moves[c] += mv / r_cnt
             if r_cnt >= iters[c]:
                 wb_each_iter[c] += mv / r_cnt
+
     # transfer cycles
+    def port_time(rb: float, wb: float, lv: int) -> float:
+        inst = s_above[lv]
+        if st.shared_bw[lv]:
+            return (rb + wb) / (inst * hw.rbw[lv]) if rb + wb > 0 else 0.0
+        tr = rb / (inst * hw.rbw[lv]) if rb > 0 else 0.0
+        tw = wb / (inst * hw.wbw[lv]) if wb > 0 else 0.0
+        return max(tr, tw)
+
     transfer = [0.0] * nl
+    #: a level's port time without the tile moves to and from its parents
+    inner = [0.0] * nl
     for lv in range(nl):
         rb = sum((reads[lv][t] + updates[lv][t]) * byte_w[t] for t in range(nt))
         wb = sum((writes[lv][t] + updates[lv][t]) * byte_w[t] for t in range(nt))
-        inst = s_above[lv]
-        if st.shared_bw[lv]:
-            transfer[lv] = (rb + wb) / (inst * hw.rbw[lv]) if rb + wb > 0 else 0.0
-        else:
-            tr = rb / (inst * hw.rbw[lv]) if rb > 0 else 0.0
-            tw = wb / (inst * hw.wbw[lv]) if wb > 0 else 0.0
-            transfer[lv] = max(tr, tw)
+        transfer[lv] = port_time(rb, wb, lv)
+        inner[lv] = port_time(max(0.0, rb - moved_rd[lv]), max(0.0, wb - moved_wr[lv]), lv)
     # compute cycles
     cpp = sum(st.weights[c] / hw.rate[c] for c in st.classes)
     if st.array_level >= 0 and st.classes:
@@ -247,17 +259,21 @@ def evaluate_scalar(
     # except for what the write-back of the iteration before it hides. Every
     # port bounds it.
     cycles = compute
+    inner_first = 0.0  # a single-buffered level's first tile, which a fill above overlaps
     for lv in range(nl - 1, 0, -1):
         if not st.db[lv]:
             cycles = max(cycles + moves[lv], transfer[lv])
+            inner_first += first_moves[lv]
             continue
-        below = max(cycles, transfer[lv])
+        below = max(cycles, inner[lv])
         if fill:
             tail = max(0.0, below / iters[lv] - wb_each_iter[lv])
             feed = max((transfer[p] for p in st.parents[lv]), default=0.0)
-            cycles = max(below + first_moves[lv], feed + tail)
+            head = first_moves[lv] - min(inner_first, first_moves[lv])
+            cycles = max(below + head, feed + tail, transfer[lv])
+            inner_first = 0.0
         else:
-            cycles = max(below, moves[lv])
+            cycles = max(below, moves[lv], transfer[lv])
     cycles = max(cycles, transfer[0])
     # energy
     e_lvl = []
