@@ -1,7 +1,5 @@
 """Schedules of attention cascades as published designs run them.
 
-* :func:`unfused_schedule`: every Einsum in its own pass, intermediates through
-  DRAM (the "unfused" baseline of FLAT and FuseMax).
 * :func:`flat_schedule`: FLAT (Kao et al., 2023) fuses QK, softmax and AV of
   the 3-pass cascade inside the global buffer, tiling the query rank ``p``;
   the tile is the largest one whose intermediates fit twice (double
@@ -53,19 +51,6 @@ def _sizes(cascade: Cascade) -> dict[str, int]:
     for e in cascade.einsums:
         sizes.update(e.rank_sizes)
     return sizes
-
-
-def unfused_schedule(cascade: Cascade, arch: Architecture) -> Schedule:
-    binding = default_binding(cascade, arch)
-    groups = tuple(FusionGroup(einsums=(e.name,), pipelined=False) for e in cascade.einsums)
-    return Schedule(
-        cascade=cascade.name,
-        order=tuple(e.name for e in cascade.einsums),
-        groups=groups,
-        binding=binding,
-        residency={t: "DRAM" for t in cascade.intermediates},
-        method="unfused",
-    )
 
 
 def _peak_live_bytes_per_query(

@@ -88,10 +88,6 @@ class Port:
         #: used by one sequential engine only: never shared, no bookkeeping
         self.exclusive = False
 
-    def advance(self, now: float) -> None:
-        if self.n and now != self.tV:
-            self.V += (now - self.tV) / self.n
-        self.tV = now
 
 
 class Job:
@@ -149,7 +145,7 @@ class Fabric:
                 heappush(env._queue, (now + w, 1, next(env._eid), done, args))
                 return
             # one shared port: processor sharing on its virtual clock (the
-            # arithmetic of Port.advance and _port_resched, inlined)
+            # virtual clock advanced and _port_resched, inlined)
             n = p.n
             V = p.V
             if n:
@@ -184,7 +180,7 @@ class Fabric:
         m = floor
         for p, w in work:
             n = p.n
-            if n and now != p.tV:  # Port.advance, inlined
+            if n and now != p.tV:  # advance the port's virtual clock
                 p.V += (now - p.tV) / n
             p.tV = now
             multi = p.multi
@@ -312,7 +308,7 @@ class Fabric:
         pend = self.pending
         for p, _ in job.work:
             n = p.n
-            if n and now != p.tV:  # Port.advance, inlined
+            if n and now != p.tV:  # advance the port's virtual clock
                 p.V += (now - p.tV) / n
             p.tV = now
             p.n = n - 1

@@ -647,7 +647,7 @@ def simulate_cascade(
     order, which the schedule's common tiling guarantees). Without a
     schedule every intermediate goes through the outermost level (unfused).
     """
-    einsums = _cascade_einsums(cascade)
+    einsums = list(cascade.einsums)
     by_name = {e.name: e for e in einsums}
     order = list(schedule.order) if schedule is not None else [e.name for e in einsums]
     producer: dict[str, str] = {}
@@ -772,15 +772,6 @@ def _break_cycles(deps: dict[str, set[str]]) -> dict[str, set[str]]:
     for x, ds in deps.items():
         out[x] = {d for d in ds if comp[d] != comp[x]}
     return out
-
-
-def _cascade_einsums(cascade: Any) -> list[Einsum]:
-    for attr in ("topo_order", "ordered_einsums"):
-        f = getattr(cascade, attr, None)
-        if callable(f):
-            return list(f())
-    es = cascade.einsums
-    return list(es.values()) if isinstance(es, dict) else list(es)
 
 
 def _output_on_chip(nest: Nest) -> Nest:
