@@ -92,9 +92,9 @@ class SweepSpec:
     name: str
     designs: tuple[Design, ...]
     workloads: tuple[WorkloadSpace, ...]
-    mapper: str = "greedy"
+    mapper: str = "greedy"  # mappers.registry.DEFAULT_MAPPER
     objective: str = "edp"
-    model: str = "analytical"
+    model: str = "auto"
     method: str = "grid"
     #: hardware samples per design (random, lhs, sobol)
     samples: int = 0
@@ -417,17 +417,20 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
         required=("hardware", "workloads"),
     )
     name = ctx.string(top["name"], "name") if "name" in top else Path(source).stem
-    mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else "greedy"
-    objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
-    model = ctx.string(top["model"], "model") if "model" in top else "analytical"
-    if check_names:
-        from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS, canonical_objective
+    from mappers.registry import DEFAULT_MAPPER, MAPPERS
+    from sim.models import AUTO, choices
 
-        if model not in SIMS:
+    mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else DEFAULT_MAPPER
+    objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
+    model = ctx.string(top["model"], "model") if "model" in top else AUTO
+    if check_names:
+        from mappers.objectives import OBJECTIVES, canonical_objective
+
+        if model not in choices():
             raise ctx.fail(
                 top["model"],
                 "model",
-                f"unknown model {model!r}; expected one of {', '.join(sorted(SIMS))}",
+                f"unknown model {model!r}; expected one of {', '.join(choices())}",
             )
         if mapper not in MAPPERS:
             raise ctx.fail(
