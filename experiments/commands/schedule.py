@@ -35,10 +35,10 @@ def _method_option(f):
 @objective_option
 @click.option(
     "--sim",
-    default="analytical",
+    default="auto",
     show_default=True,
-    type=click.Choice(["analytical", "des"]),
-    help="Cost the schedule with the analytical cascade model or the discrete-event simulator.",
+    type=click.Choice(["auto", "analytical", "des"]),
+    help="Cost the schedule with the analytical cascade model (auto) or the discrete-event simulator.",
 )
 @mapper_option(None)
 @click.option("--time-limit", default=10.0, show_default=True, help="ILP time limit (s).")

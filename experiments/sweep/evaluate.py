@@ -364,9 +364,30 @@ def _evaluate_group(points: list[Point], cascade: Any) -> list[dict[str, Any]]:
     n = len(einsums_of(cascade))
 
     def run(designs: list[Any]) -> list[Any]:
-        return sim.evaluate_designs(
-            cascade, designs, mapper=p0.mapper, objective=p0.objective, model=p0.model
-        )
+        """The spec's mapper maps the Einsums of mapping models; families
+        whose model costs a workload itself (GPUs) take no mapper."""
+        from sim.models import resolve
+
+        out: list[Any] = [None] * len(designs)
+        by_kind: dict[bool, list[int]] = {}
+        for i, a in enumerate(designs):
+            try:
+                takes_mapper = resolve(p0.model, a.family, a.name).kind == "mapping"
+            except EinsimError as exc:
+                out[i] = exc
+                continue
+            by_kind.setdefault(takes_mapper, []).append(i)
+        for takes_mapper, idx in by_kind.items():
+            res = sim.evaluate_designs(
+                cascade,
+                [designs[i] for i in idx],
+                mapper=p0.mapper if takes_mapper else None,
+                objective=p0.objective,
+                model=p0.model,
+            )
+            for i, r in zip(idx, res, strict=True):
+                out[i] = r
+        return out
 
     try:
         with _deadline(sum(points[k].timeout_s for k in live)):
