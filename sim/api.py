@@ -389,7 +389,9 @@ def _scheduled(
                 return mapped
             from sim.des.simulate import simulate_cascade
 
-            kw = {k: options[k] for k in ("full_sim", "max_cycles", "timeline_limit") if k in options}
+            kw = {
+                k: options[k] for k in ("full_sim", "max_cycles", "timeline_limit") if k in options
+            }
             metrics = simulate_cascade(wl, arch, mapped.mappings, schedule=sched, **kw)
             return replace(mapped, metrics=metrics, schedule=sched, model="des")
     except EinsimError as exc:

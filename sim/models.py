@@ -65,7 +65,9 @@ def choices() -> tuple[str, ...]:
 
 
 def help_text() -> str:
-    parts = [f"{AUTO}: the family's model ({', '.join(f'{f} {m}' for f, m in FAMILY_MODELS.items())})"]
+    parts = [
+        f"{AUTO}: the family's model ({', '.join(f'{f} {m}' for f, m in FAMILY_MODELS.items())})"
+    ]
     parts += [f"{m.name}: {m.summary}" for m in MODELS.values()]
     return "; ".join(parts)
 

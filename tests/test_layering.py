@@ -75,11 +75,7 @@ def test_no_import_cycles(graph: nx.DiGraph) -> None:
 
 def test_layers_import_only_the_layers_before_them(graph: nx.DiGraph) -> None:
     rank = {p: i for i, p in enumerate(LAYERS)}
-    bad = [
-        (a, b)
-        for a, b in graph.edges
-        if rank[b.split(".")[0]] > rank[a.split(".")[0]]
-    ]
+    bad = [(a, b) for a, b in graph.edges if rank[b.split(".")[0]] > rank[a.split(".")[0]]]
     assert not bad, f"imports against the data flow: {bad}"
 
 

@@ -103,7 +103,9 @@ def test_every_door_gives_one_answer(preset: str, sweep_rows, capsys) -> None:
             api = _figures(ev.metrics)
             why = ""
         mapper_args = [] if gpu else ["--mapper", MAPPER]
-        rc, out, err = _cli(capsys, "eval", *_cli_args(name), "--hw", preset, *mapper_args, "--json")
+        rc, out, err = _cli(
+            capsys, "eval", *_cli_args(name), "--hw", preset, *mapper_args, "--json"
+        )
         row = sweep_rows[(preset, name)]
         if api is None:
             assert _refused(rc, err), (preset, name, err)
