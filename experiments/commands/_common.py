@@ -33,7 +33,7 @@ def parse_params(items: tuple[str, ...], option: str = "--param") -> dict[str, A
     """``NAME=VALUE`` strings -> dict (ints, then floats, else strings)."""
     out: dict[str, Any] = {}
     for it in items:
-        k, v = split_param(it, ParamError, missing="expected NAME=VALUE", empty="empty name")
+        k, v = split_param(it, ParamError, missing="expected NAME=VALUE (for example M=128)", empty="empty name")
         if k in out:
             raise ParamError(f"{option} {k} is given twice")
         val: Any = v.strip()

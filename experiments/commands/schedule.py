@@ -29,17 +29,25 @@ def _method_option(f):
     )(f)
 
 
+def _model_option(f):
+    from sim import models
+
+    mapping_models = [m.name for m in models.MODELS.values() if m.kind == "mapping"]
+    return click.option(
+        "--sim",
+        default=models.AUTO,
+        show_default=True,
+        type=click.Choice([models.AUTO, *mapping_models]),
+        help="Cost the schedule with the analytical cascade model (auto) or the "
+        "discrete-event simulator (des).",
+    )(f)
+
+
 @click.command(name="schedule")
 @workload_options
 @_method_option
 @objective_option
-@click.option(
-    "--sim",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "analytical", "des"]),
-    help="Cost the schedule with the analytical cascade model (auto) or the discrete-event simulator.",
-)
+@_model_option
 @mapper_option(None)
 @click.option("--time-limit", default=10.0, show_default=True, help="ILP time limit (s).")
 @click.option("--seed", default=0, show_default=True, help="Solver random seed.")
