@@ -90,9 +90,6 @@ def command(
     if sched.solver:
         s = sched.solver
         gap = "-" if s.get("gap") is None else f"{100 * s['gap']:.2f}%"
-        click.echo(
-            f"  solver: objective {s['objective']:.4g}, bound {s['bound']:.4g}, "
-            f"gap {gap}, {s['solve_time_s']:.3f} s"
-        )
+        click.echo(f"  solver: gap {gap} to its lower bound, {s['solve_time_s']:.3f} s")
     for line in summary_lines(ev, design.name):
         click.echo(line)
