@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 import hw_models
-from experiments.cascade_pipeline import schedule_cascade
 from mappers.schedule import ScheduleError
+from sim.schedulers import schedule_cascade
 from workloads import library
 
 SPATIAL = ("eyeriss_like", "flat_cloud", "flat_edge", "fusemax_cloud", "tpu_like")

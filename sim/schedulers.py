@@ -1,7 +1,10 @@
-"""Schedule a whole cascade and cost it: the glue between mappers and sim.
+"""The cascade schedulers: fusion groups, unit binding and on-chip residency.
 
 ``schedule_cascade(cascade, arch, method=...)`` returns the
-:class:`mappers.schedule.Schedule` and its :class:`sim.metrics.Metrics`.
+:class:`mappers.schedule.Schedule` and its :class:`sim.metrics.Metrics`
+(the analytical cascade model). Commands reach it through
+:func:`sim.api.evaluate` with ``schedule=METHOD``; ``METHODS`` is the one
+list of method names (the CLI's choices come from it).
 
 Methods:
   ``unfused``     every Einsum alone, intermediates through DRAM
@@ -27,15 +30,31 @@ from collections.abc import Iterable
 from hw_models.arch import Architecture
 from mappers.cascade import attention as attention_schedules
 from mappers.cascade import fusion
+from mappers.objectives import objective_value
 from mappers.schedule import Schedule, ScheduleError, default_binding, validate_schedule
 from sim.analytical import cascade as cascade_model
 from sim.metrics import Metrics
 from workloads.ir import Cascade
 
-METHODS = ("unfused", "greedy", "ilp", "exhaustive", "flat", "fusemax")
+#: method -> one line for ``--help``
+METHODS: dict[str, str] = {
+    "ilp": "the CP-SAT fusion/residency ILP",
+    "greedy": "keep an intermediate on chip while it fits",
+    "unfused": "every Einsum alone, intermediates through DRAM",
+    "exhaustive": "every fusion pattern (small cascades)",
+    "flat": "FLAT's fused, double-buffered attention (3-pass cascade)",
+    "fusemax": "FuseMax's streamed 1-pass attention",
+}
 
 
-def _objective(m: Metrics, objective: str) -> float:
+def cost_schedule(cascade: Cascade, arch: Architecture, schedule: Schedule) -> Metrics:
+    """The analytical cost of a given schedule."""
+    return cascade_model.evaluate_schedule(cascade, arch, schedule)
+
+
+def _fusion_units(m: Metrics, objective: str) -> float:
+    """``objective`` in the fusion problem's units (cycles, pJ, cycles*pJ,
+    bytes), which its ILP bound is in."""
     if objective == "latency":
         return m.cycles
     if objective == "energy":
@@ -43,24 +62,6 @@ def _objective(m: Metrics, objective: str) -> float:
     if objective == "dram_traffic":
         return sum(next(iter(m.traffic_bytes.values()), {}).values())
     return m.cycles * m.energy_pj
-
-
-def simulate_schedule(
-    cascade: Cascade,
-    arch: Architecture,
-    schedule: Schedule,
-    *,
-    full_sim: bool = False,
-) -> Metrics:
-    """Cost a schedule with the discrete-event simulator.
-
-    The schedule's groups run on the DES engine with the cost model's work
-    and DRAM traffic (:func:`sim.des.group.simulate_schedule`), so the
-    analytical figure is the contention-free limit of the simulated one.
-    """
-    from sim.des.group import simulate_schedule as simulate
-
-    return simulate(cascade, arch, schedule, full_sim=full_sim)
 
 
 def schedule_cascade(
@@ -85,7 +86,7 @@ def schedule_cascade(
         scored = []
         for sched in attention_schedules.flat_candidates(cascade, arch):
             m = cascade_model.evaluate_schedule(cascade, arch, sched)
-            scored.append((_objective(m, objective), sched, m))
+            scored.append((objective_value(m, objective), sched, m))
         if not scored:
             raise ScheduleError(f"FLAT: no schedule of {cascade.name} fits {arch.name}")
         _, sched, m = min(scored, key=lambda x: x[0])
@@ -143,10 +144,10 @@ def _best_of(
     candidate's value when one is lower (each is costed exactly)."""
     from dataclasses import replace
 
-    best, best_m, value = sched, m, _objective(m, objective)
+    best, best_m, value = sched, m, _fusion_units(m, objective)
     for cand in structured_candidates(cascade, arch):
         cm = cascade_model.evaluate_schedule(cascade, arch, cand)
-        v = _objective(cm, objective)
+        v = _fusion_units(cm, objective)
         bound = min(bound, v)
         if v < value:
             best, best_m, value = cand, cm, v
