@@ -525,7 +525,14 @@ def _solve_segmented(
     # segments are solved one by one: no solver bound over the whole space,
     # the cost terms' relaxation bounds it
     r = _result(
-        p, keep, tiles, objective, "ilp", t0, bound=relaxation_bound(p, objective), status="FEASIBLE"
+        p,
+        keep,
+        tiles,
+        objective,
+        "ilp",
+        t0,
+        bound=relaxation_bound(p, objective),
+        status="FEASIBLE",
     )
     return replace(r, notes={"segments": math.ceil(n / SEGMENT_EINSUMS)})
 

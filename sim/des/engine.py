@@ -89,7 +89,6 @@ class Port:
         self.exclusive = False
 
 
-
 class Job:
     """A transfer or a tile compute: work (cycles at full rate) on some ports."""
 
