@@ -186,7 +186,10 @@ def _targets(frame: Any) -> dict[str, np.ndarray]:
 
 
 def _rel(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    return np.abs(pred - true) / np.abs(true)
+    """Relative error; 0 where both are 0, inf where only the truth is 0."""
+    diff = np.abs(pred - true)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diff == 0, 0.0, diff / np.abs(true))
 
 
 def _fit_dsp(runs: list[Run], idx: np.ndarray, y: dict[str, np.ndarray], base: Coefficients) -> int:

@@ -154,14 +154,17 @@ def layers_from_cascade(cascade: Any) -> tuple[tuple[Layer, ...], int]:
     after a contraction (an add of a cascade input indexed by output ranks
     only) is folded into it, as hls4ml's Dense includes the bias; other
     Einsums become ``activation`` layers. Samples are the ranks that every
-    Einsum's output carries (``b`` of an MLP), minus weight ranks.
+    Einsum's output carries (``b`` of an MLP), minus weight ranks and the ranks
+    of sliding-window indices (a conv's output pixels are positions).
     """
     produced = {e.output.tensor for e in cascade.einsums}
     samples_r = _sample_ranks(cascade)
     for e in cascade.einsums:
         if _is_contraction(e):
-            _, w = _data_and_weight(e, produced)
+            data, w = _data_and_weight(e, produced)
             samples_r -= set(w.ranks)
+            # output ranks of sliding-window indices are positions (pixels), not samples
+            samples_r -= {r for ix in data.indices if ix.simple_rank is None for r, _ in ix.terms}
     sizes_all = cascade.rank_sizes
     samples = _size(sizes_all, sorted(samples_r)) if samples_r else 1
     layers: list[Layer] = []
