@@ -351,4 +351,3 @@ def describe(co: Coefficients) -> dict[str, Any]:
     d["lut"] = {k: round(v, 4) for k, v in d["lut"].items()}
     d["ff"] = {k: round(v, 4) for k, v in d["ff"].items()}
     return d
-

@@ -149,7 +149,9 @@ def test_hls4ml_parameters_are_validated_by_derive():
     assert arch.params["input_bits"] == 16 and arch.params["accum_bits"] == 16  # fixed<16,6>
     with pytest.raises(hw_models.HardwareError, match="params.strategy must be one of"):
         hw_models.derive("u250", {"strategy": "fast"})
-    with pytest.raises(hw_models.HardwareError, match=r"params.precision must be an integer in \[1, 32\]"):
+    with pytest.raises(
+        hw_models.HardwareError, match=r"params.precision must be an integer in \[1, 32\]"
+    ):
         hw_models.derive("u250", {"precision": 0})
     with pytest.raises(hw_models.HardwareError, match="params.io_type"):
         hw_models.derive("u250", {"io_type": "axi"})

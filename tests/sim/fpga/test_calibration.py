@@ -19,8 +19,15 @@ def _synthetic(co: coefficients.Coefficients) -> pd.DataFrame:
     for widths in ("16-32-8", "32-16-64", "24-48-16-8", "64-8-32", "40-24-40", "8-64-16-16"):
         for prec in (4, 8, 12, 16):
             for rf in (256, 700, 1024):
-                rows.append({"model_name": f"dense_{widths}_{prec}b", "model_string": widths,
-                             "prec": prec, "rf": rf, "strategy": "resource"})
+                rows.append(
+                    {
+                        "model_name": f"dense_{widths}_{prec}b",
+                        "model_string": widths,
+                        "prec": prec,
+                        "rf": rf,
+                        "strategy": "resource",
+                    }
+                )
     frame = pd.DataFrame(rows)
     pred = cal.predict(cal.runs_of(frame), co)
     frame["BestLatency_hls"] = pred["latency_cycles"]
@@ -35,11 +42,28 @@ def _synthetic(co: coefficients.Coefficients) -> pd.DataFrame:
 def test_fit_recovers_the_coefficients_that_made_the_data() -> None:
     truth = replace(
         coefficients.load(),
-        lut={**coefficients.load().lut, "rom_lut6": 2.0, "acc_bits": 4.0, "in_bits": 1.5,
-             "mult_pp_bits": 0.5, "mult_acc_bits": 8.0, "chan_bits": 1.0, "layers": 50.0},
-        ff={**coefficients.load().ff, "in_bits": 2.0, "acc_bits": 3.0, "chan_bits": 2.0,
-            "mult_pp_bits": 0.2, "layers": 10.0},
-        layer_depth_cycles=2, channel_cycles=1, dsp_min_bits=9, clock_estimate_s=4.0e-9,
+        lut={
+            **coefficients.load().lut,
+            "rom_lut6": 2.0,
+            "acc_bits": 4.0,
+            "in_bits": 1.5,
+            "mult_pp_bits": 0.5,
+            "mult_acc_bits": 8.0,
+            "chan_bits": 1.0,
+            "layers": 50.0,
+        },
+        ff={
+            **coefficients.load().ff,
+            "in_bits": 2.0,
+            "acc_bits": 3.0,
+            "chan_bits": 2.0,
+            "mult_pp_bits": 0.2,
+            "layers": 10.0,
+        },
+        layer_depth_cycles=2,
+        channel_cycles=1,
+        dsp_min_bits=9,
+        clock_estimate_s=4.0e-9,
     )
     frame = _synthetic(truth)
     runs = cal.runs_of(frame)

@@ -30,7 +30,11 @@ def test_conv_cascade_becomes_a_conv_layer() -> None:
     (lay,), samples = layers_from_cascade(c)
     assert samples == 2
     assert (lay.kind, lay.n_in, lay.n_out, lay.positions, lay.in_positions) == (
-        "conv", 16 * 9, 32, 16 * 16, 18 * 18
+        "conv",
+        16 * 9,
+        32,
+        16 * 16,
+        18 * 18,
     )
     assert lay.line_buffer_elems == (3 - 1) * 18 * 16
 
@@ -59,7 +63,9 @@ def test_mlp_on_u250_reports_resources_latency_and_power() -> None:
 
 def test_options_override_the_architecture() -> None:
     arch = hw_models.load("u250")
-    m = evaluate(library.build("mlp"), arch, reuse_factor=2048, strategy="resource", static_power_w=1.0)
+    m = evaluate(
+        library.build("mlp"), arch, reuse_factor=2048, strategy="resource", static_power_w=1.0
+    )
     assert m.notes["fpga"]["reuse_factor"] == 2048 and m.notes["fpga"]["static_power_w"] == 1.0
     with pytest.raises(HardwareError, match="unknown FPGA option 'reuse'"):
         evaluate(library.build("mlp"), arch, reuse=4)

@@ -20,7 +20,9 @@ def _dense(n_in: int, n_out: int, **cfg) -> tuple:
     return lay, c, estimate_layer(lay, c, CO)
 
 
-@pytest.mark.parametrize("n_in,n_out,rf", [(64, 32, 16), (64, 32, 64), (32, 120, 960), (16, 16, 256)])
+@pytest.mark.parametrize(
+    "n_in,n_out,rf", [(64, 32, 16), (64, 32, 64), (32, 120, 960), (16, 16, 256)]
+)
 def test_multipliers_are_macs_over_reuse_factor(n_in: int, n_out: int, rf: int) -> None:
     lay, _, est = _dense(n_in, n_out, strategy="resource", reuse_factor=rf)
     assert est.reuse_factor == rf  # all of these are valid hls4ml reuse factors
@@ -47,8 +49,9 @@ def test_dsp_width_rules() -> None:
     _, _, est = _dense(4, 4, reuse_factor=1, strategy="latency", input_bits=32, weight_bits=24)
     assert est.dsp_per_multiplier == 4 and est.dsp == 64
     # two 8-bit multiplies per DSP48E2 when packing is asked for (WP486)
-    _, _, est = _dense(8, 8, reuse_factor=1, strategy="latency", input_bits=8, weight_bits=8,
-                       dsp_packing=True)
+    _, _, est = _dense(
+        8, 8, reuse_factor=1, strategy="latency", input_bits=8, weight_bits=8, dsp_packing=True
+    )
     assert est.dsp == 32
 
 
@@ -77,9 +80,18 @@ def test_latency_strategy_keeps_the_requested_reuse_factor() -> None:
 
 
 def test_conv_layer_pipelines_input_pixels_at_ii_r() -> None:
-    lay = Layer("c", "conv", n_in=16 * 9, n_out=32, positions=16 * 16, in_positions=18 * 18,
-                line_buffer_elems=2 * 18 * 16)
-    est = estimate_layer(lay, HLSConfig(strategy="resource", reuse_factor=144, io_type="io_stream"), CO)
+    lay = Layer(
+        "c",
+        "conv",
+        n_in=16 * 9,
+        n_out=32,
+        positions=16 * 16,
+        in_positions=18 * 18,
+        line_buffer_elems=2 * 18 * 16,
+    )
+    est = estimate_layer(
+        lay, HLSConfig(strategy="resource", reuse_factor=144, io_type="io_stream"), CO
+    )
     assert est.reuse_factor == 144 and est.multipliers == 32
     assert est.ii_cycles == 18 * 18 * 144
     assert est.lut_terms["srl_lut"] == math.ceil(2 * 18 * 16 / 32) * 16

@@ -49,12 +49,17 @@ def test_design_larger_than_the_u250_is_rejected_naming_the_resource() -> None:
     # the same network at R = 1024 fits, on DSPs
     est = estimate_network(big, HLSConfig(strategy="resource", reuse_factor=1024))
     assert est.fits and est.used["dsp"] == 1024
-    assert est.device_fraction == max(est.used[r] / est.available[r] for r in est.available if est.available[r])
+    assert est.device_fraction == max(
+        est.used[r] / est.available[r] for r in est.available if est.available[r]
+    )
 
 
 def test_lut_and_ff_are_the_weighted_terms_plus_channels() -> None:
-    layers = (Layer("a", "dense", n_in=32, n_out=16), Layer("r", "activation", op="relu", n_elem=16),
-              Layer("b", "dense", n_in=16, n_out=8))
+    layers = (
+        Layer("a", "dense", n_in=32, n_out=16),
+        Layer("r", "activation", op="relu", n_elem=16),
+        Layer("b", "dense", n_in=16, n_out=8),
+    )
     cfg = HLSConfig(reuse_factor=64)
     est = estimate_network(layers, cfg)
     assert est.ff_terms["chan_bits"] == (16 + 16) * 16
