@@ -37,7 +37,7 @@ constraint and the used fraction of the device (``sim.fpga``'s
 the ``static_power_w`` parameter overrides it).
 
 hls4ml-style networks (``sim/fpga``, docs/fpga.md) read the parameters
-``reuse_factor``, ``precision`` (weight bits; default ``datatype_bits``),
+``reuse_factor``, ``precision`` (weight bits; default the cascade's),
 ``strategy`` (``auto``: latency for R = 1, resource above), ``io_type``,
 ``input_bits`` and ``accum_bits`` (hls4ml's ``fixed<16,6>``: 16) and
 ``clock_hz`` (the HLS target; default hls4ml's 5 ns). The MAC-array model

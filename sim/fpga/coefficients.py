@@ -45,17 +45,12 @@ FF_TERMS: tuple[str, ...] = (
     "act_bits",
     "kernel_bits",
 )
-#: the terms whose coefficients the calibration fits (the others are fixed)
-FITTED_LUT: tuple[str, ...] = (
-    "rom_lut6",
-    "mult_pp_bits",
-    "mult_acc_bits",
-    "in_bits",
-    "acc_bits",
-    "chan_bits",
-    "layers",
-)
-FITTED_FF: tuple[str, ...] = ("in_bits", "acc_bits", "chan_bits", "mult_pp_bits", "layers")
+#: terms with a fixed coefficient (one LUT/FF per cell or bit; see ``MEANING``
+#: in experiments/fpga_validation.py); the calibration fits all the others
+FIXED_LUT: tuple[str, ...] = ("act_bits", "srl_lut", "lutram_lut6")
+FIXED_FF: tuple[str, ...] = ("act_bits", "kernel_bits")
+FITTED_LUT: tuple[str, ...] = tuple(t for t in LUT_TERMS if t not in FIXED_LUT)
+FITTED_FF: tuple[str, ...] = tuple(t for t in FF_TERMS if t not in FIXED_FF)
 
 
 @dataclass(frozen=True)

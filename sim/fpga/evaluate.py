@@ -3,7 +3,8 @@
 The cascade becomes hls4ml layers (``layers_from_cascade``), built with the
 architecture's hls4ml parameters (``config_from_arch``: ``reuse_factor``,
 ``precision``, ``strategy``, ``io_type``, ``input_bits``, ``accum_bits``,
-``clock_hz``, ``device``; keyword options override them), estimated layer by
+``clock_hz``, ``device``; keyword options override them; without a
+``precision`` the weights' declared width in the cascade), estimated layer by
 layer and chained by dataflow (``estimate_network``), and costed in energy
 (``power.energy``). A design that does not fit the device raises
 ``FPGAFitError`` naming the overflowing resource.
@@ -43,6 +44,11 @@ def evaluate(cascade: Any, arch: Any, **opts: Any) -> Metrics:
             field="family",
         )
     extra = {k: opts.pop(k) for k in _EXTRA if k in opts}
+    weights = weight_tensors(cascade)
+    if "precision" not in opts and "weight_bits" not in opts and weights:
+        if (arch.params or {}).get("precision") is None:
+            # no precision given: the weights' declared width in the cascade
+            opts["precision"] = max(cascade.tensor(w).bits for w in weights)
     cfg = config_from_arch(arch, **opts)
     co = extra.get("coefficients") or _coeffs.load()
     layers, samples = layers_from_cascade(cascade)
@@ -50,7 +56,6 @@ def evaluate(cascade: Any, arch: Any, **opts: Any) -> Metrics:
         layers, cfg, co, samples=samples, check_fit=bool(extra.get("check_fit", True))
     )
     seconds = est.total_cycles * est.clock_period_s
-    weights = weight_tensors(cascade)
     traffic: dict[str, float] = {}
     for name in cascade.inputs:
         if name not in weights:

@@ -181,32 +181,17 @@ def layers_from_cascade(cascade: Any) -> tuple[tuple[Layer, ...], int]:
             positions = _size(sizes, pos_r) if pos_r else 1
             affine = [ix for ix in data.indices if ix.simple_rank is None]
             weights = "input" if w.tensor in produced else "const"
+            extra: dict[str, Any] = {"kind": "dense", "weights": weights}
             if affine and weights == "const":
                 extents = [hi - lo + 1 for lo, hi in (ix.bounds(sizes) for ix in affine)]
                 window = [math.prod(sizes[r] for r, _ in ix.terms if r in red) for ix in affine]
                 chans = max(1, n_in // max(1, math.prod(window)))
-                layers.append(
-                    Layer(
-                        name=e.name,
-                        kind="conv",
-                        n_in=n_in,
-                        n_out=n_out,
-                        positions=positions,
-                        in_positions=math.prod(extents),
-                        line_buffer_elems=(window[0] - 1) * math.prod(extents[1:]) * chans,
-                    )
-                )
-            else:
-                layers.append(
-                    Layer(
-                        name=e.name,
-                        kind="dense",
-                        n_in=n_in,
-                        n_out=n_out,
-                        positions=positions,
-                        weights=weights,
-                    )
-                )
+                extra = {
+                    "kind": "conv",
+                    "in_positions": math.prod(extents),
+                    "line_buffer_elems": (window[0] - 1) * math.prod(extents[1:]) * chans,
+                }
+            layers.append(Layer(name=e.name, n_in=n_in, n_out=n_out, positions=positions, **extra))
             contraction_out[e.output.tensor] = len(layers) - 1
             continue
         if _is_bias(e, produced, contraction_out):

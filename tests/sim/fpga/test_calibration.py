@@ -30,12 +30,10 @@ def _synthetic(co: coefficients.Coefficients) -> pd.DataFrame:
                 )
     frame = pd.DataFrame(rows)
     pred = cal.predict(cal.runs_of(frame), co)
-    frame["BestLatency_hls"] = pred["latency_cycles"]
-    frame["DSP_hls"] = pred["dsp"]
-    frame["LUT_hls"] = pred["lut"]
-    frame["FF_hls"] = pred["ff"]
-    frame["BRAM_18K_hls"] = pred["bram_tiles"]
-    frame["EstimatedClockPeriod_hls"] = pred["clock_s"] * 1e9
+    pred["bram18k"] = pred["bram_tiles"]
+    pred["clock_s"] = pred["clock_s"] * 1e9
+    for key, col in cal.TARGET_COLUMNS.items():
+        frame[col] = pred[key]
     return frame
 
 
