@@ -238,6 +238,10 @@ def op_group(df: Any) -> Any:
     return pd.Series(grp, index=df.index)
 
 
+#: weight of each stratum of our own H100 data against a public stratum
+H100_WEIGHT = 1.5
+
+
 def calibration_frames(max_rows: int = 300) -> dict[str, Any]:
     """Every data set as model rows with ``stratum``, ``group``, ``shape_group``
     and ``fold``; the fit frame is our H100 kernels (event and loop
@@ -270,4 +274,6 @@ def calibration_frames(max_rows: int = 300) -> dict[str, Any]:
     pub = pd.concat([g[g["excluded"] == ""], a[a["excluded"] == ""]], ignore_index=True)
     sub = subsample(pub, max_rows)
     fit = pd.concat([kern, loop, sub], ignore_index=True)
+    # our H100 kernels weigh H100_WEIGHT x a public stratum
+    fit["weight"] = np.where(fit["source"] == "h100", H100_WEIGHT, 1.0)
     return {"kernels": kern, "loop": loop, "ncu": calls, "gemm": g, "attention": a, "fit": fit}

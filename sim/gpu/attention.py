@@ -64,6 +64,9 @@ TRITON_KV_SPLITS = 8
 #: TensorRT-LLM multi-block mode: at least this many keys per block
 #: (assumption: the XQA/MMHA kernels' 64-token chunk granularity)
 TRTLLM_BLOCK_KEYS = 64
+#: largest query-head group TensorRT-LLM's XQA kernels pack (assumption:
+#: its precompiled group sizes 1, 2, 4, 8, 16, 32)
+XQA_MAX_GROUP = 32
 #: FlashAttention's split heuristic: at most this many splits
 MAX_SPLITS = 128
 
@@ -397,7 +400,13 @@ def decode_costs(
     bn2 = np.select([d <= 64, d <= 128], [256.0, 128.0], 64.0)
     bm = np.where(fa2, 64.0, np.where(fam == "fa3", bm3, 16.0))
     bn = np.where(fa2, bn2, np.where(fam == "fa3", bn3, 64.0))
-    unpacked = np.zeros(rows, bool)
+    # TensorRT-LLM's XQA kernels pack the query heads of one KV head; they
+    # exist for group sizes that are powers of two up to 32 (its
+    # precompiled XQA cubins); other group sizes run the masked-MHA kernel,
+    # a CTA per query head that re-reads its KV head through L2 ("Masked MHA
+    # ... for generation, XQA kernels for MQA/GQA", TensorRT-LLM docs)
+    pow2 = np.abs(np.log2(np.maximum(qpk, 1.0)) - np.round(np.log2(np.maximum(qpk, 1.0)))) < 1e-9
+    unpacked = (fam == "trtllm") & ~(pow2 & (qpk <= XQA_MAX_GROUP))
     heads = np.where(unpacked, h, hkv)
     rows_q = np.where(unpacked, 1.0, qpk)
     m_blocks = np.ceil(rows_q / bm)

@@ -79,6 +79,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "tensor_eff": (0.3, 1.0),
     "fp8_eff_ratio": (0.3, 1.2),
     "fa3_mma_eff": (0.2, 1.0),
+    "flash_mma_eff": (0.1, 1.0),
     "attn_cta_s": (0.0, 20e-6),
     "fa3_softmax_ops": (0.0, 64.0),
     "trtllm_mma_eff": (0.2, 1.0),
@@ -257,6 +258,8 @@ def fit(
     ev_t = Evaluator(frame, spec)
     meas_t = frame["measured_ms"].to_numpy(float) * 1e-3
     w_t = _strata_weights(frame["stratum"].to_numpy())
+    if "weight" in frame:
+        w_t = w_t * frame["weight"].fillna(1.0).to_numpy(float)
     ev_n = Evaluator(ncu, spec) if ncu is not None and len(ncu) else None
     meas_n = ncu["dram_bytes"].to_numpy(float) if ev_n else None
     w_n = 1.0 / np.sqrt(len(ncu)) if ev_n else 0.0
