@@ -120,27 +120,17 @@ register(
         candidates=_greedy_fast_candidates,
     )
 )
-register(
-    MapperInfo(
+for _name, _summary, _options in (
+    (
         "ilp",
         "CP-SAT over prime-factor placement, re-ranked and polished with the cost model",
-        search=_search("ilp"),
-        options=("time_limit_s", "seed", "workers"),
-    )
-)
-register(
-    MapperInfo(
+        ("time_limit_s", "seed", "workers"),
+    ),
+    (
         "random",
         "best of N valid random mappings (Timeloop-style)",
-        search=_search("random"),
-        options=("time_limit_s", "seed", "samples"),
-    )
-)
-register(
-    MapperInfo(
-        "exhaustive",
-        "every tiling, bypass choice and loop-order class (small problems only)",
-        search=_search("exhaustive"),
-        options=(),
-    )
-)
+        ("time_limit_s", "seed", "samples"),
+    ),
+    ("exhaustive", "every tiling, bypass choice and loop-order class (small problems only)", ()),
+):
+    register(MapperInfo(_name, _summary, search=_search(_name), options=_options))

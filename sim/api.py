@@ -52,21 +52,21 @@ class Evaluation:
 
     #: the whole workload
     metrics: Metrics
-    #: per Einsum (mapping models) or per fusion group / kernel
-    parts: dict[str, Metrics]
-    #: the mapping of each Einsum (mapping models)
-    mappings: dict[str, Mapping]
-    #: per Einsum, the search mapper's result (bound, gap, status, evaluations)
-    searches: dict[str, Any]
-    #: the cascade schedule, when one was asked for
-    schedule: Schedule | None
+    arch: Architecture
     #: the cost model that produced ``metrics``
     model: str
-    #: the mapper that found the mappings (None: given, or a workload model)
-    mapper: str | None
     objective: str
-    arch: Architecture
-    warnings: tuple[str, ...] = field(default=())
+    #: per Einsum (mapping models) or per fusion group / kernel
+    parts: dict[str, Metrics] = field(default_factory=dict)
+    #: the mapping of each Einsum (mapping models)
+    mappings: dict[str, Mapping] = field(default_factory=dict)
+    #: per Einsum, the search mapper's result (bound, gap, status, evaluations)
+    searches: dict[str, Any] = field(default_factory=dict)
+    #: the cascade schedule, when one was asked for
+    schedule: Schedule | None = None
+    #: the mapper that found the mappings (None: given, or a workload model)
+    mapper: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def objective_value(self) -> float:
@@ -139,40 +139,23 @@ def _progress(items: Sequence[Any], show: bool, desc: str) -> Any:
 
 
 def evaluate(
-    workload: Cascade | Einsum | str,
-    arch: Architecture | str,
-    *,
-    mappings: Mapping | MappingABC[str, Mapping] | None = None,
-    schedule: str | Schedule | None = None,
-    model: str = model_registry.AUTO,
-    mapper: str | None = None,
-    objective: str = "edp",
-    units: MappingABC[str, str] | None = None,
-    progress: bool = False,
-    **options: Any,
+    workload: Cascade | Einsum | str, arch: Architecture | str, **options: Any
 ) -> Evaluation:
     """Cost ``workload`` on ``arch``; see the module docstring.
 
-    ``mapper``: a name from :mod:`mappers.registry` (default
-    ``mappers.registry.DEFAULT_MAPPER``) for the Einsums without a given
-    mapping. ``units``: {einsum: compute unit} bindings. ``options`` go to
+    Keywords (all optional), as for :func:`evaluate_designs`:
+    ``mappings`` (one Mapping or {einsum: Mapping}), ``schedule`` (a method
+    of :mod:`sim.schedulers` or a Schedule), ``model`` (default ``auto``),
+    ``mapper`` (a name from :mod:`mappers.registry`, default
+    ``mappers.registry.DEFAULT_MAPPER``, for the Einsums without a given
+    mapping), ``objective`` (default ``edp``), ``units`` ({einsum: compute
+    unit}), ``progress`` (a progress bar over the Einsums), and options for
     the mapper (``time_limit_s``, ``seed``, ``workers``, ``samples``), the
     schedulers (``time_limit_s``, ``seed``) and the models (DES:
     ``full_sim``, ``timeline_limit``, ``max_cycles``; GPU: ``fused``).
     Raises :class:`~workloads.errors.EinsimError` subclasses with a message.
     """
-    out = evaluate_designs(
-        workload,
-        [arch],
-        mappings=mappings,
-        schedule=schedule,
-        model=model,
-        mapper=mapper,
-        objective=objective,
-        units=units,
-        progress=progress,
-        **options,
-    )[0]
+    out = evaluate_designs(workload, [arch], **options)[0]
     if isinstance(out, BaseException):
         raise out
     return out
@@ -247,17 +230,7 @@ def _workload_model(
         m = cm.run(wl, arch, **options)
     except EinsimError as exc:
         return exc
-    return Evaluation(
-        metrics=m,
-        parts=dict(m.notes.get("kernels_metrics", {})) if isinstance(m.notes, dict) else {},
-        mappings={},
-        searches={},
-        schedule=None,
-        model=cm.name,
-        mapper=None,
-        objective=objective,
-        arch=arch,
-    )
+    return Evaluation(m, arch, cm.name, objective)
 
 
 #: option names the DES reads
@@ -325,15 +298,14 @@ def _mapping_model(
             continue
         out.append(
             Evaluation(
-                metrics=total,
+                total,
+                arch,
+                cm.name,
+                objective,
                 parts=parts,
                 mappings=maps,
                 searches=searches,
-                schedule=None,
-                model=cm.name,
                 mapper=None if len(given) == len(einsums) else mapper_name,
-                objective=objective,
-                arch=arch,
             )
         )
     return out
@@ -398,14 +370,4 @@ def _scheduled(
         return exc
     except MappingError as exc:  # pragma: no cover - MappingError is an EinsimError
         return exc
-    return Evaluation(
-        metrics=metrics,
-        parts={},
-        mappings={},
-        searches={},
-        schedule=sched,
-        model=cm.name,
-        mapper=None,
-        objective=objective,
-        arch=arch,
-    )
+    return Evaluation(metrics, arch, cm.name, objective, schedule=sched)

@@ -43,3 +43,19 @@ def load(name_or_path: str | Path, **params: Any) -> Any:
     from workloads import library
 
     return library.build(name, **params)
+
+
+def parameters(name_or_path: str | Path) -> dict[str, Any]:
+    """The parameters a workload takes, with their defaults: the library's,
+    or a cascade file's ``param NAME = DEFAULT`` lines (YAML files: in the
+    ``cascade`` text)."""
+    name = str(name_or_path)
+    if not is_cascade_file(name):
+        from workloads import library
+
+        return library.parameters(name)
+    cascade = load(name)  # the file must parse; errors name its line
+    del cascade
+    from workloads.parser import declared_params, read_cascade_text
+
+    return declared_params(read_cascade_text(Path(name)))

@@ -1056,6 +1056,31 @@ def format_einsum(e: Einsum) -> str:
 # -------------------------------------------------------------------- files
 
 
+_PARAM_LINE = re.compile(r"^\s*param\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9]+)\s*(#.*)?$")
+
+
+def declared_params(text: str) -> dict[str, int]:
+    """The ``param NAME = DEFAULT`` statements of cascade text (a valid text:
+    :func:`parse_cascade` checks the rest)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _PARAM_LINE.match(line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def read_cascade_text(path: Path) -> str:
+    """The cascade text of a file (the ``cascade`` block of a YAML file)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return text
+    import yaml
+
+    data = yaml.safe_load(text)
+    return str(data.get("cascade", "")) if isinstance(data, dict) else ""
+
+
 def load_cascade(path: str | Path, params: dict[str, object] | None = None) -> Cascade:
     """Read a cascade from a text file, or a YAML file with metadata.
 

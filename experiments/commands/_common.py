@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -33,7 +35,9 @@ def parse_params(items: tuple[str, ...], option: str = "--param") -> dict[str, A
     """``NAME=VALUE`` strings -> dict (ints, then floats, else strings)."""
     out: dict[str, Any] = {}
     for it in items:
-        k, v = split_param(it, ParamError, missing="expected NAME=VALUE (for example M=128)", empty="empty name")
+        k, v = split_param(
+            it, ParamError, missing="expected NAME=VALUE (for example M=128)", empty="empty name"
+        )
         if k in out:
             raise ParamError(f"{option} {k} is given twice")
         val: Any = v.strip()
@@ -64,8 +68,30 @@ def load_hw(name: str, overrides: dict[str, Any]) -> Any:
     return arch
 
 
+@dataclass(frozen=True)
+class Design:
+    """What ``-w/-p/--hw/--hw-param`` name: the workload and the design, loaded."""
+
+    name: str
+    workload: Any
+    arch: Any
+
+
 def workload_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``-w/--workload``, ``-p/--param``, ``--hw``, ``--hw-param``."""
+    """``-w/--workload``, ``-p/--param``, ``--hw``, ``--hw-param``; the command
+    receives them loaded, as one :class:`Design` argument ``design``."""
+
+    @functools.wraps(f)
+    def command(
+        workload: str, params: tuple[str, ...], hw: str, hw_params: tuple[str, ...], **kw: Any
+    ) -> Any:
+        design = Design(
+            workload,
+            load_workload(workload, parse_params(params)),
+            load_hw(hw, parse_params(hw_params, "--hw-param")),
+        )
+        return f(design=design, **kw)
+
     for opt in reversed(
         (
             click.option(
@@ -80,8 +106,8 @@ def workload_options(f: Callable[..., Any]) -> Callable[..., Any]:
             ),
         )
     ):
-        f = opt(f)
-    return f
+        command = opt(command)
+    return command
 
 
 def mapper_option(default: str | None) -> Callable[..., Any]:

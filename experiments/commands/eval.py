@@ -8,12 +8,10 @@ from typing import Any
 import click
 
 from experiments.commands._common import (
-    load_hw,
-    load_workload,
+    Design,
     mapper_option,
     model_option,
     objective_option,
-    parse_params,
     workload_options,
 )
 from workloads.errors import EinsimError
@@ -42,10 +40,7 @@ class EvalError(EinsimError):
     help="With --sim des: simulate every tile (no steady-state extrapolation).",
 )
 def command(
-    workload: str,
-    params: tuple[str, ...],
-    hw: str,
-    hw_params: tuple[str, ...],
+    design: Design,
     mapping_file: str | None,
     mapper: str | None,
     objective: str,
@@ -64,8 +59,7 @@ def command(
     import sim as front_door
     from experiments.report import evaluation_json, summary_lines
 
-    casc = load_workload(workload, parse_params(params))
-    arch = load_hw(hw, parse_params(hw_params, "--hw-param"))
+    casc, arch = design.workload, design.arch
     mapping = None
     if mapping_file:
         from mappers.mapping import load_mappings
@@ -95,5 +89,5 @@ def command(
     if as_json:
         click.echo(json.dumps(evaluation_json(ev), indent=2))
         return
-    for line in summary_lines(ev, workload):
+    for line in summary_lines(ev, design.name):
         click.echo(line)

@@ -13,11 +13,9 @@ import json
 import click
 
 from experiments.commands._common import (
-    load_hw,
-    load_workload,
+    Design,
     mapper_option,
     objective_option,
-    parse_params,
     workload_options,
 )
 
@@ -37,10 +35,7 @@ from experiments.commands._common import (
 @click.option("--samples", type=int, help="Random search: valid samples per Einsum.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON (SI units).")
 def command(
-    workload: str,
-    params: tuple[str, ...],
-    hw: str,
-    hw_params: tuple[str, ...],
+    design: Design,
     mapper: str,
     objective: str,
     time_limit_s: float | None,
@@ -64,18 +59,10 @@ def command(
     from mappers.objectives import canonical_objective, objective_value
 
     objective = canonical_objective(objective)
-    wl = load_workload(workload, parse_params(params))
-    arch = load_hw(hw, parse_params(hw_params, "--hw-param"))
+    arch = design.arch
+    search = {"time_limit_s": time_limit_s, "seed": seed, "workers": workers, "samples": samples}
     ev = front_door.evaluate(
-        wl,
-        arch,
-        mapper=mapper,
-        objective=objective,
-        progress=not as_json,
-        time_limit_s=time_limit_s,
-        seed=seed,
-        workers=workers,
-        samples=samples,
+        design.workload, arch, mapper=mapper, objective=objective, progress=not as_json, **search
     )
     if as_json:
         click.echo(json.dumps(evaluation_json(ev), indent=2))
@@ -92,5 +79,5 @@ def command(
         for line in metrics_lines(part, indent="#   "):
             click.echo(line)
         click.echo(dump_mappings([ev.mappings[name]]).rstrip())
-    for line in summary_lines(ev, workload):
+    for line in summary_lines(ev, design.name):
         click.echo(line)

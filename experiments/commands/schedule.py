@@ -8,11 +8,9 @@ import json
 import click
 
 from experiments.commands._common import (
-    load_hw,
-    load_workload,
+    Design,
     mapper_option,
     objective_option,
-    parse_params,
     workload_options,
 )
 
@@ -53,10 +51,7 @@ def _model_option(f):
 @click.option("--seed", default=0, show_default=True, help="Solver random seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule and metrics as JSON.")
 def command(
-    workload: str,
-    params: tuple[str, ...],
-    hw: str,
-    hw_params: tuple[str, ...],
+    design: Design,
     method: str,
     objective: str,
     sim: str,
@@ -76,18 +71,10 @@ def command(
     import sim as front_door
     from experiments.report import evaluation_json, summary_lines
 
-    cascade = load_workload(workload, parse_params(params))
-    arch = load_hw(hw, parse_params(hw_params, "--hw-param"))
+    cascade, arch = design.workload, design.arch
+    how = {"schedule": method, "model": sim, "mapper": mapper, "objective": objective}
     ev = front_door.evaluate(
-        cascade,
-        arch,
-        schedule=method,
-        model=sim,
-        mapper=mapper,
-        objective=objective,
-        time_limit_s=time_limit,
-        seed=seed,
-        progress=not as_json,
+        cascade, arch, time_limit_s=time_limit, seed=seed, progress=not as_json, **how
     )
     if as_json:
         click.echo(json.dumps(evaluation_json(ev), indent=2))
@@ -103,9 +90,6 @@ def command(
     if sched.solver:
         s = sched.solver
         gap = "-" if s.get("gap") is None else f"{100 * s['gap']:.2f}%"
-        click.echo(
-            f"  solver: objective {s['objective']:.4g}, bound {s['bound']:.4g}, "
-            f"gap {gap}, {s['solve_time_s']:.3f} s"
-        )
-    for line in summary_lines(ev, workload):
+        click.echo(f"  solver: gap {gap} to its lower bound, {s['solve_time_s']:.3f} s")
+    for line in summary_lines(ev, design.name):
         click.echo(line)

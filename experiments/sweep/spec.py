@@ -372,7 +372,11 @@ def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: 
 
 def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
     from workloads import library
+    from workloads.loader import is_cascade_file
 
+    if is_cascade_file(name):
+        _check_workload_file(ctx, w, p, name)
+        return
     if name not in library.list_workloads():
         raise ctx.fail(
             w["name"],
@@ -387,6 +391,25 @@ def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
                     v,
                     f"{p}.params.{k}",
                     f"unknown parameter {k!r} of workload {name}; expected one of {', '.join(known)}",
+                )
+
+
+def _check_workload_file(ctx: _Ctx, w: dict[str, _Node], p: str, path: str) -> None:
+    """A cascade file: it must load, and its parameters (``param`` lines)
+    must include every swept one."""
+    from workloads.loader import parameters
+
+    try:
+        known = parameters(path)
+    except EinsimError as exc:
+        raise ctx.fail(w["name"], f"{p}.name", str(exc)) from None
+    if "params" in w and isinstance(w["params"].value, dict):
+        for k, v in w["params"].value.items():
+            if k not in known:
+                raise ctx.fail(
+                    v,
+                    f"{p}.params.{k}",
+                    f"unknown parameter {k!r} of {path}; it declares {', '.join(known) or 'none'}",
                 )
 
 

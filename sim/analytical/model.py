@@ -114,6 +114,18 @@ def metrics_from_scalar(
     )
 
 
+#: the per-point scalars of an :func:`evaluate_arrays` result
+SCALAR_KEYS = (
+    "cycles",
+    "latency_s",
+    "energy_pj",
+    "compute_cycles",
+    "macs",
+    "padded_macs",
+    "utilization",
+)
+
+
 class ArrayRows:
     """The rows of an :func:`evaluate_arrays` result in the scalar model's
     form (Python floats and lists), converted once per batch, so that
@@ -121,13 +133,7 @@ class ArrayRows:
     paths."""
 
     _KEYS = (
-        "cycles",
-        "latency_s",
-        "energy_pj",
-        "compute_cycles",
-        "macs",
-        "padded_macs",
-        "utilization",
+        *SCALAR_KEYS,
         "static_energy_pj",
         "reads",
         "writes",
@@ -248,19 +254,7 @@ def _batch_len(n: int, ov: dict[str, Any] | None) -> int:
 
 def flatten_result(st: Structure, res: dict[str, Any]) -> dict[str, np.ndarray]:
     n = res["cycles"].shape[0]
-    out: dict[str, np.ndarray] = {
-        k: np.ascontiguousarray(res[k])
-        for k in (
-            "cycles",
-            "latency_s",
-            "energy_pj",
-            "compute_cycles",
-            "macs",
-            "padded_macs",
-            "utilization",
-            "valid",
-        )
-    }
+    out: dict[str, np.ndarray] = {k: np.ascontiguousarray(res[k]) for k in (*SCALAR_KEYS, "valid")}
     byte_w = st.bits / 8.0
     traffic = (res["reads"] + res["writes"] + 2 * res["updates"]) * byte_w
     for k, lv in enumerate(st.levels):
