@@ -204,6 +204,10 @@ class ComputeUnit:
     #: operand widths of the datapath (multiplier inputs, accumulator);
     #: None = ``datatype_bits`` / the workload's widths
     precision: Precision | None = None
+    #: fan-out axes ("x", "y") along which operands move one PE per cycle
+    #: (ZigZag's systolic_dimensions); empty = none stated. ``dataflow``
+    #: still selects the SCALE-Sim skew.
+    systolic_axes: tuple[str, ...] = ()
 
     def peak_ops_per_s(self, op: str, clock_hz: float, dtype: str | None = None) -> float:
         """Peak rate of operator class ``op`` over all PEs (0 if unsupported);

@@ -113,7 +113,7 @@ def level_to_dict(lv: StorageLevel) -> dict[str, Any]:
 
 
 def unit_to_dict(cu: ComputeUnit) -> dict[str, Any]:
-    return _fields_to_dict(cu, frozenset(("precision",)))
+    return _fields_to_dict(cu, frozenset(("precision", "systolic_axes")))
 
 
 def arch_to_dict(arch: Architecture) -> dict[str, Any]:
@@ -424,7 +424,17 @@ def _unit(data: Any, path: str) -> ComputeUnit:
         kw["dtype_scale"] = _rates(data["dtype_scale"], f"{path}.dtype_scale", positive=True)
     if "precision" in data:
         kw["precision"] = precision_from(data["precision"], f"{path}.precision")
+    if "systolic_axes" in data:
+        kw["systolic_axes"] = _axes(data["systolic_axes"], f"{path}.systolic_axes")
     return ComputeUnit(**kw)
+
+
+def _axes(value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(a in ("x", "y") for a in value):
+        raise HardwareError(
+            f"{path} must be a list of fan-out axes (x, y), got {value!r}", field=path
+        )
+    return tuple(value)
 
 
 def coerce_field(kind_of: str, key: str, value: Any, path: str) -> Any:
@@ -448,6 +458,8 @@ def coerce_field(kind_of: str, key: str, value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise HardwareError(f"{path} must be a list of ports", field=path)
         return tuple(_port(p, f"{path}[{i}]") for i, p in enumerate(value))
+    if kind_of == "unit" and key == "systolic_axes":
+        return _axes(value, path)
     if kind_of == "unit" and key in ("ops_per_cycle", "energy_pj_per_op", "dtype_scale"):
         return _rates(value, path, positive=key != "energy_pj_per_op")
     raise HardwareError(f"{path} is not a known field", field=path)

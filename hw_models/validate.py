@@ -97,7 +97,7 @@ def _quick(arch: Architecture) -> bool:
     if not all(unames) or len(set(unames)) != len(unames):
         return False
     for cu in units:
-        if cu.precision is not None:
+        if cu.precision is not None or cu.systolic_axes:
             return False
         for v in (cu.pes, cu.rows, cu.cols, cu.datatype_bits):
             if type(v) is not int or v < 1:
@@ -192,6 +192,11 @@ def _validate_full(arch: Architecture) -> Architecture:
         for key in ("pes", "rows", "cols", "datatype_bits"):
             _int_at_least(getattr(cu, key), f"{f}.{key}", 1)
         _precision(cu.precision, f"{f}.precision")
+        if not (isinstance(cu.systolic_axes, tuple) and set(cu.systolic_axes) <= {"x", "y"}):
+            raise HardwareError(
+                f"{f}.systolic_axes must be a list of fan-out axes (x, y), got {cu.systolic_axes!r}",
+                field=f"{f}.systolic_axes",
+            )
         if not cu.ops_per_cycle:
             raise HardwareError(
                 f"{f}.ops_per_cycle must rate at least one operator class",
