@@ -401,7 +401,7 @@ def convert(
     if str(arch.get("version", "0.4")) != "0.4":
         raise src.error(f"only Timeloop v0.4 files are read, got version {arch.get('version')}")
     tables = _Tables(_table(ert), _table(art))
-    clock = clock_hz or (1.0 / tables.cycle_s if tables.cycle_s else 1e9)
+    clock = clock_hz or (float(f"{1.0 / tables.cycle_s:.12g}") if tables.cycle_s else 1e9)
     reader = _Reader(src, report, tables, clock)
     try:
         reader.walk(arch["nodes"], {}, ("architecture", "nodes"))
