@@ -364,6 +364,15 @@ def derive(arch_or_name: Architecture | str, overrides: Mapping[str, Any]) -> Ar
     given an Architecture (presets are cached).
     """
     base = load(arch_or_name) if not isinstance(arch_or_name, Architecture) else arch_or_name
+    if not base.params and base.family in FAMILIES:
+        # a tree without family parameters (an imported design): nothing to rebuild
+        if not overrides:
+            return base
+        raise HardwareError(
+            f"cannot derive from {base.name!r}: it is a tree without {base.family} family "
+            "parameters; change its levels or memories with overrides instead",
+            field="params",
+        )
     if base.family not in FAMILIES:
         raise HardwareError(
             f"cannot derive from {base.name!r}: family {base.family!r} has no builder"

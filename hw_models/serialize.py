@@ -79,12 +79,19 @@ def _fields_to_dict(obj: Any, skip: frozenset[str] | set[str] = frozenset()) -> 
             continue
         if isinstance(v, Precision):
             out[f.name] = precision_to_dict(v)
+        elif f.name in _BANDWIDTHS and v == math.inf:
+            out[f.name] = None  # no limit (JSON has no infinity)
         elif f.name in ("memories", "ports"):
             out[f.name] = [_fields_to_dict(x, _OPTIONAL[type(x)]) for x in v]
         else:
             out[f.name] = _plain(v)
     return out
 
+
+#: bandwidth fields, written as null when unlimited
+_BANDWIDTHS = frozenset(
+    ("read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle", "bw_bytes_per_cycle")
+)
 
 #: per class, the optional fields written only when not at their default
 _OPTIONAL: dict[type, frozenset[str]] = {
@@ -146,12 +153,14 @@ def _expect(
     nonneg: bool = False,
     inf_ok: bool = False,
 ) -> Any:
+    if inf_ok and value is None:
+        return math.inf  # a bandwidth of null: no limit
     ok = isinstance(value, _TYPES[kind]) and (kind == "bool" or not isinstance(value, bool))
     if ok and kind in ("int", "float"):
         x = float(value)
         ok = math.isfinite(x) or (inf_ok and x == math.inf)
     if not ok:
-        what = _KIND_TEXT[kind] + (" (or .inf: no limit)" if inf_ok else "")
+        what = _KIND_TEXT[kind] + (" (or null: no limit)" if inf_ok else "")
         raise HardwareError(f"{path} must be {what}, got {value!r}", field=path)
     if positive and value <= 0:
         raise HardwareError(f"{path} must be > 0, got {value!r}", field=path)

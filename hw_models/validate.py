@@ -20,7 +20,7 @@ def _pos(value: float, field: str, what: str = "> 0") -> None:
 def _bw(value: float, field: str) -> None:
     """A bandwidth: > 0, finite or .inf (no limit)."""
     if not (isinstance(value, int | float) and value > 0 and not math.isnan(value)):
-        raise HardwareError(f"{field} must be > 0 (or .inf: no limit), got {value!r}", field=field)
+        raise HardwareError(f"{field} must be > 0 (or null: no limit), got {value!r}", field=field)
 
 
 def _nonneg(value: float, field: str) -> None:

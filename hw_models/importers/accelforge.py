@@ -52,6 +52,7 @@ from hw_models.importers.common import (
     Report,
     array_shape,
     assemble,
+    clean,
     dram_kind_of,
     estimate_pj_per_bit,
     positive_int,
@@ -301,16 +302,19 @@ class _Reader:
             serves=_roles(kept | may),
             capacity_bytes=capacity,
             word_bits=word,
-            read_bw_bytes_per_cycle=bws["read"],
-            write_bw_bytes_per_cycle=bws["write"],
-            read_energy_pj_per_word=energies["read"] * word,
-            write_energy_pj_per_word=energies["write"] * word,
+            read_bw_bytes_per_cycle=clean(bws["read"]),
+            write_bw_bytes_per_cycle=clean(bws["write"]),
+            read_energy_pj_per_word=clean(energies["read"] * word),
+            write_energy_pj_per_word=clean(energies["write"] * word),
             shared_bw=shared,
             ports=()
             if shared
-            else (Port("read", "read", bws["read"]), Port("write", "write", bws["write"])),
+            else (
+                Port("read", "read", clean(bws["read"])),
+                Port("write", "write", clean(bws["write"])),
+            ),
             leakage_w=leak,
-            area_mm2=area,
+            area_mm2=clean(area),
             double_buffered=False,
             precision=self.precision(node.get("bits_per_value"), f"{where}.bits_per_value"),
         )
@@ -413,12 +417,12 @@ class _Reader:
                 name=name,
                 kind="array2d" if last and rows > 1 and cols > 1 else "array1d",
                 pes=pes,
-                ops_per_cycle=dict.fromkeys(classes, rate),
-                energy_pj_per_op=dict.fromkeys(classes, e),
+                ops_per_cycle=dict.fromkeys(classes, clean(rate)),
+                energy_pj_per_op=dict.fromkeys(classes, clean(e)),
                 rows=rows,
                 cols=cols,
                 datatype_bits=self.bits,
-                area_mm2=self.num(node.get("area", 0), f"{where}.area") * 1e6 * pes,
+                area_mm2=clean(self.num(node.get("area", 0), f"{where}.area") * 1e6 * pes),
                 leakage_w=self.num(node.get("leak_power", 0), f"{where}.leak_power") * pes,
                 fed_by=fed_by,
                 precision=precision,
@@ -506,10 +510,12 @@ def convert(
     reader.walk(arch["nodes"])
     if not reader.units:
         raise src.error("no !Compute node in the architecture")
+    # the innermost compute (the main array) first: einsim's default unit
+    units = [reader.units[-1], *reader.units[:-1]]
     out = assemble(
         name or "",
         reader.drafts,
-        reader.units,
+        units,
         clock_hz=clock,
         sources=[source_line(src.file, "accelforge")],
     )

@@ -8,6 +8,7 @@ fan-outs above), builds the levels and validates the architecture.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,12 @@ def dram_kind_of(text: Any) -> str:
     unknown types fall back to lpddr4."""
     key = str(text or "").lower().replace("-", "").replace("_", "")
     return key if key in tables.dram_kinds() else "lpddr4"
+
+
+def clean(x: float) -> float:
+    """``x`` to 12 significant digits: unit conversions (J -> pJ, m^2 -> mm^2)
+    without their binary noise (0.084e-12 * 1e12 = 0.08399999999999999)."""
+    return x if not math.isfinite(x) else float(f"{x:.12g}")
 
 
 def positive_int(value: Any, what: str, where: str) -> int:

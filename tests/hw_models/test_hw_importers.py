@@ -257,7 +257,7 @@ def test_accelforge_tpu_v4i():
     assert (glb.fanout_x, glb.share_x) == (4, ())  # may_reuse: Nothing
     assert (local.fanout_x, local.fanout_y) == (128, 128)
     assert (local.share_x, local.share_y) == (("input",), ("output",))
-    scalar, mac = arch.compute
+    mac, scalar = arch.compute
     assert scalar.fed_by == "LocalBuffer" and scalar.pes == 4
     assert scalar.ops_per_cycle["exp"] == 128 and "mac" not in scalar.ops_per_cycle
     assert mac.pes == 65536 and (mac.rows, mac.cols) == (128, 128)

@@ -90,6 +90,8 @@ def test_one_memory_level_is_the_level_itself(name):
     """memory_for on a shared level returns exactly the level's figures."""
     arch = hw_models.load(name)
     for i, lv in enumerate(arch.levels):
+        if lv.memories:
+            continue  # a level of per-tensor memories (the presets of real designs)
         (mem,) = level_memories(lv)
         assert mem.name == lv.name and mem.serves == lv.holds
         for key in MEMORY_FIELDS:
