@@ -376,3 +376,24 @@ def test_cli_import_writes_a_checked_tree(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_the_import_commands_of_docs_hardware_md_run(tmp_path, monkeypatch, capsys):
+    """Every `einsim hw import` / `hw check` line of docs/hardware.md runs
+    (from the repository root; files written to a temporary folder)."""
+    import shlex
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "hardware.md").read_text()
+    lines = [
+        ln
+        for ln in doc.splitlines()
+        if ln.startswith(("einsim hw import tests/", "einsim hw check zz"))
+    ]
+    assert len(lines) >= 4
+    monkeypatch.chdir(root)
+    for line in lines:
+        args = shlex.split(line)[1:]
+        args = [str(tmp_path / a) if a.endswith(".yaml") and "/" not in a else a for a in args]
+        assert main(args) == 0, line
+    capsys.readouterr()
