@@ -380,16 +380,7 @@ def _level(data: Any, path: str) -> StorageLevel:
     _tree_level_fields(data, path, kw)
     if "precision" in data:
         kw["precision"] = precision_from(data["precision"], f"{path}.precision")
-    for key in (
-        "name",
-        "word_bits",
-        "read_bw_bytes_per_cycle",
-        "write_bw_bytes_per_cycle",
-        "read_energy_pj_per_word",
-        "write_energy_pj_per_word",
-    ):
-        if key not in kw:
-            raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
+    _require(kw, _REQUIRED_MEMORY, path)
     kw["capacity_bytes"] = _capacity(data, path)
     kw["holds"] = _names(data.get("holds"), f"{path}.holds")
     return StorageLevel(**kw)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import math
 
-from hw_models.arch import PORT_DIRECTIONS, PORT_KINDS, Architecture, Memory, Precision
+from hw_models.arch import (
+    PORT_DIRECTIONS,
+    PORT_KINDS,
+    Architecture,
+    Memory,
+    Precision,
+    StorageLevel,
+)
 from hw_models.errors import HardwareError
 from hw_models.memories import SUMMARY_FIELDS, summary_fields
 
@@ -161,26 +168,8 @@ def _validate_full(arch: Architecture) -> Architecture:
             _memory_level(lv, i, f, mem_names)
             continue
         mem_names[lv.name] = f"{f}.name"
-        _pos(lv.word_bits, f"{f}.word_bits")
-        if lv.capacity_bytes is None:
-            if i != 0:
-                raise HardwareError(
-                    f"{f}.capacity_bytes may be null (unbounded) only on the outermost level",
-                    field=f"{f}.capacity_bytes",
-                )
-        else:
-            _pos(lv.capacity_bytes, f"{f}.capacity_bytes")
-            word = lv.word_bits / 8
-            if lv.capacity_bytes < word:
-                raise HardwareError(
-                    f"{f}.capacity_bytes must be >= {word:g} (one {lv.word_bits}-bit word), got {lv.capacity_bytes:g}",
-                    field=f"{f}.capacity_bytes",
-                )
-        _bw(lv.read_bw_bytes_per_cycle, f"{f}.read_bw_bytes_per_cycle")
-        _bw(lv.write_bw_bytes_per_cycle, f"{f}.write_bw_bytes_per_cycle")
-        for key in ("read_energy_pj_per_word", "write_energy_pj_per_word", "leakage_w", "area_mm2"):
-            _nonneg(getattr(lv, key), f"{f}.{key}")
-        for key in ("banks", "instances", "fanout_x", "fanout_y"):
+        _storage(lv, f, outermost=i == 0)
+        for key in ("instances", "fanout_x", "fanout_y"):
             _int_at_least(getattr(lv, key), f"{f}.{key}", 1)
     units = [cu.name for cu in arch.compute]
     for i, cu in enumerate(arch.compute):
@@ -264,6 +253,33 @@ def _tree_fields(lv, f: str) -> None:
         _precision(lv.precision, f"{f}.precision")
 
 
+def _storage(m: StorageLevel | Memory, f: str, outermost: bool) -> None:
+    """The memory fields of a one-memory level or of a memory: word,
+    capacity (null only on the outermost level), bandwidths, energies,
+    leakage, area, banks."""
+    _pos(m.word_bits, f"{f}.word_bits")
+    if m.capacity_bytes is None:
+        if not outermost:
+            raise HardwareError(
+                f"{f}.capacity_bytes may be null (unbounded) only on the outermost level",
+                field=f"{f}.capacity_bytes",
+            )
+    else:
+        _pos(m.capacity_bytes, f"{f}.capacity_bytes")
+        word = m.word_bits / 8
+        if m.capacity_bytes < word:
+            raise HardwareError(
+                f"{f}.capacity_bytes must be >= {word:g} (one {m.word_bits}-bit word), "
+                f"got {m.capacity_bytes:g}",
+                field=f"{f}.capacity_bytes",
+            )
+    _bw(m.read_bw_bytes_per_cycle, f"{f}.read_bw_bytes_per_cycle")
+    _bw(m.write_bw_bytes_per_cycle, f"{f}.write_bw_bytes_per_cycle")
+    for key in ("read_energy_pj_per_word", "write_energy_pj_per_word", "leakage_w", "area_mm2"):
+        _nonneg(getattr(m, key), f"{f}.{key}")
+    _int_at_least(m.banks, f"{f}.banks", 1)
+
+
 def _memory(m: Memory, f: str, outermost: bool) -> None:
     """One memory's own fields (path ``f`` = levels[i].memories[j])."""
     if not isinstance(m, Memory):
@@ -276,26 +292,7 @@ def _memory(m: Memory, f: str, outermost: bool) -> None:
             f"{f}.serves must name at least one tensor or role (input, weight, output)",
             field=f"{f}.serves",
         )
-    _pos(m.word_bits, f"{f}.word_bits")
-    if m.capacity_bytes is None:
-        if not outermost:
-            raise HardwareError(
-                f"{f}.capacity_bytes may be null (unbounded) only on the outermost level",
-                field=f"{f}.capacity_bytes",
-            )
-    else:
-        _pos(m.capacity_bytes, f"{f}.capacity_bytes")
-        if m.capacity_bytes < m.word_bits / 8:
-            raise HardwareError(
-                f"{f}.capacity_bytes must be >= {m.word_bits / 8:g} (one {m.word_bits}-bit word), "
-                f"got {m.capacity_bytes:g}",
-                field=f"{f}.capacity_bytes",
-            )
-    _bw(m.read_bw_bytes_per_cycle, f"{f}.read_bw_bytes_per_cycle")
-    _bw(m.write_bw_bytes_per_cycle, f"{f}.write_bw_bytes_per_cycle")
-    for key in ("read_energy_pj_per_word", "write_energy_pj_per_word", "leakage_w", "area_mm2"):
-        _nonneg(getattr(m, key), f"{f}.{key}")
-    _int_at_least(m.banks, f"{f}.banks", 1)
+    _storage(m, f, outermost)
     _int_at_least(m.latency_cycles, f"{f}.latency_cycles", 0)
     _precision(m.precision, f"{f}.precision")
     _ports(m, f)

@@ -17,6 +17,7 @@ import hw_models
 from hw_models import Memory, Port, Precision
 from hw_models.errors import HardwareError
 from hw_models.memories import (
+    SUMMARY_FIELDS,
     level_memories,
     memory_for,
     memory_level,
@@ -29,19 +30,8 @@ from hw_models.memories import (
 )
 
 ROLES = {"C": ("output",), "A": ("input",), "B": ("weight",)}
-MEMORY_FIELDS = (
-    "capacity_bytes",
-    "word_bits",
-    "read_bw_bytes_per_cycle",
-    "write_bw_bytes_per_cycle",
-    "read_energy_pj_per_word",
-    "write_energy_pj_per_word",
-    "shared_bw",
-    "banks",
-    "leakage_w",
-    "area_mm2",
-    "double_buffered",
-)
+#: what a level's own memory stands for (its summary fields less holds/precision)
+MEMORY_FIELDS = tuple(k for k in SUMMARY_FIELDS if k not in ("holds", "precision"))
 
 
 def spads() -> list[Memory]:
