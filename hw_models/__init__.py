@@ -21,6 +21,8 @@ The architecture tree (per-tensor memories, precision; hw_models.memories)::
     with_memories(level, memories)            # a level given memories (summary refreshed)
     memory_for(arch, level, tensor, roles) -> Memory | None   # who stores T at L
     memory_table(arch, roles) -> [{tensor: Memory | None}]    # every level at once
+    memory_figures(arch, roles) -> {field: [level][tensor]}   # the numbers, for arrays
+    tensors_by_memory(arch, roles) -> [{memory: tensors}]     # who shares a capacity
     tensor_bits(arch, level, tensor, roles, default_bits=..., partial=...)
     shared_along(level, tensor, roles, axis)  # multicast / spatial reduction per tensor
     level_memories(level)                     # a level's memories (one for a plain level)
@@ -44,11 +46,13 @@ from hw_models.errors import FPGAFitError, HardwareError
 from hw_models.fpga import FPGAResources, estimate_resources
 from hw_models.fpga import fits as fpga_fits
 from hw_models.memories import (
+    memory_figures,
     memory_for,
     memory_level,
     memory_table,
     shared_along,
     tensor_bits,
+    tensors_by_memory,
     with_memories,
 )
 from hw_models.registry import (
@@ -102,6 +106,8 @@ __all__ = [
     "with_memories",
     "memory_for",
     "memory_table",
+    "memory_figures",
+    "tensors_by_memory",
     "tensor_bits",
     "shared_along",
     "level_memories",

@@ -6,7 +6,9 @@ What a cost model calls to read "level L, tensor T" (the phase-2 contract):
   stores tensor T (capacity, word bits, bandwidths, energies, ports), or
   None when T bypasses L. On a one-memory level it is the level's own
   figures, so today's presets give today's per-level values exactly.
-* :func:`memory_table` -- the same for every level and tensor at once.
+* :func:`memory_table` -- the same for every level and tensor at once;
+  :func:`memory_figures` its numbers as ``[level][tensor]`` lists, and
+  :func:`tensors_by_memory` the tensors sharing each memory's capacity.
 * :func:`tensor_bits` -- the bits T occupies at level L (the memory's
   precision, else the compute unit's, else the workload's).
 * :func:`shared_along` -- whether the fan-out network below L multicasts
@@ -43,6 +45,8 @@ __all__ = [
     "ROLES",
     "SUMMARY_FIELDS",
     "level_memories",
+    "FIGURES",
+    "memory_figures",
     "memory_for",
     "memory_level",
     "memory_table",
@@ -52,6 +56,7 @@ __all__ = [
     "shared_along",
     "summary_fields",
     "tensor_bits",
+    "tensors_by_memory",
     "with_memories",
 ]
 
@@ -192,6 +197,57 @@ def memory_table(
     ``roles``: tensor -> its roles (``mappers.mapping.tensor_roles(einsum)``).
     """
     return [{t: serving_memory(lv, t, rs) for t, rs in roles.items()} for lv in arch.levels]
+
+
+#: the Memory fields :func:`memory_figures` tabulates
+FIGURES = (
+    "capacity_bytes",
+    "word_bits",
+    "read_bw_bytes_per_cycle",
+    "write_bw_bytes_per_cycle",
+    "read_energy_pj_per_word",
+    "write_energy_pj_per_word",
+    "leakage_w",
+)
+
+
+def memory_figures(
+    arch: Architecture, roles: Mapping[str, Sequence[str]], fields: Sequence[str] = FIGURES
+) -> dict[str, list[list[float | None]]]:
+    """``field -> [level][tensor]`` of the memory storing each tensor (tensors
+    in the order of ``roles``): what a vectorised cost model turns into
+    ``[levels, tensors]`` arrays. None where the tensor bypasses the level;
+    an unbounded capacity is ``inf``. On a one-memory level every tensor it
+    holds gets the level's own figures."""
+    table = memory_table(arch, roles)
+    out: dict[str, list[list[float | None]]] = {}
+    for f in fields:
+        rows = []
+        for row in table:
+            vals: list[float | None] = []
+            for t in roles:
+                m = row[t]
+                v = None if m is None else getattr(m, f)
+                vals.append(float("inf") if f == "capacity_bytes" and m and v is None else v)
+            rows.append(vals)
+        out[f] = rows
+    return out
+
+
+def tensors_by_memory(
+    arch: Architecture, roles: Mapping[str, Sequence[str]]
+) -> list[dict[str, tuple[str, ...]]]:
+    """Per level, memory name -> the tensors (of ``roles``) it stores: the
+    groups whose tiles share one capacity (the ILP's capacity constraint
+    per memory instance). A one-memory level is one group."""
+    out = []
+    for row in memory_table(arch, roles):
+        groups: dict[str, tuple[str, ...]] = {}
+        for t, m in row.items():
+            if m is not None:
+                groups[m.name] = (*groups.get(m.name, ()), t)
+        out.append(groups)
+    return out
 
 
 def role_bits(precision: Precision | None, roles: Sequence[str], *, partial: bool) -> int | None:

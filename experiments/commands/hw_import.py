@@ -6,7 +6,7 @@ import sys
 
 import click
 
-FORMATS = ("zigzag", "timeloop", "accelforge")
+from hw_models.importers import FORMATS
 
 
 def _precision(text: str | None):

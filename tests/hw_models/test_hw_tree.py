@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 from builders import gemm
 
 import hw_models
+import hw_models.importers
 from hw_models import Memory, Port, Precision
 from hw_models.errors import HardwareError
 from hw_models.memories import (
     SUMMARY_FIELDS,
     level_memories,
+    memory_figures,
     memory_for,
     memory_level,
     memory_table,
@@ -26,6 +29,7 @@ from hw_models.memories import (
     shared_along,
     summary_fields,
     tensor_bits,
+    tensors_by_memory,
     with_memories,
 )
 
@@ -93,6 +97,20 @@ def test_one_memory_level_is_the_level_itself(name):
         assert arch.memory(lv.name) == mem
 
 
+@pytest.mark.parametrize("name", ["eyeriss_like", "tpu_like", "fusemax_cloud", "h100", "u280"])
+def test_per_tensor_figures_of_a_shared_level_are_the_level_figures(name):
+    """What a cost model reading "level L, tensor T" gets on today's presets:
+    exactly the per-level values, for every tensor."""
+    arch = hw_models.load(name)
+    figs = memory_figures(arch, ROLES)
+    for i, lv in enumerate(arch.levels):
+        cap = math.inf if lv.capacity_bytes is None else lv.capacity_bytes
+        assert figs["capacity_bytes"][i] == [cap] * 3
+        for key in ("word_bits", "read_bw_bytes_per_cycle", "read_energy_pj_per_word", "leakage_w"):
+            assert figs[key][i] == [getattr(lv, key)] * 3
+    assert tensors_by_memory(arch, ROLES) == [{lv.name: ("C", "A", "B")} for lv in arch.levels]
+
+
 def test_bypass_by_holds_gives_no_memory():
     arch = hw_models.load("eyeriss_like")
     gb = dataclasses.replace(arch.levels[1], holds=("input", "output"))
@@ -153,6 +171,20 @@ def test_memory_lookup_tensor_bits_and_sharing():
     arch = tree_arch()
     table = memory_table(arch, ROLES)
     assert [t["B"].name for t in table] == ["DRAM", "GlobalBuffer", "filter_spad"]
+    figs = memory_figures(arch, ROLES)
+    assert figs["capacity_bytes"][2] == [48, 24, 448]  # C, A, B: psum, ifmap, filter
+    assert figs["read_energy_pj_per_word"][2] == [0.25, 0.2, 1.9]
+    assert tensors_by_memory(arch, ROLES)[2] == {
+        "psum_spad": ("C",),
+        "ifmap_spad": ("A",),
+        "filter_spad": ("B",),
+    }
+    zz = hw_models.importers.import_file(
+        Path(__file__).parent / "peer_examples" / "zigzag" / "eyeriss_like.yaml", "zigzag"
+    ).arch
+    groups = tensors_by_memory(zz, ROLES)
+    assert groups[1] == {"sram_1M": ("C", "A")}  # inputs and psums share sram_1M's capacity
+    assert memory_figures(zz, ROLES)["capacity_bytes"][2] == [8192, None, 65536]
     assert table[2]["A"].name == "ifmap_spad" and table[2]["C"].name == "psum_spad"
     assert arch.memory("filter_spad").capacity_bytes == 448
     # precision: the memory's, else the unit's, else the workload's
