@@ -332,6 +332,14 @@ def _scheduled(
         )
     if isinstance(wl, Einsum):
         wl = Cascade(wl.name, (wl,))
+
+    def mapped(model: model_registry.CostModel) -> Evaluation | EinsimError:
+        """Every Einsum alone on its mapping, intermediates through DRAM:
+        exactly what ``eval`` costs (the same mapper, the same model)."""
+        return _mapping_model(
+            wl, list(wl.einsums), [arch], model, {}, mapper, objective, {}, options, progress
+        )[0]
+
     try:
         if isinstance(schedule, Schedule):
             sched, metrics = schedule, schedulers.cost_schedule(wl, arch, schedule)
@@ -344,6 +352,17 @@ def _scheduled(
                 time_limit_s=options.get("time_limit_s") or 10.0,
                 seed=options.get("seed", 0),
             )
+        if schedule == "unfused":
+            ev = mapped(cm)
+            return ev if isinstance(ev, EinsimError) else replace(ev, schedule=sched)
+        if schedule in ("ilp", "exhaustive"):
+            # the space also holds the unfused schedule on the Einsums' mappings
+            unfused = mapped(model_registry.MODELS["analytical"])
+            if not isinstance(unfused, EinsimError):
+                sched, use_mapped = _with_mapped_unfused(wl, arch, sched, unfused, objective)
+                if use_mapped:
+                    ev = unfused if cm.name == "analytical" else mapped(cm)
+                    return ev if isinstance(ev, EinsimError) else replace(ev, schedule=sched)
         if cm.name == "des":
             # the schedule's groups on the DES engine, with the cascade cost
             # model's work and traffic (its contention-free limit)
@@ -357,3 +376,26 @@ def _scheduled(
     except MappingError as exc:  # pragma: no cover - MappingError is an EinsimError
         return exc
     return Evaluation(metrics, arch, cm.name, objective, schedule=sched)
+
+
+def _with_mapped_unfused(
+    wl: Cascade, arch: Architecture, sched: Schedule, unfused: Evaluation, objective: str
+) -> tuple[Schedule, bool]:
+    """``sched`` (an ILP or exhaustive schedule) with the mapped unfused
+    evaluation in its space: the unfused schedule carrying the solver facts
+    and True where that is better, else ``sched`` with its bound over the
+    union and False. The bound stays valid: the union's is the least of the
+    schedule space's bound and the mapped evaluation's exact value."""
+    from sim import schedulers
+
+    v = schedulers.fusion_units(unfused.metrics, objective)
+    facts = dict(sched.solver)
+    value = facts.get("objective", float("inf"))
+    bound = min(facts.get("bound", v), v, value)
+    use_mapped = v < value
+    if use_mapped:
+        base = schedulers.schedule_cascade(wl, arch, "unfused", objective)[0]
+        value, sched = v, replace(base, method=sched.method)
+        facts["chosen"] = "unfused (mapped)"
+    facts.update(objective=value, bound=bound, gap=0.0 if value <= 0 else (value - bound) / value)
+    return replace(sched, solver=facts), use_mapped

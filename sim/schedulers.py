@@ -52,9 +52,9 @@ def cost_schedule(cascade: Cascade, arch: Architecture, schedule: Schedule) -> M
     return cascade_model.evaluate_schedule(cascade, arch, schedule)
 
 
-def _fusion_units(m: Metrics, objective: str) -> float:
+def fusion_units(m: Metrics, objective: str) -> float:
     """``objective`` in the fusion problem's units (cycles, pJ, cycles*pJ,
-    bytes), which its ILP bound is in."""
+    bytes), which its ILP bound and a schedule's ``solver`` facts are in."""
     if objective == "latency":
         return m.cycles
     if objective == "energy":
@@ -144,10 +144,10 @@ def _best_of(
     candidate's value when one is lower (each is costed exactly)."""
     from dataclasses import replace
 
-    best, best_m, value = sched, m, _fusion_units(m, objective)
+    best, best_m, value = sched, m, fusion_units(m, objective)
     for cand in structured_candidates(cascade, arch):
         cm = cascade_model.evaluate_schedule(cascade, arch, cand)
-        v = _fusion_units(cm, objective)
+        v = fusion_units(cm, objective)
         bound = min(bound, v)
         if v < value:
             best, best_m, value = cand, cm, v

@@ -321,9 +321,9 @@ def solve_ilp(
         r = _result(p, keep, tiles, objective, "ilp", t0, status=status)
         if best is None or r.objective_value < best.objective_value:
             best = r
-    if best is None:
-        _explain_infeasible(p)
-    if warm.objective_value < best.objective_value:  # never worse than the warm start
+    # never worse than the warm start (feasible: greedy raises otherwise),
+    # which also stands in where CP-SAT found nothing in its budget
+    if best is None or warm.objective_value < best.objective_value:
         best = replace(warm, method="ilp", status="FEASIBLE")
     # CP-SAT's own bound is over its integer model, whose byte and energy
     # coefficients are rounded: it is not a bound on the true costs. The

@@ -1,6 +1,7 @@
 """One design, one answer: every preset of every family against a small
 instance of every library workload, through ``einsim eval``, ``einsim map``
-(the same mapper), a sweep and the Python API. Latency, energy and DRAM
+(the same mapper), ``einsim schedule --method unfused``, a sweep and the
+Python API. Latency, energy and DRAM
 traffic are identical to 1e-9 relative across them, or the command refuses
 with a one-line message (exit status 2, no traceback) -- ``map`` on a GPU
 or an FPGA, for one, whose models cost the workload themselves (kernels,
@@ -128,6 +129,45 @@ def test_every_door_gives_one_answer(preset: str, sweep_rows, capsys) -> None:
         else:
             assert rc == 0, (preset, name, err)
             assert _same(_figures(json.loads(out)["metrics"]), api), (preset, name, "map")
+        _check_unfused_schedule(capsys, preset, name, api, gpu)
+
+
+def _check_unfused_schedule(capsys, preset: str, name: str, api, gpu: bool) -> None:
+    """``schedule --method unfused`` (every Einsum alone, intermediates through
+    DRAM) is ``eval``'s design: the same numbers, or a refusal on a GPU."""
+    mapper_args = [] if gpu else ["--mapper", MAPPER]
+    rc, out, err = _cli(
+        capsys,
+        "schedule",
+        *_cli_args(name),
+        "--hw",
+        preset,
+        "--method",
+        "unfused",
+        *mapper_args,
+        "--json",
+    )
+    if gpu:
+        assert _refused(rc, err) and "cascade schedules" in err, (preset, name, err)
+        return
+    if rc != 0:  # the cascade scheduler refuses the cascade itself, with a reason
+        assert _refused(rc, err), (preset, name, err)
+        return
+    got = _figures(json.loads(out)["metrics"])
+    assert _same(got, api), (preset, name, "schedule --method unfused", got, api)
+
+
+@pytest.mark.parametrize(
+    ("preset", "name"), [("eyeriss_like", "attention-3pass"), ("fusemax_cloud", "mlp")]
+)
+def test_unfused_schedule_is_evals_answer(preset: str, name: str, capsys) -> None:
+    """The fast leg of the test above: the front door and ``schedule
+    --method unfused`` give ``eval``'s latency, energy and DRAM traffic."""
+    wl = library.build(name, **_params(name))
+    api = _figures(sim.evaluate(wl, hw_models.load(preset), mapper=MAPPER).metrics)
+    _check_unfused_schedule(capsys, preset, name, api, gpu=False)
+    ev = sim.evaluate(wl, preset, schedule="unfused", mapper=MAPPER)
+    assert _same(_figures(ev.metrics), api) and ev.schedule.method == "unfused"
 
 
 def test_map_and_schedule_refuse_a_gpu_with_a_reason(capsys) -> None:
