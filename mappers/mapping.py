@@ -121,11 +121,6 @@ def kept_tensors(einsum: Einsum, arch: Architecture, mapping: Mapping) -> list[t
     return out
 
 
-def full_extents(acc: Access, rank_sizes: dict[str, int]) -> tuple[int, ...]:
-    """Size of every dimension of an accessed tensor over the whole iteration space."""
-    return tuple(ix.extent(rank_sizes) for ix in acc.indices)
-
-
 def tile_footprint(acc: Access, tile: dict[str, int], rank_sizes: dict[str, int]) -> int:
     """Elements of ``acc``'s tile for a rank tile (clipped to the tensor's size)."""
     n = 1

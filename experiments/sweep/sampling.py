@@ -62,10 +62,6 @@ def _canon(v: Any) -> Any:
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
-def canonical_json(obj: Any) -> str:
-    return _ENCODER.encode(obj)
-
-
 def _sha(text: str, n: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
