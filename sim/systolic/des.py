@@ -30,6 +30,8 @@ never stalls the array.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hw_models.arch import Architecture, ComputeUnit, StorageLevel
@@ -206,18 +208,11 @@ def layer_nest(
     return nest, arch
 
 
-def simulate_layer(
-    m: int,
-    n: int,
-    k: int,
-    cfg: ArrayConfig,
-    *,
-    conv: ConvShape | None = None,
-    scalesim_compat: bool = True,
-) -> Metrics:
-    """The DES of a SCALE-Sim layer (see the module doc). ``cycles`` is the
+def simulate_layer(m: int, n: int, k: int, cfg: ArrayConfig, **options: Any) -> Metrics:
+    """The DES of a SCALE-Sim layer (see the module doc); ``options`` as for
+    :func:`layer_nest` (``conv``, ``scalesim_compat``). ``cycles`` is the
     cycle of the last array row, SCALE-Sim's ``total_cycles``."""
-    nest, arch = layer_nest(m, n, k, cfg, conv=conv, scalesim_compat=scalesim_compat)
+    nest, arch = layer_nest(m, n, k, cfg, **options)
     met = simulate_nests(arch, [nest], full_sim=True)
     from dataclasses import replace
 
