@@ -9,9 +9,9 @@
   cascade as one group: each pass over a tile of ``p`` as wide as the array
   streams the key rank ``m1`` through both arrays, with the running state in
   the units' registers; the binding comes from the Einsums' ``unit_class``
-  attributes (REFERENCES.md). The buffer tile of ``p`` (how many queries'
-  state the buffer holds while K and V stream past) is chosen to minimise
-  DRAM traffic.
+  attributes (docs/references.md, FuseMax). The buffer tile of ``p`` (how
+  many queries' state the buffer holds while K and V stream past) is chosen
+  to minimise DRAM traffic.
 
 These only need the cascade and the architecture's capacities; costs come
 from ``sim.analytical.cascade``.
