@@ -461,9 +461,15 @@ def _model(name: str) -> tuple[str, dict[str, Any]]:
     )
 
 
-def _norm(prefix: str, src: str, kind: str, D: int, bits: int) -> tuple[list[str], str]:
-    """Lines of a layer norm / RMS norm over d of ``src[b,p,d]``; returns (lines, output)."""
-    o = _out(bits, unit_class="1d")
+def _norm(
+    prefix: str, src: str, kind: str, D: int, bits: int, **attrs: str
+) -> tuple[list[str], str]:
+    """Lines of a layer norm / RMS norm over d of ``src[b,p,d]``; returns (lines, output).
+
+    The gain (and bias) vectors are ``{prefix}G[d]`` (``{prefix}BETA[d]``);
+    ``attrs`` are added to every Einsum.
+    """
+    o = _out(bits, unit_class="1d", **attrs)
     inv_d = repr(1.0 / D)
     x = f"{src}[b,p,d]"
     lines: list[str] = []
@@ -588,3 +594,8 @@ def _transformer(
         nl[-1] = nl[-1].replace("N2Y[b,p,d]", "Y[b,p,d]", 1)
         body += nl
     return "\n".join(lines + body)
+
+
+# the LLM workloads (decoder layers, decode steps, MoE, whole models) register
+# themselves on import
+from workloads.library import llm as _llm  # noqa: E402,F401
