@@ -1,0 +1,225 @@
+"""Cost a cascade on a GPU as a plan of kernels: the GPU family's ``evaluate``.
+
+``evaluate(cascade, arch, plan="library"|"fused"|"ilp")`` lowers the cascade
+to kernels (:mod:`sim.gpu.lowering` for the framework plans,
+:mod:`sim.gpu.ilp_plan` for the cascade ILP's own plan), costs every kernel
+with the calibrated kernel model, runs the host/GPU timeline
+(:mod:`sim.gpu.timeline`) and returns :class:`sim.metrics.Metrics`:
+
+* ``latency_s``: one call as the layer measurements time it (CUDA events
+  around each call, the median of back-to-back calls); ``notes["forward_s"]``
+  is one call from an idle GPU and ``notes["loop_s"]`` back-to-back calls;
+* ``energy_pj``: board energy per call in a back-to-back loop (the NVML
+  convention of the data), from the kernel model's per-FLOP and per-byte
+  energies and idle power over the loop time;
+* ``notes["kernels"]``: the kernel table (name, kind, layer, Einsums, time,
+  HBM bytes, FLOPs, what bounds it, start/end on the GPU);
+* ``notes["llm"]``: for a whole-model cascade (``einsim workload show llm``),
+  time to first token or time per output token, tokens/s, energy per token,
+  per-layer times and weight/KV-cache memory against HBM capacity
+  (:mod:`sim.gpu.llm`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sim.gpu.energy import energy_terms, gpu_time_s, host_time_s
+from sim.gpu.lowering import Kernel, Plan, fused_plan, library_plan
+from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
+from sim.gpu.timeline import Step, event_median_s, forward_s, loop_s, simulate
+from sim.gpu.tiling import KernelCost
+from sim.metrics import Metrics
+from workloads.ir import Cascade
+
+PLANS: tuple[str, ...] = ("library", "fused", "ilp")
+
+
+def make_plan(
+    cascade: Cascade, spec: GpuSpec, params: GpuParams, plan: str = "library", **opts: Any
+) -> Plan:
+    """The kernels of ``plan`` for ``cascade`` (see :data:`PLANS`)."""
+    if plan == "library":
+        return library_plan(cascade, spec, params, pack=bool(opts.get("pack", True)))
+    if plan == "fused":
+        return fused_plan(cascade, spec, params)
+    if plan == "ilp":
+        from sim.gpu.ilp_plan import ilp_plan
+
+        return ilp_plan(cascade, spec, params, **opts)
+    raise GpuModelError(f"unknown GPU plan {plan!r}; expected one of {', '.join(PLANS)}")
+
+
+def steps(plan: Plan, params: GpuParams, *, include_untimed: bool = True) -> list[Step]:
+    """Timeline steps of a plan's kernels (host time dropped under graph replay)."""
+    out = []
+    graph = plan.timing == "graph"
+    for k in plan.kernels:
+        if not include_untimed and not k.timed:
+            continue
+        host = 0.0 if graph else host_time_s(k.cost, params)
+        out.append(Step(host, gpu_time_s(k.cost, params), k.sync and not graph))
+    if graph and out:
+        # one graph launch from the host (a cudaGraphLaunch: one host operation)
+        out[0] = replace(out[0], host_s=out[0].host_s + params.host_op_s)
+    return out
+
+
+def total_cost(kernels: list[Kernel] | tuple[Kernel, ...]) -> KernelCost:
+    it = iter(kernels)
+    total = next(it).cost
+    for k in it:
+        total = total + k.cost
+    return total
+
+
+def _bound(k: Kernel, waited_s: float) -> str:
+    d = k.cost.detail
+    if waited_s > 0.5 * k.cost.t_kernel_s and waited_s > 1e-6:
+        return "host"
+    tc, tm = float(d.get("t_compute_s", 0.0)), float(d.get("t_memory_s", 0.0))
+    if not tc and not tm:
+        return "memory"
+    return "compute" if tc >= tm else "memory"
+
+
+def kernel_table(plan: Plan, params: GpuParams, include_untimed: bool = True) -> list[dict[str, Any]]:
+    """One row per kernel with its place on the simulated forward timeline."""
+    ks = [k for k in plan.kernels if include_untimed or k.timed]
+    st = steps(replace(plan, kernels=tuple(ks)), params)
+    tr = simulate(st)
+    rows = []
+    prev_end = 0.0
+    for k, s, enq, start, end in zip(ks, st, tr.enqueue_s, tr.start_s, tr.end_s, strict=True):
+        waited = max(0.0, start - prev_end)  # GPU idle before it: waiting for the host
+        flops = sum(k.cost.flops.values())
+        rows.append(
+            {
+                "name": k.name,
+                "kind": k.kind,
+                "layer": k.layer,
+                "einsums": list(k.einsums),
+                "time_s": k.cost.t_kernel_s,
+                "gpu_s": s.gpu_s,
+                "host_s": s.host_s,
+                "enqueue_s": enq,
+                "start_s": start,
+                "end_s": end,
+                "hbm_bytes": k.cost.dram_read_bytes + k.cost.dram_write_bytes,
+                "flops": flops,
+                "bound": _bound(k, waited),
+                "timed": k.timed,
+                "row": dict(k.row),
+            }
+        )
+        prev_end = end
+    return rows
+
+
+def plan_metrics(
+    cascade: Cascade,
+    plan: Plan,
+    spec: GpuSpec,
+    params: GpuParams,
+    *,
+    include_untimed: bool = True,
+) -> Metrics:
+    """Metrics of a plan (see the module docstring)."""
+    ks = [k for k in plan.kernels if include_untimed or k.timed]
+    if not ks:
+        raise GpuModelError(f"cascade {cascade.name}: the plan has no kernel to time")
+    sub = replace(plan, kernels=tuple(ks))
+    st = steps(sub, params)
+    t_event = event_median_s(st, params.event_period_s)
+    t_fwd = forward_s(st)
+    t_loop = loop_s(st)
+    total = total_cost(ks)
+    if plan.timing == "graph":
+        total = replace(total, host_calls=())
+    terms = energy_terms(total, spec, params)
+    # energy_terms charges idle power over max(host, GPU) of the summed cost;
+    # the simulated loop time accounts for host/GPU overlap kernel by kernel
+    t_energy = max(t_loop, 1e-12)
+    base_t = max(host_time_s(total, params), gpu_time_s(total, params))
+    if base_t > 0:
+        terms["idle"] = terms["idle"] * t_energy / base_t
+    table = kernel_table(sub, params)
+    busy = sum(r["gpu_s"] for r in table)
+    hbm: dict[str, float] = {}
+    for r in table:
+        hbm[r["kind"]] = hbm.get(r["kind"], 0.0) + r["hbm_bytes"]
+    macs = float(sum(e.macs for e in cascade.einsums))
+    notes: dict[str, Any] = {
+        "plan": plan.name,
+        "timing": plan.timing,
+        "kernels": table,
+        "n_kernels": len(table),
+        "forward_s": t_fwd,
+        "event_median_s": t_event,
+        "loop_s": t_loop,
+        "host_s": sum(s.host_s for s in st),
+        "gpu_busy_s": busy,
+        "layers": _layers(table),
+        **plan.notes,
+    }
+    from sim.gpu.llm import llm_figures
+
+    llm = llm_figures(
+        cascade, spec, t_fwd, sum(terms.values()), notes["layers"], plan.regions or None
+    )
+    if llm:
+        notes["llm"] = llm
+    return Metrics(
+        cycles=t_event * spec.clock_hz,
+        latency_s=t_event,
+        energy_pj=sum(terms.values()),
+        energy_breakdown_pj=terms,
+        traffic_bytes={"HBM": hbm, "L2": {"all": total.l2_bytes}},
+        utilization={"SM": min(1.0, busy / t_event) if t_event > 0 else 0.0},
+        compute_cycles=total.t_kernel_s * spec.clock_hz,
+        transfer_cycles={
+            "HBM": (total.dram_read_bytes + total.dram_write_bytes)
+            / spec.hbm_bandwidth_bytes_per_s
+            * spec.clock_hz
+        },
+        macs=macs,
+        padded_macs=macs,
+        model="gpu",
+        notes=notes,
+    )
+
+
+def _layers(table: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per layer: wall span on the forward timeline, GPU busy time, kernel count."""
+    out: dict[str, dict[str, float]] = {}
+    prev_end = 0.0
+    for r in table:
+        lv = out.setdefault(r["layer"], {"span_s": 0.0, "gpu_s": 0.0, "kernels": 0})
+        lv["span_s"] += r["end_s"] - prev_end
+        lv["gpu_s"] += r["gpu_s"]
+        lv["kernels"] += 1
+        prev_end = r["end_s"]
+    return out
+
+
+def evaluate(cascade: Any, arch: Any, *, plan: str = "library", **opts: Any) -> Metrics:
+    """Cost ``cascade`` on GPU ``arch`` as ``plan``; the GPU family's evaluator.
+
+    Options: ``params`` (a :class:`GpuParams`; default the card's calibrated
+    file), ``include_append`` (time the KV-cache append, default True; the
+    layer measurements leave it out), ``pack`` (library plan: pack Q|K|V and
+    gate|up GEMMs, default True), and for ``plan="ilp"`` the ILP's
+    ``max_group`` and ``work_limit`` (see :mod:`sim.gpu.ilp_plan`).
+    """
+    from sim.gpu.model import resolve
+
+    if not isinstance(cascade, Cascade):
+        raise GpuModelError(
+            f"the GPU plans cost a whole cascade, got {type(cascade).__name__}; "
+            "wrap a single Einsum in a Cascade"
+        )
+    spec, params = resolve(arch, opts.pop("params", None))
+    include = bool(opts.pop("include_append", True))
+    p = make_plan(cascade, spec, params, plan, **opts)
+    return plan_metrics(cascade, p, spec, params, include_untimed=include)
