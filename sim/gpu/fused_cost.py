@@ -23,10 +23,12 @@ Traffic is the tile re-read analysis of FlashAttention (Dao et al. 2022,
 sec. 3.2 and Theorem 2): an input is loaded once per CTA tile of every
 parallel class it lacks (K and V once per query block), outputs are stored
 once, intermediates never leave the SM. Those are the group's global-memory
-accesses (L2 bytes); an input no larger than ``l2_reuse_frac`` of L2 is
-fetched from HBM once (its re-reads hit L2), a larger one pays its
-re-reads in HBM too (the GEMM model's rule, ``sim.gpu.tiling``). A causal
-mask skips the key blocks after each query block's last key.
+accesses (``global_bytes``, the L2 -> SM traffic: FlashAttention's IO count,
+its model having no L2). Of those, HBM serves an input once when the tiles
+that one wave of CTAs shares stay in L2 (the speed of light: each input
+rasterised in its favourable order; inputs admitted smallest first into
+``l2_reuse_frac`` of L2), else at every re-read. A causal mask skips the key
+blocks after each query block's last key.
 
 Working set (must fit ``smem_bytes_per_sm``): every input tile, plus the
 intermediates live at each Einsum: accumulators and recurrence state in
@@ -300,15 +302,27 @@ def _cost_at(g: _Group, choice: tuple[int, ...], spec: GpuSpec, params: GpuParam
     def recompute(ranks: set[str]) -> int:
         return math.prod(k for rs, k in nblk if not rs & ranks)
 
-    l2_cap = params.l2_reuse_frac * spec.l2_bytes
+    # L2: each input's re-read tiles stay in L2 when the tiles one wave of CTAs
+    # shares fit (inputs admitted smallest first into l2_reuse_frac of L2)
+    wave = min(ctas, spec.sm_count)
     reads_global = reads_hbm = 0.0
+    sets = []
     for t, full in g.in_bytes.items():
         ranks = g.in_ranks[t]
-        k = float(recompute(ranks))
+        share = recompute(ranks)  # CTAs that read the same tile of this input
+        k = float(share)
         if frac < 1.0 and ranks & g.skip and not ranks & g.query:
             k *= frac
         reads_global += full * k
-        reads_hbm += full if full <= l2_cap else full * k
+        slice_b = full * share / ctas
+        sets.append((math.ceil(wave / share) * slice_b if share > 1 else 0.0, full, k))
+    room = params.l2_reuse_frac * spec.l2_bytes
+    for need, full, k in sorted(sets):
+        if need <= room:
+            room -= need
+            reads_hbm += full
+        else:
+            reads_hbm += full * k
     mma = cuda = 0.0
     for ranks, m, cu, e in g.work:
         f = recompute(ranks)

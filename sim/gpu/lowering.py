@@ -397,6 +397,13 @@ def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
         ):
             j += 1
         names = tuple(n for rr, _ in regions[i : j + 1] for n in rr.einsums)
+        after = regions[j + 1] if j + 1 < len(regions) else None
+        if after and after[0].kind == "attention" and _feeds(names, after[0].einsums, ctx):
+            # rotary and the cache append inside the attention kernel (TensorRT-LLM's
+            # QKV preprocessing, flash_attn_with_kvcache)
+            out.append(_prologue(names, after[1][0], ctx))
+            i = j + 2
+            continue
         if out and out[-1].kind == "gemm" and _epilogue_of(names, out[-1].einsums, ctx):
             out[-1] = _fuse_epilogue(out[-1], names, ctx)
         else:
@@ -406,6 +413,43 @@ def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
         i = j + 1
     kernels = tuple(replace(k, cost=with_host(k.cost)) for k in out)
     return Plan("fused", kernels, "graph", regions=tuple(r for r, _ in regions))
+
+
+def _feeds(names: tuple[str, ...], region: tuple[str, ...], ctx: Ctx) -> bool:
+    """Whether every output of the chain is read only by the chain or the region."""
+    members = set(names) | set(region)
+    return all(
+        not ctx.ix.read_outside(ctx.ix.einsum[n].output.tensor, members) for n in names
+    )
+
+
+def _prologue(names: tuple[str, ...], att: Kernel, ctx: Ctx) -> Kernel:
+    """An elementwise chain folded into the attention kernel it feeds: its tables are
+    read and the cache entries it appends are written, serially with the kernel."""
+    ix = ctx.ix
+    made = {ix.einsum[n].output.tensor for n in names}
+    read_by_att = {a.tensor for n in att.einsums for a in ix.einsum[n].inputs}
+    extra_rd = sum(
+        ix.tensors[a.tensor].bytes
+        for n in names
+        for a in ix.einsum[n].inputs
+        if a.tensor not in made and a.tensor not in read_by_att and a.tensor in ix.inputs
+    )
+    extra_wr = sum(
+        ix.tensors[ix.einsum[n].output.tensor].bytes
+        for n in names
+        if ix.einsum[n].attr.get("kind") == "kv_append"
+    )
+    c = att.cost
+    cost = replace(
+        c,
+        t_kernel_s=c.t_kernel_s + hbm_s(extra_rd + extra_wr, ctx.spec, ctx.params),
+        dram_read_bytes=c.dram_read_bytes + extra_rd,
+        dram_write_bytes=c.dram_write_bytes + extra_wr,
+        ncu_dram_bytes=c.ncu_dram_bytes + extra_rd + extra_wr,
+    )
+    label = f"{names[0]}..{att.name}"
+    return replace(att, name=label, einsums=names + att.einsums, cost=cost)
 
 
 def _epilogue_of(names: tuple[str, ...], gemm: tuple[str, ...], ctx: Ctx) -> bool:

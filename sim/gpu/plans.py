@@ -51,6 +51,14 @@ def make_plan(
     raise GpuModelError(f"unknown GPU plan {plan!r}; expected one of {', '.join(PLANS)}")
 
 
+def kernel_gpu_s(cost: KernelCost, params: GpuParams, graph: bool) -> float:
+    """GPU time of a call: its kernels plus the gap between kernels of its convention
+    (an eager launch, or a CUDA-graph node when the kernel model has that term)."""
+    if graph and hasattr(params, "graph_node_s"):
+        return cost.t_kernel_s + cost.n_kernels * float(params.graph_node_s)
+    return gpu_time_s(cost, params)
+
+
 def steps(plan: Plan, params: GpuParams, *, include_untimed: bool = True) -> list[Step]:
     """Timeline steps of a plan's kernels (host time dropped under graph replay)."""
     out = []
@@ -59,7 +67,7 @@ def steps(plan: Plan, params: GpuParams, *, include_untimed: bool = True) -> lis
         if not include_untimed and not k.timed:
             continue
         host = 0.0 if graph else host_time_s(k.cost, params)
-        out.append(Step(host, gpu_time_s(k.cost, params), k.sync and not graph))
+        out.append(Step(host, kernel_gpu_s(k.cost, params, graph), k.sync and not graph))
     if graph and out:
         # one graph launch from the host (a cudaGraphLaunch: one host operation)
         out[0] = replace(out[0], host_s=out[0].host_s + params.host_op_s)

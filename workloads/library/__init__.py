@@ -354,13 +354,20 @@ def _attention2(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> st
 
 @_register(
     "attention-1pass",
-    "FuseMax's 1-pass attention: M split into M1 x M0, running max/denominator/numerator (FuseMax Cascade 5)",
+    "FuseMax's 1-pass attention: M split into M1 x M0, running max/denominator/numerator "
+    "(FuseMax Cascade 5); causal=1 masks keys after each query (bottom-right aligned)",
     **_ATT,
     M0=64,
+    causal=0,
 )
-def _attention1(B: int, H: int, E: int, F: int, M: int, P: int, M0: int, bits: int) -> str:
+def _attention1(
+    B: int, H: int, E: int, F: int, M: int, P: int, M0: int, causal: int, bits: int
+) -> str:
     if M % M0:
         raise WorkloadError(f"attention-1pass: M0={M0} must divide M={M}")
+    if causal not in (0, 1):
+        raise WorkloadError(f"attention-1pass: causal={causal}; expected 0 or 1")
+    mask = {"mask": "causal", "mask_key": "m1.m0", "mask_query": "p"} if causal else {}
     M1 = M // M0
     o2, o1 = (lambda: _out(bits, unit_class="2d")), (lambda: _out(bits, unit_class="1d"))
     k = f"m1*{M0}+m0"
@@ -371,7 +378,8 @@ def _attention1(B: int, H: int, E: int, F: int, M: int, P: int, M0: int, bits: i
             "cascade attention-1pass",
             *_att_decls(B, H, E, F, M, P, bits),
             f"split m -> m1:{M1}, m0:{M0}",
-            f"QK[b,h,m1,m0,p] = sum(e) Q[b,h,e,p] * K[b,h,e,{k}]" + o2(),
+            f"QK[b,h,m1,m0,p] = sum(e) Q[b,h,e,p] * K[b,h,e,{k}]"
+            + _out(bits, unit_class="2d", **mask),
             "LM[b,h,m1,p] = max(m0) QK[b,h,m1,m0,p]" + o2(),
             "RM[b,h,m1+1,p] = max(RM[b,h,m1,p], LM[b,h,m1,p])" + o1(),
             "SLN[b,h,m1,m0,p] = exp(QK[b,h,m1,m0,p] - RM[b,h,m1+1,p])" + o2(),
