@@ -63,7 +63,7 @@ def default_workers() -> int:
 def _warm_worker() -> None:
     """Import the model stack once per worker process, not per chunk."""
     try:
-        import experiments.pipeline  # noqa: F401
+        import sim.mapped  # noqa: F401
     except Exception:  # noqa: BLE001 - the first point will report the error
         pass
 

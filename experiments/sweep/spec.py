@@ -92,9 +92,9 @@ class SweepSpec:
     name: str
     designs: tuple[Design, ...]
     workloads: tuple[WorkloadSpace, ...]
-    mapper: str = "greedy"
+    mapper: str = "greedy"  # mappers.registry.DEFAULT_MAPPER
     objective: str = "edp"
-    model: str = "analytical"
+    model: str = "auto"
     method: str = "grid"
     #: hardware samples per design (random, lhs, sobol)
     samples: int = 0
@@ -372,7 +372,11 @@ def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: 
 
 def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
     from workloads import library
+    from workloads.loader import is_cascade_file
 
+    if is_cascade_file(name):
+        _check_workload_file(ctx, w, p, name)
+        return
     if name not in library.list_workloads():
         raise ctx.fail(
             w["name"],
@@ -387,6 +391,25 @@ def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
                     v,
                     f"{p}.params.{k}",
                     f"unknown parameter {k!r} of workload {name}; expected one of {', '.join(known)}",
+                )
+
+
+def _check_workload_file(ctx: _Ctx, w: dict[str, _Node], p: str, path: str) -> None:
+    """A cascade file: it must load, and its parameters (``param`` lines)
+    must include every swept one."""
+    from workloads.loader import parameters
+
+    try:
+        known = parameters(path)
+    except EinsimError as exc:
+        raise ctx.fail(w["name"], f"{p}.name", str(exc)) from None
+    if "params" in w and isinstance(w["params"].value, dict):
+        for k, v in w["params"].value.items():
+            if k not in known:
+                raise ctx.fail(
+                    v,
+                    f"{p}.params.{k}",
+                    f"unknown parameter {k!r} of {path}; it declares {', '.join(known) or 'none'}",
                 )
 
 
@@ -417,17 +440,20 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
         required=("hardware", "workloads"),
     )
     name = ctx.string(top["name"], "name") if "name" in top else Path(source).stem
-    mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else "greedy"
-    objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
-    model = ctx.string(top["model"], "model") if "model" in top else "analytical"
-    if check_names:
-        from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS, canonical_objective
+    from mappers.registry import DEFAULT_MAPPER, MAPPERS
+    from sim.models import AUTO, choices
 
-        if model not in SIMS:
+    mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else DEFAULT_MAPPER
+    objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
+    model = ctx.string(top["model"], "model") if "model" in top else AUTO
+    if check_names:
+        from mappers.objectives import OBJECTIVES, canonical_objective
+
+        if model not in choices():
             raise ctx.fail(
                 top["model"],
                 "model",
-                f"unknown model {model!r}; expected one of {', '.join(sorted(SIMS))}",
+                f"unknown model {model!r}; expected one of {', '.join(choices())}",
             )
         if mapper not in MAPPERS:
             raise ctx.fail(
