@@ -112,7 +112,11 @@ def predict(
         fused = evaluate(c, arch, plan="fused", include_append=False)
         ilp_ms = float("nan")
         if ilp:
-            ci = layer_cascade(model, mode, batch, seq, attention="1pass") if mode == "prefill" else c
+            ci = (
+                layer_cascade(model, mode, batch, seq, attention="1pass")
+                if mode == "prefill"
+                else c
+            )
             ilp_ms = evaluate(ci, arch, plan="ilp", include_append=False).latency_s * 1e3
         out.append(
             Prediction(
@@ -161,10 +165,14 @@ def write_predictions(preds: list[Prediction], out_dir: Path) -> Path:
         w = csv.writer(fh)
         w.writerow(PRED_COLUMNS)
         for p in preds:
-            w.writerow([p.model, p.mode, p.batch, p.seq, f"{p.pred_ms:.6g}", f"{p.pred_energy_mj:.6g}"])
+            w.writerow(
+                [p.model, p.mode, p.batch, p.seq, f"{p.pred_ms:.6g}", f"{p.pred_energy_mj:.6g}"]
+            )
     with (out_dir / "layers_detail.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow([*PRED_COLUMNS, "fused_ms", "ilp_ms", "ilp_speedup", "host_ms", "gpu_ms", "kernels"])
+        w.writerow(
+            [*PRED_COLUMNS, "fused_ms", "ilp_ms", "ilp_speedup", "host_ms", "gpu_ms", "kernels"]
+        )
         for p in preds:
             w.writerow(
                 [p.model, p.mode, p.batch, p.seq, f"{p.pred_ms:.6g}", f"{p.pred_energy_mj:.6g}",

@@ -226,7 +226,7 @@ def measure(torch: Any, nvml: Any, handle: Any, shape: LayerShape) -> dict[str, 
 
     loop_s = t1 - t0
     energy = float(e1 - e0)
-    del calls_by_set
+    calls_by_set.clear()
     torch.cuda.empty_cache()
     return {
         "model": shape.model,

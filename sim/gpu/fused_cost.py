@@ -197,12 +197,16 @@ class _Group:
         }
         self.in_bits = {t: accs[0].bits for t, accs in self.inputs.items()}
         self.in_bytes = {t: tens[t].bytes for t in self.inputs}
-        self.in_ranks = {t: set().union(*(_ranks_of(a) for a in accs)) for t, accs in self.inputs.items()}
+        self.in_ranks = {
+            t: set().union(*(_ranks_of(a) for a in accs)) for t, accs in self.inputs.items()
+        }
         n = len(self.es)
         self.mats: list[tuple[list[str], float, int, int]] = []
         for t, i in self.made.items():
             e = self.es[i]
-            cons = [j for j, x in enumerate(self.es) if j != i and any(a.tensor == t for a in x.inputs)]
+            cons = [
+                j for j, x in enumerate(self.es) if j != i and any(a.tensor == t for a in x.inputs)
+            ]
             carried = t in self.carried
             out = t in self.outputs
             if carried or e.reduced_ranks:
@@ -259,7 +263,9 @@ def _blocks(size: int, tile: int) -> int:
     return math.ceil(size / max(1, tile))
 
 
-def _visible_fraction(e: Einsum, tile: dict[str, int], sizes: dict[str, int], skip: set[str]) -> float:
+def _visible_fraction(
+    e: Einsum, tile: dict[str, int], sizes: dict[str, int], skip: set[str]
+) -> float:
     """Fraction of (query block, key block) pairs a causal mask leaves (1 if none)."""
     m = e.mask
     if m is None or not set(m.key) & skip:
@@ -376,7 +382,10 @@ def _search(g: _Group, spec: GpuSpec, params: GpuParams) -> dict | None:
         return best
     # coordinate descent, started from every class at its smallest tile and at 128
     best = None
-    for start in (tuple(c[0] for c in cands), tuple(min(c, key=lambda t: abs(t - 128)) for c in cands)):
+    for start in (
+        tuple(c[0] for c in cands),
+        tuple(min(c, key=lambda t: abs(t - 128)) for c in cands),
+    ):
         cur = list(start)
         r0 = _cost_at(g, tuple(cur), spec, params)
         for _ in range(3):

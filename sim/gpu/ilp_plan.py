@@ -154,7 +154,10 @@ def ilp_plan(
             chosen, opts, payload, status = solved[sig]
             pos = {n: i for i, n in enumerate(block)}
             mine = {pos[names[0]]: ks for names, ks in lib}
-            payload = [mine[o.start] if o.label == "library" else p for o, p in zip(opts, payload, strict=True)]
+            payload = [
+                mine[o.start] if o.label == "library" else p
+                for o, p in zip(opts, payload, strict=True)
+            ]
         else:
             opts, payload, hint = _options(c, block, lib, spec, params, idx, max_group)
             res = solve(GroupingProblem(len(block), tuple(opts)), hint=hint, work_limit=work_limit)

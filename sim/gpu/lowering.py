@@ -83,7 +83,9 @@ class Ctx:
     """What lowering one cascade needs: its index, the card, and a cost cache
     (the layers of a model repeat the same kernel rows)."""
 
-    def __init__(self, c: Cascade, spec: GpuSpec, params: GpuParams, ix: CascadeIndex | None = None) -> None:
+    def __init__(
+        self, c: Cascade, spec: GpuSpec, params: GpuParams, ix: CascadeIndex | None = None
+    ) -> None:
         self.c = c
         self.ix = ix or CascadeIndex(c)
         self.spec = spec
@@ -337,7 +339,14 @@ def _moe_fused(r: Region, ctx: Ctx) -> list[Kernel]:
         return Kernel(f"moe.{name}", "moe", r.einsums, r.layer, cost, row=row or {})
 
     router = {"op": "gemm", "dtype": dt, "M": T, "N": E, "K": D}
-    up = {"op": "bmm", "dtype": dt, "B": E, "M": per_expert, "N": sum(x["N"] for x in g[:-1]), "K": g[0]["K"]}
+    up = {
+        "op": "bmm",
+        "dtype": dt,
+        "B": E,
+        "M": per_expert,
+        "N": sum(x["N"] for x in g[:-1]),
+        "K": g[0]["K"],
+    }
     down = {"op": "bmm", "dtype": dt, "B": E, "M": per_expert, "N": g[-1]["N"], "K": g[-1]["K"]}
     return [
         kern("router", ctx.cost(router), router),
@@ -363,7 +372,9 @@ def _add_norm(add: Kernel, norm: Kernel, ctx: Ctx) -> Kernel:
         ncu_dram_bytes=c.ncu_dram_bytes + 2 * extra,
         t_kernel_s=c.t_kernel_s * (1 + 2 * extra / max(1.0, moved)),
     )
-    return replace(norm, name=f"{add.name}+{norm.name}", einsums=add.einsums + norm.einsums, cost=cost)
+    return replace(
+        norm, name=f"{add.name}+{norm.name}", einsums=add.einsums + norm.einsums, cost=cost
+    )
 
 
 def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
@@ -384,7 +395,12 @@ def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
             continue
         nxt = regions[i + 1] if i + 1 < len(regions) else None
         e = ctx.ix.einsum[r.einsums[0]]
-        if nxt and nxt[0].kind == "norm" and e.map_op == "add" and nxt[0].dims["source"] == e.output.tensor:
+        if (
+            nxt
+            and nxt[0].kind == "norm"
+            and e.map_op == "add"
+            and nxt[0].dims["source"] == e.output.tensor
+        ):
             out.append(_add_norm(ks[0], nxt[1][0], ctx))
             i += 2
             continue
@@ -409,7 +425,11 @@ def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
         else:
             timed = any(k.timed for _, kk in regions[i : j + 1] for k in kk)
             label = "+".join(names) if len(names) < 4 else f"{names[0]}..{names[-1]}"
-            out.append(Kernel(label, "eltwise", names, r.layer, eltwise_group_cost(names, ctx), timed=timed))
+            out.append(
+                Kernel(
+                    label, "eltwise", names, r.layer, eltwise_group_cost(names, ctx), timed=timed
+                )
+            )
         i = j + 1
     kernels = tuple(replace(k, cost=with_host(k.cost)) for k in out)
     return Plan("fused", kernels, "graph", regions=tuple(r for r, _ in regions))
@@ -418,9 +438,7 @@ def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
 def _feeds(names: tuple[str, ...], region: tuple[str, ...], ctx: Ctx) -> bool:
     """Whether every output of the chain is read only by the chain or the region."""
     members = set(names) | set(region)
-    return all(
-        not ctx.ix.read_outside(ctx.ix.einsum[n].output.tensor, members) for n in names
-    )
+    return all(not ctx.ix.read_outside(ctx.ix.einsum[n].output.tensor, members) for n in names)
 
 
 def _prologue(names: tuple[str, ...], att: Kernel, ctx: Ctx) -> Kernel:
@@ -467,7 +485,10 @@ def _fuse_epilogue(g: Kernel, names: tuple[str, ...], ctx: Ctx) -> Kernel:
     made = {ix.einsum[n].output.tensor for n in (*g.einsums, *names)}
     gemm_out = sum(ix.tensors[ix.einsum[n].output.tensor].bytes for n in g.einsums)
     extra = sum(
-        ix.tensors[a.tensor].bytes for n in names for a in ix.einsum[n].inputs if a.tensor not in made
+        ix.tensors[a.tensor].bytes
+        for n in names
+        for a in ix.einsum[n].inputs
+        if a.tensor not in made
     )
     members = set(names) | set(g.einsums)
     outs = [ix.einsum[n].output.tensor for n in names]

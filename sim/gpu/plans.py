@@ -28,8 +28,8 @@ from typing import Any
 from sim.gpu.energy import energy_terms, gpu_time_s, host_time_s
 from sim.gpu.lowering import Kernel, Plan, fused_plan, library_plan
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
-from sim.gpu.timeline import Step, event_median_s, forward_s, loop_s, simulate
 from sim.gpu.tiling import KernelCost
+from sim.gpu.timeline import Step, event_median_s, forward_s, loop_s, simulate
 from sim.metrics import Metrics
 from workloads.ir import Cascade
 
@@ -92,7 +92,9 @@ def _bound(k: Kernel, waited_s: float) -> str:
     return "compute" if tc >= tm else "memory"
 
 
-def kernel_table(plan: Plan, params: GpuParams, include_untimed: bool = True) -> list[dict[str, Any]]:
+def kernel_table(
+    plan: Plan, params: GpuParams, include_untimed: bool = True
+) -> list[dict[str, Any]]:
     """One row per kernel with its place on the simulated forward timeline."""
     ks = [k for k in plan.kernels if include_untimed or k.timed]
     st = steps(replace(plan, kernels=tuple(ks)), params)

@@ -279,9 +279,7 @@ def _row_closure(ix: CascadeIndex, src: str, taken: set[str]) -> list[str]:
         if n in taken or is_contraction(e) or e.attr.get("moe"):
             continue
         reads = [a.tensor for a in e.inputs]
-        ok = all(
-            t in derived or (t in ix.inputs and len(ix.tensors[t].ranks) == 1) for t in reads
-        )
+        ok = all(t in derived or (t in ix.inputs and len(ix.tensors[t].ranks) == 1) for t in reads)
         if not ok or not set(ix.tensors[e.output.tensor].ranks) <= rank_src:
             continue
         derived.add(e.output.tensor)
@@ -375,7 +373,9 @@ def _packable(ix: CascadeIndex, a: Einsum, b: Einsum) -> bool:
 # -------------------------------------------------------------------- regions
 
 
-def find_regions(c: Cascade, *, pack: bool = True, index: CascadeIndex | None = None) -> list[Region]:
+def find_regions(
+    c: Cascade, *, pack: bool = True, index: CascadeIndex | None = None
+) -> list[Region]:
     """The cascade as framework-level operations, in a dependence order."""
     ix = index or CascadeIndex(c)
     taken: set[str] = set()
@@ -393,7 +393,9 @@ def find_regions(c: Cascade, *, pack: bool = True, index: CascadeIndex | None = 
         if e.map_op == "rsqrt" and e.name not in taken:
             names = _norm_region(ix, e, taken)
             if names:
-                found[names[0]] = Region("norm", tuple(names), _layer(ix, names), _norm_dims(ix, names))
+                found[names[0]] = Region(
+                    "norm", tuple(names), _layer(ix, names), _norm_dims(ix, names)
+                )
                 taken |= set(names)
     out: list[Region] = []
     order = [e.name for e in c.einsums]
