@@ -89,4 +89,3 @@ def test_measurement_script_dry_run_and_shapes(capsys) -> None:
     assert measure_gpu_layers.n_sets_for(big.footprint_bytes()) == 1
     assert measure_gpu_layers.n_sets_for(10 * 2**20) == 16
     assert measure_gpu_layers.main(["--out", "x", "--only", "t5", "--dry-run"]) == 2
-

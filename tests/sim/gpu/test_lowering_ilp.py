@@ -90,9 +90,7 @@ def test_ilp_rediscovers_flash_attention(causal: int, d: int, bc: int, n: int) -
     """One fused kernel; the score matrix never leaves the SM; its global-memory traffic
     is FlashAttention's IO count within 5%; not slower than the library SDPA."""
     b, h = 1, 32
-    c = library.build(
-        "attention-1pass", B=b, H=h, E=d, F=d, M=n, P=n, M0=bc, causal=causal
-    )
+    c = library.build("attention-1pass", B=b, H=h, E=d, F=d, M=n, P=n, M0=bc, causal=causal)
     m = plans.evaluate(c, "h100", plan="ilp")
     ks = m.notes["kernels"]
     assert [k["kind"] for k in ks] == ["fused"]
