@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from sim.gpu.cascade import is_contraction
-from sim.gpu.lowering import dtype_of, with_host
+from sim.gpu.lowering import dtype_of, ramp_s, with_host
 from sim.gpu.regions import CascadeIndex
 from sim.gpu.spec import GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost
@@ -427,7 +427,7 @@ def fused_kernel(
     if best["cuda"]:
         flops["cuda"] = flops.get("cuda", 0.0) + best["cuda"]
     cost = KernelCost(
-        t_kernel_s=best["t"],
+        t_kernel_s=best["t"] + ramp_s(params),
         n_kernels=1,
         host_calls=(),
         dram_read_bytes=best["hbm_read"],

@@ -27,12 +27,12 @@ from dataclasses import replace
 from typing import Any
 
 from mappers.cascade.gpu_groups import GroupingProblem, KernelOption, solve
-from sim.gpu.energy import gpu_time_s, host_time_s
+from sim.gpu.energy import host_time_s
 from sim.gpu.fused_cost import FusedKernel, fused_kernel, splits_recurrence
-from sim.gpu.lowering import Ctx, Kernel, Plan, library_kernels
+from sim.gpu.lowering import Ctx, Kernel, Plan, kernel_gpu_s, library_kernels, plan_steps
 from sim.gpu.regions import CascadeIndex
-from sim.gpu.spec import GpuParams, GpuSpec
-from sim.gpu.timeline import Step, event_median_s
+from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
+from sim.gpu.timeline import event_median_s
 from workloads.ir import Cascade
 
 #: longest run of Einsums one fused kernel may cover
@@ -94,6 +94,7 @@ def _options(
     params: GpuParams,
     idx: CascadeIndex,
     max_group: int,
+    graph: bool,
 ) -> tuple[list[KernelOption], list[Any], list[int]]:
     """Candidate kernels of one block: (options, payloads, the library choice)."""
     pos = {n: i for i, n in enumerate(block)}
@@ -102,8 +103,8 @@ def _options(
     hint: list[int] = []
     for names, ks in lib:
         i = pos[names[0]]
-        g = sum(gpu_time_s(k.cost, params) for k in ks)
-        h = sum(host_time_s(k.cost, params) for k in ks)
+        g = sum(kernel_gpu_s(k.cost, params, graph) for k in ks)
+        h = 0.0 if graph else sum(host_time_s(k.cost, params) for k in ks)
         hint.append(len(options))
         options.append(KernelOption(i, i + len(names), g, h, "library"))
         payload.append(ks)
@@ -120,7 +121,8 @@ def _options(
                 if j - i > 1:
                     break  # a longer run needs more on chip: it does not fit either
                 continue
-            g, h = gpu_time_s(fk.cost, params), host_time_s(fk.cost, params)
+            g = kernel_gpu_s(fk.cost, params, graph)
+            h = 0.0 if graph else host_time_s(fk.cost, params)
             options.append(KernelOption(i, j, g, h, "fused"))
             payload.append(fk)
     return options, payload, hint
@@ -133,10 +135,15 @@ def ilp_plan(
     *,
     max_group: int = MAX_GROUP,
     work_limit: float = 10.0,
+    timing: str = "event",
     **_: Any,
 ) -> Plan:
-    """The cascade ILP's kernels (see the module docstring)."""
-    ctx = Ctx(c, spec, params)
+    """The cascade ILP's kernels (see the module docstring); ``timing="graph"`` costs
+    every candidate as replayed from a CUDA graph (no host time)."""
+    if timing not in ("event", "graph"):
+        raise GpuModelError(f"ILP plan timing {timing!r}; expected event or graph")
+    graph = timing == "graph"
+    ctx = Ctx(c, spec, params, timing=timing)
     idx = ctx.ix
     regions = library_kernels(ctx)
     order = [n for r, _ in regions for n in r.einsums]
@@ -159,7 +166,7 @@ def ilp_plan(
                 for o, p in zip(opts, payload, strict=True)
             ]
         else:
-            opts, payload, hint = _options(c, block, lib, spec, params, idx, max_group)
+            opts, payload, hint = _options(c, block, lib, spec, params, idx, max_group, graph)
             res = solve(GroupingProblem(len(block), tuple(opts)), hint=hint, work_limit=work_limit)
             chosen, status = list(res.chosen), res.status
             solved[sig] = (chosen, opts, payload, status)
@@ -172,8 +179,8 @@ def ilp_plan(
             else:
                 kernels.extend(p)
     lib_kernels = [k for _, ks in regions for k in ks]
-    t_ilp = _event(kernels, params)
-    t_lib = _event(lib_kernels, params)
+    t_ilp = _event(kernels, timing, params)
+    t_lib = _event(lib_kernels, timing, params)
     notes = {
         "library_s": t_lib,
         "options": n_options,
@@ -186,7 +193,7 @@ def ilp_plan(
         kernels, t_ilp = lib_kernels, t_lib
         notes.update(fell_back=True, groups=len(kernels), fused=0)
     notes["speedup_vs_library"] = t_lib / t_ilp if t_ilp > 0 else 1.0
-    return Plan("ilp", tuple(kernels), "event", {"ilp": notes}, tuple(r for r, _ in regions))
+    return Plan("ilp", tuple(kernels), timing, {"ilp": notes}, tuple(r for r, _ in regions))
 
 
 def _fused(fk: FusedKernel, names: list[str], idx: CascadeIndex) -> Kernel:
@@ -202,6 +209,5 @@ def _fused(fk: FusedKernel, names: list[str], idx: CascadeIndex) -> Kernel:
     )
 
 
-def _event(kernels: list[Kernel], params: GpuParams) -> float:
-    st = [Step(host_time_s(k.cost, params), gpu_time_s(k.cost, params), k.sync) for k in kernels]
-    return event_median_s(st, params.event_period_s)
+def _event(kernels: list[Kernel], timing: str, params: GpuParams) -> float:
+    return event_median_s(plan_steps(kernels, timing, params), params.event_period_s)

@@ -36,10 +36,12 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sim.gpu.energy import gpu_time_s, host_time_s
 from sim.gpu.kernels import kernel_cost
 from sim.gpu.regions import CascadeIndex, Region, find_regions
 from sim.gpu.spec import HOST_OPS, GpuModelError, GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost
+from sim.gpu.timeline import Step
 from workloads.ir import Cascade, Einsum
 
 _DTYPE = {8: "fp8", 16: "bf16", 32: "fp32"}
@@ -84,19 +86,55 @@ class Ctx:
     (the layers of a model repeat the same kernel rows)."""
 
     def __init__(
-        self, c: Cascade, spec: GpuSpec, params: GpuParams, ix: CascadeIndex | None = None
+        self,
+        c: Cascade,
+        spec: GpuSpec,
+        params: GpuParams,
+        ix: CascadeIndex | None = None,
+        timing: str = "event",
     ) -> None:
         self.c = c
         self.ix = ix or CascadeIndex(c)
         self.spec = spec
         self.params = params
+        #: the rows' timing convention: it picks the kernel families (eager
+        #: PyTorch's for "event", the serving frameworks' for "graph")
+        self.timing = timing
         self._cache: dict[tuple, KernelCost] = {}
 
     def cost(self, row: dict[str, Any]) -> KernelCost:
+        row.setdefault("timing", self.timing)
         key = tuple(sorted(row.items()))
         if key not in self._cache:
             self._cache[key] = kernel_cost(row, self.spec, self.params)
         return self._cache[key]
+
+
+def kernel_gpu_s(cost: KernelCost, params: GpuParams, graph: bool) -> float:
+    """GPU time of a call: its kernels plus the gap between kernels of its convention
+    (an eager launch, or a CUDA-graph node when the kernel model has that term)."""
+    if graph and hasattr(params, "graph_node_s"):
+        return cost.t_kernel_s + cost.n_kernels * float(params.graph_node_s)
+    return gpu_time_s(cost, params)
+
+
+def plan_steps(kernels: Any, timing: str, params: GpuParams) -> list[Step]:
+    """Timeline steps of kernels issued eagerly ("event") or replayed from a graph."""
+    graph = timing == "graph"
+    out = [
+        Step(
+            0.0 if graph else host_time_s(k.cost, params),
+            kernel_gpu_s(k.cost, params, graph),
+            k.sync and not graph,
+        )
+        for k in kernels
+    ]
+    if graph and out:
+        # one graph launch before the first kernel (the kernel model's term, else
+        # one host operation)
+        launch = float(getattr(params, "graph_launch_s", params.host_op_s))
+        out[0] = replace(out[0], host_s=out[0].host_s + launch)
+    return out
 
 
 def _row_kernel(name: str, kind: str, region: Region, row: dict[str, Any], ctx: Ctx) -> Kernel:
@@ -118,11 +156,8 @@ def attention_row(d: dict[str, Any]) -> dict[str, Any]:
         "K": d["D"],
         "causal": int(bool(d["causal"]) and m > 1),
     }
-    if m == 1 and h > hkv:
-        # one query per sequence with GQA: FlashAttention-2 (PyTorch's
-        # mha_fwd, seqlenq_ngroups_swapped) runs the group's query heads as
-        # the rows of one KV head
-        row.update(H=hkv, M=h // hkv)
+    # M = 1 is a decode step: the kernel model's split-KV path packs the query
+    # heads of each KV head (GQA) as FlashAttention does
     return row
 
 
@@ -151,9 +186,14 @@ def hbm_s(nbytes: float, spec: GpuSpec, params: GpuParams) -> float:
     return nbytes / (spec.hbm_bandwidth_bytes_per_s * params.hbm_eff)
 
 
+def ramp_s(params: GpuParams) -> float:
+    """Per-kernel start-up inside a kernel's duration (grid start, first loads, tail)."""
+    return float(getattr(params, "kernel_ramp_s", 0.0))
+
+
 #: map op -> kernels.csv elementwise op of the same traffic and similar work
 _ELT_OP = {"add": "add", "sub": "add", "mul": "mul", "div": "mul", "max": "add", "min": "add",
-           "exp": "exp", "expdiff": "exp", "rsqrt": "exp", "silu": "gelu", "gelu": "gelu",
+           "exp": "exp", "expdiff": "exp", "rsqrt": "exp", "silu": "silu", "gelu": "gelu",
            "copy": "copy", "lt": "add", "eq": "add"}  # fmt: skip
 
 
@@ -292,7 +332,7 @@ def eltwise_group_cost(names: tuple[str, ...], ctx: Ctx) -> KernelCost:
     t_mem = hbm_s(rd + writes, spec, params) / active
     t_ops = ops / (spec.cuda_rate("fp32") * params.cuda_eff * active)
     cost = KernelCost(
-        t_kernel_s=max(t_mem, t_ops),
+        t_kernel_s=max(t_mem, t_ops) + ramp_s(params),
         n_kernels=1,
         host_calls=(),
         dram_read_bytes=rd,
@@ -378,8 +418,9 @@ def _add_norm(add: Kernel, norm: Kernel, ctx: Ctx) -> Kernel:
 
 
 def fused_plan(c: Cascade, spec: GpuSpec, params: GpuParams) -> Plan:
-    """The library plan with framework fusions (see the module docstring), graph-launched."""
-    ctx = Ctx(c, spec, params)
+    """The library plan with framework fusions (see the module docstring), graph-launched
+    (the kernel model's kernel families for graph timing: FlashAttention-3 attention)."""
+    ctx = Ctx(c, spec, params, timing="graph")
     regions = library_kernels(ctx)
     out: list[Kernel] = []
     i = 0

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from sim.gpu.energy import energy_terms, gpu_time_s, host_time_s
-from sim.gpu.lowering import Kernel, Plan, fused_plan, library_plan
+from sim.gpu.lowering import Kernel, Plan, fused_plan, library_plan, plan_steps
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost
 from sim.gpu.timeline import Step, event_median_s, forward_s, loop_s, simulate
@@ -51,27 +51,10 @@ def make_plan(
     raise GpuModelError(f"unknown GPU plan {plan!r}; expected one of {', '.join(PLANS)}")
 
 
-def kernel_gpu_s(cost: KernelCost, params: GpuParams, graph: bool) -> float:
-    """GPU time of a call: its kernels plus the gap between kernels of its convention
-    (an eager launch, or a CUDA-graph node when the kernel model has that term)."""
-    if graph and hasattr(params, "graph_node_s"):
-        return cost.t_kernel_s + cost.n_kernels * float(params.graph_node_s)
-    return gpu_time_s(cost, params)
-
-
 def steps(plan: Plan, params: GpuParams, *, include_untimed: bool = True) -> list[Step]:
     """Timeline steps of a plan's kernels (host time dropped under graph replay)."""
-    out = []
-    graph = plan.timing == "graph"
-    for k in plan.kernels:
-        if not include_untimed and not k.timed:
-            continue
-        host = 0.0 if graph else host_time_s(k.cost, params)
-        out.append(Step(host, kernel_gpu_s(k.cost, params, graph), k.sync and not graph))
-    if graph and out:
-        # one graph launch from the host (a cudaGraphLaunch: one host operation)
-        out[0] = replace(out[0], host_s=out[0].host_s + params.host_op_s)
-    return out
+    ks = [k for k in plan.kernels if include_untimed or k.timed]
+    return plan_steps(ks, plan.timing, params)
 
 
 def total_cost(kernels: list[Kernel] | tuple[Kernel, ...]) -> KernelCost:

@@ -121,8 +121,8 @@ def test_decode_attention_gqa_rows_and_untimed_append() -> None:
     c = library.build("decode-step", model="llama-3-8b", batch=4, kv_len=1024)
     plan = lowering.library_plan(c, SPEC, PARAMS)
     att = next(k.row for k in plan.kernels if k.kind == "attention")
-    # one query per sequence: the 4 query heads of each of the 8 KV heads are its rows
-    assert (att["B"], att["H"], att["Hkv"], att["M"], att["N"]) == (4, 8, 8, 4, 1024)
+    # one query per sequence, 32 query heads over 8 KV heads (the kernel model packs them)
+    assert (att["B"], att["H"], att["Hkv"], att["M"], att["N"]) == (4, 32, 8, 1, 1024)
     appends = [k for k in plan.kernels if k.kind == "kv_append"]
     assert len(appends) == 2 and not any(k.timed for k in appends)
     with_append = plans.evaluate(c, "h100")
