@@ -19,6 +19,7 @@ the project holds (``experiments/data/<hw>_layers/layers.csv``).
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,3 +222,82 @@ def _f(v: float | None, w: int, d: int, suffix: str = "") -> str:
     if v is None:
         return " " * (w - 1 + len(suffix)) + "-"
     return f"{v:{w}.{d}f}{suffix}"
+
+
+# ------------------------------------------------------- FlashAttention IO
+
+#: (head dim, key block) of the FlashAttention check: FlashAttention-2's forward
+#: key blocks (kBlockN 128 for d = 64, 64 for d = 128)
+FLASH_HEADS: tuple[tuple[int, int], ...] = ((64, 128), (128, 64))
+FLASH_TOKENS: tuple[int, ...] = (1024, 4096, 16384, 65536)
+
+
+def flash_io_bytes(b: int, h: int, n: int, d: int, br: int, bc: int, causal: bool) -> float:
+    """FlashAttention's HBM accesses (Dao et al. 2022, Algorithm 1, Theorem 2): Q read
+    and O written once, K and V once per query block of ``br`` rows (causal: the key
+    blocks of ``bc`` keys up to each query block's last row), bf16."""
+    q_blocks = math.ceil(n / br)
+    if causal:
+        keys = sum(min(n, math.ceil(min(n, (i + 1) * br) / bc) * bc) for i in range(q_blocks))
+    else:
+        keys = q_blocks * n
+    return b * h * (2 * n * d * 2 + 2 * keys * d * 2)
+
+
+def flash_io(hw: str = "h100", b: int = 1, h: int = 32) -> list[dict[str, Any]]:
+    """The ILP plan on FuseMax's 1-pass attention against FlashAttention's IO count."""
+    import hw_models
+    from sim.gpu.plans import evaluate
+    from workloads import library
+
+    arch = hw_models.load(hw)
+    rows = []
+    for causal in (0, 1):
+        for d, bc in FLASH_HEADS:
+            for n in FLASH_TOKENS:
+                c = library.build(
+                    "attention-1pass", B=b, H=h, E=d, F=d, M=n, P=n, M0=bc, causal=causal
+                )
+                m = evaluate(c, arch, plan="ilp")
+                k = m.notes["kernels"]
+                br = k[0]["row"].get("tiles", {}).get("p", 0) if len(k) == 1 else 0
+                closed = flash_io_bytes(b, h, n, d, 128, bc, bool(causal))
+                rows.append(
+                    {
+                        "causal": causal,
+                        "head_dim": d,
+                        "tokens": n,
+                        "kernels": len(k),
+                        "query_block": br,
+                        "ilp_global_bytes": m.traffic_bytes["L2"]["all"],
+                        "flash_io_bytes": closed,
+                        "ilp_hbm_bytes": sum(m.traffic_bytes["HBM"].values()),
+                        "ilp_ms": m.latency_s * 1e3,
+                        "library_ms": m.notes["ilp"]["library_s"] * 1e3,
+                    }
+                )
+    return rows
+
+
+def flash_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'causal':>6s} {'d':>4s} {'tokens':>6s} {'Br':>4s} {'ILP L2->SM GB':>14s} "
+        f"{'FA IO GB':>10s} {'err':>7s} {'ILP HBM GB':>11s} {'ILP ms':>9s} {'SDPA ms':>9s}"
+    ]
+    for r in rows:
+        err = 100 * (r["ilp_global_bytes"] - r["flash_io_bytes"]) / r["flash_io_bytes"]
+        lines.append(
+            f"{r['causal']:6d} {r['head_dim']:4d} {r['tokens']:6d} {r['query_block']:4d} "
+            f"{r['ilp_global_bytes'] / 1e9:14.3f} {r['flash_io_bytes'] / 1e9:10.3f} {err:6.2f}% "
+            f"{r['ilp_hbm_bytes'] / 1e9:11.3f} {r['ilp_ms']:9.3f} {r['library_ms']:9.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_flash(rows: list[dict[str, Any]], out_dir: Path) -> Path:
+    path = out_dir / "flash_io.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path

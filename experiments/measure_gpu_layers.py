@@ -169,70 +169,46 @@ def make_layer(torch: Any, shape: LayerShape) -> Any:
     return forward
 
 
-def measure(torch: Any, nvml: Any, handle: Any, shape: LayerShape) -> dict[str, Any]:
-    free, _ = torch.cuda.mem_get_info()
-    n_sets = n_sets_for(shape.footprint_bytes(), free)
-    calls_by_set = [make_layer(torch, shape) for _ in range(n_sets)]
-    state = {"i": 0}
-
-    def call() -> Any:
-        fn = calls_by_set[state["i"] % n_sets]
-        state["i"] += 1
-        return fn()
-
-    with torch.no_grad():
-        for _ in range(WARMUP):
+def time_calls(torch: Any, nvml: Any, handle: Any, call: Any) -> dict[str, Any]:
+    """Time ``call`` as the kernel data were timed: CUDA events around each call in
+    batches of 10 back to back (median, percentiles, a back-to-back loop) and NVML
+    energy over back-to-back calls lasting at least 0.4 s."""
+    for _ in range(WARMUP):
+        call()
+    torch.cuda.synchronize()
+    times: list[float] = []
+    while len(times) < MAX_REPS and (len(times) < MIN_REPS or sum(times) < MIN_TIME_S * 1e3):
+        pairs = []
+        for _ in range(min(10, MAX_REPS - len(times))):
+            ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            ev[0].record()
             call()
+            ev[1].record()
+            pairs.append(ev)
         torch.cuda.synchronize()
-        times: list[float] = []
-        total = 0.0
-        # each call between its own pair of events, issued back to back in batches of 10
-        while len(times) < MAX_REPS and (len(times) < MIN_REPS or total < MIN_TIME_S * 1e3):
-            pairs = []
-            for _ in range(min(10, MAX_REPS - len(times))):
-                start = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                start.record()
-                call()
-                end.record()
-                pairs.append((start, end))
-            torch.cuda.synchronize()
-            for start, end in pairs:
-                ms = start.elapsed_time(end)
-                times.append(ms)
-                total += ms
-        reps = len(times)
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(reps):
-            call()
-        end.record()
-        end.synchronize()
-        loop_ms = start.elapsed_time(end) / reps
-        calls = max(reps, math.ceil(ENERGY_MIN_S * 1e3 / max(loop_ms, 1e-3)))
-        torch.cuda.synchronize()
-        e0 = nvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # mJ
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            call()
-        torch.cuda.synchronize()
-        t1 = time.perf_counter()
-        e1 = nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        times += [a.elapsed_time(b) for a, b in pairs]
+    reps = len(times)
+    first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    first.record()
+    for _ in range(reps):
+        call()
+    last.record()
+    last.synchronize()
+    loop_ms = first.elapsed_time(last) / reps
+    calls = max(reps, math.ceil(ENERGY_MIN_S * 1e3 / max(loop_ms, 1e-3)))
+    torch.cuda.synchronize()
+    e0, t0 = nvml.nvmlDeviceGetTotalEnergyConsumption(handle), time.perf_counter()  # mJ, s
+    for _ in range(calls):
+        call()
+    torch.cuda.synchronize()
+    loop_s = time.perf_counter() - t0
+    energy = float(nvml.nvmlDeviceGetTotalEnergyConsumption(handle) - e0)
     times.sort()
 
     def pct(q: float) -> float:
         return times[min(len(times) - 1, max(0, round(q * (len(times) - 1))))]
 
-    loop_s = t1 - t0
-    energy = float(e1 - e0)
-    calls_by_set.clear()
-    torch.cuda.empty_cache()
     return {
-        "model": shape.model,
-        "mode": shape.mode,
-        "batch": shape.batch,
-        "seq": shape.seq,
         "median_ms": statistics.median(times),
         "min_ms": times[0],
         "p10_ms": pct(0.10),
@@ -240,14 +216,31 @@ def measure(torch: Any, nvml: Any, handle: Any, shape: LayerShape) -> dict[str, 
         "max_ms": times[-1],
         "loop_ms": loop_ms,
         "reps": reps,
-        "n_sets": n_sets,
-        "footprint_bytes": shape.footprint_bytes(),
         "energy_calls": calls,
         "energy_loop_s": loop_s,
         "energy_loop_mj": energy,
         "energy_mj": energy / calls,
         "avg_power_w": energy / 1e3 / loop_s if loop_s > 0 else float("nan"),
     }
+
+
+def measure(torch: Any, nvml: Any, handle: Any, shape: LayerShape) -> dict[str, Any]:
+    """One layer configuration: its input sets rotated, timed by :func:`time_calls`."""
+    free, _ = torch.cuda.mem_get_info()
+    n_sets = n_sets_for(shape.footprint_bytes(), free)
+    forwards = [make_layer(torch, shape) for _ in range(n_sets)]
+    state = {"i": 0}
+
+    def call() -> Any:
+        state["i"] += 1
+        return forwards[state["i"] % n_sets]()
+
+    with torch.no_grad():
+        stats = time_calls(torch, nvml, handle, call)
+    forwards.clear()
+    torch.cuda.empty_cache()
+    head = {"model": shape.model, "mode": shape.mode, "batch": shape.batch, "seq": shape.seq}
+    return {**head, **stats, "n_sets": n_sets, "footprint_bytes": shape.footprint_bytes()}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

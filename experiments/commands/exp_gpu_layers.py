@@ -22,7 +22,14 @@ import click
     show_default=True,
     help="Also run the cascade ILP's plan and report its speedup over the library plan.",
 )
-def command(hw: str, out_dir: Path, ilp: bool) -> None:
+@click.option(
+    "--flash-io/--no-flash-io",
+    default=True,
+    show_default=True,
+    help="Also check the ILP plan on attention against FlashAttention's IO count "
+    "(head dims 64 and 128, 1K-64K tokens); writes DIR/flash_io.csv.",
+)
+def command(hw: str, out_dir: Path, ilp: bool, flash_io: bool) -> None:
     """Predict the issue-16 layers (BERT-large, LLaMA-7B, GPT-3 prefill and decode).
 
     Prints predicted time and energy (PyTorch eager, the library plan) next to
@@ -39,3 +46,7 @@ def command(hw: str, out_dir: Path, ilp: bool) -> None:
     path = gpu_layers.write_predictions(preds, out_dir)
     click.echo(gpu_layers.table(preds, gpu_layers.measured(hw)))
     click.echo(f"wrote {path}")
+    if flash_io:
+        rows = gpu_layers.flash_io(hw)
+        click.echo(gpu_layers.flash_table(rows))
+        click.echo(f"wrote {gpu_layers.write_flash(rows, out_dir)}")

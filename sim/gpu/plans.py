@@ -31,7 +31,7 @@ from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost
 from sim.gpu.timeline import Step, event_median_s, forward_s, loop_s, simulate
 from sim.metrics import Metrics
-from workloads.ir import Cascade
+from workloads.ir import Cascade, Einsum, Tensor
 
 PLANS: tuple[str, ...] = ("library", "fused", "ilp")
 
@@ -196,6 +196,22 @@ def _layers(table: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def einsum_cascade(e: Einsum) -> Cascade:
+    """A one-Einsum cascade (tensor shapes from the index ranges of its accesses)."""
+    sizes = e.rank_sizes
+    tensors: dict[str, Tensor] = {}
+    for a in (*e.inputs, e.output):
+        shape = tuple(ix.bounds(sizes)[1] + 1 for ix in a.indices)
+        ranks = tuple(
+            ix.terms[0][0] if ix.terms else f"{a.tensor}_{k}" for k, ix in enumerate(a.indices)
+        )
+        old = tensors.get(a.tensor)
+        if old is not None:
+            shape = tuple(max(x, y) for x, y in zip(old.shape, shape, strict=True))
+        tensors[a.tensor] = Tensor(a.tensor, ranks, shape, a.bits)
+    return Cascade(name=e.name, tensors=tuple(tensors.values()), einsums=(e,))
+
+
 def evaluate(cascade: Any, arch: Any, *, plan: str = "library", **opts: Any) -> Metrics:
     """Cost ``cascade`` on GPU ``arch`` as ``plan``; the GPU family's evaluator.
 
@@ -207,10 +223,11 @@ def evaluate(cascade: Any, arch: Any, *, plan: str = "library", **opts: Any) -> 
     """
     from sim.gpu.model import resolve
 
+    if isinstance(cascade, Einsum):
+        cascade = einsum_cascade(cascade)
     if not isinstance(cascade, Cascade):
         raise GpuModelError(
-            f"the GPU plans cost a whole cascade, got {type(cascade).__name__}; "
-            "wrap a single Einsum in a Cascade"
+            f"the GPU plans cost a cascade or an Einsum, got {type(cascade).__name__}"
         )
     spec, params = resolve(arch, opts.pop("params", None))
     include = bool(opts.pop("include_append", True))

@@ -567,17 +567,11 @@ def _decode_step(kv_len: int, new_tokens: int, kv_bits: int, bits: int, **params
     capacity="1.25",
     activation="swiglu",
 )
-def _moe(
-    batch: int,
-    seq: int,
-    d_model: int,
-    ffn_dim: int,
-    experts: int,
-    top_k: int,
-    capacity: str,
-    activation: str,
-    bits: int,
-) -> str:
+def _moe(**p: Any) -> str:
+    batch, seq, d_model, experts = p["batch"], p["seq"], p["d_model"], p["experts"]
+    bits, ffn_dim, top_k, capacity, activation = (
+        p[k] for k in ("bits", "ffn_dim", "top_k", "capacity", "activation")
+    )
     act = _choice("moe-ffn", "activation", activation, ("gelu", "relu", "swiglu"))
     s = LayerSpec(
         d_model=d_model,
@@ -618,21 +612,13 @@ def _moe(
     attention="3pass",
     block=64,
 )
-def _llm(
-    model: str,
-    phase: str,
-    batch: int,
-    seq: int,
-    kv_len: int,
-    new_tokens: int,
-    layers: int,
-    kv_bits: int,
-    kv_heads: int,
-    capacity: str,
-    attention: str,
-    block: int,
-    bits: int,
-) -> str:
+def _llm(**p: Any) -> str:
+    model, phase, batch, seq, kv_len, new_tokens = (
+        p[k] for k in ("model", "phase", "batch", "seq", "kv_len", "new_tokens")
+    )
+    layers, kv_bits, kv_heads, capacity, attention, block, bits = (
+        p[k] for k in ("layers", "kv_bits", "kv_heads", "capacity", "attention", "block", "bits")
+    )
     ph = _choice("llm", "phase", phase, ("prefill", "decode"))
     over = {**{k: v for k, v in _LAYER.items() if k != "model"}, "kv_heads": kv_heads}
     over.update(capacity=capacity, attention=attention, block=block)

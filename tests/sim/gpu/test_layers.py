@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +93,21 @@ def test_measurement_script_dry_run_and_shapes(capsys) -> None:
     assert measure_gpu_layers.n_sets_for(big.footprint_bytes()) == 1
     assert measure_gpu_layers.n_sets_for(10 * 2**20) == 16
     assert measure_gpu_layers.main(["--out", "x", "--only", "t5", "--dry-run"]) == 2
+
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "llm.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("i", range(len(BLOCKS)))
+def test_llm_doc_example_runs(i: int, tmp_path: Path) -> None:
+    script = tmp_path / f"llm_block{i + 1}.py"
+    script.write_text(BLOCKS[i])
+    root = DOC.parents[1]
+    r = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True)
+    assert r.returncode == 0, f"docs/llm.md block {i + 1}:\n{r.stderr}"
+
+
+def test_llm_doc_commands_run(tmp_path: Path) -> None:
+    assert len(BLOCKS) >= 3
+    assert measure_gpu_layers.main(["--out", str(tmp_path), "--dry-run"]) == 0

@@ -222,10 +222,13 @@ def test_bad_plan_and_bad_input() -> None:
     c = library.build("gemm", M=64, N=64, K=64)
     with pytest.raises(GpuModelError, match="unknown GPU plan"):
         plans.evaluate(c, "h100", plan="tensorrt")
-    with pytest.raises(GpuModelError, match="whole cascade"):
-        plans.evaluate(c.einsums[0], "h100")
+    with pytest.raises(GpuModelError, match="a cascade or an Einsum"):
+        plans.evaluate("gemm", "h100")
     m = plans.evaluate(c, "h100")
     assert m.notes["n_kernels"] == 1 and m.model == "gpu"
+    # a lone Einsum is its own one-kernel cascade: the same numbers
+    one = plans.evaluate(c.einsums[0], "h100")
+    assert one.latency_s == m.latency_s and one.energy_pj == m.energy_pj
 
 
 def test_timeline_figure() -> None:
