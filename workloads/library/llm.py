@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workloads.errors import WorkloadError
-from workloads.library import _decl, _model, _norm, _out, _register
+from workloads.library.text import _decl, _model, _norm, _out
 
 ATTENTION_FORMS = ("3pass", "1pass")
 FFN_KINDS = ("gelu", "relu", "swiglu", "moe")
@@ -484,6 +484,19 @@ def _shape_checks(workload: str, s: LayerSpec, P: int, past: int) -> None:
 
 
 # ---------------------------------------------------------------- builders
+
+#: workload name -> (builder, one-line description, parameter defaults);
+#: ``workloads.library`` registers them
+BUILDERS: dict[str, tuple[Any, str, dict[str, Any]]] = {}
+
+
+def _register(name: str, doc: str, **defaults: Any):
+    def deco(fn: Any) -> Any:
+        BUILDERS[name] = (fn, doc, defaults)
+        return fn
+
+    return deco
+
 
 _LAYER = {
     "model": "llama-7b",
