@@ -610,8 +610,8 @@ def _moe(**p: Any) -> str:
 @_register(
     "llm",
     "a whole LLM for one prefill (phase=prefill, a prompt of seq tokens) or one decode step "
-    "(phase=decode, a KV cache of kv_len keys): embedding, layers (0: the model's), final "
-    "norm, LM head (logits of the last position)",
+    "(phase=decode, a KV cache of kv_len keys): embedding, layers, final norm, LM head "
+    "(logits of the last position); 0 takes the model's layers, widths and vocabulary",
     model="llama-7b",
     phase="prefill",
     batch=1,
@@ -624,6 +624,11 @@ def _moe(**p: Any) -> str:
     capacity="1.25",
     attention="3pass",
     block=64,
+    d_model=0,
+    heads=0,
+    head_dim=0,
+    ffn_dim=0,
+    vocab=0,
 )
 def _llm(**p: Any) -> str:
     model, phase, batch, seq, kv_len, new_tokens = (
@@ -635,11 +640,12 @@ def _llm(**p: Any) -> str:
     ph = _choice("llm", "phase", phase, ("prefill", "decode"))
     over = {**{k: v for k, v in _LAYER.items() if k != "model"}, "kv_heads": kv_heads}
     over.update(capacity=capacity, attention=attention, block=block)
+    over.update({k: p[k] for k in ("d_model", "heads", "head_dim", "ffn_dim")})
     key, s, m = layer_spec("llm", model, **over)
     if "layers" not in m or "vocab" not in m:
         raise _fail("llm", f"model {key} has no layers/vocab in models.yaml")
     n_layers = layers or int(m["layers"])
-    V = int(m["vocab"])
+    V = p["vocab"] or int(m["vocab"])
     decode = ph == "decode"
     B = batch
     P = new_tokens if decode else seq
