@@ -11,6 +11,7 @@ EXPERIMENTS: dict[str, str] = {
     "fusemax": "experiments.commands.exp_fusemax",
     "gpu-validation": "experiments.commands.exp_gpu_validation",
     "gpu-layers": "experiments.commands.exp_gpu_layers",
+    "fpga-validation": "experiments.commands.exp_fpga_validation",
 }
 
 

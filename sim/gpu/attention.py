@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.gpu.costs import Costs, costs
-from sim.gpu.memory import l2_resident, overlap, retained, stream_bw
+from sim.gpu.memory import l2_resident, retained, stream_bw
 from sim.gpu.rows import DTYPE_BYTES
 from sim.gpu.spec import GpuParams, GpuSpec
 
@@ -64,8 +64,17 @@ TRITON_KV_SPLITS = 8
 #: TensorRT-LLM multi-block mode: at least this many keys per block
 #: (assumption: the XQA/MMHA kernels' 64-token chunk granularity)
 TRTLLM_BLOCK_KEYS = 64
+#: largest query-head group TensorRT-LLM's XQA kernels pack (assumption:
+#: its precompiled group sizes 1, 2, 4, 8, 16, 32)
+XQA_MAX_GROUP = 32
 #: FlashAttention's split heuristic: at most this many splits
 MAX_SPLITS = 128
+
+
+def _physics_family(family: np.ndarray) -> np.ndarray:
+    """FA4 (vLLM's CuTe-DSL kernels for a few head dims) is costed as FA3."""
+    fam = np.asarray(family)
+    return np.where(fam == "fa4", "fa3", fam)
 
 
 def _eb(dtypes: np.ndarray) -> np.ndarray:
@@ -206,21 +215,55 @@ def num_splits(
     return out
 
 
+def cta_fixed_s(
+    ctas: np.ndarray, tile_bytes: np.ndarray, per_sm: np.ndarray, spec: GpuSpec, params: GpuParams
+) -> np.ndarray:
+    """The per-CTA fixed time of a flash kernel, summed over the CTAs each SM
+    runs (``per_sm`` resident at once overlap theirs): ``attn_cta_s`` plus
+    the CTA's Q and O tiles at one SM's share of the HBM bandwidth."""
+    share = spec.hbm_bandwidth_bytes_per_s * params.hbm_eff / spec.sm_count
+    per_cta = params.attn_cta_s + tile_bytes / share
+    rounds = np.asarray(ctas, np.float64) / (spec.sm_count * np.asarray(per_sm, np.float64))
+    return np.maximum(rounds, 1.0) * per_cta
+
+
+#: how the CTAs' fixed latencies combine with the streaming work:
+#: (t^2 + t_lat^2)^(1/2), the latency of one resident CTA hidden by another's
+#: streaming about half the time (assumption)
+LATENCY_P = 2.0
+
+
+def latency_overlap(t: np.ndarray, t_lat: np.ndarray) -> np.ndarray:
+    return np.sqrt(
+        np.asarray(t, np.float64) ** LATENCY_P + np.asarray(t_lat, np.float64) ** LATENCY_P
+    )
+
+
 def _mma_rate_sm(
     family: np.ndarray, dtype: np.ndarray, spec: GpuSpec, params: GpuParams
 ) -> np.ndarray:
-    """MMA FLOP/s of one SM for the family's attention main loop."""
+    """MMA FLOP/s of one SM for the family's attention main loop (fp8 at the
+    fp8 peak x ``fp8_eff_ratio``, as fp8 GEMMs)."""
+    dt = np.asarray(dtype)
     peak = np.array(
-        [spec.tensor_rate("tf32" if str(d) == "fp32" else str(d)) for d in dtype], np.float64
+        [spec.tensor_rate("tf32" if str(d) == "fp32" else str(d)) for d in dt], np.float64
     )
-    eff = np.where(np.asarray(family) == "fa2", params.flash_mma_eff, params.fa3_mma_eff)
-    # FA2 on a card with wgmma runs mma.sync; on a card without it that is the
-    # card's own peak path: FA2's efficiency is a Hopper figure either way
+    fp8 = (dt == "fp8") | (dt == "fp8_block")
+    peak = np.where(fp8, peak * params.fp8_eff_ratio, peak)
+    fam = np.asarray(family)
+    eff = np.select(
+        [fam == "fa2", fam == "trtllm"],
+        [params.flash_mma_eff, params.trtllm_mma_eff],
+        params.fa3_mma_eff,
+    )
     return peak * eff / spec.sm_count
 
 
-def _softmax_rate_sm(spec: GpuSpec, params: GpuParams) -> float:
-    return spec.cuda_rate("fp32") / spec.sm_count / params.flash_softmax_ops
+def _softmax_s(family: np.ndarray, spec: GpuSpec, params: GpuParams) -> np.ndarray:
+    """Non-MMA time per score element on one SM (online softmax: the exp on
+    the SFU, max, scale, sum and convert on the FP32 pipes)."""
+    ops = np.where(np.asarray(family) == "fa2", params.flash_softmax_ops, params.fa3_softmax_ops)
+    return ops / (spec.cuda_rate("fp32") / spec.sm_count)
 
 
 def prefill_costs(
@@ -229,7 +272,7 @@ def prefill_costs(
     """One flash-attention forward kernel per row (M > 1)."""
     b, h, hkv, m, n, d = (cols[c].astype(np.float64) for c in ("B", "H", "Hkv", "M", "N", "K"))
     causal = cols["causal"].astype(bool)
-    fam = np.asarray(cols["family"], dtype=object)
+    fam = _physics_family(cols["family"])
     rows = len(b)
     eb = _eb(cols["dtype"])
     ekv = _eb(cols["kv_dtype"])
@@ -259,12 +302,12 @@ def prefill_costs(
     per_cta = np.where(causal, total_c / q_blocks, full)
     longest = np.where(causal, longest_c, full)
     pairs = np.where(causal, np.where(n >= m, m * n - m * (m - 1) / 2, m * n / 2), m * n) * b * h
-    mma_sm = _mma_rate_sm(fam, cols["dtype"], spec, params)
-    soft_sm = _softmax_rate_sm(spec, params)
-    t_mma = 4.0 * d / mma_sm
-    t_soft = 1.0 / soft_sm
-    serial = fa2 | (fam == "triton")
-    t_elem = np.where(serial, t_mma + t_soft, np.maximum(t_mma, t_soft))
+    # per score element: the MMAs (4 d FLOPs) then the online softmax; the
+    # measured FA2 and FA3 rates grow with d as this sum does (a fixed
+    # softmax cost beside MMA work proportional to d)
+    t_elem = 4.0 * d / _mma_rate_sm(fam, cols["dtype"], spec, params) + _softmax_s(
+        fam, spec, params
+    )
     slots = spec.sm_count * per_sm
     t_cta = per_cta * t_elem
     t_long = longest * t_elem
@@ -297,7 +340,10 @@ def prefill_costs(
     rd = rd_cold * (1.0 - hit)
     wr = b * h * m * d * eb + b * h * m * 4.0
     t_mem = (rd + wr) / stream_bw(np.minimum(ctas, spec.sm_count), spec, params)
-    exec_s = overlap(t_comp, t_mem, params)
+    t_lat = cta_fixed_s(ctas, br * d * (eb + eb), per_sm, spec, params)
+    # the asynchronous K/V loads overlap the main loop (FA2: cp.async double
+    # buffering; FA3: a TMA producer warp); the CTAs' fixed latencies do not
+    exec_s = latency_overlap(np.maximum(t_comp, t_mem), t_lat)
     heads_in_flight = np.maximum(1.0, np.minimum(b * hkv, slots / q_blocks))
     ncu = rd_cold + np.maximum(0.0, wr - retained(spec, params, heads_in_flight * kv_head))
     l2 = ctas * (per_cta / br) * 2 * d * ekv + q_b + wr
@@ -336,7 +382,7 @@ def decode_costs(
 ) -> tuple[Costs, dict[str, np.ndarray]]:
     """Split-KV decode attention (one query per sequence) plus the combine."""
     b, h, hkv, n, d = (cols[c].astype(np.float64) for c in ("B", "H", "Hkv", "N", "K"))
-    fam = np.asarray(cols["family"], dtype=object)
+    fam = _physics_family(cols["family"])
     rows = len(b)
     eb = _eb(cols["dtype"])
     ekv = _eb(cols["kv_dtype"])
@@ -354,17 +400,25 @@ def decode_costs(
     bn2 = np.select([d <= 64, d <= 128], [256.0, 128.0], 64.0)
     bm = np.where(fa2, 64.0, np.where(fam == "fa3", bm3, 16.0))
     bn = np.where(fa2, bn2, np.where(fam == "fa3", bn3, 64.0))
-    m_blocks = np.ceil(qpk / bm)
+    # TensorRT-LLM's XQA kernels pack the query heads of one KV head; they
+    # exist for group sizes that are powers of two up to 32 (its
+    # precompiled XQA cubins); other group sizes run the masked-MHA kernel,
+    # a CTA per query head that re-reads its KV head through L2 ("Masked MHA
+    # ... for generation, XQA kernels for MQA/GQA", TensorRT-LLM docs)
+    pow2 = np.abs(np.log2(np.maximum(qpk, 1.0)) - np.round(np.log2(np.maximum(qpk, 1.0)))) < 1e-9
+    unpacked = (fam == "trtllm") & ~(pow2 & (qpk <= XQA_MAX_GROUP))
+    heads = np.where(unpacked, h, hkv)
+    rows_q = np.where(unpacked, 1.0, qpk)
+    m_blocks = np.ceil(rows_q / bm)
     n_blocks = np.ceil(n / bn)
-    split = num_splits(fam, b, hkv, m_blocks, n_blocks, n, spec)
+    split = num_splits(fam, b, heads, m_blocks, n_blocks, n, spec)
     split = np.minimum(split, np.maximum(1.0, n_blocks))
-    ctas = b * hkv * m_blocks * split
+    ctas = b * heads * m_blocks * split
     # compute: padded query rows x keys x 4d per KV head
-    mma_sm = _mma_rate_sm(np.where(fa2, "fa2", "fa3"), cols["dtype"], spec, params)
-    soft_sm = _softmax_rate_sm(spec, params)
-    work_elems = b * hkv * m_blocks * bm * n_blocks * bn
-    t_elem = np.where(
-        fa2, 4.0 * d / mma_sm + 1.0 / soft_sm, np.maximum(4.0 * d / mma_sm, 1.0 / soft_sm)
+    fam2 = np.where(fa2, "fa2", np.where(fam == "trtllm", "trtllm", "fa3"))
+    work_elems = b * heads * m_blocks * bm * n_blocks * bn
+    t_elem = 4.0 * d / _mma_rate_sm(fam2, cols["dtype"], spec, params) + _softmax_s(
+        fam2, spec, params
     )
     busy = np.minimum(ctas, spec.sm_count)
     t_comp = work_elems * t_elem / busy
@@ -380,9 +434,11 @@ def decode_costs(
     rd = kv_b * (1.0 - hit) + page_b + q_b
     t_mem_hbm = (rd + out_b) / stream_bw(busy, spec, params)
     # KV served from L2 still crosses L2 -> SM at the L2 bandwidth
-    t_mem_l2 = kv_b * hit / (spec.l2_bandwidth_bytes_per_s * np.minimum(1.0, busy / spec.sm_count))
+    l2_kv = kv_b * np.where(unpacked, qpk, 1.0) - kv_b * (1.0 - hit)
+    t_mem_l2 = l2_kv / (spec.l2_bandwidth_bytes_per_s * np.minimum(1.0, busy / spec.sm_count))
     t_mem = t_mem_hbm + t_mem_l2
-    t_attn = overlap(t_comp, t_mem, params)
+    t_lat = cta_fixed_s(ctas, rows_q * d * (eb + 4.0), np.ones(rows), spec, params)
+    t_attn = latency_overlap(np.maximum(t_comp, t_mem), t_lat)
     # combine: read the fp32 partials and LSEs, write O (a block per head)
     comb = split > 1
     comb_rd = np.where(comb, part, 0.0)
@@ -507,7 +563,7 @@ def q_quant_costs(cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuParams)
 def preprocess_costs(cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuParams) -> Costs:
     """The pre-processing kernels a timed attention call includes."""
     rows = len(cols["B"])
-    fam = np.asarray(cols["family"], dtype=object)
+    fam = _physics_family(cols["family"])
     app = cols["includes_kv_append"].astype(bool)
     rope = cols["includes_rope"].astype(bool)
     trt = fam == "trtllm"

@@ -80,27 +80,32 @@ def key_of(cls: str, timing: str, family: str, dtype: str, kv_dtype: str) -> tup
     return (cls, timing, family, dtype, kv_dtype if cls in ("prefill", "decode") else "")
 
 
+def _keys(b: KernelBatch) -> np.ndarray:
+    classes = _classes(b)
+    kv = np.where(np.isin(classes, ("prefill", "decode")), b["kv_dtype"], "")
+    return np.array(
+        ["|".join(x) for x in zip(classes, b["timing"], b["family"], b["dtype"], kv, strict=True)],
+        dtype=object,
+    )
+
+
 def build(b: KernelBatch, cc: float = 9.0) -> Envelope:
     """The envelope of a batch of calibration rows."""
-    classes = _classes(b)
-    keys = [
-        key_of(c, str(t), str(f), str(d), str(k))
-        for c, t, f, d, k in zip(
-            classes, b["timing"], b["family"], b["dtype"], b["kv_dtype"], strict=True
-        )
-    ]
+    keys = _keys(b)
+    uniq, inv = np.unique(keys, return_inverse=True)
     regions = []
-    for key in sorted(set(keys)):
-        sel = np.array([k == key for k in keys])
-        sizes = _sizes(b.take(np.flatnonzero(sel)), key[0])
+    for j, key in enumerate(uniq):
+        idx = np.flatnonzero(inv == j)
+        cls, timing, fam, dt, kv = key.split("|")
+        sizes = _sizes(b.take(idx), cls)
         regions.append(
             {
-                "op_class": key[0],
-                "timing": key[1],
-                "family": key[2],
-                "dtype": key[3],
-                "kv_dtype": key[4],
-                "rows": int(sel.sum()),
+                "op_class": cls,
+                "timing": timing,
+                "family": fam,
+                "dtype": dt,
+                "kv_dtype": kv,
+                "rows": int(len(idx)),
                 "ranges": {c: [float(v.min()), float(v.max())] for c, v in sizes.items()},
             }
         )

@@ -30,18 +30,21 @@ For ``batch`` GEMMs ``C[M,N] = A[M,K] B[K,N]`` (vectorised over rows):
   activation groups, 128x128 weight blocks, DeepGEMM / CUTLASS) run at the
   fp8 tensor rate x ``fp8_eff_ratio``; block scaling adds one fp32
   promotion FMA per output element and 128-wide K block on the CUDA cores
-  (DeepSeek-V3 report, "Increasing Accumulation Precision") and reads its
-  scales. When the timed region includes it, the activation quantisation
+  (DeepSeek-V3 report, "Increasing Accumulation Precision"), which the
+  warp-specialised kernels overlap with the MMAs (energy, not time), and
+  reads its scales. When the timed region includes it, the activation quantisation
   kernel(s) run first (:func:`act_quant_costs`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from sim.gpu.costs import Costs, costs
 from sim.gpu.memory import ELEMS_PER_BLOCK, l2_resident, overlap, retained, stream_bw
-from sim.gpu.rows import DTYPE_BYTES
+from sim.gpu.rows import DTYPE_BYTES, member
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
 
 #: CTA output tiles (Tm, Tn) cuBLAS picked on the measured H100 (see module
@@ -120,7 +123,7 @@ def mma_rate(dtype: np.ndarray, tma: np.ndarray, spec: GpuSpec, params: GpuParam
 def compute_class(dtype: np.ndarray, tma: np.ndarray) -> np.ndarray:
     """Energy/rate class of a GEMM (mma.sync from registers: tensor16_sync)."""
     cls = np.full(len(dtype), "tensor16", dtype=object)
-    cls[np.isin(dtype, ("fp8", "fp8_block"))] = "tensor8"
+    cls[member(dtype, ("fp8", "fp8_block"))] = "tensor8"
     cls[dtype == "tf32"] = "tf32"
     cls[dtype == "fp32"] = "cuda"
     cls[(cls == "tensor16") & ~tma] = "tensor16_sync"
@@ -197,7 +200,7 @@ def gemm_costs(
     a_b = m * k * eb if a_bytes is None else np.asarray(a_bytes, np.float64)
     b_b = k * n * eb
     c_b = m * n * out_eb
-    block = np.isin(dtype, ("fp8_block",))
+    block = member(dtype, ("fp8_block",))
     # fp8_block scales: activations [M, K/128] and weights [N/128, K/128], fp32
     scale_b = np.where(
         block,
@@ -206,56 +209,51 @@ def gemm_costs(
     )
     reads1, inflight1 = _reads(m, n, a_b, b_b, spec, params)
     reads1 = reads1 + scale_b
-    hit = l2_resident(a_b + b_b, n_sets, spec, params)
-    # block-scaled promotion: one FMA per output element per 128-wide K block
-    promote_s = np.where(
-        block,
-        2.0 * m * n * np.ceil(k / FP8_BLOCK) * batch / (spec.cuda_rate("fp32") * params.cuda_eff),
-        0.0,
-    )
+    hit = l2_resident((a_b + b_b) * batch, n_sets, spec, params)
 
-    best_t = np.full(rows, np.inf)
-    best_c = np.full(rows, np.inf)
-    keep = {
-        k_: np.zeros(rows)
-        for k_ in ("tm", "tn", "split", "reads", "writes", "tiles", "t_comp", "t_mem")
-    }
-    for tm, tn in TILES:
+    def _candidate(ix: np.ndarray, tm: Any, tn: Any, s: Any) -> tuple[np.ndarray, ...]:
+        """(time, compute, memory, reads, writes) of rows ``ix`` with a tile
+        Tm x Tn and split s (scalars or per-row arrays)."""
+        mm, nn, kk, bt = m[ix], n[ix], k[ix], batch[ix]
+        tiles = np.ceil(mm / tm) * np.ceil(nn / tn) * s * bt
+        t_step = np.maximum(2.0 * tm * tn / rate_sm[ix], (tm + tn) * eb[ix] / feed[ix])
+        per_sm = tiles / sms + params.wave_quant * (np.ceil(tiles / sms) - tiles / sms)
+        t_comp = per_sm * np.ceil(kk / s) * t_step
+        spill = np.maximum(
+            0.0, (s - 1) * mm * nn * 4.0 * bt - params.l2_retain_frac * spec.l2_bytes
+        )
+        reads = reads1[ix] * bt * (1.0 - hit[ix]) + spill
+        writes = c_b[ix] * bt + spill
+        t_mem = (reads + writes) / stream_bw(np.minimum(tiles, sms), spec, params)
+        return overlap(t_comp, t_mem, params), t_comp, t_mem, reads, writes
+
+    # every (tile, split) candidate's time; the fastest wins (ties, for
+    # memory-bound shapes, go to the least compute time)
+    cands = [(tm, tn, s) for tm, tn in TILES for s in SPLITS]
+    score = np.full((rows, len(cands)), np.inf)
+    for j, (tm, tn, s) in enumerate(cands):
         tiles_mn = np.ceil(m / tm) * np.ceil(n / tn)
-        t_step = np.maximum(2.0 * tm * tn / rate_sm, (tm + tn) * eb / feed)
-        for s in SPLITS:
-            ok = (tiles_mn * batch < sms) | (s == 1)
-            if not ok.any():
-                continue
-            kp = np.ceil(k / s)
-            tiles = tiles_mn * s * batch
-            per_sm = tiles / sms + params.wave_quant * (np.ceil(tiles / sms) - tiles / sms)
-            t_comp = per_sm * kp * t_step + promote_s
-            partial = (s - 1) * m * n * 4.0 * batch
-            spill = np.maximum(0.0, partial - params.l2_retain_frac * spec.l2_bytes)
-            reads = reads1 * batch * (1.0 - hit) + spill
-            writes = c_b * batch + spill
-            t_mem = (reads + writes) / stream_bw(np.minimum(tiles, sms), spec, params)
-            t = overlap(t_comp, t_mem, params)
-            t = np.where(ok, t, np.inf)
-            # ties (memory-bound shapes) go to the tile with the least compute
-            better = (t < best_t * (1 - 1e-12)) | ((t <= best_t * (1 + 1e-12)) & (t_comp < best_c))
-            best_t = np.where(better, t, best_t)
-            best_c = np.where(better, t_comp, best_c)
-            for key, val in (
-                ("tm", tm),
-                ("tn", tn),
-                ("split", s),
-                ("reads", reads),
-                ("writes", writes),
-                ("tiles", tiles),
-                ("t_comp", t_comp),
-                ("t_mem", t_mem),
-            ):
-                keep[key] = np.where(better, val, keep[key])
+        ok = np.flatnonzero((tiles_mn * batch < sms) | (s == 1))
+        if not len(ok):
+            continue
+        t, t_comp, _, _, _ = _candidate(ok, tm, tn, s)
+        score[ok, j] = t + 1e-9 * t_comp
+    best = score.argmin(axis=1)
+    pick = np.array(cands, np.float64)[best]
+    keep_tm, keep_tn, split = pick[:, 0], pick[:, 1], pick[:, 2]
+    best_t, t_comp, t_mem, reads, writes = _candidate(np.arange(rows), keep_tm, keep_tn, split)
+    tiles = np.ceil(m / keep_tm) * np.ceil(n / keep_tn) * split * batch
+    keep = {
+        "tm": keep_tm,
+        "tn": keep_tn,
+        "reads": reads,
+        "writes": writes,
+        "tiles": tiles,
+        "t_comp": t_comp,
+        "t_mem": t_mem,
+    }
     # Nsight Compute's per-kernel HBM bytes: cold L2 (caches flushed), dirty
     # output lines still in L2 at the end not counted
-    split = keep["split"]
     partial = (split - 1) * m * n * 4.0 * batch
     spill = np.maximum(0.0, partial - params.l2_retain_frac * spec.l2_bytes)
     ncu_reads = reads1 * batch + spill
@@ -300,25 +298,26 @@ def gemm_costs(
 
 
 #: fp8 activation quantisation kernels per kind, from the frameworks' source:
-#: kind -> (tiny kernels, passes reading X, fixed-grid reduction kernels)
-#:  static   vLLM static_scaled_fp8_quant: one kernel, scale given
-#:           (csrc/quantization/fp8/common.cu)
+#: kind -> (tiny kernels, passes reading X, fixed-grid reduction kernels,
+#: threads walking one row (0: an elementwise grid), rows per block)
+#:  static   vLLM static_scaled_fp8_quant: one kernel, scale given, a block
+#:           of 1024 threads per token (csrc/quantization/fp8/common.cu)
 #:  dynamic  per-tensor amax then quantise: a memset of the scale, a
 #:           reduction over X on a fixed grid of 1024 blocks x 1024 threads
-#:           with atomicMax, and the quantise pass (TensorRT-LLM
-#:           cpp/tensorrt_llm/common/cudaFp8Utils.cu, invokeComputeFP8QuantizeScale
-#:           PER_TENSOR + invokeQuantizeMatrix)
-#:  token    per-row scale and quantise in one kernel, a block per row (SGLang
-#:           sgl_per_token_quant_fp8)
-#:  group128 1x128 groups: one kernel, a warp-group per 128 elements, fp32
-#:           scales written (SGLang per_token_group_quant_fp8, TensorRT-LLM
-#:           fp8_quantize_1x128)
-ACT_QUANT_KERNELS: dict[str, tuple[int, int, int]] = {
-    "none": (0, 0, 0),
-    "static": (0, 1, 0),
-    "dynamic": (1, 2, 1),
-    "token": (0, 1, 0),
-    "group128": (0, 1, 0),
+#:           with atomicMax, and the elementwise quantise pass (TensorRT-LLM
+#:           cpp/tensorrt_llm/common/cudaFp8Utils.cu,
+#:           invokeComputeFP8QuantizeScale PER_TENSOR + invokeQuantizeMatrix)
+#:  token    per-row scale and quantise in one kernel: a warp per token,
+#:           eight tokens per 256-thread block (SGLang
+#:           sgl_per_token_quant_fp8, per_token_quant_fp8_kernel)
+#:  group128 1x128 groups: one elementwise-like kernel writing fp32 scales
+#:           (SGLang per_token_group_quant_fp8, TensorRT-LLM fp8_quantize_1x128)
+ACT_QUANT_KERNELS: dict[str, tuple[int, int, int, int, int]] = {
+    "none": (0, 0, 0, 0, 1),
+    "static": (0, 1, 0, 1024, 1),
+    "dynamic": (1, 2, 1, 0, 1),
+    "token": (0, 1, 0, 32, 8),
+    "group128": (0, 1, 0, 0, 1),
 }
 
 #: the fixed grid of TensorRT-LLM's per-tensor amax kernel (blocks, threads)
@@ -342,7 +341,7 @@ def act_quant_bytes(
     passes = np.array([ACT_QUANT_KERNELS[str(x)][1] for x in kind], np.float64)
     x = m * k
     scales = np.select(
-        [kind == "token", kind == "group128", np.isin(kind, ("dynamic", "static"))],
+        [kind == "token", kind == "group128", member(kind, ("dynamic", "static"))],
         [m, m * np.ceil(k / FP8_BLOCK), np.ones_like(m)],
         0.0,
     )
@@ -354,32 +353,42 @@ def act_quant_bytes(
 def act_quant_costs(
     m: np.ndarray, k: np.ndarray, kind: np.ndarray, spec: GpuSpec, params: GpuParams
 ) -> Costs:
-    """The activation quantisation kernels of fp8 GEMMs (per row)."""
+    """The activation quantisation kernels of fp8 GEMMs (per row).
+
+    Each streams X at the bandwidth its busy SMs reach, and a kernel with a
+    block (or a warp) per token takes at least its rounds of resident
+    blocks x a block's latency ``row_fixed_s`` (one pass: load, scale,
+    store), as the row kernels of ``sim.gpu.kernels`` do.
+    """
     m = np.asarray(m, np.float64)
     k = np.asarray(k, np.float64)
-    kind = np.asarray(kind, dtype=object)
+    kind = np.asarray(kind)
     rows = len(m)
-    info = np.array([ACT_QUANT_KERNELS[str(x)] for x in kind], np.float64).reshape(rows, 3)
-    tiny, passes, fixed_grid = info[:, 0], info[:, 1], info[:, 2]
+    info = np.array([ACT_QUANT_KERNELS[str(x)] for x in kind], np.float64).reshape(rows, 5)
+    tiny, passes, fixed_grid, row_threads, rows_per_block = (info[:, i] for i in range(5))
     read, write = act_quant_bytes(m, k, kind)
     x = m * k
-    blocks = np.where(kind == "token", m, np.ceil(x / ELEMS_PER_BLOCK))
+    per_row = row_threads > 0
+    blocks = np.where(per_row, np.ceil(m / rows_per_block), np.ceil(x / ELEMS_PER_BLOCK))
     bw = stream_bw(np.minimum(blocks, spec.sm_count), spec, params)
-    t_pass = (x * 2.0) / bw
-    t_write = write / bw
+    t_quant = (x * 2.0 + write) / bw
+    threads_per_block = np.maximum(row_threads * rows_per_block, 1.0)
+    resident = np.floor(THREADS_PER_SM / threads_per_block)
+    rounds = np.ceil(blocks / (resident * spec.sm_count))
+    t_block = params.row_fixed_s
+    t_quant = np.where(per_row, np.maximum(t_quant, rounds * t_block), t_quant)
     # the per-tensor amax kernel: rounds of 1024-thread blocks, each at least
     # one block latency (a reduction and an atomic)
     b, t = AMAX_GRID
-    rounds = np.ceil(b / (spec.sm_count * (THREADS_PER_SM // t)))
+    amax_rounds = np.ceil(b / (spec.sm_count * (THREADS_PER_SM // t)))
     t_amax = np.maximum(
-        x * 2.0 / stream_bw(spec.sm_count, spec, params), rounds * params.row_fixed_s
+        x * 2.0 / stream_bw(spec.sm_count, spec, params), amax_rounds * params.row_fixed_s
     )
-    exec_s = np.where(passes > 0, t_pass + t_write, 0.0) + np.where(fixed_grid > 0, t_amax, 0.0)
-    n_k = tiny + passes
+    exec_s = np.where(passes > 0, t_quant, 0.0) + np.where(fixed_grid > 0, t_amax, 0.0)
     return costs(
         rows,
         exec_s=exec_s,
-        n_kernels=n_k,
+        n_kernels=tiny + np.minimum(passes, 1.0) + fixed_grid,
         host_ops=0.0,
         dram_read=read,
         dram_write=write,

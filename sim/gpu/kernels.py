@@ -30,7 +30,7 @@ from sim.gpu.costs import Costs, costs
 from sim.gpu.gemm_select import act_quant_costs, gemm_costs
 from sim.gpu.kernel_cost import KernelCost
 from sim.gpu.memory import ELEMS_PER_BLOCK, elementwise_time, retained, stream_bw
-from sim.gpu.rows import DTYPE_BYTES, ELEMENTWISE, OPS, ROW_OPS, KernelBatch, to_batch
+from sim.gpu.rows import DTYPE_BYTES, ELEMENTWISE, OPS, ROW_OPS, KernelBatch, member, to_batch
 from sim.gpu.spec import HOST_OPS, GpuModelError, GpuParams, GpuSpec
 from sim.gpu.timing import kernel_time
 
@@ -234,7 +234,7 @@ def _host_ops(b: KernelBatch, c: Costs, detail: dict[str, np.ndarray]) -> np.nda
     """Host operations of each row's eager PyTorch call (sim.gpu.spec.HOST_OPS)."""
     op = b["op"]
     ho = np.array([HOST_OPS[HOST_FAMILY.get(str(o), "eltwise")] for o in op], np.float64)
-    attn = np.isin(op, ("attn_flash", "attn_decode"))
+    attn = member(op, ("attn_flash", "attn_decode"))
     split = detail.get("splits", np.ones(b.n)) > 1
     ho = np.where(attn, np.where(split, HOST_OPS["sdpa_splitkv"], HOST_OPS["sdpa"]), ho)
     # unfused attention: matmul, softmax, matmul (+ ones, triu, masked_fill)
@@ -267,11 +267,11 @@ def batch_costs(
         for k in ("tile_m", "tile_n", "split_k", "tma", "ctas", "splits", "pack_gqa")
     }
     op = b["op"]
-    unknown = ~np.isin(op, OPS)
+    unknown = ~member(op, OPS)
     if unknown.any():
         raise GpuModelError(f"unknown op {op[unknown][0]!r}, expected one of {', '.join(OPS)}")
     for dt in np.unique(b["dtype"]):
-        tensor_ops = np.isin(
+        tensor_ops = member(
             op, ("gemm", "bmm", "conv2d", "attn_flash", "attn_decode", "attn_unfused")
         )
         if (tensor_ops & (b["dtype"] == dt)).any() and dt != "fp32" and not spec.has_dtype(str(dt)):
@@ -284,7 +284,7 @@ def batch_costs(
             if k in detail:
                 detail[k][idx] = v
 
-    gem = np.isin(op, ("gemm", "bmm"))
+    gem = member(op, ("gemm", "bmm"))
     if gem.any():
         s = b.take(np.flatnonzero(gem))
         batch = np.where(s["op"] == "bmm", s.f("B"), 1.0)
@@ -306,7 +306,7 @@ def batch_costs(
             "tma": det["tma"],
             "ctas": det["tiles"],
         }
-        q = s["includes_act_quant"] & np.isin(s["dtype"], ("fp8", "fp8_block"))
+        q = s["includes_act_quant"] & member(s["dtype"], ("fp8", "fp8_block"))
         if q.any():
             aq = act_quant_costs(
                 s.f("M"), s.f("K") * batch, np.where(q, s["act_quant"], "none"), spec, params
@@ -326,7 +326,7 @@ def batch_costs(
                 "tma": det["tma"],
             },
         )
-    attn = np.isin(op, ("attn_flash", "attn_decode"))
+    attn = member(op, ("attn_flash", "attn_decode"))
     dec = attn & (b["M"] == 1)
     pre = attn & ~dec
     for mask, fn in ((pre, att.prefill_costs), (dec, att.decode_costs)):
@@ -338,11 +338,11 @@ def batch_costs(
     unf = op == "attn_unfused"
     if unf.any():
         put(unf, unfused_attention_costs(b.take(np.flatnonzero(unf)), spec, params))
-    ew = np.isin(op, tuple(ELEMENTWISE))
+    ew = member(op, tuple(ELEMENTWISE))
     if ew.any():
         s = b.take(np.flatnonzero(ew))
         put(ew, elementwise_costs(s["op"], s.f("M") * s.f("N"), s["dtype"], spec, params))
-    ro = np.isin(op, tuple(ROW_OPS))
+    ro = member(op, tuple(ROW_OPS))
     if ro.any():
         s = b.take(np.flatnonzero(ro))
         put(ro, row_costs(s["op"], s.f("M"), s.f("N"), s["dtype"], spec, params))

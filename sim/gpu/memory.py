@@ -32,13 +32,18 @@ def stream_bw(active: np.ndarray | float, spec: GpuSpec, params: GpuParams) -> n
     )
 
 
-def overlap(t_c: np.ndarray, t_m: np.ndarray, params: GpuParams) -> np.ndarray:
-    """(t_c^p + t_m^p)^(1/p), computed without overflow."""
+def overlap(
+    t_c: np.ndarray, t_m: np.ndarray, params: GpuParams, t_l: np.ndarray | None = None
+) -> np.ndarray:
+    """(t_c^p + t_m^p [+ t_l^p])^(1/p), computed without overflow."""
     p = params.overlap_p
-    hi = np.maximum(t_c, t_m)
-    lo = np.minimum(t_c, t_m)
+    terms = [np.asarray(t_c, np.float64), np.asarray(t_m, np.float64)]
+    if t_l is not None:
+        terms.append(np.asarray(t_l, np.float64))
+    hi = np.maximum.reduce(terms)
     safe = np.where(hi > 0, hi, 1.0)
-    return np.where(hi > 0, hi * (1.0 + (lo / safe) ** p) ** (1.0 / p), 0.0)
+    s = sum((t / safe) ** p for t in terms)
+    return np.where(hi > 0, hi * s ** (1.0 / p), 0.0)
 
 
 def l2_resident(

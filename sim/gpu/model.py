@@ -57,7 +57,7 @@ from sim.gpu.energy import energy_pj_v
 from sim.gpu.envelope import Envelope, check
 from sim.gpu.kernel_cost import KernelCost
 from sim.gpu.kernels import batch_costs
-from sim.gpu.rows import OPS, KernelBatch, KernelRow, to_batch
+from sim.gpu.rows import OPS, KernelBatch, KernelRow, member, to_batch
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec, load_params, params_path, resolve
 from sim.gpu.timing import (
     bound,
@@ -155,7 +155,7 @@ def predict_arrays(
     t = call_time(c, params, timing, ops)
     t_e = energy_time(c, params, timing, ops)
     busy = np.where(
-        np.isin(timing, ("event", "loop")), eager_gpu_time(c, params), kernel_time(c, params)
+        member(timing, ("event", "loop")), eager_gpu_time(c, params), kernel_time(c, params)
     )
     e = energy_pj_v(c, t_e, busy, spec, params)
     env = load_envelope() if envelope == "default" else envelope

@@ -80,8 +80,8 @@ TIMINGS: tuple[str, ...] = ("event", "graph", "kernel", "loop")
 
 #: kernel families by op class
 GEMM_FAMILIES = ("cublas", "cutlass", "deepgemm")
-PREFILL_FAMILIES = ("fa2", "fa3", "trtllm", "triton")
-DECODE_FAMILIES = ("fa2", "fa3", "trtllm", "triton")
+PREFILL_FAMILIES = ("fa2", "fa3", "fa4", "trtllm", "triton")
+DECODE_FAMILIES = ("fa2", "fa3", "fa4", "trtllm", "triton")
 #: fp8 activation quantisation kernels (see sim/gpu/gemm_select.py)
 ACT_QUANTS = ("none", "static", "dynamic", "token", "group128")
 
@@ -304,6 +304,15 @@ class KernelBatch:
         return self.cols[key].astype(np.float64)
 
 
+def member(a: np.ndarray, values: Iterable[str]) -> np.ndarray:
+    """``np.isin`` for a few string values (elementwise ==, no sort)."""
+    a = np.asarray(a)
+    out = np.zeros(a.shape, bool)
+    for v in values:
+        out |= a == v
+    return out
+
+
 def to_batch(
     rows: Iterable[Mapping[str, Any] | KernelRow] | Mapping[str, Any] | Any,
     timing: str | None = None,
@@ -340,7 +349,7 @@ def _columns(normal: list[dict[str, Any]]) -> KernelBatch:
         elif k in BOOL_COLUMNS:
             cols[k] = np.array(vals, dtype=bool).reshape(n)
         else:
-            cols[k] = np.array(vals, dtype=object).reshape(n)
+            cols[k] = np.array(vals, dtype=str).reshape(n)
     return KernelBatch(n, cols)
 
 
@@ -401,7 +410,7 @@ def _frame_batch(df: Any, timing: str | None) -> KernelBatch:
             raise GpuModelError(f"row {i}: column '{c}': must be >= 1, got {cols[c][i]}")
     if "Hkv" in df.columns:
         badkv = (cols["Hkv"] < 1) | (cols["H"] % np.maximum(cols["Hkv"], 1) != 0)
-        att = np.isin(cols["op"], ATTENTION_OPS + ("attn_unfused", "kv_append", "rotary"))
+        att = member(cols["op"], ATTENTION_OPS + ("attn_unfused", "kv_append", "rotary"))
         if (badkv & att).any():
             i = int(np.flatnonzero(badkv & att)[0])
             raise GpuModelError(f"row {i}: column 'Hkv': must divide H, got {cols['Hkv'][i]}")

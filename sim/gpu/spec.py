@@ -228,6 +228,9 @@ class GpuParams:
     #: peak (fitted on the public prefill rows; FlashAttention-3 reports 75%
     #: of the peak, Shah et al. 2024)
     fa3_mma_eff: float = 0.70
+    #: the same for TensorRT-LLM's context FMHA and generation kernels
+    #: (fitted on the public TensorRT-LLM rows)
+    trtllm_mma_eff: float = 0.60
     #: non-MMA work per score element in flash attention, in fp32 CUDA-core
     #: op units. Fixed: an instruction count of the online softmax per score
     #: (scale-and-subtract FMA, max, row-sum add, bf16 convert: 4 ops) plus
@@ -235,6 +238,18 @@ class GpuParams:
     #: lanes (CUDA C++ Programming Guide, arithmetic instruction throughput,
     #: compute capability 9.0): 8 op units
     flash_softmax_ops: float = 12.0
+    #: the same for FlashAttention-3 / TRT-LLM FMHA (fitted; dominated by the
+    #: exp: the SFU issues 16 per SM per clock against 128 FP32 lanes, 16
+    #: op units, and "3.9 TFLOPS of special functions" on the H100, Shah et
+    #: al. 2024)
+    fa3_softmax_ops: float = 18.0
+    #: fixed latency of one flash-attention CTA (prefill query block or
+    #: decode KV split) beyond its streaming work: the dependent loads that
+    #: start it (page table, Q, the first K/V block) and the reduction and
+    #: store that end it, which one CTA per SM cannot overlap with its own
+    #: main loop; its Q and O tiles also cross HBM at the SM's share of the
+    #: bandwidth (fitted), s
+    attn_cta_s: float = 2.0e-6
     #: compute and memory time of one kernel combine as
     #: (t_c^p + t_m^p)^(1/p): the pipelined main loop overlaps them fully
     #: only far from the ridge point (fitted)

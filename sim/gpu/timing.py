@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.gpu.costs import Costs
+from sim.gpu.rows import member
 from sim.gpu.spec import GpuParams
 
 
@@ -88,7 +89,7 @@ def energy_time(
     call itself for ``graph`` and ``kernel`` rows."""
     timing = np.asarray(timing, dtype=object)
     return np.where(
-        np.isin(timing, ("event", "loop")),
+        member(timing, ("event", "loop")),
         loop_time(c, params),
         call_time(c, params, timing, graph_ops),
     )
@@ -98,7 +99,7 @@ def bound(c: Costs, params: GpuParams, timing: np.ndarray) -> np.ndarray:
     """What dominates each row's time: host, latency (fixed per-kernel
     terms), compute or memory."""
     timing = np.asarray(timing, dtype=object)
-    eager = np.isin(timing, ("event", "loop"))
+    eager = member(timing, ("event", "loop"))
     fixed = np.where(
         eager,
         c.n_kernels * (params.kernel_ramp_s + params.launch_gap_s),

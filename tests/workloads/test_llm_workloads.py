@@ -11,7 +11,7 @@ from workloads.errors import WorkloadError
 from workloads.executor import execute, random_inputs
 from workloads.ir import CausalMask
 from workloads.library.llm import moe_capacity
-from workloads.parser import parse_cascade
+from workloads.parser import format_cascade, parse_cascade
 
 SMALL = {"d_model": 16, "heads": 4, "head_dim": 4, "ffn_dim": 24}
 
@@ -281,4 +281,4 @@ def test_round_trip_text_format() -> None:
         ("moe-ffn", {}),
     ]:
         c = library.build(name, **p)
-        assert parse_cascade(c.to_text()) == c
+        assert parse_cascade(format_cascade(c)) == c
