@@ -94,6 +94,14 @@ class Prediction:
         return self.pred_ms / self.ilp_ms if self.ilp_ms > 0 else float("nan")
 
 
+def evaluate(cascade: Any, arch: Any, **options: Any) -> Any:
+    """A GPU plan's metrics through the front door (``sim.evaluate``, model
+    ``gpu``): what ``einsim eval --gpu-plan`` prints for the same layer."""
+    import sim
+
+    return sim.evaluate(cascade, arch, **options).metrics
+
+
 def predict(
     hw: str,
     configs: tuple[tuple[str, str, int, int], ...] = CONFIGS,
@@ -103,7 +111,6 @@ def predict(
 ) -> list[Prediction]:
     """The library plan's time and energy of every configuration on ``hw``."""
     import hw_models
-    from sim.gpu.plans import evaluate
 
     arch = hw_models.load(hw)
     out = []
@@ -247,7 +254,6 @@ def flash_io_bytes(b: int, h: int, n: int, d: int, br: int, bc: int, causal: boo
 def flash_io(hw: str = "h100", b: int = 1, h: int = 32) -> list[dict[str, Any]]:
     """The ILP plan on FuseMax's 1-pass attention against FlashAttention's IO count."""
     import hw_models
-    from sim.gpu.plans import evaluate
     from workloads import library
 
     arch = hw_models.load(hw)

@@ -23,6 +23,7 @@ plan is kept; the notes say so).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -149,16 +150,18 @@ def ilp_plan(
     order = [n for r, _ in regions for n in r.einsums]
     owner = {r.einsums[0]: (r.einsums, ks) for r, ks in regions}
     kernels: list[Kernel] = []
-    solved: dict[tuple, tuple[list[int], list[KernelOption], list[Any], str]] = {}
+    solved: dict[tuple, tuple[list[int], list[KernelOption], list[Any], str, tuple]] = {}
     n_options = 0
     statuses: set[str] = set()
+    # the ILP's objective and bound over the blocks (a repeated block counts each time)
+    objective_s = bound_s = solve_s = 0.0
     for block in _blocks(order, idx):
         lib = [owner[n] for n in block if n in owner]
         sig = _signature(block, idx)
         if sig in solved:
             # the same structure as a block solved already: the same kernels, on this
             # block's Einsums (library kernels are this block's own)
-            chosen, opts, payload, status = solved[sig]
+            chosen, opts, payload, status, obj_b = solved[sig]
             pos = {n: i for i, n in enumerate(block)}
             mine = {pos[names[0]]: ks for names, ks in lib}
             payload = [
@@ -167,10 +170,15 @@ def ilp_plan(
             ]
         else:
             opts, payload, hint = _options(c, block, lib, spec, params, idx, max_group, graph)
+            t0 = time.perf_counter()
             res = solve(GroupingProblem(len(block), tuple(opts)), hint=hint, work_limit=work_limit)
+            solve_s += time.perf_counter() - t0
             chosen, status = list(res.chosen), res.status
-            solved[sig] = (chosen, opts, payload, status)
+            obj_b = (res.objective_s, res.bound_s)
+            solved[sig] = (chosen, opts, payload, status, obj_b)
             n_options += len(opts)
+        objective_s += obj_b[0]
+        bound_s += obj_b[1]
         statuses.add(status)
         for i in chosen:
             o, p = opts[i], payload[i]
@@ -188,6 +196,10 @@ def ilp_plan(
         "fused": sum(1 for k in kernels if k.kind == "fused"),
         "status": "OPTIMAL" if statuses == {"OPTIMAL"} else "/".join(sorted(statuses)),
         "fell_back": False,
+        "objective_s": objective_s,
+        "bound_s": bound_s,
+        #: wall time of the CP-SAT calls (reported, never used: the work limit bounds them)
+        "solve_time_s": solve_s,
     }
     if t_ilp > t_lib:
         kernels, t_ilp = lib_kernels, t_lib

@@ -25,30 +25,31 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from mappers.schedule import FusionGroup, Schedule
 from sim.gpu.energy import energy_terms, gpu_time_s, host_time_s
 from sim.gpu.lowering import Kernel, Plan, fused_plan, library_plan, plan_steps
+from sim.gpu.plan_registry import DEFAULT_PLAN, OPTIONS, PLANS, SCHEDULE_PLANS, check_plan
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost
 from sim.gpu.timeline import Step, event_median_s, forward_s, loop_s, simulate
 from sim.metrics import Metrics
 from workloads.ir import Cascade, Einsum, Tensor
 
-PLANS: tuple[str, ...] = ("library", "fused", "ilp")
+__all__ = ["PLANS", "DEFAULT_PLAN", "evaluate", "make_plan", "plan_schedule", "schedule"]
 
 
 def make_plan(
-    cascade: Cascade, spec: GpuSpec, params: GpuParams, plan: str = "library", **opts: Any
+    cascade: Cascade, spec: GpuSpec, params: GpuParams, plan: str = DEFAULT_PLAN, **opts: Any
 ) -> Plan:
     """The kernels of ``plan`` for ``cascade`` (see :data:`PLANS`)."""
+    plan = check_plan(plan)
     if plan == "library":
         return library_plan(cascade, spec, params, pack=bool(opts.get("pack", True)))
     if plan == "fused":
         return fused_plan(cascade, spec, params)
-    if plan == "ilp":
-        from sim.gpu.ilp_plan import ilp_plan
+    from sim.gpu.ilp_plan import ilp_plan
 
-        return ilp_plan(cascade, spec, params, **opts)
-    raise GpuModelError(f"unknown GPU plan {plan!r}; expected one of {', '.join(PLANS)}")
+    return ilp_plan(cascade, spec, params, **opts)
 
 
 def steps(plan: Plan, params: GpuParams, *, include_untimed: bool = True) -> list[Step]:
@@ -212,17 +213,26 @@ def einsum_cascade(e: Einsum) -> Cascade:
     return Cascade(name=e.name, tensors=tuple(tensors.values()), einsums=(e,))
 
 
-def evaluate(cascade: Any, arch: Any, *, plan: str = "library", **opts: Any) -> Metrics:
-    """Cost ``cascade`` on GPU ``arch`` as ``plan``; the GPU family's evaluator.
+def evaluate(cascade: Any, arch: Any, *, plan: str | None = None, **opts: Any) -> Metrics:
+    """Cost ``cascade`` on GPU ``arch`` as ``plan``; the GPU family's evaluator,
+    and what the front door (``sim.evaluate``, model ``gpu``) runs.
 
+    ``plan`` is one of :data:`PLANS` (``None``: :data:`DEFAULT_PLAN`).
     Options: ``params`` (a :class:`GpuParams`; default the card's calibrated
     file), ``include_append`` (time the KV-cache append, default True; the
     layer measurements leave it out), ``pack`` (library plan: pack Q|K|V and
     gate|up GEMMs, default True), and for ``plan="ilp"`` the ILP's
-    ``max_group`` and ``work_limit`` (see :mod:`sim.gpu.ilp_plan`).
+    ``timing`` (``event`` or ``graph``), ``max_group`` and ``work_limit``
+    (see :mod:`sim.gpu.ilp_plan`). Other options are refused by name.
     """
     from sim.gpu.model import resolve
 
+    unknown = sorted(set(opts) - set(OPTIONS))
+    if unknown:
+        raise GpuModelError(
+            f"unknown GPU option(s) {', '.join(unknown)}; expected {', '.join(OPTIONS)}"
+        )
+    plan = check_plan(plan)
     if isinstance(cascade, Einsum):
         cascade = einsum_cascade(cascade)
     if not isinstance(cascade, Cascade):
@@ -233,3 +243,77 @@ def evaluate(cascade: Any, arch: Any, *, plan: str = "library", **opts: Any) -> 
     include = bool(opts.pop("include_append", True))
     p = make_plan(cascade, spec, params, plan, **opts)
     return plan_metrics(cascade, p, spec, params, include_untimed=include)
+
+
+#: where an intermediate lives in a GPU plan's schedule: on chip inside a
+#: kernel, through HBM (``Schedule.spilled`` calls off-chip "DRAM") between kernels
+ON_CHIP, OFF_CHIP = "SMEM", "DRAM"
+
+
+def plan_schedule(cascade: Cascade, metrics: Metrics, method: str = "") -> Schedule:
+    """The kernels of a costed plan as a cascade schedule: one fusion group per
+    kernel (its Einsums, intermediates in shared memory), every Einsum on the
+    SMs, an intermediate in HBM when its producer and a consumer are different
+    kernels. A kernel whose Einsums an earlier kernel already holds (the eager
+    MoE block's gather, expert GEMMs and scatter) adds no group."""
+    owner: dict[str, int] = {}
+    groups: list[tuple[str, ...]] = []
+    for row in metrics.notes["kernels"]:
+        names = tuple(n for n in row["einsums"] if n not in owner)
+        if not names:
+            continue
+        for n in names:
+            owner[n] = len(groups)
+        groups.append(names)
+    producer = {e.output.tensor: e.name for e in cascade.einsums}
+    residency: dict[str, str] = {}
+    for e in cascade.einsums:
+        for a in e.inputs:
+            src = producer.get(a.tensor)
+            if src is None or src == e.name:
+                continue
+            off = owner.get(src) != owner.get(e.name)
+            if off or a.tensor not in residency:
+                residency[a.tensor] = OFF_CHIP if off else ON_CHIP
+    n = metrics.notes
+    solver: dict[str, Any] = {}
+    if "ilp" in n:
+        il = n["ilp"]
+        solver = {
+            "objective": metrics.latency_s,
+            "library_s": il["library_s"],
+            "speedup_vs_library": il["speedup_vs_library"],
+            "options": il["options"],
+            "bound": il["bound_s"],
+            "gap": (il["objective_s"] - il["bound_s"]) / il["objective_s"]
+            if il["objective_s"] > 0
+            else 0.0,
+            "solve_time_s": il["solve_time_s"],
+        }
+    return Schedule(
+        cascade=cascade.name,
+        order=tuple(e.name for e in cascade.einsums),
+        groups=tuple(FusionGroup(g, keep_level=ON_CHIP) for g in groups),
+        binding={e.name: "SM" for e in cascade.einsums},
+        residency=residency,
+        method=f"gpu-{n.get('plan')}" if not method else method,
+        solver=solver,
+    )
+
+
+def schedule(cascade: Any, arch: Any, method: str = "ilp", **opts: Any) -> tuple[Schedule, Metrics]:
+    """``einsim schedule`` on a GPU: the plan ``method`` stands for
+    (:data:`SCHEDULE_PLANS`; ``plan=`` overrides it), costed, and its kernels
+    as a :class:`~mappers.schedule.Schedule`."""
+    plan = opts.pop("plan", None) or SCHEDULE_PLANS.get(method)
+    if plan is None:
+        raise GpuModelError(
+            f"schedule method {method!r} is a spatial-array schedule; on a GPU the cascade "
+            f"is lowered to kernels by a plan: use --method "
+            f"{' or '.join(SCHEDULE_PLANS)} (the cascade ILP's kernels) or --gpu-plan "
+            f"{'|'.join(PLANS)}"
+        )
+    if isinstance(cascade, Einsum):
+        cascade = einsum_cascade(cascade)
+    m = evaluate(cascade, arch, plan=plan, **{k: v for k, v in opts.items() if k in OPTIONS})
+    return plan_schedule(cascade, m, f"gpu-{plan}"), m

@@ -111,3 +111,28 @@ def test_llm_doc_example_runs(i: int, tmp_path: Path) -> None:
 def test_llm_doc_commands_run(tmp_path: Path) -> None:
     assert len(BLOCKS) >= 3
     assert measure_gpu_layers.main(["--out", str(tmp_path), "--dry-run"]) == 0
+
+
+COMMANDS = re.findall(r"^\$ einsim ((?:eval|schedule) .*)$", DOC.read_text(), flags=re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("i", range(len(COMMANDS)))
+def test_llm_doc_cli_command_runs(i: int, tmp_path: Path, capsys) -> None:
+    import shlex
+
+    args = [a.replace("/tmp/", f"{tmp_path}/") for a in shlex.split(COMMANDS[i])]
+    assert main(args) == 0, COMMANDS[i]
+    out = capsys.readouterr().out
+    # the GPU report: the plan asked for (default library) and its kernel table
+    plan = args[args.index("--gpu-plan") + 1] if "--gpu-plan" in args else "library"
+    if args[0] == "schedule":
+        plan = "ilp"
+    assert f"plan       {plan} (" in out and "\nkernel " in out, COMMANDS[i]
+    if "--timeline" in args:
+        assert Path(args[args.index("--timeline") + 1]).stat().st_size > 1000
+
+
+def test_the_doc_has_eval_and_schedule_commands() -> None:
+    assert sum(c.startswith("eval -w decode-step") for c in COMMANDS) >= 2
+    assert any(c.startswith("schedule ") for c in COMMANDS)
