@@ -47,6 +47,12 @@ class EvalError(EinsimError):
     type=click.Path(dir_okay=False),
     help="On a GPU: write a Plotly HTML timeline of the kernels and host launches.",
 )
+@click.option(
+    "--no-kv-append",
+    is_flag=True,
+    help="On a GPU: leave the KV-cache append of a decode step out of the time "
+    "(as the layer measurements do).",
+)
 def command(
     design: Design,
     mapping_file: str | None,
@@ -58,6 +64,7 @@ def command(
     full_sim: bool = False,
     gpu_plan: str | None = None,
     timeline_file: str | None = None,
+    no_kv_append: bool = False,
 ) -> None:
     """Evaluate a workload on a design.
 
@@ -86,14 +93,16 @@ def command(
         if sim != "des":
             raise EvalError("--trace and --full-sim need the discrete-event model: add --sim des")
         opts = {"full_sim": full_sim, "timeline_limit": 500_000 if trace_file else 0}
-    if gpu_plan is not None or timeline_file:
+    if gpu_plan is not None or timeline_file or no_kv_append:
         if arch.family != "gpu":
             raise EvalError(
-                f"--gpu-plan and --timeline are for GPU designs; {arch.name} is a "
-                f"{arch.family} design"
+                f"--gpu-plan, --timeline and --no-kv-append are for GPU designs; {arch.name} "
+                f"is a {arch.family} design"
             )
         if gpu_plan is not None:
             opts["plan"] = gpu_plan
+        if no_kv_append:
+            opts["include_append"] = False
     ev = front_door.evaluate(
         casc,
         arch,

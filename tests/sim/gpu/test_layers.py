@@ -136,3 +136,26 @@ def test_llm_doc_cli_command_runs(i: int, tmp_path: Path, capsys) -> None:
 def test_the_doc_has_eval_and_schedule_commands() -> None:
     assert sum(c.startswith("eval -w decode-step") for c in COMMANDS) >= 2
     assert any(c.startswith("schedule ") for c in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("config", "args"),
+    [
+        (("llama7b", "decode", 16, 2048), ["-w", "decode-step", "-p", "batch=16", "-p", "kv_len=2048"]),
+        (("bert_large", "prefill", 8, 512),
+         ["-w", "decoder-layer", "-p", "model=bert-large", "-p", "batch=8", "-p", "seq=512",
+          "-p", "causal=0"]),
+    ],
+)  # fmt: skip
+def test_eval_prints_the_experiments_layer_prediction(config, args, capsys) -> None:
+    """`einsim eval --gpu-plan library` on the measured layer (pre-norm, no rotary,
+    the cache append untimed) is the experiment's prediction."""
+    import json
+
+    pred = gpu_layers.predict("h100", (config,), ilp=False)[0]
+    common = ["-p", "norm_position=pre", "-p", "rope=0", "--hw", "h100", "--gpu-plan", "library"]
+    rc = main(["eval", *args, *common, "--no-kv-append", "--json"])
+    assert rc == 0
+    m = json.loads(capsys.readouterr().out)["metrics"]
+    assert m["latency_s"] * 1e3 == pytest.approx(pred.pred_ms, rel=1e-9)
+    assert m["energy_pj"] * 1e-9 == pytest.approx(pred.pred_energy_mj, rel=1e-9)
