@@ -355,6 +355,8 @@ def _finish_row(row: dict[str, Any], ev: Any, n_einsums: int) -> dict[str, Any]:
     # for the models that cost a whole workload (GPU, hls4ml)
     row["model"] = ev.model
     row["mapper"] = ev.mapper or ""
+    if "gpu_plan" in row:  # the spec names a plan: the one that ran, "" off GPUs
+        row["gpu_plan"] = (ev.metrics.notes or {}).get("plan", "") if ev.model == "gpu" else ""
     row["dram_bytes"] = row.get(f"traffic.{ev.arch.levels[0].name}_bytes", math.nan)
     row.update(mapping_summary(row, n_einsums, ev.metrics.mapping, ev.arch))
     return row
