@@ -92,6 +92,16 @@ def metrics_from_scalar(
     breakdown["static"] = res["static_energy_pj"]
     util = dict.fromkeys(st.unit_names, 0.0)
     util[st.unit] = res["utilization"]
+    notes: dict[str, Any] = {"unit": st.unit, "op_classes": list(st.classes)}
+    if res.get("access_words") is not None:
+        # per level and tensor: (reads, writes, updates) in the words of the
+        # memory storing it, rounded up to whole accesses (sim.analytical.words)
+        notes["access_words"] = {
+            lv: {
+                t: tuple(float(x) for x in res["access_words"][i][j]) for j, t in enumerate(tensors)
+            }
+            for i, lv in enumerate(st.levels)
+        }
     return Metrics(
         cycles=float(res["cycles"]),
         latency_s=float(res["latency_s"]),
@@ -110,7 +120,7 @@ def metrics_from_scalar(
             if mapping_dict is not None
             else (mapping_to_dict(mapping) if mapping is not None else None)
         ),
-        notes={"unit": st.unit, "op_classes": list(st.classes)},
+        notes=notes,
     )
 
 
@@ -145,6 +155,8 @@ class ArrayRows:
     def __init__(self, res: dict[str, Any]) -> None:
         n = res["cycles"].shape[0]
         self.lists = {k: np.asarray(res[k]).tolist() for k in self._KEYS}
+        if res.get("access_words") is not None:
+            self.lists["access_words"] = np.asarray(res["access_words"]).tolist()
         self.compute = {
             c: np.broadcast_to(v, (n,)).tolist() for c, v in res["compute_energy_pj"].items()
         }
@@ -433,7 +445,7 @@ def access_terms(einsum: Einsum, arch: Architecture, mapping: Mapping) -> list[A
             lm = mapping.levels[st.levels.index(lv_r[0])]
             return lm.temporal.get(lv_r[1], 1)
 
-        if c == nl:
+        if c == nl and (st.is_output[t] or not st.operand_registers):
             temporal = [x for x in loops if f(x) > 1]
         else:
             last = -1
