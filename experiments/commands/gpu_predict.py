@@ -29,7 +29,9 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise KernelCsvError("not a UTF-8 text file", file=str(path)) from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise KernelCsvError("empty file, expected a header line with at least 'op'", file=str(path), line=1)
+        raise KernelCsvError(
+            "empty file, expected a header line with at least 'op'", file=str(path), line=1
+        )
     reader = csv.reader(lines)
     try:
         header = [h.strip() for h in next(reader)]
@@ -44,7 +46,9 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             continue
         if len(fields) != len(header):
             raise KernelCsvError(
-                f"{len(fields)} fields, expected {len(header)} (as in the header)", file=str(path), line=lineno
+                f"{len(fields)} fields, expected {len(header)} (as in the header)",
+                file=str(path),
+                line=lineno,
             )
         row = {h: f.strip() for h, f in zip(header, fields, strict=True)}
         row["_line"] = str(lineno)
@@ -62,7 +66,9 @@ def _column_of(message: str, header: list[str]) -> int | None:
     return None
 
 
-def predict_csv(in_path: Path, out_path: Path, hw: str, timing: str | None = None) -> tuple[int, int]:
+def predict_csv(
+    in_path: Path, out_path: Path, hw: str, timing: str | None = None
+) -> tuple[int, int]:
     """Predict every row of ``in_path`` on preset ``hw``.
 
     Returns (rows, rows outside the calibration envelope).
@@ -116,7 +122,9 @@ def predict_csv(in_path: Path, out_path: Path, hw: str, timing: str | None = Non
 
 
 @click.command(name="gpu-predict")
-@click.option("--hw", default="h100", show_default=True, help="GPU preset (h100, h200, a100, b200).")
+@click.option(
+    "--hw", default="h100", show_default=True, help="GPU preset (h100, h200, a100, b200)."
+)
 @click.option(
     "--kernels",
     "kernels_csv",

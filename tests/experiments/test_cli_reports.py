@@ -30,7 +30,9 @@ def test_map_of_a_cascade_shows_progress_and_ends_with_the_total(capsys) -> None
     assert rc == 0, err
     assert "mapping" in err  # the progress bar over the Einsums (stderr)
     last = out.rstrip().splitlines()[-1]
-    assert re.match(r"total\s+8 Einsums: [\d.]+ [munp]?s, [\d.]+ [munpk]?J, DRAM [\d.]+ [kMG]?B", last)
+    assert re.match(
+        r"total\s+8 Einsums: [\d.]+ [munp]?s, [\d.]+ [munpk]?J, DRAM [\d.]+ [kMG]?B", last
+    )
 
 
 def test_eval_and_schedule_print_energy_with_prefixes_not_raw_picojoules(capsys) -> None:

@@ -32,8 +32,8 @@ SPEC = textwrap.dedent(
       - name: fp
         base: u280
         vary:
-          rows: [32, 64]
-          reuse_factor: [1, 2]
+          precision: [8, 16]
+          reuse_factor: [16, 32]
     workloads:
       - name: gemm
         params: {M: 128, N: 128, K: [64, 256]}
