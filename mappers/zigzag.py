@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mappers.mapping import LevelMapping, Mapping, MappingError
+from mappers.mapping import MappingError
+from mappers.peer_nest import ImportedMapping, level_of_memory, mapping_from_nest
 
 if TYPE_CHECKING:
     from hw_models.arch import Architecture
@@ -33,13 +33,6 @@ __all__ = ["ImportedMapping", "from_zigzag", "parse_spatial"]
 
 #: ZigZag's array dimensions -> einsim fan-out axes
 AXES = {"D1": "x", "D2": "y"}
-
-
-@dataclass(frozen=True)
-class ImportedMapping:
-    mapping: Mapping
-    #: what einsim's mapping could not say, by tensor and memory
-    left_out: tuple[str, ...]
 
 
 def parse_spatial(spatial: MappingABC[str, Sequence[str]]) -> dict[str, dict[str, int]]:
@@ -56,16 +49,6 @@ def parse_spatial(spatial: MappingABC[str, Sequence[str]]) -> dict[str, dict[str
                     f"ZigZag spatial mapping {d}: {e!r} is not 'DIM, FACTOR'"
                 ) from None
     return out
-
-
-def _level_of(arch: Architecture, memory: str) -> int:
-    for j, lv in enumerate(arch.levels):
-        if lv.name == memory or any(m.name == memory for m in lv.memories):
-            return j
-    raise MappingError(
-        f"ZigZag memory {memory!r} is not in architecture {arch.name} "
-        f"(levels: {', '.join(lv.name for lv in arch.levels)})"
-    )
 
 
 def from_zigzag(
@@ -108,7 +91,7 @@ def from_zigzag(
                     raise MappingError(f"{where}: loop dimension {dim!r} has no einsim rank")
                 if int(f) > 1:
                     flat.append((dims[dim], int(f)))
-            cut[_level_of(arch, mem)] = len(flat)
+            cut[level_of_memory(arch, mem, "ZigZag")] = len(flat)
         if nest is None:
             nest = flat
         elif flat != nest:
@@ -116,52 +99,10 @@ def from_zigzag(
         cuts[tensor] = cut
     if nest is None:
         raise MappingError(f"{where}: no temporal mapping given")
-    nl = len(arch.levels)
-    base = [len(nest)] * nl  # base[j]: loops inside level j's tiles
-    inner = 0
-    for j in range(nl - 1, 0, -1):
-        here = [c[j] for c in cuts.values() if j in c]
-        inner = max(inner, min(here)) if here else inner
-        base[j] = inner
-    left_out: list[str] = []
-
-    def level_of_loop(i: int) -> int:
-        return next(j for j in range(nl - 1, 0, -1) if i < base[j]) if i < base[1] else 0
-
-    resident: dict[str, dict[str, tuple[str, ...]]] = {}
-    for tensor, cut in cuts.items():
-        for j, c in sorted(cut.items()):
-            if j > 0 and c > base[j]:
-                # the tensor's memory at j keeps its tile over these loops too
-                loops = [
-                    f"{arch.levels[level_of_loop(i)].name}:{nest[i][0]}" for i in range(base[j], c)
-                ]
-                resident.setdefault(tensor, {})[arch.levels[j].name] = tuple(loops)
-    level_maps = []
-    array_level = max((j for j, lv in enumerate(arch.levels) if lv.fanout > 1), default=-1)
-    for j, lv in enumerate(arch.levels):
-        lo = base[j + 1] if j + 1 < nl else 0
-        loops = nest[lo : base[j]] if j > 0 else nest[lo:]
-        temporal_f: dict[str, int] = {}
-        for r, f in loops:
-            if r in temporal_f:
-                left_out.append(
-                    f"level {lv.name}: rank {r} has two loops in ZigZag's nest; einsim "
-                    f"merges them into one loop of {temporal_f[r] * f}"
-                )
-            temporal_f[r] = temporal_f.get(r, 1) * f
-        order = tuple(dict.fromkeys(r for r, _ in reversed(loops)))
-        sp: dict[str, int] = {}
-        axes: dict[str, str] = {}
-        if j == array_level:
-            for d, facs in spatial.items():
-                for dim, f in facs.items():
-                    if int(f) > 1:
-                        sp[dims[dim]] = sp.get(dims[dim], 1) * int(f)
-                        axes[dims[dim]] = AXES.get(d, "x")
-        keep = None if j == 0 else tuple(t for t, c in cuts.items() if j in c)
-        level_maps.append(LevelMapping(lv.name, temporal_f, sp, axes, order, keep))
-    return ImportedMapping(
-        Mapping(einsum=einsum.name, levels=tuple(level_maps), resident=resident),
-        tuple(left_out),
-    )
+    sp: dict[str, tuple[int, str]] = {}
+    for d, facs in spatial.items():
+        for dim, f in facs.items():
+            if int(f) > 1:
+                old = sp.get(dims[dim], (1, AXES.get(d, "x")))
+                sp[dims[dim]] = (old[0] * int(f), old[1])
+    return mapping_from_nest(einsum, arch, nest, cuts, sp, tool="ZigZag")
