@@ -177,9 +177,12 @@ def _hardware(st: Any, archs: list[Architecture], counts: list[int]) -> Hardware
                         [a.compute[j].energy_pj_per_op.get(c, 0.0) for a in archs], dtype=float
                     )
         hw = hardware_arrays(st, a0, ov)
-        # each design's own per-tensor memories (the overrides are level figures)
-        for f, v in stack_per_tensor(st, [hardware_arrays(st, a) for a in archs]).items():
+        # each design's own per-tensor memories and networks (the overrides
+        # are level figures)
+        own = [hardware_arrays(st, a) for a in archs]
+        for f, v in stack_per_tensor(st, own).items():
             setattr(hw, f, v)
+        hw.net = np.concatenate([h.net for h in own], axis=0)
     n = sum(counts)
     reps = np.asarray(counts)
     out: dict[str, Any] = {}

@@ -404,6 +404,8 @@ class Hardware:
     min_access_bits_t: np.ndarray | None = None
     #: [1, nl, nt] the bits of a partial sum at each level (with the above)
     psum_bits_t: np.ndarray | None = None
+    #: [1, nl] energy per word carried across each level's fan-out network
+    net: np.ndarray | None = None
 
 
 def _per_tensor(level_col: np.ndarray, figures: list[list[float]], fixed: list[bool]) -> np.ndarray:
@@ -552,4 +554,5 @@ def hardware_arrays(
         word_bits_t=per_t["word_bits"],
         min_access_bits_t=per_t["min_access_bits"],
         psum_bits_t=per_t["psum_bits"],
+        net=np.array([[lv.network_energy_pj_per_word for lv in arch.levels]], dtype=float),
     )

@@ -123,6 +123,27 @@ def _resident_footprint(
     return np.where(widened, _snap(ext.prod(axis=2)), f_child)
 
 
+def _network_energy(
+    st: Structure, hw: Hardware, q: np.ndarray, refill_frac: np.ndarray, n: int
+) -> np.ndarray:
+    """``[N, nl]``: elements carried across each level's fan-out network
+    (fills to the children; for outputs also the refills back down) times
+    its energy per word (``StorageLevel.network_energy_pj_per_word``)."""
+    nl, np_ = len(st.levels), len(st.pairs)
+    if hw.net is None or not np.any(hw.net > 0):
+        return np.zeros((n, nl))
+    t_idx = np.array([p[0] for p in st.pairs], dtype=int)
+    cross = np.zeros((np_, nl))
+    for k, (_t, c, p) in enumerate(st.pairs):
+        cross[k, p : min(c, nl)] = 1.0
+    fills = q[:, np_ : 2 * np_]
+    back = np.where(
+        st.is_output[t_idx] & np.array([c < nl for _t, c, _p in st.pairs]), q[:, 3 * np_ :], 0.0
+    )
+    bits = st.bits[t_idx][None, :]
+    return ((fills + back) * bits) @ cross * (hw.net / hw.word_bits)
+
+
 def _round_up(
     st: Structure,
     hw: Hardware,
@@ -281,7 +302,8 @@ def evaluate_arrays(
     latency_s = cycles / hw.clock_hz
     static_w = hw.static_w + (hw.leak * hw.instances).sum(axis=-1) + hw.unit_leak_w
     e_static = static_w * latency_s * 1e12
-    energy = e_lvl.sum(axis=1) + e_static
+    e_net = _network_energy(st, hw, q, refill_frac, n)
+    energy = e_lvl.sum(axis=1) + e_net.sum(axis=1) + e_static
     for v in e_comp.values():
         energy = energy + v
 
@@ -321,6 +343,7 @@ def evaluate_arrays(
         "valid": b(cap_ok & fan_ok & cover_ok),
         "capacity_need_bytes": b(need, nl),
         # accesses in the memories' words, as charged (with per-tensor memories)
+        "network_energy_pj": b(e_net, nl),
         "access_words": None
         if hw.er_t is None
         else np.stack([b(x * per_word, nl, nt) for x in (e_reads, e_writes, e_updates)], axis=-1),

@@ -87,6 +87,9 @@ def metrics_from_scalar(
         accesses[lv] = acc_l
         traffic[lv] = tr_l
     breakdown = dict(zip(st.levels, res["level_energy_pj"], strict=True))
+    for lv, e in zip(st.levels, res.get("network_energy_pj") or (), strict=False):
+        if e:
+            breakdown[f"{lv}.network"] = float(e)
     for c, v in res["compute_energy_pj"].items():
         breakdown[f"{st.unit}.{c}"] = float(v)
     breakdown["static"] = res["static_energy_pj"]
@@ -157,6 +160,8 @@ class ArrayRows:
         self.lists = {k: np.asarray(res[k]).tolist() for k in self._KEYS}
         if res.get("access_words") is not None:
             self.lists["access_words"] = np.asarray(res["access_words"]).tolist()
+        if res.get("network_energy_pj") is not None:
+            self.lists["network_energy_pj"] = np.asarray(res["network_energy_pj"]).tolist()
         self.compute = {
             c: np.broadcast_to(v, (n,)).tolist() for c, v in res["compute_energy_pj"].items()
         }
@@ -277,6 +282,10 @@ def flatten_result(st: Structure, res: dict[str, Any]) -> dict[str, np.ndarray]:
     for c, v in res["compute_energy_pj"].items():
         out[f"energy_pj.{st.unit}.{c}"] = np.ascontiguousarray(np.broadcast_to(v, (n,)))
     out["energy_pj.static"] = np.ascontiguousarray(res["static_energy_pj"])
+    net = res.get("network_energy_pj")
+    for k, lv in enumerate(st.levels):
+        if net is not None and np.any(net[:, k]):
+            out[f"energy_pj.{lv}.network"] = np.ascontiguousarray(net[:, k])
     return out
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mappers.mapping import Mapping, loop_order
 from sim.analytical.compile import Structure, array_skew, tensor_level_figures
-from sim.analytical.words import pair_sides, round_up_factor
+from sim.analytical.words import network_levels, pair_sides, round_up_factor
 
 if TYPE_CHECKING:
     from hw_models.arch import Architecture
@@ -36,6 +36,8 @@ class ScalarHw:
     epj: dict[str, float]
     #: [level][tensor] figures of each tensor's memory (None: the level's)
     per_tensor: dict[str, list[list[float]]] | None = None
+    #: per level, energy per word carried across its fan-out network
+    net: list[float] | None = None
 
 
 @dataclass(eq=False)
@@ -68,6 +70,7 @@ def _scalar_hw(st: Structure, arch: Architecture) -> ScalarHw:
         rate={c: unit.ops_per_cycle.get(c, 0.0) for c in st.classes},
         epj={c: unit.energy_pj_per_op.get(c, 0.0) for c in st.classes},
         per_tensor=tensor_level_figures(st, arch),
+        net=[lv.network_energy_pj_per_word for lv in arch.levels],
     )
 
 
@@ -164,6 +167,9 @@ def evaluate_scalar(
     re_ = [[0.0] * nt for _ in range(nl)] if mins else reads
     we_ = [[0.0] * nt for _ in range(nl)] if mins else writes
     ue_ = [[0.0] * nt for _ in range(nl)] if mins else updates
+    #: elements carried across each level's fan-out network (to and from children)
+    net_moves = [[0.0] * nt for _ in range(nl)]
+    has_net = any(x > 0 for x in (hw.net or ()))
     for t, c, p, is_out, mc, ex in plan.pairs:
         rel = plan.rel[t]
         lp = loops
@@ -209,6 +215,10 @@ def evaluate_scalar(
             if c < nl:
                 bc = psum[c][t] if part else b
                 gc = round_up_factor(n_c, bc, mins[c][t]) * bc / b
+        if has_net:
+            moved = fills if not is_out or c == nl else 2 * fills - _div(fills * dist, r_cnt)
+            for lv in network_levels(p, c, nl, hw.net):  # type: ignore[arg-type]
+                net_moves[lv][t] += moved
         if not is_out:
             reads[p][t] += xfer
             if c < nl:
@@ -302,7 +312,12 @@ def evaluate_scalar(
     e_comp = {c: padded * st.weights[c] * hw.epj[c] for c in st.classes}
     latency_s = cycles / hw.clock_hz
     e_static = hw.static_w * latency_s * 1e12
-    energy = sum(e_lvl) + e_static + sum(e_comp.values())
+    e_net = [
+        sum(net_moves[lv][t] * byte_w[t] * 8.0 / hw.word_bits[lv] for t in range(nt))
+        * (hw.net[lv] if hw.net else 0.0)
+        for lv in range(nl)
+    ]
+    energy = sum(e_lvl) + sum(e_net) + e_static + sum(e_comp.values())
     busy = st.iteration_points * cpp
     util = busy / (cycles * hw.pes) if cycles > 0 else 0.0
     mac_w = st.weights.get("mac", 0)
@@ -323,4 +338,5 @@ def evaluate_scalar(
         "padded_points": padded,
         "utilization": min(max(util, 0.0), 1.0),
         "access_words": words,
+        "network_energy_pj": e_net,
     }

@@ -38,6 +38,12 @@ def round_up_factors(elems: np.ndarray, bits: np.ndarray, min_bits: np.ndarray) 
     return np.where((min_bits > 0) & (need > 0), g, 1.0)
 
 
+def network_levels(p: int, c: int, nl: int, net: list[float]) -> list[int]:
+    """The levels whose fan-out network a parent->child pair crosses and
+    that charge for it (``network_energy_pj_per_word`` > 0): ``p <= l < c``."""
+    return [lv for lv in range(p, min(c, nl)) if net[lv] > 0]
+
+
 def pair_sides(f_child: float, s_child: float, s_parent: float, mcf: float) -> tuple[float, float]:
     """(elements per transfer at the parent, at the child) of one pair."""
     return f_child * s_child / (s_parent * mcf), f_child
