@@ -141,6 +141,20 @@ def tile_footprint(acc: Access, tile: dict[str, int], rank_sizes: dict[str, int]
     return n
 
 
+def affine_footprint(dims: Any, tile: Any) -> int:
+    """Elements of a tensor for a rank tile, from its dimensions given as
+    ``[(terms, full extent)]`` with ``terms = [(rank, |coefficient|)]``:
+    per dimension ``1 + sum c*(tile[rank]-1)``, clipped to the full extent.
+    ``tile`` is indexed like the ranks of ``terms`` (names or positions)."""
+    n = 1
+    for terms, full in dims:
+        e = 1
+        for r, c in terms:
+            e += c * (tile[r] - 1)
+        n *= e if e < full else full
+    return n
+
+
 def level_tiles(einsum: Einsum, mapping: Mapping) -> list[dict[str, int]]:
     """Per level (outermost first) the rank tile one instance of it holds."""
     ranks = [r for r, _ in einsum.rank_sizes_items]

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mappers.mapping import Mapping, loop_order
+from mappers.mapping import Mapping, affine_footprint, loop_order
 from sim.analytical.compile import Structure, array_skew, tensor_level_figures
 from sim.analytical.words import network_levels, pair_sides, round_up_factor
 
@@ -107,17 +107,6 @@ def scalar_plan(st: Structure, arch: Architecture) -> ScalarPlan:
     return plan
 
 
-def _footprint(dims: list[tuple[list[tuple[int, int]], int]], tile: list[int]) -> int:
-    """Elements of a tensor (its ``dims`` of the plan) for a rank tile."""
-    n = 1
-    for terms, full in dims:
-        e = 1
-        for r, c in terms:
-            e += c * (tile[r] - 1)
-        n *= e if e < full else full
-    return n
-
-
 def _div(a: int, b: int) -> float:
     return a // b if a % b == 0 else a / b
 
@@ -142,7 +131,7 @@ def evaluate_scalar(
         tl = tile[lv]
         row = fp[lv]
         for t in range(nt):
-            row[t] = _footprint(plan.dims[t], tl)
+            row[t] = affine_footprint(plan.dims[t], tl)
     # temporal loops in nest order: (level, rank, factor)
     loops = []
     for lv, lm in enumerate(mapping.levels):
@@ -180,7 +169,7 @@ def evaluate_scalar(
             for lv, r, f in loops:
                 if (lv, r) in ex:
                     tl[r] *= f
-            f_child = _footprint(plan.dims[t], tl)
+            f_child = affine_footprint(plan.dims[t], tl)
         if c == nl and (is_out or not st.operand_registers):
             r_cnt = t_all
         else:
