@@ -179,10 +179,11 @@ def _hardware(st: Any, archs: list[Architecture], counts: list[int]) -> Hardware
         hw = hardware_arrays(st, a0, ov)
         # each design's own per-tensor memories and networks (the overrides
         # are level figures)
-        own = [hardware_arrays(st, a) for a in archs]
-        for f, v in stack_per_tensor(st, own).items():
-            setattr(hw, f, v)
-        hw.net = np.concatenate([h.net for h in own], axis=0)
+        if any(lv.memories or lv.network_energy_pj_per_word for a in archs for lv in a.levels):
+            own = [hardware_arrays(st, a) for a in archs]
+            for f, v in stack_per_tensor(st, own).items():
+                setattr(hw, f, v)
+            hw.net = np.concatenate([h.net for h in own], axis=0)
     n = sum(counts)
     reps = np.asarray(counts)
     out: dict[str, Any] = {}
