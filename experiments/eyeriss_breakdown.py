@@ -43,6 +43,33 @@ def shares(breakdown: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def overflows(einsum, arch, mapping) -> list[str]:
+    """The per-tensor memories whose tile (double buffered where the memory
+    is) exceeds the memory's capacity: the mappers and ``validate`` check a
+    level's total capacity, not each of its memories'."""
+    from hw_models.memories import memory_for
+    from mappers.mapping import kept_tensors, level_tiles, tensor_roles, tile_footprint
+
+    roles = tensor_roles(einsum)
+    acc = {a.tensor: a for a in reversed(einsum.accesses)}
+    out = []
+    tiles = level_tiles(einsum, mapping)
+    for i, (lv, keep) in enumerate(
+        zip(arch.levels, kept_tensors(einsum, arch, mapping), strict=True)
+    ):
+        if not lv.memories:
+            continue
+        for t in keep:
+            mem = memory_for(arch, i, t, roles[t])
+            if mem is None or mem.capacity_bytes is None:
+                continue
+            need = tile_footprint(acc[t], tiles[i], einsum.rank_sizes) * acc[t].bits / 8
+            need *= 2 if mem.double_buffered else 1
+            if need > mem.capacity_bytes:
+                out.append(f"{mem.name} {need:g}/{mem.capacity_bytes:g} B")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mapper", default="ilp", help="mapper of mappers.registry (default ilp)")
@@ -66,11 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         s = shares(ev.metrics.energy_breakdown_pj)
         for k in ORDER:
             total[k] += s[k]
-        rows.append((name, ev.metrics.energy_pj, s))
+        over = overflows(einsum, arch, ev.mappings[einsum.name])
+        rows.append((name, ev.metrics.energy_pj, s, ", ".join(over) or "-"))
     print(f"eyeriss_v1, mapper {args.mapper}, objective energy: shares of the energy")
-    print(f"{'layer':22s} {'uJ':>9s} " + " ".join(f"{k:>8s}" for k in ORDER))
-    for name, e, s in [*rows, ("all", sum(total.values()), total)]:
-        print(f"{name:22s} {e / 1e6:9.2f} " + " ".join(f"{100 * s[k] / e:7.1f}%" for k in ORDER))
+    print(
+        f"{'layer':22s} {'uJ':>9s} "
+        + " ".join(f"{k:>8s}" for k in ORDER)
+        + "  scratchpads overflowing (tile/capacity)"
+    )
+    for name, e, s, over in [*rows, ("all", sum(total.values()), total, "")]:
+        cells = " ".join(f"{100 * s[k] / e:7.1f}%" for k in ORDER)
+        print(f"{name:22s} {e / 1e6:9.2f} {cells}  {over}")
     return 0
 
 
