@@ -44,6 +44,17 @@ def _frames() -> dict[str, Any]:
     return calibration_frames()
 
 
+#: the frames predict_all concatenates, in its order, and their data set labels
+FRAMES = ("kernels", "loop", "ncu", "gemm", "attention")
+DATASET_OF = {
+    "kernels": "h100",
+    "loop": "h100_loop",
+    "ncu": "h100_ncu",
+    "gemm": "public",
+    "attention": "public",
+}
+
+
 def predict_all(fr: dict[str, Any], spec: Any, params: Any) -> Any:
     """Every row of both data sets with ``pred_ms``, ``pred_energy_mj``,
     ``pred_dram_bytes`` and its data set label."""
@@ -52,15 +63,9 @@ def predict_all(fr: dict[str, Any], spec: Any, params: Any) -> Any:
     from sim.gpu import calibration as gc
 
     parts = []
-    for name, df in (
-        ("h100", fr["kernels"]),
-        ("h100_loop", fr["loop"]),
-        ("h100_ncu", fr["ncu"]),
-        ("public", fr["gemm"]),
-        ("public", fr["attention"]),
-    ):
-        p = gc.predict_frame(df, spec, params)
-        p["dataset"] = name
+    for frame in FRAMES:
+        p = gc.predict_frame(fr[frame], spec, params)
+        p["dataset"] = DATASET_OF[frame]
         parts.append(p)
     out = pd.concat(parts, ignore_index=True)
     out["excluded"] = out["excluded"].fillna("") if "excluded" in out else ""
@@ -84,13 +89,8 @@ def cross_validate(fr: dict[str, Any], spec: Any, progress: Any = None, max_nfev
             None,
             max_nfev=max_nfev,
         )
-        for name, df in (
-            ("h100", fr["kernels"]),
-            ("h100_loop", fr["loop"]),
-            ("h100_ncu", fr["ncu"]),
-            ("public", fr["gemm"]),
-            ("public", fr["attention"]),
-        ):
+        for frame in FRAMES:
+            df = fr[frame]
             test = df[df["fold"] == f]
             if not len(test):
                 continue
@@ -98,7 +98,9 @@ def cross_validate(fr: dict[str, Any], spec: Any, progress: Any = None, max_nfev
             parts.append(
                 pd.DataFrame(
                     {
-                        "dataset": name,
+                        # the frame, not the dataset label: both public frames
+                        # are "public" and their row numbers overlap
+                        "frame": frame,
                         "row": test.index.to_numpy(),
                         "cv_pred_ms": pr["pred_ms"].to_numpy(),
                         "cv_pred_energy_mj": pr["pred_energy_mj"].to_numpy(),
@@ -367,12 +369,17 @@ def build_report(cv: bool = True, progress: Any = None, max_nfev: int = 200) -> 
     fr = _frames()
     pred = predict_all(fr, spec, params)
     if cv:
+        import pandas as pd
+
         held = cross_validate(fr, spec, progress, max_nfev)
-        key = pred[["dataset"]].copy()
-        key["row"] = np.concatenate(
-            [fr[k].index.to_numpy() for k in ("kernels", "loop", "ncu", "gemm", "attention")]
+        key = pd.DataFrame(
+            {
+                "frame": np.concatenate([[k] * len(fr[k]) for k in FRAMES]),
+                "row": np.concatenate([fr[k].index.to_numpy() for k in FRAMES]),
+            }
         )
-        merged = key.merge(held, on=["dataset", "row"], how="left")
+        assert len(key) == len(pred)
+        merged = key.merge(held, on=["frame", "row"], how="left", validate="one_to_one")
         for c in ("cv_pred_ms", "cv_pred_energy_mj", "cv_pred_dram_bytes"):
             pred[c] = merged[c].to_numpy()
     return {
