@@ -51,9 +51,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hw_models import tables
-from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from hw_models.arch import Architecture, ComputeUnit
 from hw_models.errors import FPGAFitError, HardwareError
 from hw_models.fpga_power import static_power_w
+from hw_models.levels import level
 from hw_models.params import Param, at_least, check_params
 
 FAMILY = "fpga"
@@ -338,36 +339,31 @@ def build_checked(p: dict[str, Any]) -> Architecture:
     add = tables.op_energy_pj("add", tables.accumulator_bits(bits, nf), nf, node) * soft
     cmp_ = tables.compare_energy_pj(bits, node) * soft
     levels = (
-        StorageLevel(
-            name="DRAM",
-            capacity_bytes=dev["offchip_bytes"],
-            word_bits=bits,
-            read_bw_bytes_per_cycle=offchip_bw / clock,
-            write_bw_bytes_per_cycle=offchip_bw / clock,
-            read_energy_pj_per_word=dram_pj,
-            write_energy_pj_per_word=dram_pj,
+        level(
+            "DRAM",
+            dev["offchip_bytes"],
+            bits,
+            offchip_bw / clock,
+            dram_pj,
             shared_bw=True,
         ),
-        StorageLevel(
-            name="GlobalBuffer",
-            capacity_bytes=p["buffer_bytes"],
-            word_bits=bits,
-            read_bw_bytes_per_cycle=banks * word,
-            write_bw_bytes_per_cycle=banks * word,
-            read_energy_pj_per_word=buf_pj,
-            write_energy_pj_per_word=buf_pj,
+        level(
+            "GlobalBuffer",
+            p["buffer_bytes"],
+            bits,
+            banks * word,
+            buf_pj,
             banks=banks,
             fanout_x=cols,
             fanout_y=rows,
         ),
-        StorageLevel(
-            name="PE_RF",
-            capacity_bytes=rf_bytes,
-            word_bits=bits,
-            read_bw_bytes_per_cycle=3 * word,
+        level(
+            "PE_RF",
+            rf_bytes,
+            bits,
+            3 * word,
+            rf_pj,
             write_bw_bytes_per_cycle=word,
-            read_energy_pj_per_word=rf_pj,
-            write_energy_pj_per_word=rf_pj,
             instances=pes,
             double_buffered=False,
         ),

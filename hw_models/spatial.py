@@ -31,8 +31,9 @@ import math
 from typing import Any
 
 from hw_models import tables
-from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from hw_models.arch import Architecture, ComputeUnit
 from hw_models.errors import HardwareError
+from hw_models.levels import level
 from hw_models.params import Param, at_least, check_params
 
 FAMILY = "spatial"
@@ -170,38 +171,33 @@ def build_checked(p: dict[str, Any]) -> Architecture:
     gb_pj = tables.sram_read_pj_per_bit(gb_bytes / banks, node) * bits
     rf_pj = tables.register_energy_pj_per_bit(node) * bits
     levels = (
-        StorageLevel(
-            name="DRAM",
-            capacity_bytes=p["dram_bytes"],
-            word_bits=bits,
-            read_bw_bytes_per_cycle=dram_bw,
-            write_bw_bytes_per_cycle=dram_bw,
-            read_energy_pj_per_word=dram_pj,
-            write_energy_pj_per_word=dram_pj,
+        level(
+            "DRAM",
+            p["dram_bytes"],
+            bits,
+            dram_bw,
+            dram_pj,
             shared_bw=True,
         ),
-        StorageLevel(
-            name="GlobalBuffer",
-            capacity_bytes=gb_bytes,
-            word_bits=bits,
-            read_bw_bytes_per_cycle=gb_bw,
-            write_bw_bytes_per_cycle=gb_bw,
-            read_energy_pj_per_word=gb_pj,
-            write_energy_pj_per_word=gb_pj,
+        level(
+            "GlobalBuffer",
+            gb_bytes,
+            bits,
+            gb_bw,
+            gb_pj,
             banks=banks,
             area_mm2=gb_bytes * 8 * tables.sram_area_um2_per_bit(node) / 1e6,
             fanout_x=cols,
             fanout_y=rows,
         ),
-        StorageLevel(
-            name="PE_RF",
-            capacity_bytes=p["pe_rf_bytes"],
-            word_bits=bits,
+        level(
+            "PE_RF",
+            p["pe_rf_bytes"],
+            bits,
             # two operands in and a partial sum per MAC; one result out
-            read_bw_bytes_per_cycle=3 * word_bytes,
+            3 * word_bytes,
+            rf_pj,
             write_bw_bytes_per_cycle=word_bytes,
-            read_energy_pj_per_word=rf_pj,
-            write_energy_pj_per_word=rf_pj,
             area_mm2=p["pe_rf_bytes"] * 8 * tables.register_area_um2_per_bit(node) / 1e6,
             instances=pes,
             double_buffered=False,
