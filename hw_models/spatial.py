@@ -203,39 +203,37 @@ def build_checked(p: dict[str, Any]) -> Architecture:
             double_buffered=False,
         ),
     )
-    compute = [
-        ComputeUnit(
-            name="pe_array",
-            kind="array2d",
-            pes=pes,
+
+    def unit(name: str, kind: str, n: int, pe_um2: float, **fields: Any) -> ComputeUnit:
+        """``n`` PEs of ``pe_um2`` each, running the ops of ``rate`` / ``energy``."""
+        return ComputeUnit(
+            name=name,
+            kind=kind,
+            pes=n,
             ops_per_cycle=dict(rate),
             energy_pj_per_op=dict(energy),
-            rows=rows,
-            cols=cols,
-            dataflow=p["dataflow"],
             datatype_bits=bits,
             dtype_scale={f"{nf}{bits}": 1.0},
-            area_mm2=pes * pe_area_um2 / 1e6,
-            leakage_w=pes * leak,
+            area_mm2=n * pe_um2 / 1e6,
+            leakage_w=n * leak,
+            **fields,
         )
+
+    compute = [
+        unit("pe_array", "array2d", pes, pe_area_um2, rows=rows, cols=cols, dataflow=p["dataflow"])
     ]
     n1d = p["array1d_pes"]
     if n1d > 0:
         # each 1D PE: a MAC, a comparator and a few registers of its own
         regs_um2 = 4 * bits * tables.register_area_um2_per_bit(node)
         compute.append(
-            ComputeUnit(
-                name="vector_1d",
-                kind="array1d",
-                pes=n1d,
-                ops_per_cycle=dict(rate),
-                energy_pj_per_op=dict(energy),
+            unit(
+                "vector_1d",
+                "array1d",
+                n1d,
+                pe_area_um2 + regs_um2,
                 rows=1,
                 cols=n1d,
-                datatype_bits=bits,
-                dtype_scale={f"{nf}{bits}": 1.0},
-                area_mm2=n1d * (pe_area_um2 + regs_um2) / 1e6,
-                leakage_w=n1d * leak,
                 fed_by="GlobalBuffer",
             )
         )
