@@ -31,6 +31,14 @@ from experiments.validation_plots import identity_line, points
 
 #: at most this many points per figure (deterministic sample)
 PLOT_POINTS = 6000
+#: (data set label, frame of :func:`_frames`) of every predicted row, in order
+DATASETS = (
+    ("h100", "kernels"),
+    ("h100_loop", "loop"),
+    ("h100_ncu", "ncu"),
+    ("public", "gemm"),
+    ("public", "attention"),
+)
 SLOW_MS = 0.05
 
 
@@ -54,14 +62,8 @@ def predict_all(fr: dict[str, Any], spec: Any, params: Any) -> Any:
     from sim.gpu import calibration as gc
 
     parts = []
-    for name, df in (
-        ("h100", fr["kernels"]),
-        ("h100_loop", fr["loop"]),
-        ("h100_ncu", fr["ncu"]),
-        ("public", fr["gemm"]),
-        ("public", fr["attention"]),
-    ):
-        p = gc.predict_frame(df, spec, params)
+    for name, key in DATASETS:
+        p = gc.predict_frame(fr[key], spec, params)
         p["dataset"] = name
         parts.append(p)
     out = pd.concat(parts, ignore_index=True)
@@ -86,14 +88,8 @@ def cross_validate(fr: dict[str, Any], spec: Any, progress: Any = None, max_nfev
             None,
             max_nfev=max_nfev,
         )
-        for name, df in (
-            ("h100", fr["kernels"]),
-            ("h100_loop", fr["loop"]),
-            ("h100_ncu", fr["ncu"]),
-            ("public", fr["gemm"]),
-            ("public", fr["attention"]),
-        ):
-            test = df[df["fold"] == f]
+        for name, key in DATASETS:
+            test = fr[key][fr[key]["fold"] == f]
             if not len(test):
                 continue
             pr = gc.predict_frame(test, spec, p)
@@ -357,9 +353,7 @@ def build_report(cv: bool = True, progress: Any = None, max_nfev: int = 200) -> 
     if cv:
         held = cross_validate(fr, spec, progress, max_nfev)
         key = pred[["dataset"]].copy()
-        key["row"] = np.concatenate(
-            [fr[k].index.to_numpy() for k in ("kernels", "loop", "ncu", "gemm", "attention")]
-        )
+        key["row"] = np.concatenate([fr[k].index.to_numpy() for _, k in DATASETS])
         merged = key.merge(held, on=["dataset", "row"], how="left")
         for c in ("cv_pred_ms", "cv_pred_energy_mj", "cv_pred_dram_bytes"):
             pred[c] = merged[c].to_numpy()
