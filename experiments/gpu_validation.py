@@ -27,8 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from experiments.validation_plots import identity_line, points
+
 #: at most this many points per figure (deterministic sample)
 PLOT_POINTS = 6000
+#: (data set label, frame of :func:`_frames`) of every predicted row, in order
+DATASETS = (
+    ("h100", "kernels"),
+    ("h100_loop", "loop"),
+    ("h100_ncu", "ncu"),
+    ("public", "gemm"),
+    ("public", "attention"),
+)
 SLOW_MS = 0.05
 
 
@@ -45,14 +55,8 @@ def _frames() -> dict[str, Any]:
 
 
 #: the frames predict_all concatenates, in its order, and their data set labels
-FRAMES = ("kernels", "loop", "ncu", "gemm", "attention")
-DATASET_OF = {
-    "kernels": "h100",
-    "loop": "h100_loop",
-    "ncu": "h100_ncu",
-    "gemm": "public",
-    "attention": "public",
-}
+FRAMES = tuple(frame for _, frame in DATASETS)
+DATASET_OF = {frame: name for name, frame in DATASETS}
 
 
 def predict_all(fr: dict[str, Any], spec: Any, params: Any) -> Any:
@@ -318,39 +322,25 @@ def figure(sub: Any, group: str, cv: bool) -> Any:
             + " K="
             + part["K"].astype(str)
         )
+        x = part["measured_ms"]
         fig.add_trace(
-            go.Scattergl(
-                x=part["measured_ms"],
-                y=part["pred_ms"],
-                mode="markers",
-                name=f"{key} (fitted)",
-                text=text,
-                marker={"size": 5},
-            )
+            points(x, part["pred_ms"], f"{key} (fitted)", text, webgl=True, marker={"size": 5})
         )
         if cv and "cv_pred_ms" in part:
             fig.add_trace(
-                go.Scattergl(
-                    x=part["measured_ms"],
-                    y=part["cv_pred_ms"],
-                    mode="markers",
-                    name=f"{key} (held out)",
-                    text=text,
+                points(
+                    x,
+                    part["cv_pred_ms"],
+                    f"{key} (held out)",
+                    text,
+                    webgl=True,
                     marker={"size": 5, "symbol": "x"},
                     visible="legendonly",
                 )
             )
     lo = float(max(1e-4, min(d["measured_ms"].min(), d["pred_ms"].min()) * 0.8))
     hi = float(max(d["measured_ms"].max(), d["pred_ms"].max()) * 1.25)
-    fig.add_trace(
-        go.Scatter(
-            x=[lo, hi],
-            y=[lo, hi],
-            mode="lines",
-            name="measured = predicted",
-            line={"dash": "dash", "color": "gray"},
-        )
-    )
+    fig.add_trace(identity_line(lo, hi, "measured = predicted"))
     fig.update_xaxes(type="log", title_text="measured time per call (ms)")
     fig.update_yaxes(type="log", title_text="predicted (ms)")
     fig.update_layout(
