@@ -545,38 +545,6 @@ def mapping_from_dict(
     )
 
 
-def _compose_with_lines(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML keeping the (1-based) line of every key path."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise MappingError(f"invalid YAML: {problem}", file=file, line=line, col=col) from None
-    lines: dict[tuple, int] = {}
-
-    def walk(n: Any, p: tuple) -> Any:
-        if n is None:
-            return None
-        lines[p] = n.start_mark.line + 1
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = k.value
-                lines[(*p, key)] = k.start_mark.line + 1
-                out[key] = walk(v, (*p, key))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [walk(v, (*p, i)) for i, v in enumerate(n.value)]
-        return yaml.safe_load(yaml.serialize(n))
-
-    return walk(node, ()), lines
-
-
 def load_mappings(path: str | Path) -> dict[str, Mapping]:
     """Load a YAML mapping file: Einsum name -> Mapping.
 
@@ -584,12 +552,10 @@ def load_mappings(path: str | Path) -> dict[str, Mapping]:
     or ``mappings:`` followed by a list of them (one per Einsum of a
     cascade). Errors name the file and the line.
     """
+    from workloads.yamlio import load_yaml
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise MappingError(f"cannot read mapping file: {exc.strerror}", file=str(p)) from None
-    data, lines = _compose_with_lines(text, str(p))
+    data, lines = load_yaml(p, "mapping file", error=MappingError)
     if data is None:
         raise MappingError("the mapping file is empty", file=str(p))
     if isinstance(data, dict) and "mappings" in data:

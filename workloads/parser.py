@@ -1006,46 +1006,34 @@ def load_cascade(path: str | Path) -> Cascade:
 
     Errors point at the line in the file itself.
     """
+    from workloads import yamlio
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkloadError(f"{p}: cannot read: {exc}") from None
+    text = yamlio.read_input_file(p, "cascade file", error=WorkloadError)
     if p.suffix.lower() not in (".yaml", ".yml"):
         return parse_cascade(text, file=str(p), name=p.stem)
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        col = mark.column + 1 if mark is not None else None
-        raise ParseError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(p), line=line, col=col
-        ) from None
-    if not isinstance(data, dict) or "cascade" not in data:
+    root = yamlio.parse_nodes(text, str(p), error=ParseError)
+    if root is None or not isinstance(root.value, dict) or "cascade" not in root.value:
         raise ParseError(
             "expected a YAML mapping with a 'cascade' key holding the cascade text",
             file=str(p),
-            line=1,
+            line=1 if root is None else root.line,
         )
-    body = data["cascade"]
-    if not isinstance(body, str):
-        raise ParseError("'cascade' must be a text block (use 'cascade: |')", file=str(p), line=1)
+    v = root.value["cascade"]
+    if not isinstance(v.value, str):
+        raise ParseError(
+            "'cascade' must be a text block (use 'cascade: |')", file=str(p), line=v.line
+        )
+    body = v.value
+    data = yamlio.plain(root)
     offset = col = 0
-    for k, v in node.value:  # type: ignore[union-attr]
-        if getattr(k, "value", None) == "cascade":
-            if getattr(v, "style", None) == "|":
-                # a literal block: its lines are the file's lines, dedented
-                offset = v.start_mark.line + 1
-                first = next((ln for ln in text.splitlines()[offset:] if ln.strip()), "")
-                col = len(first) - len(first.lstrip(" "))
-            else:
-                offset = v.start_mark.line
+    if v.style == "|":
+        # a literal block: its lines are the file's lines, dedented
+        offset = v.line
+        first = next((ln for ln in text.splitlines()[offset:] if ln.strip()), "")
+        col = len(first) - len(first.lstrip(" "))
+    else:
+        offset = v.line - 1
     name = data.get("name")
     return parse_cascade(
         body, file=str(p), name=str(name) if name else p.stem, line_offset=offset, col_offset=col

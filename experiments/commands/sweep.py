@@ -19,8 +19,28 @@ import click
 @click.option(
     "--scheduler",
     default=None,
-    metavar="tcp://HOST:PORT",
-    help="Run on an existing Dask distributed cluster.",
+    metavar="tls://HOST:PORT",
+    help="Run on an existing Dask distributed cluster. A scheduler runs whatever "
+    "its clients send on its workers: only connect to one you trust, over tls:// "
+    "with --tls-* (see docs/sweeps.md, Security).",
+)
+@click.option(
+    "--tls-ca-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="CA certificate (PEM) the scheduler's certificate must be signed by.",
+)
+@click.option(
+    "--tls-cert",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="This client's certificate (PEM) for a tls:// scheduler.",
+)
+@click.option(
+    "--tls-key",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="This client's private key (PEM), if not inside --tls-cert.",
 )
 @click.option(
     "--dask-local",
@@ -45,36 +65,55 @@ import click
 )
 @click.option("--no-dashboard", is_flag=True, help="Do not write DIR/dashboard.html at the end.")
 @click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Validate the whole spec (every value, every point's hardware, every "
+    "workload instance, the dashboard baseline), print the point count and stop.",
+)
+@click.option(
     "--progress/--no-progress", default=True, help="Show a progress bar with rate and ETA."
 )
 def command(
     spec_path: Path,
     out_dir: Path,
     scheduler: str | None,
+    tls_ca_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     dask_local: int | None,
     workers: int | None,
     chunk_size: int | None,
     no_dashboard: bool,
+    check_only: bool,
     progress: bool,
 ) -> None:
     """Evaluate every point of the sweep SPEC; rerunning resumes.
 
-    Results go to Parquet shards in DIR/shards as they complete; finished
-    points are skipped on a rerun. A failing point is recorded with its
-    error and never stops the sweep. At the end DIR/dashboard.html is
-    written (see `einsim dashboard`).
+    The whole spec is validated first (exit 2 with the line to fix if it
+    can never work). Results go to Parquet shards in DIR/shards as they
+    complete; finished points are skipped on a rerun, and damaged shards
+    are set aside and their points recomputed. A failing point is recorded
+    with its error and never stops the sweep. DIR is locked while the sweep
+    runs. At the end DIR/dashboard.html is written (see `einsim dashboard`).
     """
-    from experiments.sweep.engine import run_sweep
+    from experiments.sweep.check import check_spec
+    from experiments.sweep.engine import run_sweep, tls_security
     from experiments.sweep.spec import load_spec
-    from experiments.sweep.workdir import save_spec
 
     spec = load_spec(spec_path)
-    changed = save_spec(out_dir, spec_path)
-    if changed:
+    for w in check_spec(spec):
+        click.echo(f"warning: {w}", err=True)
+    security = tls_security(scheduler, tls_ca_file, tls_cert, tls_key)
+    if check_only:
+        from experiments.sweep.sampling import expand
+
+        n = len(expand(spec))
         click.echo(
-            f"note: {out_dir}/spec.yaml differed from {spec_path}; it was replaced (finished points of the new spec are kept)",
-            err=True,
+            f"{spec_path}: ok: {n:,} points ({len(spec.designs)} designs, "
+            f"{len(spec.workloads)} workloads)"
         )
+        return
     s = run_sweep(
         spec,
         out_dir,
@@ -83,7 +122,13 @@ def command(
         workers=workers,
         chunk_size=chunk_size,
         progress=progress,
+        security=security,
     )
+    if s.replaced_spec:
+        click.echo(
+            f"note: {out_dir}/spec.yaml differed from {spec_path}; it was replaced (finished points of the new spec are kept)",
+            err=True,
+        )
     rate = f" ({s.points_per_s:.0f} points/s on {s.engine})" if s.evaluated else ""
     click.echo(
         f"{s.total} points: {s.skipped} already done, {s.evaluated} evaluated in {s.wall_s:.1f} s{rate}; "

@@ -45,8 +45,17 @@ BASE_COLUMNS = (
 )
 
 
-class PointTimeout(EinsimError):
-    """A point ran past the spec's ``timeout_s``."""
+class PointTimeout(BaseException):
+    """A point ran past the spec's ``timeout_s``.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), not an
+    :class:`EinsimError`: the mappers catch ``EinsimError`` to skip a bad
+    candidate, and must not swallow the deadline.
+    """
+
+    def __init__(self, message: str | None = None) -> None:
+        # raised by class from another thread (Dask): the armed deadline's text
+        super().__init__(message or f"timed out after {_Alarm.seconds_of_thread():g} s")
 
 
 class _Alarm:
@@ -55,6 +64,12 @@ class _Alarm:
 
     active = False
     seconds = 0.0
+    #: thread id -> seconds of the deadline armed on that thread (Dask)
+    threads: dict[int, float] = {}
+
+    @classmethod
+    def seconds_of_thread(cls) -> float:
+        return cls.threads.get(threading.get_ident(), cls.seconds)
 
 
 def _on_scoped_alarm(signum: int, frame: Any) -> None:
@@ -85,16 +100,18 @@ def alarm_scope() -> Iterator[None]:
 
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`PointTimeout` after ``seconds`` (main thread only).
+    """Raise :class:`PointTimeout` after ``seconds``.
 
-    Process-pool workers run tasks on their main thread, so SIGALRM works
-    there. Dask workers run tasks on threads; there the mapper's own time
-    limit is the only bound (documented in docs/sweeps.md).
+    Process-pool workers run tasks on their main thread: SIGALRM. Dask
+    workers run tasks on threads: a timer thread raises the exception in the
+    task's thread (``PyThreadState_SetAsyncExc``). Either way it lands
+    between two Python bytecodes, so both engines time out the same points.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(
         signal, "setitimer"
     ):
-        yield
+        with _thread_deadline(seconds):
+            yield
         return
     if _Alarm.active:  # the handler is installed (alarm_scope)
         outer = _Alarm.seconds
@@ -117,6 +134,50 @@ def _deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def _async_exc() -> tuple[Any, Any]:
+    """``PyThreadState_SetAsyncExc`` typed to raise an exception class, and
+    typed to clear a pending one (NULL)."""
+    import ctypes
+
+    api = ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+    raise_ = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(api)
+    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(api)
+    return raise_, clear
+
+
+@contextmanager
+def _thread_deadline(seconds: float) -> Iterator[None]:
+    """:class:`PointTimeout` in this thread after ``seconds`` (any thread)."""
+    set_exc, clear_exc = _async_exc()
+    tid = threading.get_ident()
+    lock = threading.Lock()
+    state = {"armed": True, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if state["armed"]:
+                state["fired"] = True
+                set_exc(tid, PointTimeout)
+
+    outer = _Alarm.threads.get(tid)
+    _Alarm.threads[tid] = seconds
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            state["armed"] = False
+            timer.cancel()
+            if state["fired"]:  # not delivered yet? then it must not land later
+                clear_exc(tid, None)
+        if outer is None:
+            _Alarm.threads.pop(tid, None)
+        else:
+            _Alarm.threads[tid] = outer
 
 
 # per-worker caches: presets and derived architectures, built cascades

@@ -177,7 +177,7 @@ def expand(spec: SweepSpec) -> list[Point]:
                         point_id=pid,
                         hw_id=hw_id,
                         design=d.name,
-                        base=d.base,
+                        base=d.load_as or d.base,
                         hw=hw,
                         workload=w.name,
                         workload_label=w.label,
