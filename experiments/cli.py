@@ -6,8 +6,10 @@ subcommand runs, so ``einsim --help`` stays fast and a heavy dependency of one
 job (OR-Tools, Dask, Plotly) never slows another.
 
 Bad input raises :class:`workloads.errors.EinsimError`; it is printed as one
-line on stderr with no traceback and the exit status is 2. Set
-``EINSIM_DEBUG=1`` to see tracebacks.
+line on stderr with no traceback and the exit status is 2. So are click's
+usage errors (an unknown option, a missing argument, a bad value): one line
+naming the option and pointing at ``--help``. Exit status 1 ("internal
+error") is kept for bugs. Set ``EINSIM_DEBUG=1`` to see tracebacks.
 """
 
 from __future__ import annotations
@@ -89,13 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("einsim: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        ctx = exc.ctx
+        where = ctx.command_path if ctx is not None else "einsim"
+        click.echo(
+            f"einsim: error: {_one_line(exc.format_message())} (see '{where} --help')", err=True
+        )
+        return 2
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        click.echo(f"einsim: error: {_one_line(exc.format_message())}", err=True)
+        return exc.exit_code if exc.exit_code != 1 else 2
     except EinsimError as exc:
         if debug:
             raise
-        click.echo(f"einsim: error: {exc}", err=True)
+        click.echo(f"einsim: error: {_one_line(str(exc))}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("einsim: interrupted", err=True)
@@ -112,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
 
 
 def run() -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from workloads.errors import ParseError, WorkloadError
 from workloads.ir import (
+    MAX_EINSUMS,
     MAX_SIZE,
     Access,
     AffineIndex,
@@ -655,6 +656,8 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         elif (is_kw and first.text == "split") or (first.kind == "name" and second.kind == "arrow"):
             splits.append(p.split_statement())
         elif first.kind == "name" and second.kind == "sym" and second.text == "[":
+            if len(pes) >= MAX_EINSUMS:
+                raise perr(f"more than {MAX_EINSUMS:,} Einsums; expected a smaller cascade", lineno)
             pes.append(p.einsum())
         else:
             raise p.error(
