@@ -71,9 +71,16 @@ def default_workers() -> int:
 
 
 def _warm_worker() -> None:
-    """Import the model stack once per worker process, not per chunk."""
+    """Import the model stack once per worker process, not per chunk: the
+    first point's time-out must not pay for imports (networkx alone takes a
+    second on a loaded machine). Building a two-layer MLP runs the parser
+    and the cascade validation once."""
     try:
         import experiments.pipeline  # noqa: F401
+        import experiments.sweep.fastpath  # noqa: F401
+        from workloads import library
+
+        library.build("mlp", LAYERS=2)
     except Exception:  # noqa: BLE001 - the first point will report the error
         pass
 
