@@ -28,6 +28,7 @@ Conventions (shared by the analytical model, the greedy mapper, the ILP):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -575,6 +576,36 @@ def load_mappings(path: str | Path) -> dict[str, Mapping]:
         key = m.einsum or ("" if len(ms) == 1 else f"#{i}")
         out[key] = m
     return out
+
+
+def check_mapping_file(
+    path: str | Path, mappings: dict[str, Mapping], einsums: list[Einsum], arch: Architecture
+) -> None:
+    """Validate mappings read by :func:`load_mappings` from ``path`` against
+    their Einsums and ``arch``; an error names the file and the line where
+    the offending mapping starts (``validate`` itself knows neither)."""
+    from workloads.yamlio import load_yaml
+
+    data, lines = load_yaml(path, "mapping file", error=MappingError)
+    many = isinstance(data, dict) and isinstance(data.get("mappings"), list)
+    by_name = {e.name: e for e in einsums}
+    for i, (key, m) in enumerate(mappings.items()):
+        line = lines.get(("mappings", i)) if many else lines.get(())
+        name = m.einsum or (key if not key.startswith("#") else "")
+        if not name and len(einsums) == 1:
+            name = einsums[0].name
+        e = by_name.get(name)
+        if e is None:
+            raise MappingError(
+                f"the mapping is for Einsum {name!r}, which is not in the workload "
+                f"(Einsums: {', '.join(sorted(by_name))})",
+                file=str(path),
+                line=line,
+            )
+        try:
+            validate(m if m.einsum else dataclasses.replace(m, einsum=name), e, arch)
+        except MappingError as exc:
+            raise MappingError(exc.message, file=str(path), line=line) from None
 
 
 def load_mapping(path: str | Path) -> Mapping:

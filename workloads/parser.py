@@ -239,6 +239,8 @@ class _LineParser:
         t = self.tok
         if t.kind != "int":
             raise self.error(f"expected {what} (an integer) but found {self.describe(t)}")
+        if len(t.text) > 20:  # beyond any size (and int() refuses 4,300+ digits)
+            raise self.error(f"{what} {t.text[:20]}... is out of range; expected {lo}..{MAX_SIZE}")
         v = int(t.text)
         if v < lo or v > MAX_SIZE:
             raise self.error(f"{what} {v} is out of range; expected {lo}..{MAX_SIZE}")

@@ -55,9 +55,11 @@ PRED_COLUMNS = {
 #: row of SCALE-Sim's reference data, ResNet-50 conv1, has 1.9 M)
 MAX_CONV_IFMAP_WORDS = 1 << 22
 #: most array rows of demand (stall-free cycles) per layer: the memory model
-#: holds ~80 bytes per row, so 2^23 rows stay under ~0.7 GB (SCALE-Sim's
+#: holds ~80 bytes per row, so 2^22 rows stay under ~0.4 GB (SCALE-Sim's
 #: reference data needs at most 0.33 M)
-MAX_DEMAND_ROWS = 1 << 23
+MAX_DEMAND_ROWS = 1 << 22
+#: largest value of a numeric column (layer sizes, SRAM sizes, bandwidths)
+MAX_VALUE = 2**48
 #: columns written as integers
 _INT_FIELDS = {c for c in PRED_COLUMNS if "util" not in c and "eff" not in c}
 
@@ -77,6 +79,10 @@ def _number(
         ) from None
     if not math.isfinite(val) or (positive and val <= 0) or (integer and val != int(val)):
         raise LayerTableError(f"column {col!r} is {raw!r}; expected {what}", file=path, line=line)
+    if val > MAX_VALUE:
+        raise LayerTableError(
+            f"column {col!r} is {raw!r}; expected {what} up to 2^48", file=path, line=line
+        )
     return int(val) if integer else val
 
 

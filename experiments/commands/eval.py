@@ -121,9 +121,11 @@ def command(
     arch = load_hw(hw, parse_params(hw_params))
     mapping = None
     if mapping_file:
-        from mappers.mapping import load_mappings
+        from experiments.pipeline import einsums_of
+        from mappers.mapping import check_mapping_file, load_mappings
 
         mapping = load_mappings(mapping_file)
+        check_mapping_file(mapping_file, mapping, einsums_of(casc), arch)
     des_opts: dict[str, Any] = {}
     if trace_file or full_sim:
         if sim != "des":

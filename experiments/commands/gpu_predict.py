@@ -13,6 +13,8 @@ from workloads.errors import EinsimError
 #: columns IN.csv must have (as in experiments/data/h100/kernels.csv)
 REQUIRED = ("id", "op", "dtype", "B", "H", "M", "N", "K", "causal", "C", "HW", "Kc", "R", "stride")
 NUMERIC = ("B", "H", "M", "N", "K", "causal", "C", "HW", "Kc", "R", "stride")
+#: largest size in a numeric column (as for ranks of a cascade)
+MAX_DIM = 2**48
 
 
 class KernelCsvError(EinsimError):
@@ -51,9 +53,9 @@ def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
                 x = float(v)
             except ValueError:
                 x = float("nan")
-            if not math.isfinite(x) or x < 0 or x != int(x):
+            if not math.isfinite(x) or x < 0 or x != int(x) or x > MAX_DIM:
                 raise KernelCsvError(
-                    f"column '{col}': expected a whole number >= 0 or empty, got {v!r}",
+                    f"column '{col}': expected a whole number from 0 to 2^48 or empty, got {v[:40]!r}",
                     file=str(path),
                     line=lineno,
                     col=header.index(col) + 1,

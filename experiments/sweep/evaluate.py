@@ -136,44 +136,92 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def _async_exc() -> tuple[Any, Any]:
-    """``PyThreadState_SetAsyncExc`` typed to raise an exception class, and
-    typed to clear a pending one (NULL)."""
-    import ctypes
+class _Watchdog:
+    """One thread per process that raises :class:`PointTimeout` in the
+    thread whose deadline passed (``PyThreadState_SetAsyncExc``).
 
-    api = ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-    raise_ = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(api)
-    clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(api)
-    return raise_, clear
+    Arming and disarming a deadline cost a lock and a heap push, not a
+    thread per point (Dask runs every point on a worker thread).
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+
+        api = ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+        self._raise = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(api)
+        self._clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(api)
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        #: token -> [thread id, fired]
+        self._armed: dict[int, list] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> int:
+        import heapq
+        import time
+
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="einsim-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._next += 1
+            token = self._next
+            self._armed[token] = [threading.get_ident(), False]
+            when = time.monotonic() + seconds
+            first = not self._heap or when < self._heap[0][0]
+            heapq.heappush(self._heap, (when, token))
+            if first:
+                self._cv.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._cv:
+            tid, fired = self._armed.pop(token)
+            if fired:  # raised but maybe not delivered yet: it must not land later
+                self._clear(tid, None)
+
+    def _run(self) -> None:
+        import heapq
+        import time
+
+        with self._cv:
+            while True:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)  # disarmed
+                if not self._heap:
+                    self._cv.wait()
+                    continue
+                when, token = self._heap[0]
+                now = time.monotonic()
+                if when > now:
+                    self._cv.wait(when - now)
+                    continue
+                heapq.heappop(self._heap)
+                entry = self._armed[token]
+                entry[1] = True
+                self._raise(entry[0], PointTimeout)
+
+
+_WATCHDOG: _Watchdog | None = None
 
 
 @contextmanager
 def _thread_deadline(seconds: float) -> Iterator[None]:
     """:class:`PointTimeout` in this thread after ``seconds`` (any thread)."""
-    set_exc, clear_exc = _async_exc()
+    global _WATCHDOG
+    if _WATCHDOG is None:
+        _WATCHDOG = _Watchdog()
     tid = threading.get_ident()
-    lock = threading.Lock()
-    state = {"armed": True, "fired": False}
-
-    def fire() -> None:
-        with lock:
-            if state["armed"]:
-                state["fired"] = True
-                set_exc(tid, PointTimeout)
-
     outer = _Alarm.threads.get(tid)
     _Alarm.threads[tid] = seconds
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
+    token = _WATCHDOG.arm(seconds)
     try:
         yield
     finally:
-        with lock:
-            state["armed"] = False
-            timer.cancel()
-            if state["fired"]:  # not delivered yet? then it must not land later
-                clear_exc(tid, None)
+        _WATCHDOG.disarm(token)
         if outer is None:
             _Alarm.threads.pop(tid, None)
         else:
