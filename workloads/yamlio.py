@@ -560,7 +560,7 @@ class Lines(_MappingABC):
                 todo.extend(((*p, i), c) for i, c in enumerate(n.value))
 
     def __len__(self) -> int:
-        return 0 if self.root is None else self.root.size
+        return sum(1 for _ in self)
 
     def __bool__(self) -> bool:
         return self.root is not None

@@ -174,7 +174,7 @@ def _too_many(ctx: _Ctx, node: Node, path: str, n: float) -> SpecError:
 
 
 def _count(n: float) -> str:
-    return f"{int(n):,}" if math.isfinite(n) and n < 1e15 else f"{n:.3g}"
+    return f"{int(n):,}" if math.isfinite(n) and n < 1e18 else f"{n:.3g}"
 
 
 class _Ctx:
