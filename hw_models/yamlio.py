@@ -47,10 +47,9 @@ def read_file(path: str | Path) -> tuple[Any, Lines]:
         except (RecursionError, ValueError) as err:
             msg = "JSON nesting too deep" if isinstance(err, RecursionError) else str(err)
             raise HardwareError(msg, file=str(path)) from None
-        try:
-            same, lines = parse_yaml(text, str(path))
-        except HardwareError:
-            return _checked_json(data, str(path)), Lines(None)
+        # the YAML reading also refuses what JSON allows but a hardware file
+        # must not have (duplicate keys, huge numbers), with the line
+        same, lines = parse_yaml(text, str(path))
         return _checked_json(data, str(path)), (lines if same == data else Lines(None))
     return parse_yaml(text, str(path))
 

@@ -55,9 +55,9 @@ PRED_COLUMNS = {
 #: row of SCALE-Sim's reference data, ResNet-50 conv1, has 1.9 M)
 MAX_CONV_IFMAP_WORDS = 1 << 22
 #: most array rows of demand (stall-free cycles) per layer: the memory model
-#: holds ~80 bytes per row, so 2^22 rows stay under ~0.4 GB (SCALE-Sim's
+#: holds ~80 bytes per row, so 2^21 rows stay under ~0.2 GB (SCALE-Sim's
 #: reference data needs at most 0.33 M)
-MAX_DEMAND_ROWS = 1 << 22
+MAX_DEMAND_ROWS = 1 << 21
 #: largest value of a numeric column (layer sizes, SRAM sizes, bandwidths)
 MAX_VALUE = 2**48
 #: columns written as integers

@@ -44,21 +44,21 @@ import click
 )
 @click.option(
     "--dask-local",
-    type=int,
+    type=click.IntRange(min=1, max=4096),
     default=None,
     metavar="N",
     help="Start a Dask LocalCluster with N worker processes.",
 )
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(min=1, max=4096),
     default=None,
     metavar="N",
     help="Local process-pool size (default: the CPUs this process may use).",
 )
 @click.option(
     "--chunk-size",
-    type=int,
+    type=click.IntRange(min=1, max=1_000_000),
     default=None,
     metavar="N",
     help="Points per task (default: about 8 tasks per worker, at most 512).",
@@ -102,13 +102,12 @@ def command(
     from experiments.sweep.spec import load_spec
 
     spec = load_spec(spec_path)
-    for w in check_spec(spec):
-        click.echo(f"warning: {w}", err=True)
+    report = check_spec(spec)
+    for w in report.warnings:
+        click.echo(f"einsim: warning: {w}", err=True)
     security = tls_security(scheduler, tls_ca_file, tls_cert, tls_key)
     if check_only:
-        from experiments.sweep.sampling import expand
-
-        n = len(expand(spec))
+        n = report.points
         click.echo(
             f"{spec_path}: ok: {n:,} points ({len(spec.designs)} designs, "
             f"{len(spec.workloads)} workloads)"
@@ -141,6 +140,6 @@ def command(
         try:
             path = write_dashboard(out_dir, out_dir / "dashboard.html")
         except DashboardError as exc:  # the sweep itself succeeded
-            click.echo(f"warning: no dashboard: {exc}", err=True)
+            click.echo(f"einsim: warning: no dashboard: {exc}", err=True)
         else:
             click.echo(f"dashboard: {path}", err=True)

@@ -16,11 +16,13 @@ instead of running to the end:
 * the dashboard baseline must match at least one configuration the sweep
   evaluates.
 
-Returns warnings (strings) for what is suspicious but not fatal.
+Returns a :class:`CheckReport`: the point count, and warnings for what is
+suspicious but not fatal.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from experiments.sweep.spec import Design, SpecError, SweepSpec
@@ -30,6 +32,13 @@ from workloads.errors import EinsimError
 MAX_CHECKED_CONFIGS = 4096
 #: workload instances built per workload entry (an evenly spread sample beyond)
 MAX_CHECKED_WORKLOADS = 256
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    #: points the sweep will evaluate (hardware configurations x workload instances)
+    points: int
+    warnings: tuple[str, ...] = ()
 
 
 def _spread(items: list[Any], n: int) -> list[Any]:
@@ -158,9 +167,10 @@ def _check_baseline(spec: SweepSpec, configs: dict[str, list[dict]]) -> None:
     )
 
 
-def check_spec(spec: SweepSpec) -> list[str]:
-    """Raise :class:`SpecError` if the sweep can never work; else warnings."""
-    from experiments.sweep.sampling import hardware_configs
+def check_spec(spec: SweepSpec) -> CheckReport:
+    """Raise :class:`SpecError` if the sweep can never work; else the point
+    count and warnings."""
+    from experiments.sweep.sampling import hardware_configs, workload_instances
 
     warnings: list[str] = []
     configs: dict[str, list[dict]] = {}
@@ -169,4 +179,5 @@ def check_spec(spec: SweepSpec) -> list[str]:
         warnings += _check_design(spec, i, d, configs[d.name])
     _check_workloads(spec)
     _check_baseline(spec, configs)
-    return warnings
+    n_wl = sum(len(workload_instances(w)) for w in spec.workloads)
+    return CheckReport(sum(map(len, configs.values())) * n_wl, tuple(warnings))

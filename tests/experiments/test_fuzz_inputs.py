@@ -99,7 +99,7 @@ def test_sweep_ranges_and_samples_are_bounded() -> None:
     big = SPEC.replace("[8, 16]", "{range: [8, 4096], step: 1}").replace(
         "M: 64", "M: {range: [1, 1000], step: 1}"
     )
-    refused(_file("spec", big), "4,089,000 points", "expected at most 1,000,000")
+    refused(_file("spec", big), "4,089,000 points", "expected at most 500,000")
 
 
 def test_huge_workload_sizes_are_refused() -> None:
@@ -244,8 +244,8 @@ def test_quick_fuzz_sample() -> None:
 
 #: the slow campaign: >= 100,000 inputs, weighted by cost per input
 SLOW_COUNTS = (
-    {"einsum": 26_000, "hardware": 24_000, "array_csv": 4_000},
-    {"values": 22_000, "gpu_csv": 14_000, "mapping": 6_000, "spec": 4_000},
+    {"einsum": 27_000, "hardware": 25_000, "array_csv": 3_000},
+    {"values": 22_000, "gpu_csv": 14_000, "mapping": 6_000, "spec": 3_000},
 )
 
 
