@@ -111,16 +111,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if debug or not exc.filename:
+            return _internal(exc, debug)
+        # a path the user gave that cannot be written or read (permissions,
+        # a full disk, a missing folder): their input, not a bug
+        click.echo(f"einsim: error: {exc.filename}: {exc.strerror or exc}", err=True)
+        return 2
     except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
-        if debug:
-            raise
-        click.echo(
-            f"einsim: internal error: {type(exc).__name__}: {exc} "
-            "(set EINSIM_DEBUG=1 for a traceback)",
-            err=True,
-        )
-        return 1
+        return _internal(exc, debug)
     return 0
+
+
+def _internal(exc: BaseException, debug: bool) -> int:
+    """A bug: one line (exit 1), or the traceback with EINSIM_DEBUG=1."""
+    if debug:
+        raise exc
+    click.echo(
+        f"einsim: internal error: {type(exc).__name__}: {exc} (set EINSIM_DEBUG=1 for a traceback)",
+        err=True,
+    )
+    return 1
 
 
 def _one_line(msg: str) -> str:

@@ -6,6 +6,19 @@ from pathlib import Path
 
 import click
 
+#: the options that make a ``distributed.Security`` for a tls:// scheduler
+TLS_OPTIONS = (
+    ("--tls-ca-file", "CA certificate (PEM) the scheduler's certificate must be signed by."),
+    ("--tls-cert", "This client's certificate (PEM) for a tls:// scheduler."),
+    ("--tls-key", "This client's private key (PEM), if not inside --tls-cert."),
+)
+
+
+def _tls_options(f):
+    for name, text in reversed(TLS_OPTIONS):
+        f = click.option(name, default=None, type=click.Path(dir_okay=False), help=text)(f)
+    return f
+
 
 @click.command(name="sweep")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
@@ -24,24 +37,7 @@ import click
     "its clients send on its workers: only connect to one you trust, over tls:// "
     "with --tls-* (see docs/sweeps.md, Security).",
 )
-@click.option(
-    "--tls-ca-file",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="CA certificate (PEM) the scheduler's certificate must be signed by.",
-)
-@click.option(
-    "--tls-cert",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="This client's certificate (PEM) for a tls:// scheduler.",
-)
-@click.option(
-    "--tls-key",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="This client's private key (PEM), if not inside --tls-cert.",
-)
+@_tls_options
 @click.option(
     "--dask-local",
     type=click.IntRange(min=1, max=4096),

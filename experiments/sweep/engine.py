@@ -503,14 +503,7 @@ def run_sweep(
     with RunLock(out_dir):
         spec, replaced = save_run(out_dir, spec)
         s = _run_sweep(
-            spec,
-            out_dir,
-            scheduler=scheduler,
-            dask_local=dask_local,
-            workers=workers,
-            chunk_size=chunk_size,
-            progress=progress,
-            security=security,
+            spec, out_dir, scheduler, dask_local, workers, chunk_size, progress, security
         )
     return dataclasses.replace(s, replaced_spec=replaced)
 
@@ -518,7 +511,6 @@ def run_sweep(
 def _run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
-    *,
     scheduler: str | None,
     dask_local: int | None,
     workers: int | None,

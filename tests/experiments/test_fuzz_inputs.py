@@ -192,6 +192,14 @@ def test_usage_errors_are_one_line() -> None:
         assert rc == 2 and err.count("\n") == 1 and err.startswith("einsim: error: "), err
 
 
+def test_an_output_path_that_cannot_be_written_is_bad_input() -> None:
+    case = _file("gpu_csv", "\n".join(KERNELS[:3]) + "\n")
+    case.argv = [a if a != "{dir}/out.csv" else "/proc/einsim-nope/out.csv" for a in case.argv]
+    case.input_name = None  # the message is about the output
+    rc, err = _run(case)
+    assert rc == 2 and err == "einsim: error: /proc/einsim-nope: No such file or directory\n"
+
+
 def test_cascade_structure_is_computed_once() -> None:
     """Cascade.inputs/outputs were recomputed on every access (quadratic
     `workload show`): now cached, and lookups are by index."""
