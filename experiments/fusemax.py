@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hw_models
-from experiments.cascade_pipeline import schedule_cascade
 from sim.metrics import Metrics
+from sim.schedulers import schedule_cascade
 from workloads import library
 from workloads.ir import Cascade
 

@@ -132,16 +132,3 @@ class Architecture:
         """Peak rate of operator class ``op`` (one unit, or all units summed)."""
         units = [self.unit(unit)] if unit else list(self.compute)
         return sum(cu.peak_ops_per_s(op, self.clock_hz) for cu in units)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-able dict (the whole tree; units in key names)."""
-        from hw_models.serialize import arch_to_dict
-
-        return arch_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Architecture:
-        """Inverse of :meth:`to_dict`; bad input raises ``HardwareError``."""
-        from hw_models.serialize import arch_from_dict
-
-        return arch_from_dict(data)

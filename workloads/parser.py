@@ -60,7 +60,7 @@ __all__ = ["ParseError", "format_cascade", "load_cascade", "parse_cascade"]
 #: default datatype width (bits) of a tensor
 DEFAULT_BITS = 16
 
-_KEYWORDS = ("cascade", "declare", "rank", "split")
+_KEYWORDS = ("cascade", "declare", "param", "rank", "split")
 _REDUCERS = ("sum", "max", "min")
 _UNARY_FUNCS = {"exp": "exp", "rsqrt": "rsqrt", "silu": "silu", "gelu": "gelu"}
 _BINOPS = {"*": "mul", "+": "add", "-": "sub", "/": "div"}
@@ -188,11 +188,19 @@ class _PSplit:
 class _LineParser:
     """Recursive descent over the tokens of one line."""
 
-    def __init__(self, toks: list[_Tok], lineno: int, file: str | None) -> None:
+    def __init__(
+        self,
+        toks: list[_Tok],
+        lineno: int,
+        file: str | None,
+        params: dict[str, int] | None = None,
+    ) -> None:
         self.toks = toks
         self.i = 0
         self.line = lineno
         self.file = file
+        #: the cascade's parameters (``param NAME = VALUE``), usable as sizes
+        self.params = params if params is not None else {}
 
     # ---------------------------------------------------------- helpers
     @property
@@ -237,6 +245,14 @@ class _LineParser:
 
     def integer(self, what: str, lo: int = 0) -> int:
         t = self.tok
+        if t.kind == "name" and t.text in self.params:
+            v = self.params[t.text]
+            if v < lo or v > MAX_SIZE:
+                raise self.error(
+                    f"{what} {t.text} = {v} is out of range; expected {lo}..{MAX_SIZE}"
+                )
+            self.i += 1
+            return v
         if t.kind != "int":
             raise self.error(f"expected {what} (an integer) but found {self.describe(t)}")
         if len(t.text) > 20:  # beyond any size (and int() refuses 4,300+ digits)
@@ -252,6 +268,18 @@ class _LineParser:
             raise self.error(f"expected the end of the line but found {self.describe(self.tok)}")
 
     # ------------------------------------------------------- statements
+    def param_statement(self, overrides: dict[str, int]) -> tuple[str, int]:
+        """``param NAME = DEFAULT``: a size parameter; ``overrides`` (from the
+        loader's parameters) replace the default."""
+        self.i += 1  # 'param'
+        nt = self.name("a parameter name")
+        if nt.text in self.params:
+            raise self.error(f"parameter {nt.text} is declared twice", nt)
+        self.expect("=", "'=' and the parameter's default value")
+        value = self.integer("a parameter value", lo=1)
+        self.end()
+        return nt.text, overrides.get(nt.text, value)
+
     def declaration(self) -> list[_PDecl]:
         self.i += 1  # 'declare'
         decls: list[_PDecl] = []
@@ -585,15 +613,18 @@ def parse_cascade(
     name: str | None = None,
     line_offset: int = 0,
     col_offset: int = 0,
+    params: dict[str, object] | None = None,
 ) -> Cascade:
     """Parse the text format into a validated :class:`Cascade`.
 
     ``line_offset``/``col_offset`` are added to every reported position (for
-    text embedded in a YAML file). Raises :class:`ParseError` (line, column,
-    what was expected).
+    text embedded in a YAML file). ``params`` override the defaults of the
+    text's ``param NAME = VALUE`` statements. Raises :class:`ParseError`
+    (line, column, what was expected).
     """
+    overrides = _param_overrides(params, file)
     try:
-        return _parse(text, file, name, line_offset)
+        return _parse(text, file, name, line_offset, overrides)
     except ParseError as exc:
         if not (line_offset or col_offset):
             raise
@@ -605,9 +636,29 @@ def parse_cascade(
         ) from None
 
 
-def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> Cascade:
+def _param_overrides(params: dict[str, object] | None, file: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k, v in (params or {}).items():
+        text = str(v).strip()
+        if isinstance(v, bool) or not re.fullmatch(r"[0-9]{1,19}", text):
+            raise WorkloadError(
+                f"{file or 'cascade'}: parameter {k}={v!r} is not valid; expected a positive integer"
+            )
+        out[str(k)] = int(text)
+    return out
+
+
+def _parse(
+    text: str,
+    file: str | None,
+    name: str | None,
+    line_offset: int,
+    overrides: dict[str, int] | None = None,
+) -> Cascade:
     if not isinstance(text, str):
         raise ParseError("expected cascade text (a string)", file=file, line=1)
+    overrides = overrides or {}
+    pvals: dict[str, int] = {}
     cname: str | None = None
     decls: list[_PDecl] = []
     splits: list[_PSplit] = []
@@ -637,7 +688,7 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         toks = _tokenize(raw, lineno, file)
         if toks[0].kind == "end":
             continue
-        p = _LineParser(toks, lineno, file)
+        p = _LineParser(toks, lineno, file, pvals)
         first, second = toks[0], toks[1]
         is_kw = (
             first.kind == "name"
@@ -646,6 +697,9 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
         )
         if is_kw and first.text == "cascade":
             raise perr("expected the cascade's name after 'cascade'", lineno, second.col)
+        elif is_kw and first.text == "param":
+            pname, pval = p.param_statement(overrides)
+            pvals[pname] = pval
         elif is_kw and first.text == "declare":
             for d in p.declaration():
                 decls.append(d)
@@ -663,11 +717,21 @@ def _parse(text: str, file: str | None, name: str | None, line_offset: int) -> C
             pes.append(p.einsum())
         else:
             raise p.error(
-                f"expected a statement (declare, rank, split, cascade) or an Einsum such as "
+                f"expected a statement (param, declare, rank, split, cascade) or an Einsum such as "
                 f"OUT[r] = A[r] * B[r] but found {p.describe(first)}",
                 first,
             )
 
+    unknown = sorted(set(overrides) - set(pvals))
+    if unknown:
+        raise WorkloadError(
+            f"{file or 'cascade'}: unknown parameter(s) {', '.join(unknown)}; "
+            + (
+                f"the cascade declares {', '.join(sorted(pvals))}"
+                if pvals
+                else "the cascade declares none (add 'param NAME = DEFAULT' lines)"
+            )
+        )
     # splits: sizes of the parent and children
     for sp in splits:
         kids = [c for c, _, _ in sp.children]
@@ -997,7 +1061,33 @@ def format_einsum(e: Einsum) -> str:
 # -------------------------------------------------------------------- files
 
 
-def load_cascade(path: str | Path) -> Cascade:
+_PARAM_LINE = re.compile(r"^\s*param\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([0-9]+)\s*(#.*)?$")
+
+
+def declared_params(text: str) -> dict[str, int]:
+    """The ``param NAME = DEFAULT`` statements of cascade text (a valid text:
+    :func:`parse_cascade` checks the rest)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _PARAM_LINE.match(line)
+        if m and len(m.group(2)) <= 20:  # longer: parse_cascade reports it with its line
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def read_cascade_text(path: Path) -> str:
+    """The cascade text of a file (the ``cascade`` block of a YAML file),
+    read with the one safe loader (:mod:`workloads.yamlio`)."""
+    from workloads import yamlio
+
+    text = yamlio.read_input_file(path, "cascade file", error=WorkloadError)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return text
+    data = yamlio.parse_yaml(text, str(path), error=ParseError)[0]
+    return str(data.get("cascade", "")) if isinstance(data, dict) else ""
+
+
+def load_cascade(path: str | Path, params: dict[str, object] | None = None) -> Cascade:
     """Read a cascade from a text file, or a YAML file with metadata.
 
     YAML files (``.yaml``/``.yml``) are a mapping with the text under
@@ -1016,7 +1106,7 @@ def load_cascade(path: str | Path) -> Cascade:
     p = Path(path)
     text = yamlio.read_input_file(p, "cascade file", error=WorkloadError)
     if p.suffix.lower() not in (".yaml", ".yml"):
-        return parse_cascade(text, file=str(p), name=p.stem)
+        return parse_cascade(text, file=str(p), name=p.stem, params=params)
     root = yamlio.parse_nodes(text, str(p), error=ParseError)
     if root is None or not isinstance(root.value, dict) or "cascade" not in root.value:
         raise ParseError(
@@ -1041,5 +1131,10 @@ def load_cascade(path: str | Path) -> Cascade:
         offset = v.line - 1
     name = data.get("name")
     return parse_cascade(
-        body, file=str(p), name=str(name) if name else p.stem, line_offset=offset, col_offset=col
+        body,
+        file=str(p),
+        name=str(name) if name else p.stem,
+        line_offset=offset,
+        col_offset=col,
+        params=params,
     )

@@ -1,4 +1,5 @@
-"""``einsim schedule``: schedule a whole cascade (fusion, binding, residency)."""
+"""``einsim schedule``: schedule a whole cascade (fusion, binding, residency),
+through :func:`sim.evaluate` with ``schedule=METHOD``."""
 
 from __future__ import annotations
 
@@ -6,71 +7,80 @@ import json
 
 import click
 
-from experiments.commands.eval import load_hw, load_workload, metrics_json, parse_params
+from experiments.commands._common import (
+    Design,
+    mapper_option,
+    objective_option,
+    workload_options,
+)
+
+
+def _method_option(f):
+    from sim.schedulers import METHODS
+
+    return click.option(
+        "--method",
+        default="ilp",
+        show_default=True,
+        type=click.Choice(list(METHODS)),
+        help="How to schedule: " + "; ".join(f"{k}: {v}" for k, v in METHODS.items()) + ".",
+    )(f)
+
+
+def _model_option(f):
+    from sim import models
+
+    mapping_models = [m.name for m in models.MODELS.values() if m.kind == "mapping"]
+    return click.option(
+        "--sim",
+        default=models.AUTO,
+        show_default=True,
+        type=click.Choice([models.AUTO, *mapping_models]),
+        help="Cost the schedule with the analytical cascade model (auto) or the "
+        "discrete-event simulator (des).",
+    )(f)
 
 
 @click.command(name="schedule")
-@click.option("--workload", "-w", required=True, help="Library workload name or a cascade file.")
-@click.option("--param", "-p", "params", multiple=True, help="Workload parameter NAME=VALUE.")
-@click.option("--hw", required=True, help="Hardware preset name or file.")
-@click.option("--hw-param", "hw_params", multiple=True, help="Hardware override NAME=VALUE.")
-@click.option(
-    "--method",
-    default="ilp",
-    show_default=True,
-    type=click.Choice(["ilp", "greedy", "unfused", "exhaustive", "flat", "fusemax"]),
-    help="How to schedule: the CP-SAT ILP, a baseline, or a published attention design.",
-)
-@click.option(
-    "--objective",
-    default="edp",
-    show_default=True,
-    type=click.Choice(["edp", "latency", "energy", "dram_traffic"]),
-)
-@click.option(
-    "--sim",
-    default="analytical",
-    show_default=True,
-    type=click.Choice(["analytical", "des"]),
-    help="Cost the schedule with the analytical model or the discrete-event simulator.",
-)
+@workload_options
+@_method_option
+@objective_option
+@_model_option
+@mapper_option(None)
 @click.option("--time-limit", default=10.0, show_default=True, help="ILP time limit (s).")
 @click.option("--seed", default=0, show_default=True, help="Solver random seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule and metrics as JSON.")
 def command(
-    workload: str,
-    params: tuple[str, ...],
-    hw: str,
-    hw_params: tuple[str, ...],
+    design: Design,
     method: str,
     objective: str,
     sim: str,
+    mapper: str | None,
     time_limit: float,
     seed: int,
     as_json: bool,
 ) -> None:
     """Decide fusion groups, unit binding and on-chip residency for a cascade.
 
+    With --sim des, each Einsum is mapped on the unit the schedule binds it
+    to (by --mapper) and the schedule is simulated.
+
     Example: einsim schedule -w transformer-layer -p model=bert -p seq=512
     --hw fusemax_cloud --method ilp --objective edp
     """
-    from dataclasses import asdict
+    import sim as front_door
+    from experiments.report import evaluation_json, summary_lines
 
-    from experiments.cascade_pipeline import schedule_cascade, simulate_schedule
-
-    cascade = load_workload(workload, parse_params(params))
-    arch = load_hw(hw, parse_params(hw_params))
-    sched, metrics = schedule_cascade(
-        cascade, arch, method, objective, time_limit_s=time_limit, seed=seed
+    cascade, arch = design.workload, design.arch
+    how = {"schedule": method, "model": sim, "mapper": mapper, "objective": objective}
+    ev = front_door.evaluate(
+        cascade, arch, time_limit_s=time_limit, seed=seed, progress=not as_json, **how
     )
-    if sim == "des":
-        metrics = simulate_schedule(cascade, arch, sched)
     if as_json:
-        click.echo(
-            json.dumps({"schedule": asdict(sched), "metrics": metrics_json(metrics)}, indent=2)
-        )
+        click.echo(json.dumps(evaluation_json(ev), indent=2))
         return
-    click.echo(f"schedule of {cascade.name} on {arch.name} ({method}, objective {objective})")
+    sched = ev.schedule
+    click.echo(f"schedule of {cascade.name} on {arch.name} ({method}, objective {ev.objective})")
     for g in sched.groups:
         units = sorted({sched.binding[e] for e in g.einsums})
         tile = f", tiled on {g.tiled_rank} by {g.tile}" if g.tiled_rank else ""
@@ -79,13 +89,7 @@ def command(
     click.echo(f"  spilled to DRAM: {', '.join(spilled) if spilled else 'none'}")
     if sched.solver:
         s = sched.solver
-        click.echo(
-            f"  solver: objective {s['objective']:.4g}, bound {s['bound']:.4g}, "
-            f"gap {100 * s['gap']:.2f}%, {s['solve_time_s']:.3f} s"
-        )
-    dram = sum(next(iter(metrics.traffic_bytes.values()), {}).values())
-    click.echo(
-        f"  {sim}: latency {metrics.latency_s:.4g} s, energy {metrics.energy_pj:.4g} pJ, "
-        f"DRAM {dram:.4g} B, utilization "
-        + ", ".join(f"{u} {v:.3f}" for u, v in metrics.utilization.items())
-    )
+        gap = "-" if s.get("gap") is None else f"{100 * s['gap']:.2f}%"
+        click.echo(f"  solver: gap {gap} to its lower bound, {s['solve_time_s']:.3f} s")
+    for line in summary_lines(ev, design.name):
+        click.echo(line)

@@ -7,39 +7,7 @@ from pathlib import Path
 
 import click
 
-from experiments.commands._common import split_param
-from workloads.errors import WorkloadError
-
-
-def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for p in pairs:
-        k, v = split_param(
-            p,
-            WorkloadError,
-            missing="expected KEY=VALUE (for example --param M=128)",
-            empty="expected KEY=VALUE with a non-empty KEY",
-        )
-        if k in out:
-            raise WorkloadError(f"--param {k} is given twice")
-        out[k] = v.strip()
-    return out
-
-
-def _load(name: str, params: dict[str, str]):
-    """A library workload by name, or a cascade file by path."""
-    from workloads import library
-
-    if name in library.list_workloads():
-        return library.build(name, **params)
-    path = Path(name)
-    if path.suffix.lower() in (".ein", ".txt", ".yaml", ".yml") or path.exists():
-        if params:
-            raise WorkloadError("--param applies to library workloads, not to cascade files")
-        from workloads.parser import load_cascade
-
-        return load_cascade(path)
-    return library.build(name, **params)  # raises the "unknown workload" error
+from experiments.commands._common import load_workload, parse_params
 
 
 @click.group(name="workload")
@@ -98,7 +66,7 @@ def show_cmd(
     name: str, params: tuple[str, ...], as_json: bool, as_text: bool, passes_rank: str | None
 ) -> None:
     """Show workload NAME (a library name or a cascade file)."""
-    cascade = _load(name, _parse_params(params))
+    cascade = load_workload(name, parse_params(params))
     if as_json:
         data = cascade.summary()
         if passes_rank:
@@ -118,7 +86,9 @@ def show_cmd(
         f"  total MACs: {cascade.total_macs:,}   ops: "
         + ", ".join(f"{k} {v:,}" for k, v in ops.items())
     )
-    click.echo(f"  compulsory traffic: {cascade.compulsory_traffic_bytes():,.0f} B")
+    from experiments.report import fmt_si
+
+    click.echo(f"  compulsory traffic: {fmt_si(cascade.compulsory_traffic_bytes(), 'B')}")
     if passes_rank:
         click.echo(f"  passes over {passes_rank}: {cascade.passes(passes_rank)}")
     click.echo("")

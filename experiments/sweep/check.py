@@ -115,13 +115,13 @@ def _check_design(spec: SweepSpec, i: int, d: Design, configs: list[dict]) -> li
 
 
 def _check_workloads(spec: SweepSpec) -> None:
+    import workloads
     from experiments.sweep.sampling import workload_instances
-    from workloads import library
 
     for j, w in enumerate(spec.workloads):
         for inst in _spread(workload_instances(w), MAX_CHECKED_WORKLOADS):
             try:
-                library.build(w.name, **inst)
+                workloads.load(w.load_as or w.name, **inst)
             except EinsimError as exc:
                 msg = getattr(exc, "message", str(exc))
                 shown = ", ".join(f"{k}={v!r}" for k, v in inst.items())

@@ -76,11 +76,11 @@ def _warm_worker() -> None:
     second on a loaded machine). Building a two-layer MLP runs the parser
     and the cascade validation once."""
     try:
-        import experiments.pipeline  # noqa: F401
-        import experiments.sweep.fastpath  # noqa: F401
-        from workloads import library
+        import experiments.sweep.evaluate  # noqa: F401
+        import sim.mapped  # noqa: F401
+        import workloads
 
-        library.build("mlp", LAYERS=2)
+        workloads.load("mlp", LAYERS=2)
     except Exception:  # noqa: BLE001 - the first point will report the error
         pass
 

@@ -270,9 +270,9 @@ def build_arch(base: str, hw: tuple[tuple[str, Any], ...]) -> Any:
 
 
 def build_cascade(name: str, wl: tuple[tuple[str, Any], ...]) -> Any:
-    from workloads import library
+    import workloads
 
-    return _cached(_CASCADE, (name, wl), lambda: library.build(name, **dict(wl)))
+    return _cached(_CASCADE, (name, wl), lambda: workloads.load(name, **dict(wl)))
 
 
 def fpga_fit_reason(point: Point) -> str:
@@ -430,46 +430,122 @@ def checked_arch(p: Point, row: dict[str, Any]) -> Any | None:
     return arch
 
 
-def evaluate_point(p: Point) -> dict[str, Any]:
-    """One row for one point; never raises for a bad point."""
-    row = _base_row(p)
-    try:
-        with _deadline(p.timeout_s):
-            arch = checked_arch(p, row)
-            if arch is None:
-                return row
-            cascade = build_cascade(p.workload, p.wl)
-            from experiments.pipeline import evaluate_workload
+def _finish_row(row: dict[str, Any], ev: Any, n_einsums: int) -> dict[str, Any]:
+    """Put an :class:`sim.api.Evaluation`'s numbers into ``row``."""
+    row.update(metrics_row(ev.metrics))
+    row["dram_bytes"] = row.get(f"traffic.{ev.arch.levels[0].name}_bytes", math.nan)
+    row.update(mapping_summary(row, n_einsums, ev.metrics.mapping, ev.arch))
+    return row
 
-            m = evaluate_workload(
-                cascade, arch, mapper=p.mapper, objective=p.objective, sim=p.model
+
+def _failed(row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    row["status"] = "error"
+    row["error"] = _describe(exc)
+    return row
+
+
+def _evaluate_group(points: list[Point], cascade: Any) -> list[dict[str, Any]]:
+    """Rows for points of one workload, mapper, objective and model: their
+    designs go to :func:`sim.evaluate_designs` together (one vectorised pass
+    where the model allows), under one deadline of the points' summed
+    time-outs; if that fires, each point is evaluated alone under its own."""
+    import sim
+    from sim.api import einsums_of
+
+    rows = [_base_row(p) for p in points]
+    archs: list[Any] = []
+    live: list[int] = []
+    for k, p in enumerate(points):
+        try:
+            with _deadline(p.timeout_s):
+                arch = checked_arch(p, rows[k])
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a failing point is data
+            _failed(rows[k], exc)
+            continue
+        if arch is not None:
+            archs.append(arch)
+            live.append(k)
+    if not live:
+        return rows
+    p0 = points[live[0]]
+    n = len(einsums_of(cascade))
+
+    def run(designs: list[Any]) -> list[Any]:
+        """The spec's mapper maps the Einsums of mapping models; families
+        whose model costs a workload itself (GPUs) take no mapper."""
+        from sim.models import resolve
+
+        out: list[Any] = [None] * len(designs)
+        by_kind: dict[bool, list[int]] = {}
+        for i, a in enumerate(designs):
+            try:
+                takes_mapper = resolve(p0.model, a.family, a.name).kind == "mapping"
+            except EinsimError as exc:
+                out[i] = exc
+                continue
+            by_kind.setdefault(takes_mapper, []).append(i)
+        for takes_mapper, idx in by_kind.items():
+            res = sim.evaluate_designs(
+                cascade,
+                [designs[i] for i in idx],
+                mapper=p0.mapper if takes_mapper else None,
+                objective=p0.objective,
+                model=p0.model,
             )
-            row.update(metrics_row(m))
-            row["dram_bytes"] = row.get(f"traffic.{arch.levels[0].name}_bytes", math.nan)
-            from experiments.pipeline import einsums_of
+            for i, r in zip(idx, res, strict=True):
+                out[i] = r
+        return out
 
-            row.update(mapping_summary(row, len(einsums_of(cascade)), m.mapping, arch))
+    try:
+        with _deadline(sum(points[k].timeout_s for k in live)):
+            results = run(archs)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - a failing point is data
-        row["status"] = "error"
-        row["error"] = _describe(exc)
-    return row
+    except PointTimeout:
+        results = []
+        for k, arch in zip(live, archs, strict=True):
+            try:
+                with _deadline(points[k].timeout_s):
+                    results.append(run([arch])[0])
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                results.append(exc)
+    except BaseException as exc:  # noqa: BLE001 - the whole group failed the same way
+        results = [exc] * len(live)
+    for k, r in zip(live, results, strict=True):
+        if isinstance(r, BaseException):
+            _failed(rows[k], r)
+        else:
+            _finish_row(rows[k], r, n)
+    return rows
 
 
 def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk of points, in the chunk's order.
 
-    This is the one function the process pool and Dask both run. Points the
-    vectorised model can cost together are batched (``fastpath``); the
-    others are evaluated one by one.
+    This is the one function the process pool and Dask both run. Points of
+    the same workload, mapper, objective and model are evaluated together
+    by :func:`sim.evaluate_designs`, the same front door ``einsim eval``
+    uses for one design.
     """
-    from experiments.sweep.fastpath import evaluate_chunk_batched
-
-    return evaluate_chunk_batched(points)
-
-
-def evaluate_chunk_serial(points: list[Point]) -> list[dict[str, Any]]:
-    """Rows for a chunk, every point through ``evaluate_workload`` (the
-    reference the batched path is tested against)."""
-    return [evaluate_point(p) for p in points]
+    rows: list[dict[str, Any] | None] = [None] * len(points)
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(points):
+        groups.setdefault((p.workload, p.wl, p.mapper, p.objective, p.model), []).append(i)
+    with alarm_scope():  # one SIGALRM handler for the chunk's deadlines
+        for (workload, wl, *_rest), idx in groups.items():
+            try:
+                with _deadline(points[idx[0]].timeout_s):
+                    cascade = build_cascade(workload, wl)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a failing point is data
+                for i in idx:
+                    rows[i] = _failed(_base_row(points[i]), exc)
+                continue
+            for i, row in zip(idx, _evaluate_group([points[i] for i in idx], cascade), strict=True):
+                rows[i] = row
+    return rows  # type: ignore[return-value]

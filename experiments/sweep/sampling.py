@@ -179,7 +179,7 @@ def expand(spec: SweepSpec) -> list[Point]:
                         design=d.name,
                         base=d.load_as or d.base,
                         hw=hw,
-                        workload=w.name,
+                        workload=w.load_as or w.name,
                         workload_label=w.label,
                         wl=wl,
                         mapper=spec.mapper,

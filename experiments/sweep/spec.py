@@ -100,6 +100,9 @@ class WorkloadSpace:
     label: str
     fixed: tuple[tuple[str, Any], ...]
     vary: tuple[ParamSpace, ...]
+    #: what to load: the library name, or the cascade file's resolved path
+    #: (``name`` stays as written: it is part of every point's id)
+    load_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,9 @@ class SweepSpec:
     name: str
     designs: tuple[Design, ...]
     workloads: tuple[WorkloadSpace, ...]
-    mapper: str = "greedy"
+    mapper: str = "greedy"  # mappers.registry.DEFAULT_MAPPER
     objective: str = "edp"
-    model: str = "analytical"
+    model: str = "auto"
     method: str = "grid"
     #: hardware samples per design (random, lhs, sobol)
     samples: int = 0
@@ -125,6 +128,8 @@ class SweepSpec:
     lines: Any = field(default=None, compare=False, repr=False)
     #: hardware files the designs load: written ``base`` -> file path to read
     hardware_files: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: cascade files the workloads load: written ``name`` -> file path to read
+    workload_files: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def line_of(self, path: tuple) -> int | None:
         """Line of ``path`` in the spec file (or of its nearest ancestor)."""
@@ -372,6 +377,40 @@ def _resolve_base(
     return str(p)
 
 
+def _resolve_workload(
+    ctx: _Ctx,
+    node: Node,
+    path: str,
+    base_dir: Path | None,
+    workload_files: dict[str, str] | None,
+    check: bool,
+) -> str:
+    """What a workload ``name`` loads: a library name, or a cascade file
+    resolved against the spec's folder (not the current directory)."""
+    from workloads import library
+    from workloads.loader import CASCADE_SUFFIXES
+
+    name = node.value
+    if workload_files and name in workload_files:
+        return str(workload_files[name])
+    if name in library.list_workloads():
+        return name
+    p = Path(name).expanduser()
+    if p.suffix.lower() not in CASCADE_SUFFIXES:
+        if check:
+            raise ctx.fail(
+                node,
+                path,
+                f"unknown workload {_short(name)}; expected one of "
+                f"{', '.join(library.list_workloads())} or a cascade file ending in "
+                f"{', '.join(CASCADE_SUFFIXES)}",
+            )
+        return name
+    if not p.is_absolute():
+        p = (base_dir or Path.cwd()) / p
+    return str(p)
+
+
 def _known_params(ctx: _Ctx, base_node: Node, load_as: str, path: str) -> tuple[str, set[str]]:
     """(family, parameter names) of a hardware preset or file, or a
     SpecError at the ``base`` key when it does not load."""
@@ -404,7 +443,11 @@ def _check_hw_names(ctx: _Ctx, d: dict[str, Node], p: str, family: str, known: s
 
 def _check_workload(ctx: _Ctx, w: dict[str, Node], p: str, name: str) -> None:
     from workloads import library
+    from workloads.loader import is_cascade_file
 
+    if is_cascade_file(name):
+        _check_workload_file(ctx, w, p, name)
+        return
     if name not in library.list_workloads():
         raise ctx.fail(
             w["name"],
@@ -422,6 +465,25 @@ def _check_workload(ctx: _Ctx, w: dict[str, Node], p: str, name: str) -> None:
                 )
 
 
+def _check_workload_file(ctx: _Ctx, w: dict[str, Node], p: str, path: str) -> None:
+    """A cascade file: it must load, and its parameters (``param`` lines)
+    must include every swept one."""
+    from workloads.loader import parameters
+
+    try:
+        known = parameters(path)
+    except EinsimError as exc:
+        raise ctx.fail(w["name"], f"{p}.name", str(exc)) from None
+    if "params" in w and isinstance(w["params"].value, dict):
+        for k, v in w["params"].value.items():
+            if k not in known:
+                raise ctx.fail(
+                    v,
+                    f"{p}.params.{k}",
+                    f"unknown parameter {k!r} of {path}; it declares {', '.join(known) or 'none'}",
+                )
+
+
 def parse_spec(
     text: str,
     source: str = "<spec>",
@@ -429,6 +491,7 @@ def parse_spec(
     check_names: bool = True,
     base_dir: str | Path | None = None,
     hardware_files: dict[str, str] | None = None,
+    workload_files: dict[str, str] | None = None,
 ) -> SweepSpec:
     """Validate a YAML sweep spec. Raises :class:`SpecError` on bad input.
 
@@ -461,17 +524,20 @@ def parse_spec(
         required=("hardware", "workloads"),
     )
     name = ctx.string(top["name"], "name") if "name" in top else Path(source).stem
-    mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else "greedy"
-    objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
-    model = ctx.string(top["model"], "model") if "model" in top else "analytical"
-    if check_names:
-        from experiments.pipeline import MAPPERS, OBJECTIVES, SIMS, canonical_objective
+    from mappers.registry import DEFAULT_MAPPER, MAPPERS
+    from sim.models import AUTO, choices
 
-        if model not in SIMS:
+    mapper = ctx.string(top["mapper"], "mapper") if "mapper" in top else DEFAULT_MAPPER
+    objective = ctx.string(top["objective"], "objective") if "objective" in top else "edp"
+    model = ctx.string(top["model"], "model") if "model" in top else AUTO
+    if check_names:
+        from mappers.objectives import OBJECTIVES, canonical_objective
+
+        if model not in choices():
             raise ctx.fail(
                 top["model"],
                 "model",
-                f"unknown model {model!r}; expected one of {', '.join(sorted(SIMS))}",
+                f"unknown model {model!r}; expected one of {', '.join(choices())}",
             )
         if mapper not in MAPPERS:
             raise ctx.fail(
@@ -603,8 +669,9 @@ def parse_spec(
         p = f"workloads[{i}]"
         w = ctx.mapping(wn, p, ("name", "label", "params"), required=("name",))
         wname = ctx.string(w["name"], f"{p}.name")
+        wload = _resolve_workload(ctx, w["name"], f"{p}.name", bdir, workload_files, check_names)
         if check_names:
-            _check_workload(ctx, w, p, wname)
+            _check_workload(ctx, w, p, wload)
         label = ctx.string(w["label"], f"{p}.label") if "label" in w else wname
         fixed, vary = ((), ())
         if "params" in w:
@@ -616,7 +683,7 @@ def parse_spec(
                         f"{p}.params.{ps.name}",
                         "workload parameters need finite values: give a list, or a range with `step` or `num`",
                     )
-        workloads.append(WorkloadSpace(wname, label, fixed, vary))
+        workloads.append(WorkloadSpace(wname, label, fixed, vary, wload))
     labels = [w.label for w in workloads]
     if len(set(labels)) != len(labels):
         # same workload with different fixed params: label must disambiguate
@@ -683,19 +750,34 @@ def parse_spec(
         hardware_files=tuple(
             (d.base, d.load_as) for d in designs if d.load_as and d.load_as != d.base
         ),
+        workload_files=tuple(
+            dict.fromkeys(
+                (w.name, w.load_as) for w in workloads if w.load_as and w.load_as != w.name
+            )
+        ),
     )
 
 
 def load_spec(
-    path: str | Path, *, hardware_files: dict[str, str] | None = None, check_names: bool = True
+    path: str | Path,
+    *,
+    hardware_files: dict[str, str] | None = None,
+    workload_files: dict[str, str] | None = None,
+    check_names: bool = True,
 ) -> SweepSpec:
     """Read and validate a spec file (safely: see ``workloads.yamlio``).
 
-    Hardware file paths in ``base`` are resolved against the spec file's
-    folder; ``hardware_files`` (written ``base`` -> path) overrides that,
-    as for the copies stored in a run directory."""
+    Hardware files (``base``) and cascade files (workload ``name``) are
+    resolved against the spec file's folder; ``hardware_files`` and
+    ``workload_files`` (as written -> path) override that, as for the
+    copies stored in a run directory."""
     p = Path(path)
     text = read_input_file(p, "sweep spec", error=SpecError)
     return parse_spec(
-        text, str(p), check_names=check_names, base_dir=p.parent, hardware_files=hardware_files
+        text,
+        str(p),
+        check_names=check_names,
+        base_dir=p.parent,
+        hardware_files=hardware_files,
+        workload_files=workload_files,
     )

@@ -1,10 +1,11 @@
 """The files of a sweep output directory besides the shards.
 
 * ``DIR/spec.yaml``: a copy of the spec the sweep ran;
-* ``DIR/inputs/``: copies of the hardware files the spec's designs load,
-  with ``DIR/inputs/manifest.json`` mapping each design's ``base`` (as
-  written in the spec) to its copy, so ``einsim export`` and ``einsim
-  dashboard`` work from any directory, even after the originals moved;
+* ``DIR/inputs/``: copies of the hardware files the spec's designs load and
+  of the cascade files its workloads load, with ``DIR/inputs/manifest.json``
+  mapping each (as written in the spec) to its copy, so ``einsim export``
+  and ``einsim dashboard`` work from any directory, even after the originals
+  moved;
 * ``DIR/.lock``: held (``flock``) by the sweep running on ``DIR``, so a
   second sweep on the same directory refuses to start instead of
   evaluating everything twice and deleting the first one's temporary files.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.sweep.shards import ResultsError, load_results, warn
+from workloads.errors import EinsimError
 
 SPEC_COPY = "spec.yaml"
 INPUTS = "inputs"
@@ -45,56 +47,75 @@ def _save_text(out: Path, text: str) -> bool:
     return changed
 
 
+def _store(out: Path, kind: str, files: tuple[tuple[str, str], ...]) -> tuple[dict, dict]:
+    """Copy ``files`` (as written -> path) into ``DIR/inputs/<kind>/``:
+    (as written -> path relative to DIR, as written -> absolute stored path).
+    A file that cannot be read is skipped (its points report it)."""
+    from workloads.yamlio import read_input_bytes
+
+    rel: dict[str, str] = {}
+    stored: dict[str, str] = {}
+    for i, (written, path) in enumerate(files):
+        try:
+            data = read_input_bytes(path, f"{kind} file")
+        except EinsimError:
+            continue
+        r = f"{INPUTS}/{kind}/{i:02d}-{Path(path).name}"
+        (out / r).parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / r, data)
+        rel[written] = r
+        stored[written] = str((out / r).resolve())
+    return rel, stored
+
+
 def save_run(out_dir: str | Path, spec: Any) -> tuple[Any, bool]:
     """Store what a run needs in ``out_dir``: the spec's text and a copy of
-    every hardware file its designs load.
+    every hardware file its designs load and every cascade file its
+    workloads load (``DIR/inputs/``, listed in ``inputs/manifest.json``).
 
     Returns ``(spec that loads the stored copies, whether a different
     spec.yaml was replaced)``. Point ids do not change: they hash ``base``
-    as written, not the path it is loaded from.
+    and the workload ``name`` as written, not the path they are loaded from.
     """
-    from hw_models.errors import HardwareError
-    from workloads.yamlio import read_input_bytes
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     changed = _save_text(out, spec.text) if spec.text else False
-    if not spec.hardware_files:
+    if not (spec.hardware_files or spec.workload_files):
         return spec, changed
-    inputs = out / INPUTS
-    inputs.mkdir(exist_ok=True)
-    manifest: dict[str, str] = {}
-    stored: dict[str, str] = {}
-    for i, (base, path) in enumerate(spec.hardware_files):
-        try:
-            data = read_input_bytes(path, "hardware file", error=HardwareError)
-        except HardwareError:
-            continue  # the points report it; nothing to store
-        rel = f"{INPUTS}/{i:02d}-{Path(path).name}"
-        _write_atomic(out / rel, data)
-        manifest[base] = rel
-        stored[base] = str((out / rel).resolve())
-    _write_atomic(inputs / MANIFEST, json.dumps({"hardware": manifest}, indent=2).encode())
-    designs = tuple(
-        dataclasses.replace(d, load_as=stored[d.base]) if d.base in stored else d
-        for d in spec.designs
+    hw_rel, hw = _store(out, "hardware", spec.hardware_files)
+    wl_rel, wl = _store(out, "workloads", spec.workload_files)
+    manifest = {"hardware": hw_rel, "workloads": wl_rel}
+    _write_atomic(out / INPUTS / MANIFEST, json.dumps(manifest, indent=2).encode())
+    spec = dataclasses.replace(
+        spec,
+        designs=tuple(
+            dataclasses.replace(d, load_as=hw[d.base]) if d.base in hw else d for d in spec.designs
+        ),
+        workloads=tuple(
+            dataclasses.replace(w, load_as=wl[w.name]) if w.name in wl else w
+            for w in spec.workloads
+        ),
+        hardware_files=tuple((b, hw.get(b, p)) for b, p in spec.hardware_files),
+        workload_files=tuple((n, wl.get(n, p)) for n, p in spec.workload_files),
     )
-    files = tuple((b, stored.get(b, p)) for b, p in spec.hardware_files)
-    return dataclasses.replace(spec, designs=designs, hardware_files=files), changed
+    return spec, changed
 
 
-def stored_hardware(out_dir: str | Path) -> dict[str, str]:
-    """``base`` as written -> stored copy, from the run's manifest."""
+def stored_inputs(out_dir: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(hardware, workload) files stored in the run: as written -> stored copy."""
     out = Path(out_dir)
     path = out / INPUTS / MANIFEST
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {str(k): str(out / v) for k, v in data.get("hardware", {}).items()}
+        return tuple(  # type: ignore[return-value]
+            {str(k): str(out / v) for k, v in data.get(kind, {}).items()}
+            for kind in ("hardware", "workloads")
+        )
     except (OSError, ValueError, AttributeError):
-        warn(f"{path} is unreadable; hardware files are looked up next to {out / SPEC_COPY}")
-        return {}
+        warn(f"{path} is unreadable; input files are looked up next to {out / SPEC_COPY}")
+        return {}, {}
 
 
 class RunLock:
@@ -169,7 +190,8 @@ def load_run(out_dir: str | Path) -> Run:
         raise ResultsError(
             f"{out} is not a sweep directory: expected {out / SPEC_COPY} (written by `einsim sweep`)"
         )
-    spec = load_spec(out / SPEC_COPY, hardware_files=stored_hardware(out))
+    hw, wl = stored_inputs(out)
+    spec = load_spec(out / SPEC_COPY, hardware_files=hw, workload_files=wl)
     ids = [p.point_id for p in expand(spec)]
     return Run(spec, load_results(out, ids), len(ids))
 

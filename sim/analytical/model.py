@@ -60,8 +60,15 @@ def evaluate(
     return metrics_from_scalar(st, res, mapping)
 
 
-def metrics_from_scalar(st: Structure, res: dict[str, Any], mapping: Mapping | None) -> Metrics:
-    """A :class:`Metrics` from :func:`sim.analytical.scalar.evaluate_scalar`'s result."""
+def metrics_from_scalar(
+    st: Structure,
+    res: dict[str, Any],
+    mapping: Mapping | None,
+    mapping_dict: dict[str, Any] | None = None,
+) -> Metrics:
+    """A :class:`Metrics` from :func:`sim.analytical.scalar.evaluate_scalar`'s
+    result (or a row of :class:`ArrayRows`); ``mapping_dict``: the mapping's
+    :func:`mapping_to_dict` form when the caller has it already."""
     accesses: dict[str, dict[str, TensorTraffic]] = {}
     traffic: dict[str, dict[str, float]] = {}
     bits = st.bits.tolist()
@@ -98,57 +105,68 @@ def metrics_from_scalar(st: Structure, res: dict[str, Any], mapping: Mapping | N
         macs=float(res["macs"]),
         padded_macs=float(res["padded_macs"]),
         model="analytical",
-        mapping=mapping_to_dict(mapping) if mapping is not None else None,
+        mapping=(
+            mapping_dict
+            if mapping_dict is not None
+            else (mapping_to_dict(mapping) if mapping is not None else None)
+        ),
         notes={"unit": st.unit, "op_classes": list(st.classes)},
     )
+
+
+#: the per-point scalars of an :func:`evaluate_arrays` result
+SCALAR_KEYS = (
+    "cycles",
+    "latency_s",
+    "energy_pj",
+    "compute_cycles",
+    "macs",
+    "padded_macs",
+    "utilization",
+)
+
+
+class ArrayRows:
+    """The rows of an :func:`evaluate_arrays` result in the scalar model's
+    form (Python floats and lists), converted once per batch, so that
+    :func:`metrics_from_scalar` is the one :class:`Metrics` builder for both
+    paths."""
+
+    _KEYS = (
+        *SCALAR_KEYS,
+        "static_energy_pj",
+        "reads",
+        "writes",
+        "updates",
+        "transfer_cycles",
+        "level_energy_pj",
+    )
+
+    def __init__(self, res: dict[str, Any]) -> None:
+        n = res["cycles"].shape[0]
+        self.lists = {k: np.asarray(res[k]).tolist() for k in self._KEYS}
+        self.compute = {
+            c: np.broadcast_to(v, (n,)).tolist() for c, v in res["compute_energy_pj"].items()
+        }
+
+    def row(self, i: int) -> dict[str, Any]:
+        out = {k: v[i] for k, v in self.lists.items()}
+        out["compute_energy_pj"] = {c: v[i] for c, v in self.compute.items()}
+        return out
 
 
 def metrics_from_arrays(
     st: Structure,
     arch: Architecture,
-    res: dict[str, Any],
+    res: dict[str, Any] | ArrayRows,
     i: int,
     mapping: Mapping | None = None,
+    mapping_dict: dict[str, Any] | None = None,
 ) -> Metrics:
-    """Row ``i`` of :func:`evaluate_arrays`' result as a :class:`Metrics`."""
-    accesses: dict[str, dict[str, TensorTraffic]] = {}
-    traffic: dict[str, dict[str, float]] = {}
-    byte_w = st.bits / 8.0
-    reads, writes, updates = res["reads"][i], res["writes"][i], res["updates"][i]
-    for lv_i, lv in enumerate(st.levels):
-        acc_l: dict[str, TensorTraffic] = {}
-        tr_l: dict[str, float] = {}
-        for t_i, t in enumerate(st.tensors):
-            r, w, u = float(reads[lv_i, t_i]), float(writes[lv_i, t_i]), float(updates[lv_i, t_i])
-            if r == 0 and w == 0 and u == 0:
-                continue
-            b = (r + w + 2 * u) * float(byte_w[t_i])
-            acc_l[t] = TensorTraffic(reads=r, writes=w, updates=u, bytes=b)
-            tr_l[t] = b
-        accesses[lv] = acc_l
-        traffic[lv] = tr_l
-    breakdown = {lv: float(res["level_energy_pj"][i, k]) for k, lv in enumerate(st.levels)}
-    for c, v in res["compute_energy_pj"].items():
-        breakdown[f"{st.unit}.{c}"] = float(np.broadcast_to(v, res["cycles"].shape)[i])
-    breakdown["static"] = float(res["static_energy_pj"][i])
-    util = dict.fromkeys(st.unit_names, 0.0)
-    util[st.unit] = float(res["utilization"][i])
-    return Metrics(
-        cycles=float(res["cycles"][i]),
-        latency_s=float(res["latency_s"][i]),
-        energy_pj=float(res["energy_pj"][i]),
-        energy_breakdown_pj=breakdown,
-        traffic_bytes=traffic,
-        accesses=accesses,
-        utilization=util,
-        compute_cycles=float(res["compute_cycles"][i]),
-        transfer_cycles={lv: float(res["transfer_cycles"][i, k]) for k, lv in enumerate(st.levels)},
-        macs=float(res["macs"][i]),
-        padded_macs=float(res["padded_macs"][i]),
-        model="analytical",
-        mapping=mapping_to_dict(mapping) if mapping is not None else None,
-        notes={"unit": st.unit, "op_classes": list(st.classes)},
-    )
+    """Row ``i`` of :func:`evaluate_arrays`' result (or of its
+    :class:`ArrayRows`) as a :class:`Metrics`."""
+    rows = res if isinstance(res, ArrayRows) else ArrayRows(res)
+    return metrics_from_scalar(st, rows.row(i), mapping, mapping_dict)
 
 
 def evaluate_batch(
@@ -236,19 +254,7 @@ def _batch_len(n: int, ov: dict[str, Any] | None) -> int:
 
 def flatten_result(st: Structure, res: dict[str, Any]) -> dict[str, np.ndarray]:
     n = res["cycles"].shape[0]
-    out: dict[str, np.ndarray] = {
-        k: np.ascontiguousarray(res[k])
-        for k in (
-            "cycles",
-            "latency_s",
-            "energy_pj",
-            "compute_cycles",
-            "macs",
-            "padded_macs",
-            "utilization",
-            "valid",
-        )
-    }
+    out: dict[str, np.ndarray] = {k: np.ascontiguousarray(res[k]) for k in (*SCALAR_KEYS, "valid")}
     byte_w = st.bits / 8.0
     traffic = (res["reads"] + res["writes"] + 2 * res["updates"]) * byte_w
     for k, lv in enumerate(st.levels):

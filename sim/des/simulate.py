@@ -753,7 +753,7 @@ def simulate_einsums(
     max_cycles: float | None = None,
     **_ignored: Any,
 ) -> Metrics:
-    """The pipeline's entry point (``experiments.pipeline.SIMS["des"]``):
+    """The front door's entry point (``sim.models.MODELS["des"]``):
     one Einsum, or a cascade (its DAG gives the dependencies)."""
     if len(einsums) == 1 and cascade is None:
         e = einsums[0]

@@ -60,7 +60,7 @@ def test_eval_json_fields_and_conservation(capsys):
         "--json",
     )
     assert rc == 0, err
-    d = json.loads(out)
+    d = json.loads(out)["metrics"]
     for key in (
         "cycles",
         "latency_s",
@@ -92,7 +92,7 @@ def test_eval_with_mapping_file_matches_fold_formula(tmp_path, capsys):
         "--json",
     )
     assert rc == 0, err
-    d = json.loads(out)
+    d = json.loads(out)["metrics"]
     # SCALE-Sim ws: folds x (T + 2 rows + cols - 2) - 1, folds = 2 x 2, T = M
     assert d["compute_cycles"] == 4 * (512 + 2 * 256 + 256 - 2) - 1
     assert d["mapping"]["levels"][2]["temporal"] == {"m": 512}
@@ -125,7 +125,7 @@ def test_eval_errors_are_one_line_exit_2(tmp_path, capsys):
     rc, out, err = _run(capsys, "eval", "-w", "gemm", "-p", "M", "--hw", "fusemax_cloud")
     assert rc == 2 and "expected NAME=VALUE" in err
     rc, out, err = _run(capsys, "eval", "-w", "gemm", "--hw", "fusemax_cloud", "--mapper", "magic")
-    assert rc == 2 and "unknown mapper 'magic'" in err
+    assert rc == 2 and "'magic' is not one of" in err and "greedy" in err
 
 
 def test_eval_cascade_file(tmp_path, capsys):
@@ -137,11 +137,21 @@ def test_eval_cascade_file(tmp_path, capsys):
     )
     rc, out, err = _run(capsys, "eval", "-w", str(f), "--hw", "fusemax_cloud", "--json")
     assert rc == 0, err
-    d = json.loads(out)
+    d = json.loads(out)["metrics"]
     assert d["macs"] == 64 * 256 * 256
     assert set(d["mapping"]) == {"QK", "MX"}
     # the max runs on the 1D array, the QK product on the 2D array
     assert d["mapping"]["MX"]["unit"] == "vector_1d"
     assert d["mapping"]["QK"]["unit"] == "pe_array"
     rc, out, err = _run(capsys, "eval", "-w", str(f), "-p", "M=3", "--hw", "fusemax_cloud")
-    assert rc == 2 and "--param applies to library workloads" in err
+    assert rc == 2 and "unknown parameter(s) M; the cascade declares none" in err
+
+
+def test_eval_cascade_file_with_parameters(tmp_path, capsys):
+    """``param NAME = DEFAULT`` in a cascade file; ``-p NAME=V`` overrides it."""
+    f = tmp_path / "gemm.ein"
+    f.write_text("param M = 64\ndeclare A[m:M, k:32] B[k, n:16]\nC[m,n] = A[m,k] * B[k,n]\n")
+    for extra, m in (((), 64), (("-p", "M=128"), 128)):
+        rc, out, err = _run(capsys, "eval", "-w", str(f), *extra, "--hw", "tpu_like", "--json")
+        assert rc == 0, err
+        assert json.loads(out)["metrics"]["macs"] == m * 32 * 16

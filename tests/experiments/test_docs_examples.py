@@ -48,7 +48,7 @@ def commands(page: Path) -> list[str]:
 def _fixtures(folder: Path) -> None:
     """The files the examples name."""
     import hw_models
-    from experiments.pipeline import find_mappings
+    import sim
     from mappers.mapping import dump_mappings
     from workloads import library
 
@@ -59,7 +59,7 @@ def _fixtures(folder: Path) -> None:
     kernels = (ROOT / "experiments/data/h100/kernels.csv").read_text().splitlines()
     (folder / "IN.csv").write_text("\n".join(kernels[:9]) + "\n")
     gemm = library.build("gemm", M=512, N=512, K=512)
-    ws = find_mappings(gemm, hw_models.load("fusemax_cloud"), mapper="greedy")
+    ws = sim.evaluate(gemm, hw_models.load("fusemax_cloud"), mapper="greedy").mappings
     (folder / "ws.yaml").write_text(dump_mappings(ws))
     (folder / "my_cascade.ein").write_text(library.build_text("attention-3pass", M=64, P=64))
 

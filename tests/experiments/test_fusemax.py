@@ -106,7 +106,7 @@ def test_flat_dram_at_1m_closed_form() -> None:
     flat = _get(rows, "bert", 1 << 20, "flat")
     three, _ = fusemax.attention_cascades("bert", 1 << 20)
     import hw_models
-    from experiments.cascade_pipeline import schedule_cascade
+    from sim.schedulers import schedule_cascade
 
     sched, _ = schedule_cascade(three, hw_models.load("flat_cloud"), "flat")
     tile = sched.groups[0].tile

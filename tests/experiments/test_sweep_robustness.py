@@ -293,7 +293,7 @@ def test_hardware_file_is_resolved_against_the_spec_and_stored(tmp_path: Path) -
     try:
         assert main(["sweep", str(spec), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
         shutil.rmtree(tmp_path / "specs")
-        assert (out / "inputs" / "00-my.yaml").is_file()
+        assert (out / "inputs" / "hardware" / "00-my.yaml").is_file()
         assert main(["export", str(out), "--out", "t.parquet"]) == 0
         assert main(["dashboard", str(out)]) == 0
     finally:

@@ -136,7 +136,7 @@ workloads:
 def seeds() -> dict[str, list[str]]:
     """Valid inputs of every kind (file kinds) to mutate."""
     import hw_models
-    from experiments.pipeline import find_mappings
+    import sim
     from mappers.mapping import dump_mappings
     from workloads import library
 
@@ -154,8 +154,8 @@ def seeds() -> dict[str, list[str]]:
     att = library.build("attention-3pass", B=1, H=1, E=16, F=16, M=32, P=32)
     arch = hw_models.load("tpu_like")
     maps = [
-        dump_mappings(find_mappings(gemm, arch, mapper="greedy")),
-        dump_mappings(find_mappings(att, arch, mapper="greedy")),
+        dump_mappings(sim.evaluate(gemm, arch, mapper="greedy").mappings),
+        dump_mappings(sim.evaluate(att, arch, mapper="greedy").mappings),
     ]
     gpu = [_csv_head("experiments/data/h100/kernels.csv", 6)]
     # the smallest rows (a GEMM layer costs milliseconds, a big conv seconds)
@@ -501,8 +501,8 @@ def run_campaign(counts: dict[str, int], seed: int) -> dict[str, Summary]:
     import experiments.commands.hw  # noqa: F401
     import experiments.commands.sweep  # noqa: F401
     import experiments.commands.workload  # noqa: F401
-    import experiments.pipeline  # noqa: F401
     import experiments.sweep.check  # noqa: F401
+    import sim.api  # noqa: F401
 
     texts = seeds()
     from experiments.cli import main

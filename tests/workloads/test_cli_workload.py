@@ -104,7 +104,7 @@ def test_check_good_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_bad_params(capsys: pytest.CaptureFixture[str]) -> None:
     for args, needle in [
-        (("--param", "M"), "expected KEY=VALUE"),
+        (("--param", "M"), "expected NAME=VALUE"),
         (("--param", "M=x"), "positive integer"),
         (("--param", "M=1", "--param", "M=2"), "given twice"),
     ]:

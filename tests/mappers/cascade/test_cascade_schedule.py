@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hw_models
-from experiments.cascade_pipeline import schedule_cascade
 from mappers.cascade import fusion
 from mappers.schedule import FusionGroup, Schedule, ScheduleError, validate_schedule
 from sim.analytical import cascade as cascade_model
+from sim.schedulers import schedule_cascade
 from workloads import library
 from workloads.errors import EinsimError
 from workloads.parser import parse_cascade
@@ -165,14 +165,14 @@ def test_des_costs_schedules_with_the_same_dram_traffic() -> None:
     """The discrete-event simulator runs the schedule's residency: its DRAM
     traffic equals the schedule cost model's, fused and unfused, and fusing
     removes exactly the kept intermediates' write + read-back bytes."""
-    from experiments.cascade_pipeline import simulate_schedule
+    import sim
 
     arch = small_arch(1 << 20)
     c = library.build("mlp", B=64, IN=64, HIDDEN=128, OUT=64, LAYERS=3)
     results = {}
     for method in ("unfused", "ilp"):
         sched, m = schedule_cascade(c, arch, method, "dram_traffic", workers=1)
-        des = simulate_schedule(c, arch, sched)
+        des = sim.evaluate(c, arch, schedule=sched, model="des", mapper="greedy").metrics
         assert des.model == "des"
         assert sum(des.traffic_bytes["DRAM"].values()) == pytest.approx(
             m.traffic_bytes["DRAM"]["total"], rel=1e-9
@@ -211,7 +211,7 @@ def test_flat_spill_writes_once_and_reloads_per_later_pass() -> None:
     """FLAT with the score-sized tensors spilled: QK and SN each cost one
     write and one reload (hand count), A never leaves the chip, and the
     discrete-event simulator moves exactly the same DRAM bytes per tensor."""
-    from experiments.cascade_pipeline import simulate_schedule
+    import sim
     from mappers.cascade.attention import flat_candidates
 
     arch = small_arch(1 << 14)
@@ -224,7 +224,7 @@ def test_flat_spill_writes_once_and_reloads_per_later_pass() -> None:
     # one tile of 64 queries holds everything else: K and V are read once
     assert spill.groups[0].tile == 64
     assert m.traffic_bytes["DRAM"]["total"] == inputs + 2 * score + 2 * score
-    des = simulate_schedule(c, arch, spill)
+    des = sim.evaluate(c, arch, schedule=spill, model="des", mapper="greedy").metrics
     assert des.traffic_bytes["DRAM"]["QK"] == 2 * score
     assert des.traffic_bytes["DRAM"]["SN"] == 2 * score
     assert "A" not in des.traffic_bytes["DRAM"]

@@ -1,4 +1,4 @@
-"""Unfused cascades through the pipeline: sums of the parts, compulsory
+"""Unfused cascades through the front door: sums of the parts, compulsory
 traffic, utilisation by time share, and the registries."""
 
 from __future__ import annotations
@@ -8,10 +8,12 @@ import math
 import pytest
 
 import hw_models
-from experiments import pipeline
-from experiments.pipeline import PipelineError, evaluate_workload, find_mappings
+import sim
+from mappers import registry
 from mappers.baselines.greedy import greedy_mapping
+from mappers.objectives import ObjectiveError
 from sim.analytical.model import evaluate, evaluate_cascade
+from sim.models import ModelError
 from workloads import library
 
 
@@ -40,19 +42,19 @@ def test_cascade_is_the_sum_of_its_einsums(arch):
         assert dram[t] >= casc.tensor(t).bytes
 
 
-def test_pipeline_matches_direct_evaluation(arch):
+def test_front_door_matches_direct_evaluation(arch):
     casc = library.build("mlp")
-    m = evaluate_workload(casc, arch, mapper="greedy-fast")
-    maps = find_mappings(casc, arch, mapper="greedy-fast")
-    direct = evaluate_cascade(casc, arch, maps)
-    assert m.cycles == pytest.approx(direct.cycles)
-    assert set(m.mapping) == {e.name for e in casc.einsums}
+    ev = sim.evaluate(casc, arch, mapper="greedy-fast")
+    direct = evaluate_cascade(casc, arch, ev.mappings)
+    assert ev.metrics.cycles == pytest.approx(direct.cycles, rel=1e-12)
+    assert ev.metrics.energy_pj == pytest.approx(direct.energy_pj, rel=1e-12)
+    assert set(ev.metrics.mapping) == {e.name for e in casc.einsums}
 
 
 def test_evaluator_never_worse_than_plain_greedy(arch):
     e = library.build("gemm", M=1000, N=300, K=700).einsums[0]
     plain = evaluate(e, arch, greedy_mapping(e, arch))
-    best = evaluate_workload(e, arch, mapper="greedy", objective="edp")
+    best = sim.evaluate(e, arch, mapper="greedy", objective="edp").metrics
     assert best.energy_pj * best.latency_s <= plain.energy_pj * plain.latency_s * (1 + 1e-12)
 
 
@@ -60,14 +62,17 @@ def test_registries_are_one_line_extensions(arch, monkeypatch):
     e = library.build("gemm", M=64, N=64, K=64).einsums[0]
     calls = []
 
-    def my_mapper(einsum, arch_, objective, evaluator, **opts):
+    def my_mapper(einsum, arch_, unit, objective):
         calls.append(objective)
-        return greedy_mapping(einsum, arch_)
+        return [greedy_mapping(einsum, arch_)]
 
-    monkeypatch.setitem(pipeline.MAPPERS, "mine", my_mapper)
-    m = evaluate_workload(e, arch, mapper="mine", objective="latency")
+    monkeypatch.setitem(
+        registry.MAPPERS, "mine", registry.MapperInfo("mine", "test", candidates=my_mapper)
+    )
+    m = sim.evaluate(e, arch, mapper="mine", objective="latency").metrics
     assert calls == ["latency"] and math.isfinite(m.cycles)
-    with pytest.raises(PipelineError, match="unknown model 'magic'"):
-        evaluate_workload(e, arch, sim="magic")
-    with pytest.raises(PipelineError, match="unknown objective"):
-        evaluate_workload(e, arch, objective="speed")
+    assert m.cycles == evaluate(e, arch, greedy_mapping(e, arch)).cycles
+    with pytest.raises(ModelError, match="unknown model 'magic'"):
+        sim.evaluate(e, arch, model="magic")
+    with pytest.raises(ObjectiveError, match="unknown objective"):
+        sim.evaluate(e, arch, objective="speed")

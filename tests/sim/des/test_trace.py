@@ -106,7 +106,7 @@ def test_cli_eval_des_writes_a_trace(tmp_path, capsys):
         ]
     )  # fmt: skip
     assert rc == 0
-    metrics = json.loads(capsys.readouterr().out)
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert metrics["model"] == "des"
     assert "steady_state" in metrics["notes"]
     _check_trace(json.loads(out.read_text()))

@@ -322,12 +322,12 @@ def test_huge_shapes_are_fast_and_finite() -> None:
 
 
 def test_einsim_eval_on_gpu_uses_the_gpu_model(capsys) -> None:
+    import sim
     import workloads.library as lib
     from experiments.cli import main
-    from experiments.pipeline import evaluate_workload
 
     cas = lib.build("gemm", M=2048, N=2048, K=2048)
-    m = evaluate_workload(cas, H100)
+    m = sim.evaluate(cas, H100).metrics
     assert m.model == "gpu"
     direct, _ = predict_row(_gemm_row(2048, 2048, 2048), SPEC, PARAMS)
     assert m.latency_s * 1e3 == pytest.approx(direct["pred_loop_ms"], rel=1e-9)

@@ -1,7 +1,10 @@
-"""Schedule a whole cascade and cost it: the glue between mappers and sim.
+"""The cascade schedulers: fusion groups, unit binding and on-chip residency.
 
 ``schedule_cascade(cascade, arch, method=...)`` returns the
-:class:`mappers.schedule.Schedule` and its :class:`sim.metrics.Metrics`.
+:class:`mappers.schedule.Schedule` and its :class:`sim.metrics.Metrics`
+(the analytical cascade model). Commands reach it through
+:func:`sim.api.evaluate` with ``schedule=METHOD``; ``METHODS`` is the one
+list of method names (the CLI's choices come from it).
 
 Methods:
   ``unfused``     every Einsum alone, intermediates through DRAM
@@ -19,45 +22,26 @@ from collections.abc import Iterable
 from hw_models.arch import Architecture
 from mappers.cascade import attention as attention_schedules
 from mappers.cascade import fusion
+from mappers.objectives import objective_value
 from mappers.schedule import Schedule, ScheduleError, default_binding, validate_schedule
 from sim.analytical import cascade as cascade_model
 from sim.metrics import Metrics
 from workloads.ir import Cascade
 
-METHODS = ("unfused", "greedy", "ilp", "exhaustive", "flat", "fusemax")
+#: method -> one line for ``--help``
+METHODS: dict[str, str] = {
+    "ilp": "the CP-SAT fusion/residency ILP",
+    "greedy": "keep an intermediate on chip while it fits",
+    "unfused": "every Einsum alone, intermediates through DRAM",
+    "exhaustive": "every fusion pattern (small cascades)",
+    "flat": "FLAT's fused, double-buffered attention (3-pass cascade)",
+    "fusemax": "FuseMax's streamed 1-pass attention",
+}
 
 
-def _objective(m: Metrics, objective: str) -> float:
-    if objective == "latency":
-        return m.cycles
-    if objective == "energy":
-        return m.energy_pj
-    if objective == "dram_traffic":
-        return sum(next(iter(m.traffic_bytes.values()), {}).values())
-    return m.cycles * m.energy_pj
-
-
-def simulate_schedule(
-    cascade: Cascade,
-    arch: Architecture,
-    schedule: Schedule,
-    *,
-    full_sim: bool = False,
-) -> Metrics:
-    """Cost a schedule with the discrete-event simulator.
-
-    Each Einsum gets the greedy mapping on the unit the schedule binds it to;
-    intermediates the schedule keeps on chip are handed over on chip, the
-    others go through DRAM, and Einsums on different units overlap when the
-    dependences allow it.
-    """
-    from mappers.baselines.greedy import greedy_mapping
-    from sim.des.simulate import simulate_cascade
-
-    mappings = {
-        e.name: greedy_mapping(e, arch, unit=schedule.binding.get(e.name)) for e in cascade.einsums
-    }
-    return simulate_cascade(cascade, arch, mappings, schedule=schedule, full_sim=full_sim)
+def cost_schedule(cascade: Cascade, arch: Architecture, schedule: Schedule) -> Metrics:
+    """The analytical cost of a given schedule."""
+    return cascade_model.evaluate_schedule(cascade, arch, schedule)
 
 
 def schedule_cascade(
@@ -82,7 +66,7 @@ def schedule_cascade(
         scored = []
         for sched in attention_schedules.flat_candidates(cascade, arch):
             m = cascade_model.evaluate_schedule(cascade, arch, sched)
-            scored.append((_objective(m, objective), sched, m))
+            scored.append((objective_value(m, objective), sched, m))
         if not scored:
             raise ScheduleError(f"FLAT: no schedule of {cascade.name} fits {arch.name}")
         _, sched, m = min(scored, key=lambda x: x[0])

@@ -1,0 +1,153 @@
+"""The one registry of cost models, and which model each hardware family gets.
+
+Two kinds of model:
+
+* **mapping** models cost one mapping per Einsum (the analytical model, the
+  discrete-event simulator). ``sim.api`` finds the mappings with a mapper
+  from :mod:`mappers.registry` (scored with the analytical model) and then
+  costs them with the chosen model.
+* **workload** models cost a whole workload on their family themselves (the
+  GPU kernel model lowers a cascade to kernels), so no mapper applies.
+
+``model="auto"`` picks :data:`FAMILY_MODELS` ``[arch.family]``. The CLI's
+``--sim`` choices and help come from :data:`MODELS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from workloads.errors import EinsimError
+
+AUTO = "auto"
+
+
+class ModelError(EinsimError):
+    """An unknown cost model, or one that does not describe the hardware."""
+
+
+@dataclass(frozen=True)
+class CostModel:
+    name: str
+    #: one line for ``--help``
+    summary: str
+    #: the hardware families it describes
+    families: tuple[str, ...]
+    #: "mapping" (needs a mapping per Einsum) or "workload" (costs a workload itself)
+    kind: str
+    #: mapping models: (einsums, arch, mappings, *, cascade, **opts) -> Metrics;
+    #: workload models: (workload, arch, **opts) -> Metrics
+    run: Callable[..., Any]
+
+
+MODELS: dict[str, CostModel] = {}
+
+#: hardware family -> the model ``auto`` picks
+FAMILY_MODELS: dict[str, str] = {}
+
+
+def register(model: CostModel, *, default_for: tuple[str, ...] = ()) -> CostModel:
+    MODELS[model.name] = model
+    for fam in default_for:
+        FAMILY_MODELS[fam] = model.name
+    return model
+
+
+def names() -> tuple[str, ...]:
+    return tuple(MODELS)
+
+
+def choices() -> tuple[str, ...]:
+    """What ``--sim`` accepts: ``auto`` and every registered model."""
+    return (AUTO, *MODELS)
+
+
+def help_text() -> str:
+    parts = [
+        f"{AUTO}: the family's model ({', '.join(f'{f} {m}' for f, m in FAMILY_MODELS.items())})"
+    ]
+    parts += [f"{m.name}: {m.summary}" for m in MODELS.values()]
+    return "; ".join(parts)
+
+
+def resolve(name: str, family: str, arch_name: str = "") -> CostModel:
+    """The model ``name`` means on a design of ``family``; refuses models that
+    do not describe that family, with the models that do."""
+    if name in (AUTO, "", None):
+        try:
+            name = FAMILY_MODELS[family]
+        except KeyError:
+            raise ModelError(f"no cost model describes the {family!r} family") from None
+    try:
+        model = MODELS[name]
+    except KeyError:
+        raise ModelError(
+            f"unknown model {name!r} (expected one of {', '.join(choices())})"
+        ) from None
+    if family not in model.families:
+        fits = [m.name for m in MODELS.values() if family in m.families]
+        what = f" {arch_name}" if arch_name else ""
+        raise ModelError(
+            f"the {model.name} model describes {' and '.join(model.families)} designs, "
+            f"but{what} is a {family} design; use {' or '.join([AUTO, *fits])}"
+        )
+    return model
+
+
+# ------------------------------------------------------------------ models
+
+
+def _analytical(einsums: list[Any], arch: Any, mappings: dict[str, Any], **opts: Any) -> Any:
+    """Unused directly: ``sim.api`` costs analytical mappings in batches
+    (:mod:`sim.mapped`); kept so the registry states what the model is."""
+    from sim.analytical.model import combine_sequential, evaluate
+
+    parts = {e.name: evaluate(e, arch, mappings[e.name]) for e in einsums}
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return combine_sequential(list(parts.values()), arch, parts)
+
+
+def _des(einsums: list[Any], arch: Any, mappings: dict[str, Any], **opts: Any) -> Any:
+    from sim.des.simulate import simulate_einsums
+
+    return simulate_einsums(einsums, arch, mappings, **opts)
+
+
+def _gpu(workload: Any, arch: Any, **opts: Any) -> Any:
+    from sim.gpu.model import evaluate_cascade
+
+    return evaluate_cascade(workload, arch, fused=opts.get("fused"))
+
+
+register(
+    CostModel(
+        "analytical",
+        "reuse analysis of the mapped loop nest (vectorised)",
+        ("spatial", "fpga"),
+        "mapping",
+        _analytical,
+    ),
+    default_for=("spatial", "fpga"),
+)
+register(
+    CostModel(
+        "des",
+        "discrete-event simulation of the mapped nest (simpy): ports, buffers, units",
+        ("spatial", "fpga"),
+        "mapping",
+        _des,
+    )
+)
+register(
+    CostModel(
+        "gpu",
+        "the calibrated GPU kernel model (a cascade lowered to library kernels)",
+        ("gpu",),
+        "workload",
+        _gpu,
+    ),
+    default_for=("gpu",),
+)
