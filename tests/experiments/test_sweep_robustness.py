@@ -273,9 +273,9 @@ def test_killing_the_driver_leaves_no_worker(tmp_path: Path, engine: list[str]) 
 
 
 def test_hardware_file_is_resolved_against_the_spec_and_stored(tmp_path: Path) -> None:
-    """`base: hw/my.yaml` is read next to the spec, copied into the run
-    directory, and export/dashboard work from elsewhere after the original
-    is gone."""
+    """`base: hw/my.yaml` and the workload `g.ein` are read next to the spec,
+    copied into the run directory, and export/dashboard work from elsewhere
+    after the originals are gone."""
     import shutil
 
     hw = tmp_path / "specs" / "hw"
@@ -283,8 +283,14 @@ def test_hardware_file_is_resolved_against_the_spec_and_stored(tmp_path: Path) -
     import hw_models
 
     hw_models.save(hw_models.load("tpu_like"), hw / "my.yaml")
+    (hw.parent / "g.ein").write_text(
+        "param M = 8\nparam N = 8\nparam K = 8\n"
+        "declare A[m:M, k:K] B[k, n:N]\nC[m,n] = A[m,k] * B[k,n]\n"
+    )
     spec = tmp_path / "specs" / "s.yaml"
-    spec.write_text(SPEC.replace("base: tpu_like", "base: hw/my.yaml"))
+    spec.write_text(
+        SPEC.replace("base: tpu_like", "base: hw/my.yaml").replace("name: gemm", "name: g.ein")
+    )
     out = tmp_path / "run"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -294,6 +300,7 @@ def test_hardware_file_is_resolved_against_the_spec_and_stored(tmp_path: Path) -
         assert main(["sweep", str(spec), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
         shutil.rmtree(tmp_path / "specs")
         assert (out / "inputs" / "hardware" / "00-my.yaml").is_file()
+        assert (out / "inputs" / "workloads" / "00-g.ein").is_file()
         assert main(["export", str(out), "--out", "t.parquet"]) == 0
         assert main(["dashboard", str(out)]) == 0
     finally:
