@@ -89,17 +89,22 @@ def _warm_worker() -> None:
 PARENT_POLL_S = 0.5
 
 
-def _watch_parent(pdeathsig: bool = True) -> None:
+#: the driver's pid, for workers that start after a delay (Dask LocalCluster)
+DRIVER_PID_ENV = "EINSIM_SWEEP_DRIVER_PID"
+
+
+def _watch_parent() -> None:
     """Make this worker process exit when the process that started it dies.
 
     ``PR_SET_PDEATHSIG`` asks Linux to SIGKILL us when our parent exits; a
-    daemon thread that polls ``os.getppid()`` covers other systems and the
-    case where the parent died before the call.
+    daemon thread that polls ``os.getppid()`` covers other systems and a
+    driver that died before this ran (the parent is then no longer the
+    driver whose pid is in :data:`DRIVER_PID_ENV`).
     """
     import threading
 
-    parent = os.getppid()
-    if pdeathsig and sys.platform.startswith("linux"):
+    parent = int(os.environ.get(DRIVER_PID_ENV) or os.getppid())
+    if sys.platform.startswith("linux"):
         try:
             import ctypes
             import signal
@@ -108,7 +113,7 @@ def _watch_parent(pdeathsig: bool = True) -> None:
             libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
         except (OSError, AttributeError):  # pragma: no cover - no libc
             pass
-    if parent == 1:  # orphaned already
+    if os.getppid() != parent:  # orphaned already
         os._exit(1)
 
     def watch() -> None:
@@ -127,11 +132,17 @@ def _init_local_worker() -> None:
     _warm_worker()
 
 
-def _init_dask_local_worker() -> None:
-    """Run on each worker of our own LocalCluster: its processes are started
-    by the nannies' threads, so only the polling watch applies."""
-    _watch_parent(pdeathsig=False)
-    _warm_worker()
+def dask_setup(worker: Any) -> None:
+    """Dask preload hook (``preload=["experiments.sweep.engine"]``): each
+    worker process of our LocalCluster watches the driver from its start.
+
+    The parent-death signal is needed here too: a task that holds the GIL
+    (an extension's import, a long C call) starves the polling thread for
+    seconds. Linux ties the signal to the driver's thread that started the
+    process, a nanny's ``AsyncProcess`` queue thread, which lives until the
+    worker process has exited (``distributed.process``), so it fires only
+    when the driver dies or the worker is gone already."""
+    _watch_parent()
 
 
 def _noop(arg: Any) -> None:
@@ -266,14 +277,19 @@ class _DaskBackend(_Backend):
         else:
             n = local_workers or default_workers()
             self._cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                preload=["experiments.sweep.engine"],  # dask_setup: watch the driver
+                env={DRIVER_PID_ENV: str(os.getpid())},  # the workers' environment only
             )
             self._client = Client(self._cluster)
             self.workers = n
             self.name = f"Dask LocalCluster ({n} workers)"
         # workers of our own LocalCluster die with the driver; a cluster
         # given by --scheduler belongs to someone else
-        self._client.run(_warm_worker if scheduler else _init_dask_local_worker)
+        self._client.run(_warm_worker)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         # pure=False: a chunk is submitted once; no key hashing of the points

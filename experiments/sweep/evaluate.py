@@ -523,6 +523,22 @@ def _evaluate_group(points: list[Point], cascade: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _workload_failed(p: Point, exc: BaseException) -> dict[str, Any]:
+    """The row of a point whose workload could not be built (or timed out
+    building): its hardware facts and constraints as for any point, so the
+    row does not depend on which step a time-out interrupted."""
+    row = _base_row(p)
+    try:
+        with _deadline(p.timeout_s):
+            if checked_arch(p, row) is None:
+                return row  # rejected by a constraint before any evaluation
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as arch_exc:  # noqa: BLE001 - the hardware fails first
+        return _failed(row, arch_exc)
+    return _failed(row, exc)
+
+
 def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk of points, in the chunk's order.
 
@@ -544,7 +560,7 @@ def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a failing point is data
                 for i in idx:
-                    rows[i] = _failed(_base_row(points[i]), exc)
+                    rows[i] = _workload_failed(points[i], exc)
                 continue
             for i, row in zip(idx, _evaluate_group([points[i] for i in idx], cascade), strict=True):
                 rows[i] = row
