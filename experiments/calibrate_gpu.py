@@ -1,14 +1,19 @@
-"""Re-fit the GPU model's scalar parameters and rewrite ``sim/gpu/params/<hw>.yaml``.
+"""Re-fit the GPU model's global scalars and rewrite ``sim/gpu/params/h100.yaml``.
 
 Usage::
 
-    python -m experiments.calibrate_gpu [--hw h100] [--data DIR] [--out FILE] [--dry-run]
+    python -m experiments.calibrate_gpu [--max-rows 300] [--out FILE] [--dry-run]
 
-Fits (see ``sim.gpu.calibration``) the traffic scalars on ``traffic_ncu.csv``,
-the time scalars on ``median_ms`` and the energy scalars on energy per call of
-``kernels.csv`` in DIR (default: ``experiments/data/<hw>``), starting from the
-built-in defaults of ``sim.gpu.spec.GpuParams``, and writes the file with its provenance (data files,
-date, command, fit errors). Takes about 5 s.
+Fits (``sim.gpu.calibration``) the time and traffic scalars jointly on our
+H100 kernels (``experiments/data/h100/``: ``median_ms`` as ``event``,
+``loop_ms`` as ``loop``, Nsight Compute DRAM bytes) and a deterministic
+sub-sample (``--max-rows`` per framework, op and dtype) of the public H100
+kernels (``experiments/data/public_gpu/``, CUDA-graph timed), then the energy
+scalars on our kernels' energy per call. It starts from the built-in defaults
+of ``sim.gpu.spec.GpuParams`` (reproducible; it does not read the file it
+rewrites) and writes the parameters with their provenance (data, date,
+command, fitted and tied scalars, fit errors) and the validity envelope of
+the data. Takes a few minutes on one core.
 """
 
 from __future__ import annotations
@@ -17,81 +22,95 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load(data_dir: Path) -> tuple[object, object]:
+def calibrate(max_rows: int = 300, max_nfev: int = 200) -> tuple[Any, dict[str, Any], Any]:
+    """Fit on the project's data; returns (GpuParams, summary, envelope)."""
     import pandas as pd
 
-    from workloads.errors import EinsimError
-
-    kpath = data_dir / "kernels.csv"
-    if not kpath.exists():
-        raise EinsimError(
-            f"{kpath}: not found (expected a kernels.csv as in experiments/data/h100)"
-        )
-    kernels = pd.read_csv(kpath)
-    npath = data_dir / "traffic_ncu.csv"
-    ncu = pd.read_csv(npath) if npath.exists() else None
-    return kernels, ncu
-
-
-def calibrate(hw: str = "h100", data_dir: Path | None = None) -> tuple[object, dict]:
-    """Fit on the data of ``hw``; returns (GpuParams, summary dict)."""
     import hw_models
+    from experiments.gpu_data import calibration_frames
     from sim.gpu import calibration as gc
+    from sim.gpu import envelope as env
+    from sim.gpu.rows import to_batch
     from sim.gpu.spec import GpuParams, GpuSpec
 
-    data_dir = data_dir or DATA_DIR / hw
-    kernels, ncu = _load(data_dir)
-    spec = GpuSpec.from_arch(hw_models.load(hw))
-    # always start from the built-in defaults: the fit is reproducible and
-    # does not depend on the file it rewrites
-    base = GpuParams()
-    params = gc.fit_all(kernels, ncu, spec, base)
-    pred = gc.predict_frame(kernels, spec, params)
-    epc = kernels["energy_loop_mj"] / kernels["energy_calls"]
-    summary = gc.error_table(kernels["median_ms"], pred["pred_ms"], epc, pred["pred_energy_mj"])
-    if ncu is not None:
-        errs = gc.traffic_errors(gc.ncu_calls(ncu), spec, params)
-        summary["ncu_dram_max_abs_err_pct"] = float(abs(errs).max() * 100)
-    return params, summary
+    spec = GpuSpec.from_arch(hw_models.load("h100"))
+    fr = calibration_frames(max_rows)
+    params = gc.fit_all(fr["fit"], fr["ncu"], fr["kernels"], spec, GpuParams(), max_nfev=max_nfev)
+    summary: dict[str, Any] = {}
+    pk = gc.predict_frame(fr["kernels"], spec, params)
+    summary["h100"] = gc.error_table(
+        pk["measured_ms"], pk["pred_ms"], pk["energy_per_call_mj"], pk["pred_energy_mj"]
+    )
+    pn = gc.predict_frame(fr["ncu"], spec, params)
+    summary["h100"]["ncu_dram_max_abs_err_pct"] = float(
+        (pn["pred_dram_bytes"] / pn["dram_bytes"] - 1).abs().max() * 100
+    )
+    kept = pd.concat(
+        [
+            fr["gemm"][fr["gemm"]["excluded"] == ""],
+            fr["attention"][fr["attention"]["excluded"] == ""],
+        ],
+        ignore_index=True,
+    )
+    pp = gc.predict_frame(kept, spec, params)
+    for grp, sub in pp.groupby(pp["group"].astype(str) + "|" + pp["dtype"].astype(str)):
+        summary[f"public {grp}"] = gc.error_table(sub["measured_ms"], sub["pred_ms"])
+    rows = pd.concat([fr["kernels"], fr["loop"], kept], ignore_index=True)
+    envelope = env.build(to_batch(rows), spec.compute_capability)
+    return params, summary, envelope
 
 
-def render(hw: str, params: object, summary: dict, data_dir: Path, command: str) -> str:
+def render(params: Any, summary: dict[str, Any], envelope: Any, command: str, max_rows: int) -> str:
     import yaml
 
     from sim.gpu import calibration as gc
 
-    try:
-        rel = data_dir.resolve().relative_to(Path(__file__).resolve().parents[1])
-    except ValueError:
-        rel = data_dir
     head = {
-        "hardware": hw,
-        "fitted_on": [str(rel / "kernels.csv"), str(rel / "traffic_ncu.csv")],
+        "hardware": "h100",
+        "fitted_on": [
+            "experiments/data/h100/kernels.csv (median_ms as event, loop_ms as loop, energy per call)",
+            "experiments/data/h100/traffic_ncu.csv (Nsight Compute DRAM bytes)",
+            f"experiments/data/public_gpu/*.parquet (graph-timed, up to {max_rows} rows per framework/op/dtype)",
+        ],
         "fitted_at_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
-        "method": "sim/gpu/calibration.py: traffic on Nsight Compute DRAM bytes, time on "
-        "median_ms (relative >= 50 us, absolute below), energy per call by NNLS; the "
-        "other parameters fixed (sources in sim/gpu/spec.py) or tied (TIES)",
-        "fitted": list(gc.TRAFFIC_FIT + gc.TIME_FIT + gc.ENERGY_FIT),
+        "method": "sim/gpu/calibration.py: one robust least squares of time (relative >= 50 us, "
+        "absolute below) and Nsight DRAM bytes over every stratum, then energy per call by NNLS; "
+        "the other parameters fixed (sources in sim/gpu/spec.py) or tied (TIES)",
+        "fitted": list(gc.TIME_FIT + gc.ENERGY_FIT),
         "tied": {k: f"{v[1]:g} x {v[0]}" for k, v in gc.TIES.items()},
-        "fit_errors": {k: round(float(v), 3) for k, v in summary.items()},
+        "fit_errors": {
+            k: {kk: round(float(vv), 3) for kk, vv in v.items()} for k, v in summary.items()
+        },
     }
     body = {"params": {k: float(f"{v:.6g}") for k, v in params.to_dict().items()}}
+    env = {
+        "envelope": {
+            "compute_capability": envelope.compute_capability,
+            "regions": envelope.to_list(),
+        }
+    }
     text = (
-        "# Calibrated scalars of the GPU model (sim/gpu/model.py). Global numbers only:\n"
+        "# Global scalars of the GPU kernel model (sim/gpu/model.py), one file for every card:\n"
         "# no value depends on a kernel shape. Re-fit with the command below.\n"
     )
-    return text + yaml.safe_dump(head, sort_keys=False) + yaml.safe_dump(body, sort_keys=False)
+    return (
+        text
+        + yaml.safe_dump(head, sort_keys=False)
+        + yaml.safe_dump(body, sort_keys=False)
+        + yaml.safe_dump(env, sort_keys=False, default_flow_style=None)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hw", default="h100", help="hardware preset (default h100)")
-    ap.add_argument("--data", type=Path, default=None, help="folder with kernels.csv")
+    ap.add_argument("--max-rows", type=int, default=300, help="public rows per stratum in the fit")
+    ap.add_argument("--max-nfev", type=int, default=200, help="least-squares evaluations")
     ap.add_argument("--out", type=Path, default=None, help="parameter file to write")
     ap.add_argument("--dry-run", action="store_true", help="print, do not write")
     args = ap.parse_args(argv)
@@ -99,21 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     from workloads.errors import EinsimError
 
     try:
-        data_dir = args.data or DATA_DIR / args.hw
-        params, summary = calibrate(args.hw, data_dir)
+        params, summary, envelope = calibrate(args.max_rows, args.max_nfev)
     except EinsimError as exc:
         print(f"calibrate_gpu: error: {exc}", file=sys.stderr)
         return 2
     cmd = "python -m experiments.calibrate_gpu " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
-    text = render(args.hw, params, summary, data_dir, cmd.strip())
-    for k, v in summary.items():
-        print(f"{k:32s} {v:10.3f}")
+    text = render(params, summary, envelope, cmd.strip(), args.max_rows)
+    for name, stats in summary.items():
+        print(f"{name:32s} " + " ".join(f"{k}={v:.3g}" for k, v in stats.items()))
     if args.dry_run:
-        print(text)
+        print(text[:4000])
         return 0
-    out = args.out or params_path(args.hw)
+    out = args.out or params_path("h100")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"wrote {out}")

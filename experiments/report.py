@@ -103,6 +103,32 @@ def metrics_lines(m: Any, *, indent: str = "") -> list[str]:
     return out
 
 
+def fpga_lines(notes: dict[str, Any]) -> list[str]:
+    """Resources against the device, and power, of an FPGA design (hls4ml model)."""
+    f = notes.get("fpga")
+    if not isinstance(f, dict) or "used" not in f:
+        return []
+    parts = []
+    for r, used in f["used"].items():
+        avail = f["available"].get(r)
+        frac = f["fractions"].get(r)
+        parts.append(
+            f"{r} {used:,.0f}" + (f" / {avail:,.0f} ({frac:.1%})" if avail and frac is not None else "")
+        )
+    lines = [
+        f"resources  {', '.join(parts)}",
+        f"device     {f.get('device_fraction', 0.0):.1%} of {f.get('device', 'the device')} "
+        f"(limited by {f.get('limiting_resource', '-')}); II {f.get('ii_cycles')} cycles, "
+        f"reuse factor {f.get('reuse_factor')}, {f.get('weight_bits')}-bit weights",
+    ]
+    if "power_w" in f:
+        lines.append(
+            f"power      {fmt_si(f['power_w'], 'W')} (static {fmt_si(f['static_power_w'], 'W')}, "
+            f"dynamic {fmt_si(f['dynamic_power_w'], 'W')})"
+        )
+    return lines
+
+
 def header(ev: Any, workload: str) -> str:
     how = [f"{ev.model} model"]
     if ev.mapper:
@@ -115,7 +141,7 @@ def header(ev: Any, workload: str) -> str:
 
 def summary_lines(ev: Any, workload: str) -> list[str]:
     """The whole-workload report ``eval`` prints (and ``map``/``schedule`` end with)."""
-    lines = [header(ev, workload), *metrics_lines(ev.metrics)]
+    lines = [header(ev, workload), *metrics_lines(ev.metrics), *fpga_lines(ev.metrics.notes or {})]
     if len(ev.parts) > 1:
         for name, p in ev.parts.items():
             unit = (p.notes or {}).get("unit", "")

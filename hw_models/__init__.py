@@ -13,6 +13,19 @@ Public API (stable; other layers code against it)::
     hw_models.gpu.gpu(**p), hw_models.fpga.fpga(**p)  # (modules keep their names)
     fits(params) / estimate_resources(params) # FPGA fit (hw_models.fpga)
     HardwareError, FPGAFitError
+
+The architecture tree (per-tensor memories, precision; hw_models.memories)::
+
+    Memory, Port, Precision                   # a level's memories, their ports, bits
+    memory_level(name, memories, **fields)    # a level of several memories
+    with_memories(level, memories)            # a level given memories (summary refreshed)
+    memory_for(arch, level, tensor, roles) -> Memory | None   # who stores T at L
+    memory_table(arch, roles) -> [{tensor: Memory | None}]    # every level at once
+    memory_figures(arch, roles) -> {field: [level][tensor]}   # the numbers, for arrays
+    tensors_by_memory(arch, roles) -> [{memory: tensors}]     # who shares a capacity
+    tensor_bits(arch, level, tensor, roles, default_bits=..., partial=...)
+    shared_along(level, tensor, roles, axis)  # multicast / spatial reduction per tensor
+    level_memories(level)                     # a level's memories (one for a plain level)
 """
 
 from __future__ import annotations
@@ -20,10 +33,28 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from hw_models.arch import (
+    Architecture,
+    ComputeUnit,
+    Memory,
+    Port,
+    Precision,
+    StorageLevel,
+    level_memories,
+)
 from hw_models.errors import FPGAFitError, HardwareError
 from hw_models.fpga import FPGAResources, estimate_resources
 from hw_models.fpga import fits as fpga_fits
+from hw_models.memories import (
+    memory_figures,
+    memory_for,
+    memory_level,
+    memory_table,
+    shared_along,
+    tensor_bits,
+    tensors_by_memory,
+    with_memories,
+)
 from hw_models.registry import (
     FAMILIES,
     apply_overrides,
@@ -68,6 +99,18 @@ __all__ = [
     "Architecture",
     "ComputeUnit",
     "StorageLevel",
+    "Memory",
+    "Port",
+    "Precision",
+    "memory_level",
+    "with_memories",
+    "memory_for",
+    "memory_table",
+    "memory_figures",
+    "tensors_by_memory",
+    "tensor_bits",
+    "shared_along",
+    "level_memories",
     "HardwareError",
     "FPGAFitError",
     "FPGAResources",

@@ -29,8 +29,19 @@ A design that does not fit raises :class:`FPGAFitError` naming the first
 overflowing resource in the order DSP, BRAM, URAM, LUT, FF and by how much;
 :func:`fits` is the non-raising form for sweep filters.
 
-Area: an FPGA's silicon is fixed, so the architecture's components carry no
-area (``area_mm2`` = 0); use :func:`fits` as the budget constraint.
+Area and power: an FPGA's silicon is fixed, so the architecture's
+components carry no area (``area_mm2`` = 0); use :func:`fits` as the budget
+constraint and the used fraction of the device (``sim.fpga``'s
+``device_fraction``) as the FPGA's "area". The architecture's
+``static_power_w`` is the whole device's leakage (``hw_models/fpga_power.py``;
+the ``static_power_w`` parameter overrides it).
+
+hls4ml-style networks (``sim/fpga``, docs/fpga.md) read the parameters
+``reuse_factor``, ``precision`` (weight bits; default the cascade's),
+``strategy`` (``auto``: latency for R = 1, resource above), ``io_type``,
+``input_bits`` and ``accum_bits`` (hls4ml's ``fixed<16,6>``: 16) and
+``clock_hz`` (the HLS target; default hls4ml's 5 ns). The MAC-array model
+above ignores them except ``reuse_factor``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from typing import Any
 from hw_models import tables
 from hw_models.arch import Architecture, ComputeUnit, StorageLevel
 from hw_models.errors import FPGAFitError, HardwareError
+from hw_models.fpga_power import static_power_w
 from hw_models.params import Param, at_least, check_params
 
 FAMILY = "fpga"
@@ -74,6 +86,13 @@ def _schema() -> dict[str, Param]:
         Param("buffer_memory", "str", choices=("auto", "bram", "uram"), default="auto"),
         Param("pe_rf_bytes", "float", 0, 2**20, lo_open=True, default=None),
         Param("offchip_bandwidth_bytes_per_s", "float", 0, 1e16, lo_open=True, default=None),
+        # hls4ml-style network parameters (sim/fpga; docs/fpga.md)
+        Param("precision", "int", 1, 32, default=None, doc="weight bits (default datatype_bits)"),
+        Param("strategy", "str", choices=("auto", "latency", "resource"), default="auto"),
+        Param("io_type", "str", choices=("io_parallel", "io_stream"), default="io_parallel"),
+        Param("input_bits", "int", 1, 32, default=16, doc="data/result bits (fixed<16,6>)"),
+        Param("accum_bits", "int", 1, 64, default=16, doc="accumulator bits (accum_t)"),
+        Param("static_power_w", "float", 0, 1e4, default=None, doc="device static power"),
     ]
     return {p.name: p for p in ps}
 
@@ -211,24 +230,42 @@ def _estimate(p: dict[str, Any]) -> FPGAResources:
 _LABEL = {"dsp": "DSP", "bram_18k": "BRAM18K", "uram": "URAM", "lut": "LUT", "ff": "FF"}
 
 
-def _fit_error(res: FPGAResources) -> FPGAFitError:
-    over = res.overflows
+def fit_error(
+    device_name: str, used: dict[str, float], available: dict[str, float]
+) -> FPGAFitError | None:
+    """The error naming every overflowing resource (the first one in the order
+    DSP, BRAM, URAM, LUT, FF is ``resource``), or None when the design fits."""
+    over = [r for r in RESOURCES if used.get(r, 0.0) > available[r]]
+    if not over:
+        return None
     first = over[0]
     parts = [
-        f"{_LABEL[r]} {res.used[r]:,.0f} used > {res.available[r]:,.0f} available "
-        f"(over by {res.used[r] - res.available[r]:,.0f}, {100 * res.used[r] / res.available[r]:.0f}%)"
+        f"{_LABEL[r]} {used[r]:,.0f} used > {available[r]:,.0f} available "
+        f"(over by {used[r] - available[r]:,.0f}, {100 * used[r] / available[r]:.0f}%)"
         for r in over
     ]
-    msg = f"design does not fit {res.device}: " + parts[0]
+    msg = f"design does not fit {device_name}: " + parts[0]
     if len(parts) > 1:
         msg += "; also " + "; ".join(parts[1:])
     return FPGAFitError(
         msg,
         resource=first,
-        used=res.used[first],
-        available=res.available[first],
+        used=used[first],
+        available=available[first],
         field=f"resources.{first}",
     )
+
+
+def _fit_error(res: FPGAResources) -> FPGAFitError:
+    err = fit_error(res.device, res.used, res.available)
+    assert err is not None  # callers check res.fits first
+    return err
+
+
+def capacities(name: str) -> dict[str, float]:
+    """The device's resource budgets (``dsp``, ``bram_18k``, ``uram``, ``lut``, ``ff``)."""
+    dev = device(name)
+    return {r: float(dev[r]) for r in RESOURCES}
 
 
 def estimate_resources(params: dict[str, Any]) -> FPGAResources:
@@ -378,10 +415,12 @@ def build_checked(p: dict[str, Any]) -> Architecture:
                 fed_by="GlobalBuffer",
             )
         )
+    static_w = p["static_power_w"]
     return Architecture(
         name=f"fpga_{p['device']}",
         family=FAMILY,
         clock_hz=clock,
+        static_power_w=static_power_w(p["device"]) if static_w is None else static_w,
         levels=levels,
         compute=tuple(compute),
         params=p,

@@ -10,7 +10,7 @@ keys are a contract: ``sm_count, clock_hz, max_clock_hz, tensor_flops_per_s
 {fp8, bf16, fp16, tf32, ...}, cuda_core_flops_per_s {fp32, fp64, ...},
 smem_bytes_per_sm, l1_bytes_per_sm, regs_bytes_per_sm, l2_bytes,
 l2_bandwidth_bytes_per_s, hbm_bytes, hbm_bandwidth_bytes_per_s,
-launch_overhead_s, tdp_w, idle_power_w``.
+launch_overhead_s, tdp_w, idle_power_w, compute_capability``.
 
 Per-cycle rates use ``clock_hz``, the clock at which the datasheet peaks
 hold (H100 SXM: 1830 MHz; 989.4 TFLOP/s = 132 SMs x 4096 flop/clk x 1.83 GHz).
@@ -78,6 +78,11 @@ def _schema() -> dict[str, Param]:
         Param("tdp_w", "float", 0, 1e6, lo_open=True),
         Param("idle_power_w", "float", 0, 1e6),
         Param("tech_node_nm", "float", tables.MIN_NODE_NM, tables.MAX_NODE_NM, default=5),
+        # CUDA compute capability (8.0 Ampere, 9.0 Hopper, 10.0 Blackwell):
+        # which kernel classes exist (TMA/wgmma and thread-block clusters
+        # need 9.0, CUDA C++ Programming Guide); None: inferred by the GPU
+        # kernel model (fp8 tensor cores -> 9.0, else 8.0)
+        Param("compute_capability", "float", 1.0, 20.0, default=None),
         # CUDA C Programming Guide, "Arithmetic Instructions" throughput table:
         # 16 results/clk/SM for exp2/rcp (SFU) on compute capability 8.x/9.0;
         # shared memory: 32 banks x 4 B = 128 B/clk/SM.

@@ -31,6 +31,7 @@ from hw_models import gpu as _gpu
 from hw_models import spatial as _spatial
 from hw_models.arch import Architecture, ComputeUnit, StorageLevel
 from hw_models.errors import HardwareError
+from hw_models.memories import SUMMARY_FIELDS, with_memories
 from hw_models.params import check_params, check_value
 from hw_models.serialize import _rates, arch_from_dict, arch_to_dict, coerce_field
 from hw_models.validate import validate
@@ -93,7 +94,10 @@ def apply_overrides(arch: Architecture, overrides: Mapping[str, Any]) -> Archite
 
     A mapping field (``energy_pj_per_op``, ``ops_per_cycle``) is updated
     entry by entry, so ``{pe_array: {energy_pj_per_op: {mac: 0.084}}}``
-    changes only the MAC energy.
+    changes only the MAC energy. A name may also be a memory of a level
+    with memories (``{ifmap_spad: {capacity_bytes: 48}}``); a level's
+    ``memories`` field gives it per-tensor memories (``{PE_RF: {memories:
+    [...]}}``), and the level's own figures become their summary.
     """
     if not overrides:
         return arch
@@ -106,34 +110,36 @@ def apply_overrides(arch: Architecture, overrides: Mapping[str, Any]) -> Archite
     level_names = [lv.name for lv in levels]
     unit_names = [cu.name for cu in units]
     for name, fields in overrides.items():
+        mems = {m.name: i for i, lv in enumerate(levels) for m in lv.memories}
         if name in level_names:
-            kind_of, items, idx = "level", levels, level_names.index(name)
+            kind_of, idx = "level", level_names.index(name)
+            target: Any = levels[idx]
         elif name in unit_names:
-            kind_of, items, idx = "unit", units, unit_names.index(name)
+            kind_of, idx = "unit", unit_names.index(name)
+            target = units[idx]
+        elif name in mems:
+            kind_of, idx = "memory", mems[name]
+            target = next(m for m in levels[idx].memories if m.name == name)
         else:
+            memo = f"; memories are {', '.join(mems)}" if mems else ""
             raise HardwareError(
                 f"overrides.{name}: unknown level or compute unit {name!r}; levels are "
-                f"{', '.join(level_names)}; units are {', '.join(unit_names)}",
+                f"{', '.join(level_names)}; units are {', '.join(unit_names)}{memo}",
                 field=f"overrides.{name}",
             )
         if not isinstance(fields, Mapping):
             raise HardwareError(
                 f"overrides.{name} must be a mapping of field to value", field=f"overrides.{name}"
             )
-        target = items[idx]
-        allowed = [f.name for f in dataclasses.fields(target) if f.name != "name"]
-        changes: dict[str, Any] = {}
-        for key, value in fields.items():
-            path = f"overrides.{name}.{key}"
-            if key not in allowed:
-                raise HardwareError(
-                    f"{path} is not an overridable field; allowed: {', '.join(allowed)}", field=path
-                )
-            old = getattr(target, key)
-            if isinstance(old, dict) and isinstance(value, Mapping):
-                value = {**old, **value}
-            changes[key] = coerce_field(kind_of, key, value, path)
-        items[idx] = dataclasses.replace(target, **changes)
+        changes = _changes(kind_of, name, target, fields)
+        if kind_of == "unit":
+            units[idx] = dataclasses.replace(target, **changes)
+        elif kind_of == "memory":
+            lv = levels[idx]
+            new = dataclasses.replace(target, **changes)
+            levels[idx] = with_memories(lv, [new if m is target else m for m in lv.memories])
+        else:
+            levels[idx] = _level_changed(target, name, changes)
     merged = {k: dict(v) for k, v in overrides.items()}
     out = dataclasses.replace(arch, levels=tuple(levels), compute=tuple(units), overrides=merged)
     try:
@@ -144,7 +150,48 @@ def apply_overrides(arch: Architecture, overrides: Mapping[str, Any]) -> Archite
         raise HardwareError(msg, field=fld) from None
 
 
+def _changes(kind_of: str, name: str, target: Any, fields: Mapping) -> dict[str, Any]:
+    """The checked field changes of one override entry."""
+    allowed = [f.name for f in dataclasses.fields(target) if f.name != "name"]
+    changes: dict[str, Any] = {}
+    for key, value in fields.items():
+        path = f"overrides.{name}.{key}"
+        if key not in allowed:
+            raise HardwareError(
+                f"{path} is not an overridable field; allowed: {', '.join(allowed)}", field=path
+            )
+        old = getattr(target, key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            value = {**old, **value}
+        changes[key] = coerce_field(kind_of, key, value, path)
+    return changes
+
+
+def _level_changed(target: StorageLevel, name: str, changes: dict[str, Any]) -> StorageLevel:
+    """``target`` with ``changes``; a level with memories keeps its summary."""
+    mems = changes.get("memories", target.memories)
+    if mems:
+        bad = [k for k in changes if k in SUMMARY_FIELDS]
+        if bad:
+            names = ", ".join(m.name for m in mems)
+            raise HardwareError(
+                f"overrides.{name}.{bad[0]}: level {name} has memories ({names}); "
+                "override one of them by name",
+                field=f"overrides.{name}.{bad[0]}",
+            )
+        return with_memories(dataclasses.replace(target, **changes), mems)
+    return dataclasses.replace(target, **changes)
+
+
 def _override_field(err: HardwareError, arch: Architecture) -> str | None:
+    m = re.match(r"levels\[(\d+)\]\.memories\[(\d+)\]\.?(.*)", err.field or "")
+    if m:
+        lv = arch.levels[int(m.group(1))]
+        mem = lv.memories[int(m.group(2))]
+        rest = f".{m.group(3)}" if m.group(3) else ""
+        if mem.name in arch.overrides:
+            return f"overrides.{mem.name}{rest}"
+        return f"overrides.{lv.name}.memories[{m.group(2)}]{rest}"
     m = re.match(r"(levels|compute)\[(\d+)\]\.(\w+)", err.field or "")
     if not m:
         return err.field
@@ -317,6 +364,15 @@ def derive(arch_or_name: Architecture | str, overrides: Mapping[str, Any]) -> Ar
     given an Architecture (presets are cached).
     """
     base = load(arch_or_name) if not isinstance(arch_or_name, Architecture) else arch_or_name
+    if not base.params and base.family in FAMILIES:
+        # a tree without family parameters (an imported design): nothing to rebuild
+        if not overrides:
+            return base
+        raise HardwareError(
+            f"cannot derive from {base.name!r}: it is a tree without {base.family} family "
+            "parameters; change its levels or memories with overrides instead",
+            field="params",
+        )
     if base.family not in FAMILIES:
         raise HardwareError(
             f"cannot derive from {base.name!r}: family {base.family!r} has no builder"
@@ -518,7 +574,12 @@ def _derive_fast(base: Architecture, overrides: Mapping[str, Any]) -> Architectu
                     raise _Fallback
                 # = coerce_field("unit", key, ...): the merged entries, checked
                 upd[key] = _rates({**old, **value}, path, positive=key != "energy_pj_per_op")
-            items[idx] = _replaced(target, upd)
+            new = _replaced(target, upd)
+            if kind_of == "level" and new.memories:
+                if any(k in SUMMARY_FIELDS for k in upd):
+                    raise _Fallback  # the reference path names the error
+                new = with_memories(new, new.memories)
+            items[idx] = new
         changes["levels"] = tuple(levels)
         changes["compute"] = tuple(units)
         changes["overrides"] = {k: dict(v) for k, v in plan.overrides.items()}

@@ -122,6 +122,15 @@ def _gpu(workload: Any, arch: Any, **opts: Any) -> Any:
     return evaluate_cascade(workload, arch, fused=opts.get("fused"))
 
 
+def _hls4ml(workload: Any, arch: Any, **opts: Any) -> Any:
+    from sim.fpga import evaluate
+
+    return evaluate(workload, arch, **{k: v for k, v in opts.items() if k in _HLS4ML_OPTIONS})
+
+
+#: the options sim.fpga.evaluate takes from the front door
+_HLS4ML_OPTIONS = ("reuse_factor", "precision", "strategy", "io_type", "samples")
+
 register(
     CostModel(
         "analytical",
@@ -130,7 +139,17 @@ register(
         "mapping",
         _analytical,
     ),
-    default_for=("spatial", "fpga"),
+    default_for=("spatial",),
+)
+register(
+    CostModel(
+        "hls4ml",
+        "the network as hls4ml builds it (Vitis HLS resources, latency, power)",
+        ("fpga",),
+        "workload",
+        _hls4ml,
+    ),
+    default_for=("fpga",),
 )
 register(
     CostModel(

@@ -752,12 +752,6 @@ class Cascade:
         except (KeyError, TypeError, ValueError) as exc:
             raise WorkloadError(f"malformed cascade dict: {type(exc).__name__}: {exc}") from None
 
-    def to_text(self) -> str:
-        """The cascade in the text format (see :mod:`workloads.parser`)."""
-        from workloads.parser import format_cascade
-
-        return format_cascade(self)
-
     def summary(self) -> dict[str, Any]:
         """The JSON object ``einsim workload show --json`` prints."""
         return {

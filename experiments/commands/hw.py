@@ -1,4 +1,4 @@
-"""``einsim hw``: list, show, check and derive hardware models."""
+"""``einsim hw``: list, show, check, derive and import hardware models."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 import click
+
+from experiments.commands.hw_import import import_cmd
 
 
 def _derived(arch: Any) -> dict[str, Any]:
@@ -110,6 +112,11 @@ def show_cmd(name: str, as_json: bool) -> None:
             f"{_fmt(d['bandwidth_bytes_per_s'][lv.name], 'B/s'):>11} "
             f"read {lv.read_energy_pj_per_word:.3g} pJ/{lv.word_bits}b{fan}"
         )
+        for m in lv.memories if len(lv.memories) > 1 else ():
+            click.echo(
+                f"      {m.name:<11} {_fmt(m.capacity_bytes, 'B'):>10} serves "
+                f"{', '.join(m.serves or ('all',))}, read {m.read_energy_pj_per_word:.3g} pJ/{m.word_bits}b"
+            )
     click.echo("  compute:")
     for cu in arch.compute:
         flow = f" {cu.dataflow}" if cu.dataflow else ""
@@ -188,3 +195,6 @@ def derive_cmd(
         return
     data = hw_models.to_dict(arch) if tree else hw_models.to_spec(arch)
     sys.stdout.write(dump_yaml(data))
+
+
+command.add_command(import_cmd)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from experiments.commands._common import load_workload, parse_params
+from workloads.parser import format_cascade
 
 
 @click.group(name="workload")
@@ -74,7 +75,7 @@ def show_cmd(
         click.echo(json.dumps(data, indent=2))
         return
     if as_text:
-        click.echo(cascade.to_text(), nl=False)
+        click.echo(format_cascade(cascade), nl=False)
         return
     click.echo(
         f"cascade {cascade.name}: {len(cascade.einsums)} Einsums, {len(cascade.tensors)} tensors"
@@ -92,7 +93,7 @@ def show_cmd(
     if passes_rank:
         click.echo(f"  passes over {passes_rank}: {cascade.passes(passes_rank)}")
     click.echo("")
-    click.echo(cascade.to_text(), nl=False)
+    click.echo(format_cascade(cascade), nl=False)
 
 
 @command.command(name="check")

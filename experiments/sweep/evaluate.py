@@ -347,6 +347,13 @@ def metrics_row(m: Any) -> dict[str, Any]:
         row[f"transfer.{level}_cycles"] = _num(cyc)
     for unit, u in sorted(m.utilization.items()):
         row[f"util.{unit}"] = _num(u)
+    fpga = (m.notes or {}).get("fpga")
+    if isinstance(fpga, dict) and "device_fraction" in fpga:
+        # an FPGA design's "area": the largest fraction of a device resource it uses
+        row["device_fraction"] = _num(fpga["device_fraction"])
+        row["power_w"] = _num(fpga.get("power_w"))
+        for r, frac in sorted(fpga.get("fractions", {}).items()):
+            row[f"fpga.{r}_fraction"] = _num(frac)
     return row
 
 
@@ -439,7 +446,10 @@ def _finish_row(row: dict[str, Any], ev: Any, n_einsums: int) -> dict[str, Any]:
 
 
 def _failed(row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-    row["status"] = "error"
+    from hw_models.errors import FPGAFitError
+
+    # a design that does not fit its device is filtered, not broken
+    row["status"] = "rejected" if isinstance(exc, FPGAFitError) else "error"
     row["error"] = _describe(exc)
     return row
 

@@ -167,7 +167,7 @@ def evaluate_cascade(
     kernels: GPU time with a launch gap per kernel, or the host issue time if
     longer. ``notes["single_call_s"]`` has the CUDA-event convention.
     """
-    from sim.gpu.model import resolve
+    from sim.gpu.spec import resolve
 
     spec, params = resolve(arch, params)
     einsums = [cascade] if hasattr(cascade, "rank_sizes_items") else list(cascade.einsums)

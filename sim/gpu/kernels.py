@@ -1,165 +1,387 @@
-"""Per-operation GPU kernel models (what one PyTorch-level call costs).
+"""Per-op GPU kernel models and the dispatch of rows to them (vectorised).
 
-Ops (the ``op`` column of ``experiments/data/h100/kernels.csv``):
-``gemm``, ``bmm``, ``conv2d`` (implicit GEMM), ``attn_flash`` (one fused
-FlashAttention-2 kernel: S never reaches HBM), ``attn_unfused`` (S = Q K^T,
-softmax(S), S V: three kernels, S through HBM), memory-bound ``copy``,
-``add``, ``gelu``, ``sum`` and row kernels ``softmax``, ``layernorm``,
-``rmsnorm``.
+Ops (``sim.gpu.rows.OPS``): ``gemm``, ``bmm`` and fp8 GEMMs
+(:mod:`sim.gpu.gemm_select`), ``conv2d`` (implicit GEMM), ``attn_flash`` /
+``attn_decode`` (:mod:`sim.gpu.attention`), ``attn_unfused`` (S = Q K^T,
+softmax(S), S V: three kernels, S through HBM), memory-bound elementwise ops
+(``copy``, ``add``, ``mul``, ``gelu``, ``relu``, ``silu``, ``silu_mul``,
+``exp``, ``sum``), row kernels ``softmax``, ``layernorm``, ``rmsnorm``, and
+the LLM pre-processing kernels ``kv_append``, ``rotary``, ``act_quant``.
 
-Launch configurations (CTA tile sizes, threads per block) follow the kernels
-Nsight Compute recorded on the H100 (``traffic_ncu.csv``): FlashAttention-2
-``Flash_fwd_kernel_traits<64,128,128,4>`` / ``<128,128,64,4>`` (head dim,
-query block, key block, warps), ``softmax_warp_forward`` (a warp per row,
-128-thread blocks, rows <= 1024), ``cunn_SoftMaxForward*`` (1024 threads, a
-block per row), ``vectorized_layer_norm_kernel`` (128 threads, a block per
-row).
+Launch configurations follow the kernels Nsight Compute recorded on the
+H100 (``experiments/data/h100/traffic_ncu.csv``): ``softmax_warp_forward``
+(a warp per row, 128-thread blocks, rows <= 1024), ``cunn_SoftMaxForward*``
+(1024 threads, a block per row), ``vectorized_layer_norm_kernel`` (128
+threads, a block per row).
+
+:func:`batch_costs` is the entry point: it returns one
+:class:`~sim.gpu.costs.Costs` entry per row plus a detail dict (tile,
+splits, TMA path, CTAs) for the envelope and the reports.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
-from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
-from sim.gpu.tiling import KernelCost, dtype_bytes, gemm_cost, retained_bytes
+import numpy as np
 
-#: elementwise ops: (input tensors read, output tensors written, CUDA-core
-#: ops per element). gelu (erf form) ~ 20 fp32 ops per element: the erff
-#: polynomial of CUDA's libdevice is about 15 FMAs plus scaling (estimate).
-ELEMENTWISE: dict[str, tuple[int, int, float]] = {
-    "copy": (1, 1, 0.0),
-    "add": (2, 1, 1.0),
-    "mul": (2, 1, 1.0),
-    "gelu": (1, 1, 20.0),
-    "relu": (1, 1, 1.0),
-    "exp": (1, 1, 4.0),
-    "sum": (1, 0, 1.0),
+from sim.gpu import attention as att
+from sim.gpu.costs import Costs, costs
+from sim.gpu.gemm_select import act_quant_costs, gemm_costs
+from sim.gpu.kernel_cost import KernelCost
+from sim.gpu.memory import ELEMS_PER_BLOCK, elementwise_time, retained, stream_bw
+from sim.gpu.rows import DTYPE_BYTES, ELEMENTWISE, OPS, ROW_OPS, KernelBatch, member, to_batch
+from sim.gpu.spec import HOST_OPS, GpuModelError, GpuParams, GpuSpec
+from sim.gpu.timing import kernel_time
+
+#: eager host API family per op (sim.gpu.spec.HOST_OPS)
+HOST_FAMILY: dict[str, str] = {
+    "gemm": "cublas",
+    "bmm": "cublas",
+    "conv2d": "cublas",
+    "copy": "copy",
+    "add": "eltwise_out",
+    "layernorm": "layernorm",
+    "rmsnorm": "rmsnorm",
 }
 
-#: row ops: on-chip passes over each row (softmax: max, sum, normalise and
-#: write; norms: statistics, normalise and write) and per-column parameter
-#: tensors read (layernorm weight and bias, rmsnorm weight)
-ROW_OPS: dict[str, tuple[float, int]] = {
-    "softmax": (3.0, 0),
-    "layernorm": (2.0, 2),
-    "rmsnorm": (2.0, 1),
-}
-
-OPS: tuple[str, ...] = (
-    "gemm",
-    "bmm",
-    "conv2d",
-    "attn_flash",
-    "attn_unfused",
-    *ELEMENTWISE,
-    *ROW_OPS,
-)
+#: cuDNN runs NCHW convolutions on NHWC implicit-GEMM kernels with layout
+#: transforms of the input, the filter and the output around them
+#: (assumption: PyTorch's default NCHW tensors; channels_last would skip them)
+CONV_TRANSFORMS = 3
+#: channels are padded to a multiple of 16 bytes for the tensor cores' K
+#: dimension (8 bf16 elements), so C = 3 does the work of C = 8
+CONV_C_ALIGN_BYTES = 16
 
 
-def _int(row: Mapping[str, Any], key: str, default: int | None = None) -> int:
-    v = row.get(key, None)
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
-        if default is None:
-            raise GpuModelError(f"op '{row.get('op')}' needs column '{key}'")
-        return default
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise GpuModelError(f"column '{key}' must be a number, got {v!r}") from None
-    if not math.isfinite(f) or f != int(f):
-        raise GpuModelError(f"column '{key}' must be a whole number, got {v!r}")
-    return int(f)
+def _eb(dtypes: np.ndarray) -> np.ndarray:
+    return np.array([DTYPE_BYTES[str(d)] for d in dtypes], np.float64)
 
 
-def elementwise_cost(op: str, n: int, dtype: str, spec: GpuSpec, params: GpuParams) -> KernelCost:
-    """A memory-bound elementwise op (or full reduction) over ``n`` elements."""
-    reads_t, writes_t, ops = ELEMENTWISE[op]
-    eb = dtype_bytes(dtype)
-    rd = float(reads_t) * n * eb
-    wr = float(writes_t) * n * eb + (eb if op == "sum" else 0.0)
-    # blocks of 512 threads x 4 elements: small tensors cannot use every SM
-    blocks = max(1.0, n / 2048.0)
-    active = min(1.0, blocks / spec.sm_count)
-    t_mem = (rd + wr) / (spec.hbm_bandwidth_bytes_per_s * params.hbm_eff * active)
-    t_ops = ops * n / (spec.cuda_rate("fp32") * params.cuda_eff * active)
-    # a device copy is one cudaMemcpyAsync (no kernel in Nsight Compute): one
-    # host operation, and one launch_s of start-up on the GPU like a kernel
-    # (small copies: 15.3 us between events, 7.6 us back-to-back); add is
-    # measured with out= (no allocation: sim.gpu.spec.HOST_OPS)
-    host = {"copy": "copy", "add": "eltwise_out"}.get(op, "eltwise")
-    retained = retained_bytes(spec, params, 0.0)
-    return KernelCost(
-        t_kernel_s=max(t_mem, t_ops),
-        n_kernels=1,
-        host_calls=(host,),
-        dram_read_bytes=rd,
-        dram_write_bytes=wr,
-        ncu_dram_bytes=rd + max(0.0, wr - retained),
-        l2_bytes=rd + wr,
-        flops={"cuda": ops * n},
-        detail={"t_memory_s": t_mem},
+def elementwise_costs(
+    op: np.ndarray, numel: np.ndarray, dtype: np.ndarray, spec: GpuSpec, params: GpuParams
+) -> Costs:
+    """Memory-bound elementwise ops (or full reductions) over ``numel`` elements."""
+    info = np.array([ELEMENTWISE[str(o)] for o in op], np.float64).reshape(len(op), 3)
+    reads_t, writes_t, ops_pe = info[:, 0], info[:, 1], info[:, 2]
+    eb = _eb(dtype)
+    n = np.asarray(numel, np.float64)
+    rd = reads_t * n * eb
+    wr = writes_t * n * eb + np.where(op == "sum", eb, 0.0)
+    blocks = np.maximum(1.0, n / ELEMS_PER_BLOCK)
+    t_mem, t_ops = elementwise_time(rd + wr, blocks, ops_pe * n, spec, params)
+    ncu = rd + np.maximum(0.0, wr - retained(spec, params, 0.0))
+    copy = op == "copy"
+    return costs(
+        len(n),
+        exec_s=np.maximum(t_mem, t_ops),
+        n_kernels=1.0,
+        host_ops=0.0,
+        dram_read=rd,
+        dram_write=wr,
+        ncu_dram=ncu,
+        t_memory=t_mem,
+        t_compute=t_ops,
+        flops={"cuda": ops_pe * n},
+        # a device copy is a cudaMemcpyAsync on the copy engine (no kernel in
+        # Nsight Compute, SMs idle): it still pays the per-kernel fixed terms
+        sm_busy=np.where(copy, 0.0, 1.0),
     )
 
 
-def row_cost(
-    op: str, rows: int, cols: int, dtype: str, spec: GpuSpec, params: GpuParams
-) -> KernelCost:
+def row_costs(
+    op: np.ndarray,
+    rows_: np.ndarray,
+    cols_: np.ndarray,
+    dtype: np.ndarray,
+    spec: GpuSpec,
+    params: GpuParams,
+) -> Costs:
     """Softmax / layernorm / rmsnorm over the last dim: rows x cols.
 
     Time is the larger of the HBM time and the block-latency bound: each
     block walks its row(s) in a few dependent passes (reduce, reduce,
     write), so a block's latency grows with the bytes each thread handles.
     """
-    if op not in ROW_OPS:
-        raise GpuModelError(f"unknown row op '{op}'")
-    passes, n_params = ROW_OPS[op]
-    eb = dtype_bytes(dtype)
-    n = float(rows) * cols
-    rd = n * eb + n_params * cols * eb
+    info = np.array([ROW_OPS[str(o)] for o in op], np.float64).reshape(len(op), 2)
+    passes, n_params = info[:, 0], info[:, 1]
+    eb = _eb(dtype)
+    r = np.asarray(rows_, np.float64)
+    c = np.asarray(cols_, np.float64)
+    n = r * c
+    rd = n * eb + n_params * c * eb
     wr = n * eb
-    if op == "softmax" and cols <= 1024:
-        rows_per_block, threads_per_row, blocks_per_sm = 4, 32, 16
-    elif op == "softmax":
-        rows_per_block, threads_per_row, blocks_per_sm = 1, 1024, 2
-    else:
-        rows_per_block, threads_per_row, blocks_per_sm = 1, 128, 16
-    rounds = math.ceil(rows / (rows_per_block * blocks_per_sm * spec.sm_count))
-    t_block = params.row_fixed_s + cols * eb * params.row_s_per_byte * (1024 / threads_per_row)
-    blocks = rows / rows_per_block
-    active = min(1.0, blocks / spec.sm_count)
-    t_mem = (rd + wr) / (spec.hbm_bandwidth_bytes_per_s * params.hbm_eff * active)
+    soft_small = (op == "softmax") & (c <= 1024)
+    soft_big = (op == "softmax") & (c > 1024)
+    rows_per_block = np.where(soft_small, 4.0, 1.0)
+    threads = np.where(soft_small, 32.0, np.where(soft_big, 1024.0, 128.0))
+    blocks_per_sm = np.where(soft_big, 2.0, 16.0)
+    rounds = np.ceil(r / (rows_per_block * blocks_per_sm * spec.sm_count))
+    t_block = params.row_fixed_s + c * eb * params.row_s_per_byte * (1024.0 / threads)
+    blocks = r / rows_per_block
+    t_mem = (rd + wr) / stream_bw(np.minimum(blocks, spec.sm_count), spec, params)
     t_lat = rounds * t_block
-    retained = retained_bytes(spec, params, 0.0)
-    return KernelCost(
-        t_kernel_s=max(t_mem, t_lat),
-        n_kernels=1,
-        host_calls=(op if op in ("layernorm", "rmsnorm") else "eltwise",),
-        dram_read_bytes=rd,
-        dram_write_bytes=wr,
-        ncu_dram_bytes=rd + max(0.0, wr - retained),
-        l2_bytes=rd + wr,
+    return costs(
+        len(r),
+        exec_s=np.maximum(t_mem, t_lat),
+        n_kernels=1.0,
+        host_ops=0.0,
+        dram_read=rd,
+        dram_write=wr,
+        ncu_dram=rd + np.maximum(0.0, wr - retained(spec, params, 0.0)),
+        t_memory=t_mem,
+        t_compute=t_lat,
         flops={"rowpass": passes * n},
-        detail={"t_memory_s": t_mem, "t_latency_s": t_lat},
     )
 
 
-def causal_kv_elems(m: int, n: int, br: int, bc: int) -> tuple[float, float]:
-    """Score elements over all query blocks of a causal kernel, and the largest.
+def conv2d_costs(
+    b: KernelBatch, spec: GpuSpec, params: GpuParams
+) -> tuple[Costs, dict[str, np.ndarray]]:
+    """Conv2d (padding R//2) as an implicit GEMM: M = B P Q, N = Kc, K = C' R R.
 
-    Query block i (``br`` rows) visits keys up to ``(i+1) br + (n - m)``
-    rounded up to whole key blocks (``bc`` divides ``br``), at most ``n``.
-    Closed form of that sum (no loop over blocks: huge sizes stay fast).
+    C' = C padded to 16 bytes of channels (:data:`CONV_C_ALIGN_BYTES`). The
+    input is read from HBM once per wave block (not the im2col expansion):
+    its unique bytes stand in for A. NCHW tensors add the layout transforms
+    (:data:`CONV_TRANSFORMS` memory-bound kernels).
     """
-    q_blocks = math.ceil(m / br)
-    off = math.ceil(max(0, n - m) / bc) * bc
-    # blocks whose key range ends before n: (i + 1) br + off < n
-    c = max(0, min(q_blocks, math.ceil((n - off) / br) - 1))
-    kv_sum = br * c * (c + 1) / 2 + off * c + n * (q_blocks - c)
-    longest = min(n, q_blocks * br + off)
-    return float(br * kv_sum), float(br * longest)
+    bb, c, hw, kc, r, s = (b.f(x) for x in ("B", "C", "HW", "Kc", "R", "stride"))
+    pad = np.floor(r / 2)
+    p = np.floor((hw + 2 * pad - r) / s) + 1
+    if (p < 1).any():
+        i = int(np.flatnonzero(p < 1)[0])
+        raise GpuModelError(
+            f"conv2d output is empty (HW={int(hw[i])}, R={int(r[i])}, stride={int(s[i])})"
+        )
+    eb = _eb(b["dtype"])
+    c_pad = np.ceil(c * eb / CONV_C_ALIGN_BYTES) * CONV_C_ALIGN_BYTES / eb
+    m_, n_, k_ = bb * p * p, kc, c_pad * r * r
+    a_unique = bb * c_pad * hw * hw * eb
+    gemm, detail = gemm_costs(
+        m_,
+        n_,
+        k_,
+        b["dtype"],
+        spec,
+        params,
+        a_bytes=a_unique,
+        n_sets=b.f("n_sets"),
+        aligned=np.ones(b.n, bool),
+    )
+    # the useful work is the unpadded one
+    useful = 2.0 * m_ * n_ * c * r * r
+    scale = useful / (2.0 * m_ * n_ * k_)
+    gemm.flops = {k: v * scale for k, v in gemm.flops.items()}
+    in_b = bb * c * hw * hw * eb
+    w_b = kc * c * r * r * eb
+    out_b = bb * kc * p * p * eb
+    moved = in_b + w_b + out_b
+    t_mem = (
+        2.0
+        * moved
+        / stream_bw(
+            np.minimum(np.maximum(1.0, moved / (ELEMS_PER_BLOCK * eb)), spec.sm_count), spec, params
+        )
+    )
+    tr = costs(
+        b.n,
+        exec_s=t_mem,
+        n_kernels=float(CONV_TRANSFORMS),
+        host_ops=0.0,
+        dram_read=moved,
+        dram_write=moved,
+        t_memory=t_mem,
+    )
+    detail = {**detail, "implicit_m": m_, "implicit_n": n_, "implicit_k": k_}
+    return gemm + tr, detail
+
+
+def unfused_attention_costs(b: KernelBatch, spec: GpuSpec, params: GpuParams) -> Costs:
+    """Three kernels: S = Q K^T (bmm), P = softmax(S), O = P V (bmm).
+
+    S and P go to HBM and come back. A causal mask adds a masked_fill pass
+    over S (and the mask's creation: ones + triu, two small kernels).
+    """
+    bh = b.f("B") * b.f("H")
+    m, n, d = b.f("M"), b.f("N"), b.f("K")
+    dt = b["dtype"]
+    qk, _ = gemm_costs(m, n, d, dt, spec, params, batch=bh, layout=np.full(b.n, "TN", dtype=object))
+    sm = row_costs(np.full(b.n, "softmax", dtype=object), bh * m, n, dt, spec, params)
+    pv, _ = gemm_costs(m, d, n, dt, spec, params, batch=bh)
+    total = qk + sm + pv
+    causal = b["causal"].astype(bool)
+    if causal.any():
+        mask = elementwise_costs(np.full(b.n, "mul", dtype=object), bh * m * n, dt, spec, params)
+        mk = causal.astype(np.float64)
+        mask.n_kernels = mask.n_kernels * 3.0
+        for name in (
+            "exec_s",
+            "n_kernels",
+            "dram_read",
+            "dram_write",
+            "ncu_dram",
+            "l2_bytes",
+            "t_compute",
+            "t_memory",
+        ):
+            setattr(mask, name, getattr(mask, name) * mk)
+        mask.flops = {k: v * mk for k, v in mask.flops.items()}
+        total = total + mask
+    return total
+
+
+def _host_ops(b: KernelBatch, c: Costs, detail: dict[str, np.ndarray]) -> np.ndarray:
+    """Host operations of each row's eager PyTorch call (sim.gpu.spec.HOST_OPS)."""
+    op = b["op"]
+    ho = np.array([HOST_OPS[HOST_FAMILY.get(str(o), "eltwise")] for o in op], np.float64)
+    attn = member(op, ("attn_flash", "attn_decode"))
+    split = detail.get("splits", np.ones(b.n)) > 1
+    ho = np.where(attn, np.where(split, HOST_OPS["sdpa_splitkv"], HOST_OPS["sdpa"]), ho)
+    # unfused attention: matmul, softmax, matmul (+ ones, triu, masked_fill)
+    unf = op == "attn_unfused"
+    ho = np.where(
+        unf,
+        2 * HOST_OPS["cublas"] + HOST_OPS["eltwise"] + 3 * HOST_OPS["eltwise"] * b["causal"],
+        ho,
+    )
+    conv = op == "conv2d"
+    ho = np.where(conv, HOST_OPS["cublas"] + CONV_TRANSFORMS, ho)
+    # every further kernel of a call (pre-processing, quantisation) is one
+    # more eager op: an output and a launch
+    base_k = np.where(
+        attn,
+        1.0 + split,
+        np.where(unf, 3.0 + 3 * b["causal"], np.where(conv, 1.0 + CONV_TRANSFORMS, 1.0)),
+    )
+    extra = np.maximum(0.0, c.n_kernels - base_k)
+    return ho + HOST_OPS["eltwise"] * extra
+
+
+def batch_costs(
+    b: KernelBatch, spec: GpuSpec, params: GpuParams
+) -> tuple[Costs, dict[str, np.ndarray]]:
+    """Costs of every row of a batch (dispatch by op class)."""
+    total = Costs.zeros(b.n)
+    detail: dict[str, np.ndarray] = {
+        k: np.full(b.n, np.nan)
+        for k in ("tile_m", "tile_n", "split_k", "tma", "ctas", "splits", "pack_gqa")
+    }
+    op = b["op"]
+    unknown = ~member(op, OPS)
+    if unknown.any():
+        raise GpuModelError(f"unknown op {op[unknown][0]!r}, expected one of {', '.join(OPS)}")
+    for dt in np.unique(b["dtype"]):
+        tensor_ops = member(
+            op, ("gemm", "bmm", "conv2d", "attn_flash", "attn_decode", "attn_unfused")
+        )
+        if (tensor_ops & (b["dtype"] == dt)).any() and dt != "fp32" and not spec.has_dtype(str(dt)):
+            raise GpuModelError(f"GPU '{spec.name}' has no tensor-core rate for dtype '{dt}'")
+
+    def put(mask: np.ndarray, part: Costs, det: dict[str, np.ndarray] | None = None) -> None:
+        idx = np.flatnonzero(mask)
+        total.put(idx, part)
+        for k, v in (det or {}).items():
+            if k in detail:
+                detail[k][idx] = v
+
+    gem = member(op, ("gemm", "bmm"))
+    if gem.any():
+        s = b.take(np.flatnonzero(gem))
+        batch = np.where(s["op"] == "bmm", s.f("B"), 1.0)
+        g, det = gemm_costs(
+            s.f("M"),
+            s.f("N"),
+            s.f("K"),
+            s["dtype"],
+            spec,
+            params,
+            batch=batch,
+            layout=s["layout"],
+            n_sets=s.f("n_sets"),
+        )
+        det = {
+            "tile_m": det["tile_m"],
+            "tile_n": det["tile_n"],
+            "split_k": det["split_k"],
+            "tma": det["tma"],
+            "ctas": det["tiles"],
+        }
+        q = s["includes_act_quant"] & member(s["dtype"], ("fp8", "fp8_block"))
+        if q.any():
+            aq = act_quant_costs(
+                s.f("M"), s.f("K") * batch, np.where(q, s["act_quant"], "none"), spec, params
+            )
+            g = g + aq
+        put(gem, g, det)
+    conv = op == "conv2d"
+    if conv.any():
+        c, det = conv2d_costs(b.take(np.flatnonzero(conv)), spec, params)
+        put(
+            conv,
+            c,
+            {
+                "tile_m": det["tile_m"],
+                "tile_n": det["tile_n"],
+                "split_k": det["split_k"],
+                "tma": det["tma"],
+            },
+        )
+    attn = member(op, ("attn_flash", "attn_decode"))
+    dec = attn & (b["M"] == 1)
+    pre = attn & ~dec
+    for mask, fn in ((pre, att.prefill_costs), (dec, att.decode_costs)):
+        if mask.any():
+            s = b.take(np.flatnonzero(mask))
+            a, det = fn(s.cols, spec, params)
+            a = a + att.preprocess_costs(s.cols, spec, params)
+            put(mask, a, det)
+    unf = op == "attn_unfused"
+    if unf.any():
+        put(unf, unfused_attention_costs(b.take(np.flatnonzero(unf)), spec, params))
+    ew = member(op, tuple(ELEMENTWISE))
+    if ew.any():
+        s = b.take(np.flatnonzero(ew))
+        put(ew, elementwise_costs(s["op"], s.f("M") * s.f("N"), s["dtype"], spec, params))
+    ro = member(op, tuple(ROW_OPS))
+    if ro.any():
+        s = b.take(np.flatnonzero(ro))
+        put(ro, row_costs(s["op"], s.f("M"), s.f("N"), s["dtype"], spec, params))
+    for name, fn in (("kv_append", att.kv_append_costs), ("rotary", att.rotary_costs)):
+        mask = op == name
+        if mask.any():
+            put(mask, fn(b.take(np.flatnonzero(mask)).cols, spec, params))
+    aq = op == "act_quant"
+    if aq.any():
+        s = b.take(np.flatnonzero(aq))
+        kind = np.where(s["act_quant"] == "none", "dynamic", s["act_quant"])
+        put(aq, act_quant_costs(s.f("M"), s.f("N"), kind, spec, params))
+    total.host_ops = _host_ops(b, total, detail)
+    return total, detail
+
+
+def causal_kv_elems(m: int, n: int, br: int, bc: int) -> tuple[float, float]:
+    """Scalar form of :func:`sim.gpu.attention.causal_kv_elems`."""
+    t, lng = att.causal_kv_elems(np.array([m]), np.array([n]), np.array([br]), np.array([bc]))
+    return float(t[0]), float(lng[0])
+
+
+def kernel_cost_of(row: dict[str, Any], spec: GpuSpec, params: GpuParams) -> KernelCost:
+    """One row (a mapping of kernel columns) as a :class:`KernelCost`."""
+    b = to_batch([row])
+    c, detail = batch_costs(b, spec, params)
+    flops = {k: float(v[0]) for k, v in c.flops.items() if float(v[0])}
+    return KernelCost(
+        t_kernel_s=float(kernel_time(c, params)[0]),
+        n_kernels=int(round(float(c.n_kernels[0]))),
+        host_calls=(),
+        dram_read_bytes=float(c.dram_read[0]),
+        dram_write_bytes=float(c.dram_write[0]),
+        ncu_dram_bytes=float(c.ncu_dram[0]),
+        l2_bytes=float(c.l2_bytes[0]),
+        flops=flops,
+        detail={k: float(v[0]) for k, v in detail.items() if np.isfinite(v[0])},
+        host_ops=float(c.host_ops[0]),
+    )
 
 
 def flash_cost(
@@ -173,173 +395,24 @@ def flash_cost(
     spec: GpuSpec,
     params: GpuParams,
 ) -> KernelCost:
-    """One FlashAttention-2 forward kernel: Q[b,h,m,d], K,V[b,h,n,d] -> O.
-
-    One pass: each CTA keeps a block of queries on chip and streams K and V;
-    S and P never reach HBM.
-    """
-    eb = dtype_bytes(dtype)
-    br = 128
-    bc = 128 if d <= 64 else 64
-    ctas_per_sm = 2
-    q_blocks = math.ceil(m / br)
-    ctas = b * h * q_blocks
-    # score elements computed per CTA (key blocks up to the diagonal if causal)
-    if causal:
-        total, longest = causal_kv_elems(m, n, br, bc)
-        elems_per_cta = total / q_blocks
-        pairs = b * h * (m * n - m * (m - 1) / 2 if n >= m else m * n / 2)
-    else:
-        elems_per_cta = br * math.ceil(n / bc) * bc
-        longest = elems_per_cta
-        pairs = float(b) * h * m * n
-    rate_sm = (
-        spec.tensor_rate(dtype if dtype != "fp32" else "tf32")
-        * params.flash_mma_eff
-        / spec.sm_count
-    )
-    cuda_sm = spec.cuda_rate("fp32") / spec.sm_count
-    t_elem = 4.0 * d / rate_sm + params.flash_softmax_ops / cuda_sm
-    t_cta = elems_per_cta * t_elem
-    slots = spec.sm_count * ctas_per_sm
-    t_long = longest * t_elem
-    if causal:
-        # CTAs of unequal work, scheduled as slots free up: the average load
-        # per slot plus, on average, half the longest CTA left at the end
-        t_comp = max(t_long, ctas_per_sm * (ctas * t_cta / slots + t_long / 2))
-    else:
-        waves = math.ceil(ctas / slots)
-        fill = min(1.0, ctas / slots)
-        t_comp = max(t_cta, waves * ctas_per_sm * t_cta * (fill if waves == 1 else 1.0))
-    q_b = float(b) * h * m * d * eb
-    kv_head = 2.0 * n * d * eb
-    kv_b = kv_head * b * h
-    reread = 1.0 + kv_head / (params.flash_kv_l2_frac * spec.l2_bytes)
-    rd = q_b + kv_b * reread
-    wr = q_b * 0 + float(b) * h * m * d * eb + float(b) * h * m * 4  # O and LSE (fp32)
-    t_mem = (rd + wr) / (spec.hbm_bandwidth_bytes_per_s * params.hbm_eff)
-    heads_in_flight = max(1.0, min(b * h, slots / q_blocks))
-    retained = retained_bytes(spec, params, heads_in_flight * kv_head)
-    l2 = ctas * (elems_per_cta / br) * 2 * d * eb + q_b + wr
-    return KernelCost(
-        t_kernel_s=max(t_comp, t_mem),
-        n_kernels=1,
-        host_calls=("sdpa",),
-        dram_read_bytes=rd,
-        dram_write_bytes=wr,
-        ncu_dram_bytes=rd + max(0.0, wr - retained),
-        l2_bytes=l2,
-        flops={
-            "tensor16_sync" if eb == 2 else ("tensor8" if eb == 1 else "tf32"): 4.0 * pairs * d,
-            "rowpass": pairs,  # online softmax: one on-chip pass per score
-        },
-        detail={"ctas": ctas, "t_compute_s": t_comp, "t_memory_s": t_mem},
-    )
+    """One FlashAttention-2 forward call (scalar :class:`~sim.gpu.tiling.KernelCost`)."""
+    row = {
+        "op": "attn_flash",
+        "dtype": dtype,
+        "B": b,
+        "H": h,
+        "M": m,
+        "N": n,
+        "K": d,
+        "causal": int(causal),
+        "family": "fa2",
+    }
+    return kernel_cost_of(row, spec, params)
 
 
-def unfused_attention_cost(
-    b: int,
-    h: int,
-    m: int,
-    n: int,
-    d: int,
-    causal: bool,
-    dtype: str,
-    spec: GpuSpec,
-    params: GpuParams,
-) -> KernelCost:
-    """Three kernels: S = Q K^T (bmm), P = softmax(S), O = P V (bmm).
-
-    S and P go to HBM and come back. A causal mask adds one elementwise pass
-    over S (masked_fill).
-    """
-    bh = b * h
-    qk = gemm_cost(m, n, d, dtype, spec, params, batch=bh)
-    cost = qk
-    if causal:
-        mask = elementwise_cost("copy", bh * m * n, dtype, spec, params)
-        cost = cost + replace(mask, n_kernels=1, host_calls=("eltwise",))
-    sm = row_cost("softmax", bh * m, n, dtype, spec, params)
-    pv = gemm_cost(m, d, n, dtype, spec, params, batch=bh)
-    return cost + sm + pv
+def kernel_cost(row: dict[str, Any], spec: GpuSpec, params: GpuParams) -> KernelCost:
+    """One kernels.csv-style row as a scalar :class:`~sim.gpu.tiling.KernelCost`."""
+    return kernel_cost_of(row, spec, params)
 
 
-def conv2d_cost(
-    b: int,
-    c: int,
-    hw: int,
-    kc: int,
-    r: int,
-    stride: int,
-    dtype: str,
-    spec: GpuSpec,
-    params: GpuParams,
-) -> KernelCost:
-    """Conv2d (padding R//2) as an implicit GEMM: M = B P Q, N = Kc, K = C R R.
-
-    The input is read from HBM once per wave block (not the im2col
-    expansion): its unique bytes stand in for A.
-    """
-    if stride < 1 or r < 1:
-        raise GpuModelError(f"conv2d needs R >= 1 and stride >= 1, got R={r} stride={stride}")
-    pad = r // 2
-    p = (hw + 2 * pad - r) // stride + 1
-    if p < 1:
-        raise GpuModelError(f"conv2d output is empty (HW={hw}, R={r}, stride={stride})")
-    eb = dtype_bytes(dtype)
-    m_, n_, k_ = b * p * p, kc, c * r * r
-    a_unique = float(b) * c * hw * hw * eb
-    cost = gemm_cost(m_, n_, k_, dtype, spec, params, a_bytes=a_unique, host="cublas")
-    cost.detail["implicit_gemm"] = f"{m_}x{n_}x{k_}"
-    return cost
-
-
-def kernel_cost(row: Mapping[str, Any], spec: GpuSpec, params: GpuParams) -> KernelCost:
-    """Dispatch one kernels.csv-style row to its op model."""
-    op = str(row.get("op", "")).strip()
-    dtype = str(row.get("dtype", "bf16")).strip() or "bf16"
-    if op not in OPS:
-        raise GpuModelError(f"unknown op '{op}', expected one of {', '.join(OPS)}")
-    if op == "gemm":
-        return gemm_cost(_int(row, "M"), _int(row, "N"), _int(row, "K"), dtype, spec, params)
-    if op == "bmm":
-        return gemm_cost(
-            _int(row, "M"),
-            _int(row, "N"),
-            _int(row, "K"),
-            dtype,
-            spec,
-            params,
-            batch=_int(row, "B", 1),
-        )
-    if op == "conv2d":
-        return conv2d_cost(
-            _int(row, "B", 1),
-            _int(row, "C"),
-            _int(row, "HW"),
-            _int(row, "Kc"),
-            _int(row, "R"),
-            _int(row, "stride", 1),
-            dtype,
-            spec,
-            params,
-        )
-    if op in ("attn_flash", "attn_unfused"):
-        args = (
-            _int(row, "B", 1),
-            _int(row, "H", 1),
-            _int(row, "M"),
-            _int(row, "N"),
-            _int(row, "K"),
-            bool(_int(row, "causal", 0)),
-            dtype,
-            spec,
-            params,
-        )
-        return flash_cost(*args) if op == "attn_flash" else unfused_attention_cost(*args)
-    m, n = _int(row, "M"), _int(row, "N", 1)
-    if min(m, n) < 1:
-        raise GpuModelError(f"op '{op}' needs M, N >= 1, got M={m} N={n}")
-    if op in ELEMENTWISE:
-        return elementwise_cost(op, m * n, dtype, spec, params)
-    return row_cost(op, m, n, dtype, spec, params)
+__all__ = ["OPS", "batch_costs", "causal_kv_elems", "flash_cost", "kernel_cost", "kernel_cost_of"]

@@ -138,3 +138,47 @@ def test_hls_unroll_note():
     )
     assert res.multipliers == 6400
     assert any("4096" in n for n in res.notes)
+
+
+def test_hls4ml_parameters_are_validated_by_derive():
+    arch = hw_models.derive(
+        "u250", {"reuse_factor": 64, "precision": 8, "strategy": "resource", "io_type": "io_stream"}
+    )
+    assert arch.params["reuse_factor"] == 64 and arch.params["precision"] == 8
+    assert arch.params["strategy"] == "resource" and arch.params["io_type"] == "io_stream"
+    assert arch.params["input_bits"] == 16 and arch.params["accum_bits"] == 16  # fixed<16,6>
+    with pytest.raises(hw_models.HardwareError, match="params.strategy must be one of"):
+        hw_models.derive("u250", {"strategy": "fast"})
+    with pytest.raises(
+        hw_models.HardwareError, match=r"params.precision must be an integer in \[1, 32\]"
+    ):
+        hw_models.derive("u250", {"precision": 0})
+    with pytest.raises(hw_models.HardwareError, match="params.io_type"):
+        hw_models.derive("u250", {"io_type": "axi"})
+
+
+def test_fpga_architecture_carries_the_device_static_power():
+    from hw_models import tables
+    from hw_models.fpga_power import AREA_GAP_HARD, AREA_GAP_SOFT, static_power_w
+
+    arch = hw_models.load("u250")
+    assert arch.static_power_w == static_power_w("u250") == arch.leakage_w
+    # by hand: LUTs alone are 1,728,000 x (Aladdin adder bit at 16 nm x 35) x leakage/area
+    al = tables.table("aladdin_40nm")
+    leak = al["leakage_w"]["int32_mult"] / al["area_um2"]["int32_mult"]
+    lut_w = 1728000 * tables.scale_area(278 / 32, 40, 16) * AREA_GAP_SOFT * leak
+    assert 0.05 < lut_w / arch.static_power_w < 0.2
+    assert AREA_GAP_HARD < AREA_GAP_SOFT
+    # larger device, more leakage; the parameter overrides the estimate
+    assert static_power_w("u250") > static_power_w("u280") > 0
+    assert hw_models.derive("u250", {"static_power_w": 12.5}).static_power_w == 12.5
+
+
+def test_fit_error_names_every_overflow():
+    from hw_models.fpga import capacities, fit_error
+
+    cap = capacities("u250")
+    assert fit_error("u250", {"dsp": 1.0, "lut": 1.0}, cap) is None
+    err = fit_error("u250", {"dsp": 20000.0, "ff": 4e6}, cap)
+    assert err.resource == "dsp" and err.over == 20000 - 12288
+    assert "also FF 4,000,000 used > 3,456,000 available" in str(err)

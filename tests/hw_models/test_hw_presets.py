@@ -28,6 +28,9 @@ PRESETS = [
     "u280",
     "u250",
     "vu9p",
+    "eyeriss_v1",
+    "simba_like",
+    "tpu_v4i",
 ]
 
 
