@@ -214,6 +214,21 @@ def mutate_text(rng: random.Random, text: str, tokens: list[str]) -> str:
     return text
 
 
+def mutate_numbers(rng: random.Random, text: str) -> str:
+    """1 to 3 whole numbers of ``text`` replaced by other plausible sizes."""
+    for _ in range(rng.randint(1, 3)):
+        spots = list(_WHOLE_NUMBER.finditer(text))
+        if not spots:
+            break
+        m = rng.choice(spots)
+        new = str(rng.choice([0, 1, 2, 3, 4, 7, 8, 16, 32, 64, 128, 1000, 4096, 65536]))
+        text = text[: m.start()] + new + text[m.end() :]
+    return text
+
+
+_WHOLE_NUMBER = re.compile(r"(?<![\w.])\d+(?![\w.])")
+
+
 def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
     """Raw damage: flipped bits, invalid UTF-8, NUL, a byte-order mark."""
     b = bytearray(data)
@@ -337,6 +352,8 @@ def file_case(rng: random.Random, kind: str, seed_texts: list[str]) -> Case:
         text = hw_models.dump_json(hw_models.load(rng.choice(["tpu_like", "u280", "a100"])))
     if r < 0.04 and kind not in ("gpu_csv", "array_csv", "einsum"):
         text = rng.choice(SPECIAL_TEXTS)
+    elif r > 0.85:  # gentle: most stay valid and reach the checks and models behind the parser
+        text = mutate_numbers(rng, text)
     elif kind in ("gpu_csv", "array_csv") and r < 0.6:
         text = mutate_csv(rng, text)
     else:
@@ -482,6 +499,11 @@ class Summary:
     ok: int = 0
     exit2: int = 0
     failures: list[dict] = field(default_factory=list)
+    #: the failures by class (the columns of issue 14's table)
+    crashes: int = 0  # exit 1 ("internal error"), a traceback, another exit status
+    hangs: int = 0  # ran past TIME_LIMIT_S
+    over_memory: int = 0  # MemoryError under the memory limit
+    bad_message: int = 0  # exit 2, but not one line naming the file and the line
     max_s: float = 0.0
     slowest: list[str] = field(default_factory=list)
     peak_rss_bytes: int = 0
@@ -529,6 +551,7 @@ def run_campaign(counts: dict[str, int], seed: int) -> dict[str, Summary]:
             r = run_case(case, folder)
             s.inputs += 1
             if r.problem:
+                _count(s, r.problem)
                 if len(s.failures) < 20:
                     s.failures.append(asdict(r) | {"input": _show(case)})
             elif r.rc == 0:
@@ -540,6 +563,37 @@ def run_campaign(counts: dict[str, int], seed: int) -> dict[str, Summary]:
                 s.slowest = r.argv
         s.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
+
+
+def _count(s: Summary, problem: str) -> None:
+    if problem.startswith("ran past"):
+        s.hangs += 1
+    elif problem.startswith("MemoryError"):
+        s.over_memory += 1
+    elif problem.startswith(("exit", "traceback")):
+        s.crashes += 1
+    else:
+        s.bad_message += 1
+
+
+def table(results: dict[str, Summary]) -> str:
+    """The results in the columns of issue 14's table."""
+    mib = MEMORY_LIMIT_BYTES >> 20
+    head = (
+        f"{'input':<10} {'inputs':>7} {'ok':>6} {'exit 2':>7} {'crashes':>8} "
+        f"{'hangs>' + str(TIME_LIMIT_S) + 's':>9} {'>' + str(mib) + 'MiB':>8} {'bad msg':>8} "
+        f"{'max s':>6} {'peak MiB':>9}"
+    )
+    lines = [head]
+    for k, s in results.items():
+        lines.append(
+            f"{k:<10} {s.inputs:>7} {s.ok:>6} {s.exit2:>7} {s.crashes:>8} {s.hangs:>9} "
+            f"{s.over_memory:>8} {s.bad_message:>8} {s.max_s:>6.2f} "
+            f"{s.peak_rss_bytes / 2**20:>9.0f}"
+        )
+    total = sum(s.inputs for s in results.values())
+    lines.append(f"total {total} inputs; memory limit +{mib} MiB over the size after imports")
+    return "\n".join(lines)
 
 
 def _show(case: Case) -> str:
@@ -594,3 +648,42 @@ def run_in_subprocess(case: Case, folder: str, timeout_s: float = 60) -> tuple[i
         env={**os.environ, "EINSIM_DEBUG": ""},
     )
     return proc.returncode, proc.stderr
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python tests/support/fuzz_inputs.py [--scale F] [--seed N] [KIND=COUNT ...]``:
+    run a campaign (by default the slow test's counts times ``--scale``)
+    and print :func:`table` and the first failures."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("counts", nargs="*", help="KIND=COUNT (default: the slow test's counts)")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--timeout-s", type=float, default=3000)
+    args = ap.parse_args(argv)
+    counts = dict(SLOW_COUNTS)
+    if args.counts:
+        counts = {k: int(v) for k, v in (c.split("=", 1) for c in args.counts)}
+    counts = {k: max(1, round(n * args.scale)) for k, n in counts.items()}
+    results = campaign(counts, seed=args.seed, timeout_s=args.timeout_s)
+    print(table(results))
+    for s in results.values():
+        for f in s.failures[:3]:
+            print(f"{s.kind}: {f['problem']}\n    input {f['input'][:300]}")
+
+
+#: the slow campaign's counts (>= 100,000 inputs, weighted by cost per input)
+SLOW_COUNTS: tuple[tuple[str, int], ...] = (
+    ("einsum", 27_000),
+    ("hardware", 25_000),
+    ("array_csv", 3_000),
+    ("values", 22_000),
+    ("gpu_csv", 14_000),
+    ("mapping", 6_000),
+    ("spec", 3_000),
+)
+
+
+if __name__ == "__main__":
+    main()
