@@ -214,6 +214,16 @@ def test_the_ilp_on_gemm_720720_stays_small() -> None:
     assert peak < MEMORY_LIMIT_BYTES, f"peak {peak / 2**20:.0f} MiB"
 
 
+def test_a_full_simulation_has_a_step_budget() -> None:
+    """``--sim des --full-sim`` on GEMM 65536 cubed had no cap (billions of
+    events): refused before simulating, naming the way out."""
+    n = "65536"
+    argv = ["eval", "-w", "gemm", "-p", f"M={n}", "-p", f"N={n}", "-p", f"K={n}"]
+    argv += ["--hw", "eyeriss_like", "--mapper", "greedy", "--sim", "des", "--full-sim"]
+    rc, err = _run(Case("values", argv))
+    assert rc == 2 and "tile steps; the limit is 2,000,000" in err and "--full-sim" in err, err
+
+
 def test_a_workload_wider_than_the_design_names_the_remedy() -> None:
     """int8 presets and 16-bit library workloads: the error says so and how."""
     base = ["eval", "-w", "gemm", "--hw", "simba_like", "--mapper", "ilp"]
