@@ -231,6 +231,12 @@ def test_a_workload_wider_than_the_design_names_the_remedy() -> None:
     assert rc == 2 and "16-bit but simba_like computes in 8-bit" in err and "-p bits=8" in err
     rc, err = _run(Case("values", [*base, "-p", "bits=8"]))
     assert rc == 0, err
+    # the audit's example: the ILP on u280 (int8) and the default 16-bit GEMM
+    rc, err = _run(Case("values", ["eval", "-w", "gemm", "--hw", "u280", "--mapper", "ilp"]))
+    assert rc == 2 and "add --sim analytical to map it as a spatial array" in err, err
+    rc, err = _run(Case("values", ["eval", "-w", "gemm", "--hw", "u280", "--mapper", "ilp",
+                                   "--sim", "analytical"]))  # fmt: skip
+    assert rc == 2 and "u280 computes in 8-bit" in err and "-p bits=8" in err, err
 
 
 def test_mapping_errors_name_the_file_and_line() -> None:
