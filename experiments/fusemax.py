@@ -7,7 +7,7 @@ designs, and the full transformer layer on FLAT and FuseMax:
 * ``flat``    -- the 3-pass cascade fused FLAT-style, on ``flat_cloud``;
 * ``fusemax`` -- the 1-pass cascade with FuseMax's binding, on ``fusemax_cloud``.
 
-Published means over the 24 (model, length) points (REFERENCES.md, from the
+Published means over the 24 (model, length) points (docs/references.md, from the
 FuseMax paper): attention 6.7x faster than FLAT at 0.79 of its energy;
 end-to-end layer 5.3x at 0.83.
 """
@@ -26,11 +26,11 @@ from sim.schedulers import schedule_cascade
 from workloads import library
 from workloads.ir import Cascade
 
-#: FuseMax paper, Section 6 / REFERENCES.md
+#: FuseMax paper, Section 6 / docs/references.md
 MODELS = ("bert", "trxl", "t5", "xlm")
 SEQ_LENGTHS = (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20)
 BATCH = 64
-#: published arithmetic means (FuseMax, MICRO 2024; REFERENCES.md)
+#: published arithmetic means (FuseMax, MICRO 2024; docs/references.md)
 PUBLISHED = {
     ("attention", "speedup"): 6.7,
     ("attention", "energy"): 0.79,

@@ -120,11 +120,18 @@ def _table(pred: Any, cv: bool) -> Any:
     for k, sub in df.groupby(keys, sort=True):
         e = sub["energy_per_call_mj"] if sub["dataset"].iloc[0] == "h100" else None
         row = {**dict(zip(keys, k, strict=True)), "rows": len(sub)}
-        fitted = _stats(sub["measured_ms"], sub["pred_ms"], e, sub["pred_energy_mj"] if e is not None else None)
+        fitted = _stats(
+            sub["measured_ms"], sub["pred_ms"], e, sub["pred_energy_mj"] if e is not None else None
+        )
         row.update({f"fit_{n}": v for n, v in fitted.items() if n not in ("n_slow", "n_fast")})
         row["n_slow"] = fitted["n_slow"]
         if cv:
-            held = _stats(sub["measured_ms"], sub["cv_pred_ms"], e, sub["cv_pred_energy_mj"] if e is not None else None)
+            held = _stats(
+                sub["measured_ms"],
+                sub["cv_pred_ms"],
+                e,
+                sub["cv_pred_energy_mj"] if e is not None else None,
+            )
             row.update({f"cv_{n}": v for n, v in held.items() if n not in ("n_slow", "n_fast")})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -141,11 +148,22 @@ def headline(pred: Any, cv: bool) -> Any:
         if not len(sub):
             return
         e = sub["energy_per_call_mj"] if "energy" in what else None
-        for label, col, ecol in (("fitted", "pred_ms", "pred_energy_mj"), ("held out", "cv_pred_ms", "cv_pred_energy_mj")):
+        for label, col, ecol in (
+            ("fitted", "pred_ms", "pred_energy_mj"),
+            ("held out", "cv_pred_ms", "cv_pred_energy_mj"),
+        ):
             if label == "held out" and not cv:
                 continue
             st = _stats(sub["measured_ms"], sub[col], e, sub[ecol] if e is not None else None)
-            out.append({"figure": name, "model": label, "value": st[what], "limit": limit, "rows": len(sub)})
+            out.append(
+                {
+                    "figure": name,
+                    "model": label,
+                    "value": st[what],
+                    "limit": limit,
+                    "rows": len(sub),
+                }
+            )
 
     ds = pred["dataset"]
     kept = pred["excluded"] == ""
@@ -157,14 +175,34 @@ def headline(pred: Any, cv: bool) -> Any:
     pub = (ds == "public") & kept
     g = pub & (pred["group"] == "gemm")
     add("public: bf16 GEMM MAPE (%)", g & (pred["dtype"] == "bf16"), "time_mape_slow_pct", 7.0)
-    add("public: fp8 + fp8_block GEMM MAPE (%)", g & pred["dtype"].isin(["fp8", "fp8_block"]), "time_mape_slow_pct", 12.0)
-    add("public: bf16 prefill attention MAPE (%)", pub & (pred["group"] == "prefill") & (pred["dtype"] == "bf16"), "time_mape_slow_pct", 10.0)
+    add(
+        "public: fp8 + fp8_block GEMM MAPE (%)",
+        g & pred["dtype"].isin(["fp8", "fp8_block"]),
+        "time_mape_slow_pct",
+        12.0,
+    )
+    add(
+        "public: bf16 prefill attention MAPE (%)",
+        pub & (pred["group"] == "prefill") & (pred["dtype"] == "bf16"),
+        "time_mape_slow_pct",
+        10.0,
+    )
     dec = pub & (pred["group"] == "decode") & (pred["dtype"] == "bf16")
     add("public: bf16 decode attention MAPE (%)", dec, "time_mape_slow_pct", 12.0)
     add("public: bf16 decode, worst ratio (x, every size)", dec, "max_ratio", 2.0)
-    add("public: graph-timed < 50 us, median abs error (us)", pub & (pred["timing"] == "graph"), "fast_median_abs_us", 2.0)
+    add(
+        "public: graph-timed < 50 us, median abs error (us)",
+        pub & (pred["timing"] == "graph"),
+        "fast_median_abs_us",
+        2.0,
+    )
     vf = (ds == "public") & (pred["excluded"] == "vllm_fp8_block_eager")
-    add("public: vLLM eager fp8_block GEMM MAPE (%, left out)", vf, "time_mape_slow_pct", float("nan"))
+    add(
+        "public: vLLM eager fp8_block GEMM MAPE (%, left out)",
+        vf,
+        "time_mape_slow_pct",
+        float("nan"),
+    )
     fa4 = (ds == "public") & (pred["excluded"] == "vllm_fa4")
     add("public: vLLM FA4 attention MAPE (%, left out)", fa4, "time_mape_slow_pct", float("nan"))
     n = ds == "h100_ncu"
@@ -172,7 +210,15 @@ def headline(pred: Any, cv: bool) -> Any:
         if label == "held out" and not cv:
             continue
         err = (pred.loc[n, col] / pred.loc[n, "dram_bytes"] - 1).abs().max() * 100
-        out.append({"figure": "H100 Nsight DRAM bytes: worst call (%)", "model": label, "value": err, "limit": 10.0, "rows": int(n.sum())})
+        out.append(
+            {
+                "figure": "H100 Nsight DRAM bytes: worst call (%)",
+                "model": label,
+                "value": err,
+                "limit": 10.0,
+                "rows": int(n.sum()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -182,8 +228,32 @@ CARD_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("mid-size GEMM (M=1024, 4096x4096)", {"op": "gemm", "M": 1024, "N": 4096, "K": 4096}),
     ("mid-size GEMM (M=2048, 8192x8192)", {"op": "gemm", "M": 2048, "N": 8192, "K": 8192}),
     ("compute-bound GEMM (8192^3)", {"op": "gemm", "M": 8192, "N": 8192, "K": 8192}),
-    ("decode (B=16, 32/8 heads, 8K keys)", {"op": "attn_flash", "B": 16, "H": 32, "Hkv": 8, "M": 1, "N": 8192, "K": 128, "paged_kv_block": 64}),
-    ("decode (B=64, 32/8 heads, 2K keys)", {"op": "attn_flash", "B": 64, "H": 32, "Hkv": 8, "M": 1, "N": 2048, "K": 128, "paged_kv_block": 64}),
+    (
+        "decode (B=16, 32/8 heads, 8K keys)",
+        {
+            "op": "attn_flash",
+            "B": 16,
+            "H": 32,
+            "Hkv": 8,
+            "M": 1,
+            "N": 8192,
+            "K": 128,
+            "paged_kv_block": 64,
+        },
+    ),
+    (
+        "decode (B=64, 32/8 heads, 2K keys)",
+        {
+            "op": "attn_flash",
+            "B": 64,
+            "H": 32,
+            "Hkv": 8,
+            "M": 1,
+            "N": 2048,
+            "K": 128,
+            "paged_kv_block": 64,
+        },
+    ),
 )
 
 
@@ -197,7 +267,11 @@ def cards(params: Any) -> Any:
     for timing in ("event", "graph"):
         base = None
         for card in ("h100", "h200", "a100", "b200"):
-            res = predict([{**c, "dtype": "bf16", "timing": timing} for _, c in CARD_CASES], card, params=params)
+            res = predict(
+                [{**c, "dtype": "bf16", "timing": timing} for _, c in CARD_CASES],
+                card,
+                params=params,
+            )
             t = np.array([r.time_s for r in res])
             if card == "h100":
                 base = t
@@ -242,7 +316,16 @@ def figure(sub: Any, group: str, cv: bool) -> Any:
             + " K="
             + part["K"].astype(str)
         )
-        fig.add_trace(go.Scattergl(x=part["measured_ms"], y=part["pred_ms"], mode="markers", name=f"{key} (fitted)", text=text, marker={"size": 5}))
+        fig.add_trace(
+            go.Scattergl(
+                x=part["measured_ms"],
+                y=part["pred_ms"],
+                mode="markers",
+                name=f"{key} (fitted)",
+                text=text,
+                marker={"size": 5},
+            )
+        )
         if cv and "cv_pred_ms" in part:
             fig.add_trace(
                 go.Scattergl(
@@ -257,10 +340,22 @@ def figure(sub: Any, group: str, cv: bool) -> Any:
             )
     lo = float(max(1e-4, min(d["measured_ms"].min(), d["pred_ms"].min()) * 0.8))
     hi = float(max(d["measured_ms"].max(), d["pred_ms"].max()) * 1.25)
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="measured = predicted", line={"dash": "dash", "color": "gray"}))
+    fig.add_trace(
+        go.Scatter(
+            x=[lo, hi],
+            y=[lo, hi],
+            mode="lines",
+            name="measured = predicted",
+            line={"dash": "dash", "color": "gray"},
+        )
+    )
     fig.update_xaxes(type="log", title_text="measured time per call (ms)")
     fig.update_yaxes(type="log", title_text="predicted (ms)")
-    fig.update_layout(title=f"einsim GPU kernel model, {group}: colour = timing convention / kernel family", height=650, width=1000)
+    fig.update_layout(
+        title=f"einsim GPU kernel model, {group}: colour = timing convention / kernel family",
+        height=650,
+        width=1000,
+    )
     return fig
 
 
@@ -280,7 +375,12 @@ def build_report(cv: bool = True, progress: Any = None, max_nfev: int = 200) -> 
         merged = key.merge(held, on=["dataset", "row"], how="left")
         for c in ("cv_pred_ms", "cv_pred_energy_mj", "cv_pred_dram_bytes"):
             pred[c] = merged[c].to_numpy()
-    return {"pred": pred, "table": _table(pred, cv), "headline": headline(pred, cv), "cards": cards(params)}
+    return {
+        "pred": pred,
+        "table": _table(pred, cv),
+        "headline": headline(pred, cv),
+        "cards": cards(params),
+    }
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -290,18 +390,47 @@ def format_table(report: dict[str, Any]) -> str:
         lim = "" if not np.isfinite(r["limit"]) else f"{r['limit']:g}"
         lines.append(f"| {r['figure']} | {r['model']} | {r['value']:.2f} | {lim} | {r['rows']} |")
     t = report["table"]
-    cols = [c for c in ("dataset", "group", "dtype", "timing", "rows", "n_slow", "fit_time_mape_slow_pct", "cv_time_mape_slow_pct", "fit_fast_median_abs_us", "cv_fast_median_abs_us", "fit_max_ratio", "cv_max_ratio", "fit_energy_mape_slow_pct", "cv_energy_mape_slow_pct") if c in t]
+    cols = [
+        c
+        for c in (
+            "dataset",
+            "group",
+            "dtype",
+            "timing",
+            "rows",
+            "n_slow",
+            "fit_time_mape_slow_pct",
+            "cv_time_mape_slow_pct",
+            "fit_fast_median_abs_us",
+            "cv_fast_median_abs_us",
+            "fit_max_ratio",
+            "cv_max_ratio",
+            "fit_energy_mape_slow_pct",
+            "cv_energy_mape_slow_pct",
+        )
+        if c in t
+    ]
     lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in t.iterrows():
         vals = []
         for c in cols:
             v = r[c]
-            vals.append(f"{v:.2f}" if isinstance(v, float) and np.isfinite(v) else ("" if isinstance(v, float) else str(v)))
+            vals.append(
+                f"{v:.2f}"
+                if isinstance(v, float) and np.isfinite(v)
+                else ("" if isinstance(v, float) else str(v))
+            )
         lines.append("| " + " | ".join(vals) + " |")
     c = report["cards"]
-    lines += ["", "| case | timing | card | predicted us | ratio to H100 | bound |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| case | timing | card | predicted us | ratio to H100 | bound |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, r in c.iterrows():
-        lines.append(f"| {r['case']} | {r['timing']} | {r['card']} | {r['pred_us']:.1f} | {r['ratio_to_h100']:.3f} | {r['bound']} |")
+        lines.append(
+            f"| {r['case']} | {r['timing']} | {r['card']} | {r['pred_us']:.1f} | {r['ratio_to_h100']:.3f} | {r['bound']} |"
+        )
     return "\n".join(lines)
 
 
@@ -316,7 +445,9 @@ def write_report(report: dict[str, Any], out_dir: Path, cv: bool = True) -> list
         written.append(p)
     path = out_dir / "all_predictions.parquet"
     keep = [c for c in pred.columns if not c.startswith("_")]
-    pred[keep].astype({c: str for c in keep if pred[c].dtype == object}).to_parquet(path, index=False)
+    pred[keep].astype({c: str for c in keep if pred[c].dtype == object}).to_parquet(
+        path, index=False
+    )
     written.append(path)
     for name in ("table", "headline", "cards"):
         p = out_dir / f"{'errors' if name == 'table' else name}.csv"

@@ -97,7 +97,15 @@ COLUMNS: tuple[str, ...] = (
     "family",
 )
 DESCRIPTIVE = COLUMNS[:14]
-EXTRA_INPUTS = ("Hkv", "kv_dtype", "paged_kv_block", "layout", "includes_act_quant", "act_quant", "family")
+EXTRA_INPUTS = (
+    "Hkv",
+    "kv_dtype",
+    "paged_kv_block",
+    "layout",
+    "includes_act_quant",
+    "act_quant",
+    "family",
+)
 OPS = (
     "gemm",
     "bmm",
@@ -169,7 +177,19 @@ def suite_rows(name: str) -> list[dict[str, str]]:
                     if b * n * hkv * 128 * 4 > 16 * 2**30:
                         continue
                     rows.append(
-                        _row(f"d{i:03d}", "attn_flash", "bf16", B=b, H=32, Hkv=hkv, M=1, N=n, K=128, causal=0, family="fa2")
+                        _row(
+                            f"d{i:03d}",
+                            "attn_flash",
+                            "bf16",
+                            B=b,
+                            H=32,
+                            Hkv=hkv,
+                            M=1,
+                            N=n,
+                            K=128,
+                            causal=0,
+                            family="fa2",
+                        )
                     )
                     i += 1
     if name in ("fp8", "issue15"):
@@ -244,13 +264,18 @@ def shapes(row: dict[str, str]) -> dict[str, Any]:
     main_ins = ins[:1] if op in ("layernorm", "rmsnorm") else ins
     main_outs = [o for o in outs if o]
     # fp8 GEMMs with the quantisation timed read bf16 activations
-    in_e = [2 if (dt == "fp8" and _i(row, "includes_act_quant", 0) and j == 0) else eb for j in range(len(main_ins))]
+    in_e = [
+        2 if (dt == "fp8" and _i(row, "includes_act_quant", 0) and j == 0) else eb
+        for j in range(len(main_ins))
+    ]
     min_bytes = sum(nbytes(s, e) for s, e in zip(main_ins, in_e, strict=True)) + sum(
         nbytes(s, out_eb) for s in main_outs
     )
     # bytes of one input set: inputs, parameters and a preallocated output
     # (copy, add write into one); decides how many sets to rotate
-    footprint = sum(nbytes(s) for s in ins) + (sum(nbytes(s) for s in outs) if op in ("copy", "add") else 0)
+    footprint = sum(nbytes(s) for s in ins) + (
+        sum(nbytes(s) for s in outs) if op in ("copy", "add") else 0
+    )
     return {
         "ins": ins,
         "outs": outs,
@@ -306,7 +331,9 @@ def _make_call(torch: Any, row: dict[str, str], sets: list[list[Any]]) -> Any:
             q, k, v = nxt()[:3]
             with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                 if gqa:
-                    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+                    return F.scaled_dot_product_attention(
+                        q, k, v, is_causal=causal, enable_gqa=True
+                    )
                 return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
         return flash
@@ -316,7 +343,9 @@ def _make_call(torch: Any, row: dict[str, str], sets: list[list[Any]]) -> Any:
             q, k, v = nxt()[:3]  # q pre-scaled by 1/sqrt(d) when created
             s = torch.matmul(q, k.transpose(-1, -2))
             if causal:
-                mask = torch.ones(s.shape[-2], s.shape[-1], device=s.device, dtype=torch.bool).triu(1)
+                mask = torch.ones(s.shape[-2], s.shape[-1], device=s.device, dtype=torch.bool).triu(
+                    1
+                )
                 s = s.masked_fill(mask, float("-inf"))
             return torch.matmul(torch.softmax(s, dim=-1), v)
 
@@ -342,7 +371,11 @@ def _make_call(torch: Any, row: dict[str, str], sets: list[list[Any]]) -> Any:
         if hasattr(F, "rms_norm"):
             return lambda: (lambda s: F.rms_norm(s[0], (n,), s[1]))(nxt())
         return lambda: (
-            lambda s: (s[0] * torch.rsqrt(s[0].float().pow(2).mean(-1, keepdim=True) + 1e-6).to(s[0].dtype) * s[1])
+            lambda s: (
+                s[0]
+                * torch.rsqrt(s[0].float().pow(2).mean(-1, keepdim=True) + 1e-6).to(s[0].dtype)
+                * s[1]
+            )
         )(nxt())
     raise ValueError(f"unknown op {op!r}")
 
@@ -378,7 +411,9 @@ def _inputs(torch: Any, row: dict[str, str], info: dict[str, Any], n_sets: int) 
     return sets
 
 
-def _energy(nvml: Any, handle: Any, torch: Any, run: Any, per_iter_ms: float, min_iters: int) -> tuple[int, float, float]:
+def _energy(
+    nvml: Any, handle: Any, torch: Any, run: Any, per_iter_ms: float, min_iters: int
+) -> tuple[int, float, float]:
     """(iterations, seconds, mJ) of back-to-back ``run()`` calls lasting >= 0.4 s."""
     iters = max(min_iters, math.ceil(ENERGY_MIN_S * 1e3 / max(per_iter_ms, 1e-3)))
     torch.cuda.synchronize()
@@ -456,7 +491,9 @@ def _time_graph(torch: Any, call: Any, ops: int) -> tuple[Any, list[float]]:
     return graph, means
 
 
-def measure_row(torch: Any, nvml: Any, handle: Any, row: dict[str, str], timing: str = "event") -> dict[str, Any]:
+def measure_row(
+    torch: Any, nvml: Any, handle: Any, row: dict[str, str], timing: str = "event"
+) -> dict[str, Any]:
     """Time and energy of one kernel row under one timing convention."""
     info = shapes(row)
     torch.backends.cuda.matmul.allow_tf32 = row["dtype"] == "tf32"
@@ -472,7 +509,9 @@ def measure_row(torch: Any, nvml: Any, handle: Any, row: dict[str, str], timing:
     if timing == "graph":
         graph, times = _time_graph(torch, call, ops)
         loop_ms = statistics.mean(times)
-        calls, loop_s, energy_mj = _energy(nvml, handle, torch, graph.replay, loop_ms * ops, MIN_REPS)
+        calls, loop_s, energy_mj = _energy(
+            nvml, handle, torch, graph.replay, loop_ms * ops, MIN_REPS
+        )
         calls *= ops
     else:
         times, loop_ms = _time_event(torch, call)
@@ -519,7 +558,9 @@ def read_rows(path: Path, ops: set[str] | None, ids: set[str] | None) -> list[di
     return filter_rows(rows, ops, ids, str(path))
 
 
-def filter_rows(rows: list[dict[str, str]], ops: set[str] | None, ids: set[str] | None, where: str) -> list[dict[str, str]]:
+def filter_rows(
+    rows: list[dict[str, str]], ops: set[str] | None, ids: set[str] | None, where: str
+) -> list[dict[str, str]]:
     out = []
     for r in rows:
         if r["op"] not in OPS:
@@ -549,13 +590,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="CSV with the descriptive columns (default: the H100 kernels.csv, unless --suite is given)",
     )
-    ap.add_argument("--suite", default=None, help="built-in rows: unaligned, gqa_decode, fp8 or issue15")
+    ap.add_argument(
+        "--suite", default=None, help="built-in rows: unaligned, gqa_decode, fp8 or issue15"
+    )
     ap.add_argument("--timing", default="event", help="comma-separated conventions: event, graph")
     ap.add_argument("--out", type=Path, required=True, help="folder for kernels.csv and env.json")
     ap.add_argument("--ops", default=None, help="comma-separated ops to measure (default all)")
     ap.add_argument("--ids", default=None, help="comma-separated kernel ids (default all)")
     ap.add_argument("--device", type=int, default=0, help="CUDA device index")
-    ap.add_argument("--dry-run", action="store_true", help="list kernels, FLOPs, bytes and input sets; import no torch")
+    ap.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list kernels, FLOPs, bytes and input sets; import no torch",
+    )
     return ap.parse_args(argv)
 
 
@@ -575,7 +622,10 @@ def main(argv: list[str] | None = None) -> int:
     timings = [t.strip() for t in args.timing.split(",") if t.strip()]
     bad = [t for t in timings if t not in TIMINGS]
     if bad:
-        print(f"measure_gpu_kernels: unknown timing {bad[0]!r}, expected event or graph", file=sys.stderr)
+        print(
+            f"measure_gpu_kernels: unknown timing {bad[0]!r}, expected event or graph",
+            file=sys.stderr,
+        )
         return 2
     rows = selected_rows(args)
     if args.dry_run:

@@ -113,7 +113,8 @@ def fpga_lines(notes: dict[str, Any]) -> list[str]:
         avail = f["available"].get(r)
         frac = f["fractions"].get(r)
         parts.append(
-            f"{r} {used:,.0f}" + (f" / {avail:,.0f} ({frac:.1%})" if avail and frac is not None else "")
+            f"{r} {used:,.0f}"
+            + (f" / {avail:,.0f} ({frac:.1%})" if avail and frac is not None else "")
         )
     lines = [
         f"resources  {', '.join(parts)}",

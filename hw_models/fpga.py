@@ -23,7 +23,7 @@ rules of thumb unless a source is named):
 * **FF** -- 4,000 for control, per PE 2 x bits pipeline registers + a 32-bit
   accumulator, 4 x bits per 1D-array PE.
 * **Clock** -- 300 MHz up to 50% use of the most-used resource, derated
-  linearly to 200 MHz at 100% ("typical closure 200-300 MHz", REFERENCES.md).
+  linearly to 200 MHz at 100% ("typical closure 200-300 MHz", docs/references.md).
 
 A design that does not fit raises :class:`FPGAFitError` naming the first
 overflowing resource in the order DSP, BRAM, URAM, LUT, FF and by how much;
@@ -214,7 +214,7 @@ def _estimate(p: dict[str, Any]) -> FPGAResources:
     if mults > 4096:
         notes.append(
             f"{mults} parallel multipliers: HLS unrolls beyond about 4096 tend to fail "
-            "(hls4ml experience, REFERENCES.md); consider a larger reuse_factor"
+            "(hls4ml experience, docs/references.md); consider a larger reuse_factor"
         )
     return FPGAResources(
         device=p["device"],

@@ -25,6 +25,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from experiments.sweep.fpga_figure import fpga_figure
 from workloads.errors import EinsimError
 
 #: most points a scatter figure draws; most lines a parallel-coordinates view draws
@@ -547,6 +548,9 @@ def build_figures(
                 f5,
             )
         )
+    fpga = fpga_figure(ok, hw_cols)
+    if fpga is not None:
+        figs.append(fpga)
     return figs, facts
 
 

@@ -420,11 +420,30 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _resolved_model(p: Point, row: dict[str, Any]) -> Any | None:
+    """The cost model that will really run for ``p`` ("auto" resolved), put
+    with its mapper (none for models that cost a whole workload) into
+    ``row`` so rejected rows say the same as evaluated ones."""
+    from sim.models import resolve
+
+    try:
+        model = resolve(p.model, row["family"], p.base)
+    except EinsimError:
+        return None  # the evaluation reports the bad model name
+    row["model"] = model.name
+    row["mapper"] = p.mapper if model.kind == "mapping" else ""
+    return model
+
+
 def checked_arch(p: Point, row: dict[str, Any]) -> Any | None:
     """Build ``p``'s hardware and put its family and facts into ``row``;
     ``None`` (``row`` marked rejected) when the FPGA fit or area limit filters it."""
     row["family"] = base_arch(p.base).family
-    reason = fpga_fit_reason(p) if p.fits_fpga else ""
+    model = _resolved_model(p, row)
+    # a MAC array on an FPGA is checked here; an hls4ml design (a workload
+    # model) depends on the network, so its model rejects it (FPGAFitError)
+    array_fit = p.fits_fpga and model is not None and model.kind == "mapping"
+    reason = fpga_fit_reason(p) if array_fit else ""
     if not reason:
         arch = build_arch(p.base, p.hw)
         row["family"] = arch.family
@@ -440,6 +459,10 @@ def checked_arch(p: Point, row: dict[str, Any]) -> Any | None:
 def _finish_row(row: dict[str, Any], ev: Any, n_einsums: int) -> dict[str, Any]:
     """Put an :class:`sim.api.Evaluation`'s numbers into ``row``."""
     row.update(metrics_row(ev.metrics))
+    # what really ran: "auto" resolved to the family's model, and no mapper
+    # for the models that cost a whole workload (GPU, hls4ml)
+    row["model"] = ev.model
+    row["mapper"] = ev.mapper or ""
     row["dram_bytes"] = row.get(f"traffic.{ev.arch.levels[0].name}_bytes", math.nan)
     row.update(mapping_summary(row, n_einsums, ev.metrics.mapping, ev.arch))
     return row

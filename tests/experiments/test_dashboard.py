@@ -41,8 +41,8 @@ SPEC = textwrap.dedent(
       - name: fp
         base: u280
         vary:
-          rows: [32, 64]
-          reuse_factor: [1, 2]
+          precision: [8, 16]
+          reuse_factor: [16, 32]
     workloads:
       - name: gemm
         params: {M: 128, N: 128, K: [64, 256]}
@@ -129,6 +129,21 @@ def test_figures_against_the_table(sweep_dir: Path) -> None:
         + f"{(suite.index.isin(ok[ok['design'] == 'arr']['hw_id'])).sum()} designs; colour = log10 energy-delay product)",
         "Parallel coordinates of the swept parameters: fp (4 designs; colour = log10 energy-delay product)",
     ]
+    # the FPGA view: every hls4ml point at (100 x device fraction, latency),
+    # coloured by its power, the fraction being its most used resource's
+    heading, f7 = figs[-1]
+    fp = ok[ok["design"] == "fp"]
+    assert heading.startswith("FPGA designs as hls4ml builds them") and "(4 designs;" in heading
+    xs = np.concatenate([np.asarray(t.x, dtype=float) for t in f7.data])
+    ys = np.concatenate([np.asarray(t.y, dtype=float) for t in f7.data])
+    cs = np.concatenate([np.asarray(t.marker.color, dtype=float) for t in f7.data])
+    fractions = fp[[c for c in fp.columns if c.startswith("fpga.") and c.endswith("_fraction")]]
+    np.testing.assert_allclose(sorted(xs), sorted(100 * fractions.max(axis=1)), rtol=1e-12)
+    np.testing.assert_allclose(sorted(ys), sorted(fp["latency_s"]), rtol=1e-12)
+    np.testing.assert_allclose(sorted(cs), sorted(fp["power_w"]), rtol=1e-12)
+    assert (fp["power_w"] > 0).all() and (
+        (fp["device_fraction"] > 0) & (fp["device_fraction"] <= 1)
+    ).all()
 
 
 def test_units_colours_and_symbols(sweep_dir: Path) -> None:
@@ -171,7 +186,7 @@ def test_html_is_self_contained(sweep_dir: Path) -> None:
     assert len(page) > 3_000_000  # plotly.js is inlined
     assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r"<link[^>]+href=", page)
-    assert page.count("Plotly.newPlot(") == 6
+    assert page.count("Plotly.newPlot(") == 7
 
 
 @pytest.mark.slow
@@ -191,7 +206,7 @@ def test_dashboard_renders_in_headless_chromium(sweep_dir: Path) -> None:
     assert r.plotly_loaded
     assert r.console_errors == []
     assert r.network_requests == []
-    assert [p["id"] for p in r.plots] == [f"fig{i}" for i in range(1, 7)]
+    assert [p["id"] for p in r.plots] == [f"fig{i}" for i in range(1, 8)]
     for p in r.plots:
         assert p["traces"] >= 1, p
         # drawn: SVG trace groups, or WebGL canvases for parallel coordinates

@@ -32,7 +32,7 @@ SPEC = textwrap.dedent(
         constraints: {max_area_mm2: 4}
       - name: fp
         base: u280
-        vary: {rows: [32, 192], cols: [192]}
+        vary: {reuse_factor: [1, 64]}   # 16,384 multipliers at 1: over the U280's 9,024 DSPs
     workloads:
       - name: gemm
         params: {M: [64, 256], N: 128, K: 128}
@@ -75,7 +75,8 @@ def test_schema_sidecar_describes_every_column(exported) -> None:
         cols["hw.global_buffer_bytes"]["unit"] == "B"
         and cols["hw.global_buffer_bytes"]["role"] == "feature"
     )
-    assert cols["hw.rows"]["dtype"] == "int64" and cols["hw.dataflow"]["dtype"] == "string"
+    # hw.rows is a parameter of the array only: NaN (float) on the FPGA rows
+    assert cols["hw.rows"]["dtype"] == "float64" and cols["hw.dataflow"]["dtype"] == "string"
     assert (
         cols["traffic.DRAM_bytes"]["unit"] == "B" and cols["traffic.DRAM_bytes"]["role"] == "label"
     )
@@ -88,10 +89,16 @@ def test_rows_labels_and_split(exported) -> None:
     out, target = exported
     df = pd.read_parquet(target)
     res = load_results(out)
-    # rejected points (area budget) are not training data; failed ones are, as infeasible
+    # rejected points (over the area budget, or an hls4ml design that does not
+    # fit the U280) are not training data; failed ones are, as infeasible
     assert len(df) == int((res["status"] != "rejected").sum())
-    assert (res["status"] == "rejected").any() and (res["status"] == "error").any()
-    assert set(df.loc[~df["feasible"], "error"].str.contains("does not fit")) == {True}
+    rejected = res.loc[res["status"] == "rejected"]
+    assert set(rejected["design"]) == {"arr", "fp"}
+    assert rejected.loc[rejected["design"] == "fp", "error"].str.contains("does not fit u280").all()
+    assert (
+        rejected.loc[rejected["design"] == "arr", "error"].str.contains("exceeds the budget").all()
+    )
+    assert df["feasible"].all()  # every evaluated point of this spec succeeds
     assert df.loc[df["feasible"], "latency_s"].gt(0).all()
     # labels are the sweep's values, untouched
     m = df.merge(res[["point_id", "latency_s", "energy_pj"]], on="point_id", suffixes=("", "_res"))

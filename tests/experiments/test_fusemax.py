@@ -1,4 +1,4 @@
-"""The FuseMax reproduction against the published figures (REFERENCES.md).
+"""The FuseMax reproduction against the published figures (docs/references.md).
 
 Published (FuseMax, MICRO 2024): attention 6.7x faster than FLAT at 0.79 of
 its energy; layer 5.3x at 0.83; FuseMax 2D utilisation 0.89 at 1K, ~0.96 at

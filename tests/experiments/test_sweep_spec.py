@@ -263,7 +263,7 @@ def test_shipped_configs_parse_and_expand() -> None:
 
     configs = Path(__file__).resolve().parents[2] / "experiments" / "configs"
     sizes = {p.stem: len(expand(load_spec(p))) for p in sorted(configs.glob("*.yaml"))}
-    # quickstart: (5 x 5 x 3 x 2 spatial + 4 x 4 x 3 FPGA) configs x 3 workloads
-    assert sizes["quickstart"] == (150 + 48) * 3
+    # quickstart: (5 x 5 x 3 x 2 spatial + 8 reuse x 2 precision FPGA) configs x 3 workloads
+    assert sizes["quickstart"] == (150 + 16) * 3
     # LHS draws distinct continuous points: 200 per design x 2 GEMM shapes
     assert sizes["lhs_example"] == (200 + 200) * 2

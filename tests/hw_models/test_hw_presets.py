@@ -1,4 +1,4 @@
-"""Presets reproduce their reference figures (datasheets, REFERENCES.md and
+"""Presets reproduce their reference figures (datasheets, docs/references.md and
 the measured H100 in experiments/data/h100/env.json)."""
 
 from __future__ import annotations

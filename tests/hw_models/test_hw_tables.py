@@ -48,7 +48,7 @@ def test_node_out_of_range_is_a_hardware_error():
 
 
 def test_horowitz_figures():
-    # Horowitz ISSCC 2014, 45 nm (REFERENCES.md)
+    # Horowitz ISSCC 2014, 45 nm (docs/references.md)
     assert tables.op_energy_pj("add", 8, "int", 45) == pytest.approx(0.03)
     assert tables.op_energy_pj("add", 32, "int", 45) == pytest.approx(0.1)
     assert tables.op_energy_pj("mult", 8, "int", 45) == pytest.approx(0.2)

@@ -1,4 +1,4 @@
-"""The cascade text format: the DESIGN.md example, round trips, and errors with positions."""
+"""The cascade text format: the docs/architecture.md example, round trips, and errors with positions."""
 
 from __future__ import annotations
 
@@ -179,8 +179,8 @@ def test_yaml_file_with_metadata(tmp_path: Path) -> None:
     f = tmp_path / "att.yaml"
     f.write_text(
         "name: my-att\n"
-        "description: the DESIGN.md example\n"
-        "source: DESIGN.md\n"
+        "description: the docs/architecture.md example\n"
+        "source: docs/architecture.md\n"
         "cascade: |\n" + textwrap.indent(DESIGN_EXAMPLE, "  ")
     )
     c = load_cascade(f)

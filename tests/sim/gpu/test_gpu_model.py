@@ -71,7 +71,9 @@ def test_tma_alignment_rule_closed_form() -> None:
         got = tma_aligned(np.array([n]), np.array([k]), eb, eb, np.array([lay]))[0]
         assert got == want, (n, k, lay)
     # fp32 operands (4 bytes): multiples of 4 elements suffice
-    assert tma_aligned(np.array([4100]), np.array([4100]), np.array([4.0]), np.array([4.0]), np.array(["NN"]))[0]
+    assert tma_aligned(
+        np.array([4100]), np.array([4100]), np.array([4.0]), np.array([4.0]), np.array(["NN"])
+    )[0]
 
 
 def test_unaligned_gemm_falls_back_to_the_legacy_rate() -> None:
@@ -120,7 +122,9 @@ def test_l2_resident_weights_are_faster_than_cold() -> None:
     assert warm.dram_bytes_steady < 0.5 * cold.dram_bytes_steady
     assert warm.kernel_s < cold.kernel_s
     big = dict(_gemm(64, 16384, 16384), timing="graph")
-    assert predict([{**big, "n_sets": 6}])[0].kernel_s == pytest.approx(predict([{**big, "n_sets": 0}])[0].kernel_s)
+    assert predict([{**big, "n_sets": 6}])[0].kernel_s == pytest.approx(
+        predict([{**big, "n_sets": 0}])[0].kernel_s
+    )
 
 
 def test_fp8_quantisation_kernel_bytes_closed_form() -> None:
@@ -153,13 +157,31 @@ def test_fp8_block_is_block_scaled_fp8() -> None:
 
 
 def test_conv2d_is_implicit_gemm_and_pads_few_channels() -> None:
-    row = {"op": "conv2d", "dtype": "bf16", "B": 8, "C": 64, "HW": 56, "Kc": 64, "R": 3, "stride": 1}
+    row = {
+        "op": "conv2d",
+        "dtype": "bf16",
+        "B": 8,
+        "C": 64,
+        "HW": 56,
+        "Kc": 64,
+        "R": 3,
+        "stride": 1,
+    }
     out, cost = predict_row(row, SPEC, PARAMS)
     assert cost.flops["tensor16"] == pytest.approx(2 * (8 * 56 * 56) * 64 * (64 * 9))
     s2, _ = predict_row({**row, "stride": 2}, SPEC, PARAMS)
     assert s2["pred_ms"] <= out["pred_ms"]
     # C = 3 (a first layer) does the MMA work of C = 8: 16-byte channel padding
-    first = {"op": "conv2d", "dtype": "bf16", "B": 64, "C": 3, "HW": 224, "Kc": 64, "R": 7, "stride": 2}
+    first = {
+        "op": "conv2d",
+        "dtype": "bf16",
+        "B": 64,
+        "C": 3,
+        "HW": 224,
+        "Kc": 64,
+        "R": 7,
+        "stride": 2,
+    }
     eight = {**first, "C": 8}
     k3 = predict([first])[0]
     k8 = predict([eight])[0]
@@ -188,7 +210,17 @@ def test_split_kv_cta_counts_closed_form() -> None:
     """Decode CTAs = batch x KV heads x query blocks x KV splits, with FA3's
     split heuristic (hopper/heuristics.h, flash_prepare_scheduler.cu)."""
     for b, hkv, n in ((1, 8, 32768), (4, 8, 8192), (16, 8, 4096), (64, 1, 2048), (1, 1, 131072)):
-        row = {"op": "attn_flash", "B": b, "H": 32, "Hkv": hkv, "M": 1, "N": n, "K": 128, "timing": "graph", "family": "fa3"}
+        row = {
+            "op": "attn_flash",
+            "B": b,
+            "H": 32,
+            "Hkv": hkv,
+            "M": 1,
+            "N": n,
+            "K": 128,
+            "timing": "graph",
+            "family": "fa3",
+        }
         r = predict([row])[0]
         want = _fa3_splits_reference(b, hkv, n, 176)  # d=128, no paging: kBlockN 176
         assert r.detail["splits"] == want, (b, hkv, n)
@@ -198,14 +230,27 @@ def test_split_kv_cta_counts_closed_form() -> None:
     r = predict([{"op": "attn_flash", "B": 1, "H": 32, "Hkv": 8, "M": 1, "N": 32768, "K": 128}])[0]
     n_blocks = 32768 // 128
     effs = [(8 * s / 264) / math.ceil(8 * s / 264) for s in range(1, 129)]
-    eligible = [s for s in range(1, 129) if s == 1 or math.ceil(n_blocks / s) != math.ceil(n_blocks / (s - 1))]
+    eligible = [
+        s
+        for s in range(1, 129)
+        if s == 1 or math.ceil(n_blocks / s) != math.ceil(n_blocks / (s - 1))
+    ]
     best = max(effs[s - 1] for s in eligible)
     want = next(s for s in eligible if effs[s - 1] >= 0.85 * best)
     assert r.detail["splits"] == want and r.n_kernels == 2  # + the combine kernel
 
 
 def test_decode_reads_the_kv_cache_once_and_scales_with_it() -> None:
-    base = {"op": "attn_flash", "B": 16, "H": 32, "Hkv": 8, "M": 1, "K": 128, "timing": "graph", "family": "fa3"}
+    base = {
+        "op": "attn_flash",
+        "B": 16,
+        "H": 32,
+        "Hkv": 8,
+        "M": 1,
+        "K": 128,
+        "timing": "graph",
+        "family": "fa3",
+    }
     small, big = predict([{**base, "N": 8192}, {**base, "N": 65536}])
     kv = 2 * 16 * 8 * 65536 * 128 * 2
     assert big.dram_bytes_steady == pytest.approx(kv, rel=0.05)
@@ -244,11 +289,23 @@ def test_flash_keeps_scores_on_chip_and_causal_halves_the_work() -> None:
 
 
 def test_pre_processing_kernels_when_included() -> None:
-    base = {"op": "attn_flash", "B": 8, "H": 32, "Hkv": 8, "M": 1, "N": 4096, "K": 128, "timing": "graph", "family": "fa3"}
+    base = {
+        "op": "attn_flash",
+        "B": 8,
+        "H": 32,
+        "Hkv": 8,
+        "M": 1,
+        "N": 4096,
+        "K": 128,
+        "timing": "graph",
+        "family": "fa3",
+    }
     plain = predict([base])[0]
     app = predict([{**base, "includes_kv_append": True}])[0]
     assert app.n_kernels == plain.n_kernels + 1
-    trt = predict([{**base, "family": "trtllm", "includes_kv_append": True, "includes_rope": True}])[0]
+    trt = predict(
+        [{**base, "family": "trtllm", "includes_kv_append": True, "includes_rope": True}]
+    )[0]
     trt0 = predict([{**base, "family": "trtllm"}])[0]
     assert trt.n_kernels == trt0.n_kernels + 1  # rotary and append fused in one kernel
 
@@ -295,7 +352,21 @@ def test_h200_ratios_follow_its_hbm_and_compute_figures() -> None:
         (_gemm(16, 8192, 8192, timing="kernel"), hbm, 0.80),
         (_gemm(512, 4096, 4096, timing="kernel"), 0.85, 0.97),
         (_gemm(8192, 8192, 8192, timing="kernel"), 0.97, 1.0),
-        ({"op": "attn_flash", "B": 16, "H": 32, "Hkv": 8, "M": 1, "N": 32768, "K": 128, "timing": "kernel", "family": "fa3"}, hbm, 0.80),
+        (
+            {
+                "op": "attn_flash",
+                "B": 16,
+                "H": 32,
+                "Hkv": 8,
+                "M": 1,
+                "N": 32768,
+                "K": 128,
+                "timing": "kernel",
+                "family": "fa3",
+            },
+            hbm,
+            0.80,
+        ),
     ]
     for row, lo, hi in cases:
         r = _t(row, "h200") / _t(row, "h100")
@@ -452,7 +523,11 @@ def test_evaluate_cascade_maps_einsums_to_kernels() -> None:
     fused = evaluate_cascade(attn, H100, fused=True)
     unfused = evaluate_cascade(attn, H100, fused=False)
     s_bytes = 2 * 16 * 4096 * 4096 * 2
-    assert sum(fused.traffic_bytes["HBM"].values()) < s_bytes < sum(unfused.traffic_bytes["HBM"].values())
+    assert (
+        sum(fused.traffic_bytes["HBM"].values())
+        < s_bytes
+        < sum(unfused.traffic_bytes["HBM"].values())
+    )
     assert fused.latency_s < unfused.latency_s
 
 
@@ -520,12 +595,43 @@ def test_host_time_is_host_op_s_times_counted_host_operations() -> None:
 
 def test_every_combination_of_families_and_conventions_predicts() -> None:
     rows = []
-    for fam, t in itertools.product(("fa2", "fa3", "trtllm", "triton"), ("event", "graph", "kernel", "loop")):
+    for fam, t in itertools.product(
+        ("fa2", "fa3", "trtllm", "triton"), ("event", "graph", "kernel", "loop")
+    ):
         for m in (1, 2048):
-            rows.append({"op": "attn_flash", "B": 4, "H": 32, "Hkv": 8, "M": m, "N": 2048, "K": 128, "family": fam, "timing": t, "causal": int(m > 1)})
-    for fam, dt in (("cublas", "fp8"), ("cutlass", "fp8"), ("deepgemm", "fp8_block"), ("cutlass", "fp8_block")):
-        rows.append(dict(_gemm(1024, 4096, 4096, dt, layout="TN"), family=fam, includes_act_quant=True, timing="graph"))
+            rows.append(
+                {
+                    "op": "attn_flash",
+                    "B": 4,
+                    "H": 32,
+                    "Hkv": 8,
+                    "M": m,
+                    "N": 2048,
+                    "K": 128,
+                    "family": fam,
+                    "timing": t,
+                    "causal": int(m > 1),
+                }
+            )
+    for fam, dt in (
+        ("cublas", "fp8"),
+        ("cutlass", "fp8"),
+        ("deepgemm", "fp8_block"),
+        ("cutlass", "fp8_block"),
+    ):
+        rows.append(
+            dict(
+                _gemm(1024, 4096, 4096, dt, layout="TN"),
+                family=fam,
+                includes_act_quant=True,
+                timing="graph",
+            )
+        )
     for op in ("kv_append", "rotary", "act_quant"):
         rows.append({"op": op, "B": 8, "M": 128, "N": 4096, "H": 32, "Hkv": 8, "K": 128})
     for r in predict(rows):
-        assert math.isfinite(r.time_s) and r.time_s > 0 and r.bound in ("compute", "memory", "latency", "host")
+        assert (
+            math.isfinite(r.time_s)
+            and r.time_s > 0
+            and r.bound in ("compute", "memory", "latency", "host")
+        )

@@ -42,7 +42,9 @@ def public(frames: dict) -> pd.DataFrame:
 
 def _stats(df: pd.DataFrame, energy: bool = False) -> dict[str, float]:
     e = df["energy_per_call_mj"] if energy else None
-    return gc.error_table(df["measured_ms"], df["pred_ms"], e, df["pred_energy_mj"] if energy else None)
+    return gc.error_table(
+        df["measured_ms"], df["pred_ms"], e, df["pred_energy_mj"] if energy else None
+    )
 
 
 def test_data_copied_complete_with_readmes() -> None:
@@ -80,7 +82,9 @@ def test_public_gemm_fitted(public: pd.DataFrame) -> None:
     kept = public[(public["group"] == "gemm") & (public["excluded"] == "")]
     bf16 = _stats(kept[kept["dtype"] == "bf16"])
     fp8 = _stats(kept[kept["dtype"].isin(["fp8", "fp8_block"])])
-    print(f"\npublic GEMM, fitted: bf16 {bf16['time_mape_slow_pct']:.2f}%, fp8 {fp8['time_mape_slow_pct']:.2f}%")
+    print(
+        f"\npublic GEMM, fitted: bf16 {bf16['time_mape_slow_pct']:.2f}%, fp8 {fp8['time_mape_slow_pct']:.2f}%"
+    )
     assert bf16["time_mape_slow_pct"] <= 9.0
     assert fp8["time_mape_slow_pct"] <= 20.0
     # the eager vLLM fp8_block rows are left out (host time of vLLM's Python)
@@ -92,7 +96,9 @@ def test_public_attention_fitted(public: pd.DataFrame) -> None:
     kept = public[(public["excluded"] == "") & (public["dtype"] == "bf16")]
     pre = _stats(kept[kept["group"] == "prefill"])
     dec = _stats(kept[kept["group"] == "decode"])
-    print(f"\npublic attention bf16, fitted: prefill {pre['time_mape_slow_pct']:.2f}%, decode {dec['time_mape_slow_pct']:.2f}%")
+    print(
+        f"\npublic attention bf16, fitted: prefill {pre['time_mape_slow_pct']:.2f}%, decode {dec['time_mape_slow_pct']:.2f}%"
+    )
     assert pre["time_mape_slow_pct"] <= 20.0
     assert dec["time_mape_slow_pct"] <= 35.0
     # the FlashAttention families (vLLM, SGLang FA3) stay within 2x everywhere
@@ -133,7 +139,9 @@ def test_shape_groups_are_weight_shapes_and_head_configs(frames: dict) -> None:
     g = frames["gemm"].head(3)
     assert list(shape_group(g)) == [f"gemm|{n}x{k}" for n, k in zip(g["N"], g["K"], strict=True)]
     a = frames["attention"].head(2)
-    assert list(shape_group(a)) == [f"attn|{h}|{kv}|{d}" for h, kv, d in zip(a["H"], a["Hkv"], a["K"], strict=True)]
+    assert list(shape_group(a)) == [
+        f"attn|{h}|{kv}|{d}" for h, kv, d in zip(a["H"], a["Hkv"], a["K"], strict=True)
+    ]
     # every row of a group shares one fold, in every data set
     for df in (frames["gemm"], frames["attention"], frames["kernels"]):
         assert (df.groupby("shape_group")["fold"].nunique() == 1).all()
@@ -146,7 +154,9 @@ def test_cv_hides_every_row_of_the_held_out_groups(frames: dict, monkeypatch) ->
     seen = []
 
     def spy(frame, ncu, energy_rows, spec, base=None, **kw):
-        seen.append((set(frame["shape_group"]), set(ncu["shape_group"]), set(energy_rows["shape_group"])))
+        seen.append(
+            (set(frame["shape_group"]), set(ncu["shape_group"]), set(energy_rows["shape_group"]))
+        )
         return PARAMS
 
     monkeypatch.setattr(gc, "fit_all", spy)
@@ -170,12 +180,23 @@ def test_shape_group_cv_on_our_h100_kernels(frames: dict, h100: pd.DataFrame) ->
     small = dict(frames)
     fit = frames["fit"]
     pub = fit[fit["source"] == "public"]
-    small["fit"] = pd.concat([fit[fit["source"] == "h100"], gc.subsample(pub, 80)], ignore_index=True)
+    small["fit"] = pd.concat(
+        [fit[fit["source"] == "h100"], gc.subsample(pub, 80)], ignore_index=True
+    )
     from experiments import gpu_validation as gv
 
-    held = gv.cross_validate({**small, "gemm": frames["gemm"].head(0), "attention": frames["attention"].head(0)}, SPEC, max_nfev=60)
+    held = gv.cross_validate(
+        {**small, "gemm": frames["gemm"].head(0), "attention": frames["attention"].head(0)},
+        SPEC,
+        max_nfev=60,
+    )
     h = held[held["dataset"] == "h100"].set_index("row").loc[frames["kernels"].index]
-    st = gc.error_table(frames["kernels"]["measured_ms"], h["cv_pred_ms"], frames["kernels"]["energy_per_call_mj"], h["cv_pred_energy_mj"])
+    st = gc.error_table(
+        frames["kernels"]["measured_ms"],
+        h["cv_pred_ms"],
+        frames["kernels"]["energy_per_call_mj"],
+        h["cv_pred_energy_mj"],
+    )
     fit_st = _stats(h100, energy=True)
     print("\nH100 kernels.csv, shape-group CV:", {k: round(v, 2) for k, v in st.items()})
     assert st["time_mape_slow_pct"] <= fit_st["time_mape_slow_pct"] + 3.0
