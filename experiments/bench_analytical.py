@@ -56,7 +56,8 @@ def _gemm(M: int, N: int, K: int, bits: int = 16):
 
 
 def _arch(rows: int, cols: int, dataflow: str, gb_bytes: float | None = 4 << 20):
-    from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+    from experiments.problem_sets import mac_array
+    from hw_models.arch import Architecture, StorageLevel
 
     def lv(name, cap, bw, e, **kw):
         return StorageLevel(name, cap, 16, bw, bw, e, e, **kw)
@@ -70,18 +71,7 @@ def _arch(rows: int, cols: int, dataflow: str, gb_bytes: float | None = 4 << 20)
             lv("GlobalBuffer", gb_bytes, 256.0, 20.0, fanout_x=cols, fanout_y=rows),
             lv("PE_RF", 64, 8.0, 1.0, instances=rows * cols),
         ),
-        compute=(
-            ComputeUnit(
-                "pe_array",
-                "array2d",
-                rows * cols,
-                {"mac": 1.0},
-                {"mac": 1.0},
-                rows=rows,
-                cols=cols,
-                dataflow=dataflow,
-            ),
-        ),
+        compute=(mac_array(rows, cols, dataflow),),
         static_power_w=1.0,
     )
 

@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("experiments.commands.dashboard", "Write a Plotly dashboard of a sweep."),
     "experiment": (
         "experiments.commands.experiment",
-        "Run a packaged experiment (fusemax, gpu-validation, fpga-validation).",
+        "Run a packaged experiment (fusemax, gpu-validation, gpu-layers, fpga-validation).",
     ),
 }
 

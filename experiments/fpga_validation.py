@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from experiments.validation_plots import identity_line, points
 from workloads.errors import EinsimError
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "wa_hls4ml"
@@ -191,28 +192,13 @@ def _figure(frame: Any, key: str) -> Any:
         + d["rf"].astype(str)
     )
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=d[tcol], y=d[pcol], mode="markers", name="shipped fit", text=text))
+    fig.add_trace(points(d[tcol], d[pcol], "shipped fit", text))
     fig.add_trace(
-        go.Scatter(
-            x=d[tcol],
-            y=d["cv_" + pcol],
-            mode="markers",
-            name="held-out shapes (CV)",
-            marker={"symbol": "x"},
-            text=text,
-        )
+        points(d[tcol], d["cv_" + pcol], "held-out shapes (CV)", text, marker={"symbol": "x"})
     )
     vals = [v for v in list(d[tcol]) + list(d[pcol]) if v > 0]
     lo, hi = (min(vals) * 0.8, max(vals) * 1.25) if vals else (0.1, 1.0)
-    fig.add_trace(
-        go.Scatter(
-            x=[lo, hi],
-            y=[lo, hi],
-            mode="lines",
-            name="predicted = synthesised",
-            line={"dash": "dash", "color": "gray"},
-        )
-    )
+    fig.add_trace(identity_line(lo, hi, "predicted = synthesised"))
     log = key != "dsp"
     fig.update_xaxes(type="log" if log else "linear", title_text=f"synthesised {title}")
     fig.update_yaxes(type="log" if log else "linear", title_text=f"predicted {title}")

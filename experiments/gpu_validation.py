@@ -27,8 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from experiments.validation_plots import identity_line, points
+
 #: at most this many points per figure (deterministic sample)
 PLOT_POINTS = 6000
+#: (data set label, frame of :func:`_frames`) of every predicted row, in order
+DATASETS = (
+    ("h100", "kernels"),
+    ("h100_loop", "loop"),
+    ("h100_ncu", "ncu"),
+    ("public", "gemm"),
+    ("public", "attention"),
+)
 SLOW_MS = 0.05
 
 
@@ -44,6 +54,11 @@ def _frames() -> dict[str, Any]:
     return calibration_frames()
 
 
+#: the frames predict_all concatenates, in its order, and their data set labels
+FRAMES = tuple(frame for _, frame in DATASETS)
+DATASET_OF = {frame: name for name, frame in DATASETS}
+
+
 def predict_all(fr: dict[str, Any], spec: Any, params: Any) -> Any:
     """Every row of both data sets with ``pred_ms``, ``pred_energy_mj``,
     ``pred_dram_bytes`` and its data set label."""
@@ -52,15 +67,9 @@ def predict_all(fr: dict[str, Any], spec: Any, params: Any) -> Any:
     from sim.gpu import calibration as gc
 
     parts = []
-    for name, df in (
-        ("h100", fr["kernels"]),
-        ("h100_loop", fr["loop"]),
-        ("h100_ncu", fr["ncu"]),
-        ("public", fr["gemm"]),
-        ("public", fr["attention"]),
-    ):
-        p = gc.predict_frame(df, spec, params)
-        p["dataset"] = name
+    for frame in FRAMES:
+        p = gc.predict_frame(fr[frame], spec, params)
+        p["dataset"] = DATASET_OF[frame]
         parts.append(p)
     out = pd.concat(parts, ignore_index=True)
     out["excluded"] = out["excluded"].fillna("") if "excluded" in out else ""
@@ -84,13 +93,8 @@ def cross_validate(fr: dict[str, Any], spec: Any, progress: Any = None, max_nfev
             None,
             max_nfev=max_nfev,
         )
-        for name, df in (
-            ("h100", fr["kernels"]),
-            ("h100_loop", fr["loop"]),
-            ("h100_ncu", fr["ncu"]),
-            ("public", fr["gemm"]),
-            ("public", fr["attention"]),
-        ):
+        for frame in FRAMES:
+            df = fr[frame]
             test = df[df["fold"] == f]
             if not len(test):
                 continue
@@ -98,7 +102,9 @@ def cross_validate(fr: dict[str, Any], spec: Any, progress: Any = None, max_nfev
             parts.append(
                 pd.DataFrame(
                     {
-                        "dataset": name,
+                        # the frame, not the dataset label: both public frames
+                        # are "public" and their row numbers overlap
+                        "frame": frame,
                         "row": test.index.to_numpy(),
                         "cv_pred_ms": pr["pred_ms"].to_numpy(),
                         "cv_pred_energy_mj": pr["pred_energy_mj"].to_numpy(),
@@ -316,39 +322,25 @@ def figure(sub: Any, group: str, cv: bool) -> Any:
             + " K="
             + part["K"].astype(str)
         )
+        x = part["measured_ms"]
         fig.add_trace(
-            go.Scattergl(
-                x=part["measured_ms"],
-                y=part["pred_ms"],
-                mode="markers",
-                name=f"{key} (fitted)",
-                text=text,
-                marker={"size": 5},
-            )
+            points(x, part["pred_ms"], f"{key} (fitted)", text, webgl=True, marker={"size": 5})
         )
         if cv and "cv_pred_ms" in part:
             fig.add_trace(
-                go.Scattergl(
-                    x=part["measured_ms"],
-                    y=part["cv_pred_ms"],
-                    mode="markers",
-                    name=f"{key} (held out)",
-                    text=text,
+                points(
+                    x,
+                    part["cv_pred_ms"],
+                    f"{key} (held out)",
+                    text,
+                    webgl=True,
                     marker={"size": 5, "symbol": "x"},
                     visible="legendonly",
                 )
             )
     lo = float(max(1e-4, min(d["measured_ms"].min(), d["pred_ms"].min()) * 0.8))
     hi = float(max(d["measured_ms"].max(), d["pred_ms"].max()) * 1.25)
-    fig.add_trace(
-        go.Scatter(
-            x=[lo, hi],
-            y=[lo, hi],
-            mode="lines",
-            name="measured = predicted",
-            line={"dash": "dash", "color": "gray"},
-        )
-    )
+    fig.add_trace(identity_line(lo, hi, "measured = predicted"))
     fig.update_xaxes(type="log", title_text="measured time per call (ms)")
     fig.update_yaxes(type="log", title_text="predicted (ms)")
     fig.update_layout(
@@ -367,12 +359,17 @@ def build_report(cv: bool = True, progress: Any = None, max_nfev: int = 200) -> 
     fr = _frames()
     pred = predict_all(fr, spec, params)
     if cv:
+        import pandas as pd
+
         held = cross_validate(fr, spec, progress, max_nfev)
-        key = pred[["dataset"]].copy()
-        key["row"] = np.concatenate(
-            [fr[k].index.to_numpy() for k in ("kernels", "loop", "ncu", "gemm", "attention")]
+        key = pd.DataFrame(
+            {
+                "frame": np.concatenate([[k] * len(fr[k]) for k in FRAMES]),
+                "row": np.concatenate([fr[k].index.to_numpy() for k in FRAMES]),
+            }
         )
-        merged = key.merge(held, on=["dataset", "row"], how="left")
+        assert len(key) == len(pred)
+        merged = key.merge(held, on=["frame", "row"], how="left", validate="one_to_one")
         for c in ("cv_pred_ms", "cv_pred_energy_mj", "cv_pred_dram_bytes"):
             pred[c] = merged[c].to_numpy()
     return {

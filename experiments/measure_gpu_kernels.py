@@ -51,52 +51,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sim.gpu.rows import INT_COLUMNS
+
 DEFAULT_KERNELS = Path(__file__).resolve().parent / "data" / "h100" / "kernels.csv"
 
-#: columns written: the H100 file's, then the kernel model's extra inputs
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "op",
-    "dtype",
-    "B",
-    "H",
-    "M",
-    "N",
-    "K",
-    "causal",
-    "C",
-    "HW",
-    "Kc",
-    "R",
-    "stride",
-    "flops",
-    "min_bytes",
-    "median_ms",
-    "min_ms",
-    "max_ms",
-    "p10_ms",
-    "p90_ms",
-    "loop_ms",
-    "reps",
-    "n_sets",
-    "footprint_bytes",
-    "energy_calls",
-    "energy_loop_s",
-    "energy_loop_mj",
-    "avg_power_w",
-    "tflops",
-    "gbps",
-    "timing",
-    "graph_ops",
-    "Hkv",
-    "kv_dtype",
-    "paged_kv_block",
-    "layout",
-    "includes_act_quant",
-    "act_quant",
-    "family",
-)
-DESCRIPTIVE = COLUMNS[:14]
+#: the H100 file's columns that say which kernel a row is: its id, op, dtype
+#: and shape (the shape columns ``B`` .. ``stride``, as ``sim.gpu.rows`` reads them)
+DESCRIPTIVE: tuple[str, ...] = ("id", "op", "dtype") + INT_COLUMNS[
+    : INT_COLUMNS.index("stride") + 1
+]
+#: the kernel model's inputs beyond the H100 file's columns
 EXTRA_INPUTS = (
     "Hkv",
     "kv_dtype",
@@ -105,6 +69,32 @@ EXTRA_INPUTS = (
     "includes_act_quant",
     "act_quant",
     "family",
+)
+#: columns written: the H100 file's, then the kernel model's extra inputs
+COLUMNS: tuple[str, ...] = (
+    DESCRIPTIVE
+    + (
+        "flops",
+        "min_bytes",
+        "median_ms",
+        "min_ms",
+        "max_ms",
+        "p10_ms",
+        "p90_ms",
+        "loop_ms",
+        "reps",
+        "n_sets",
+        "footprint_bytes",
+        "energy_calls",
+        "energy_loop_s",
+        "energy_loop_mj",
+        "avg_power_w",
+        "tflops",
+        "gbps",
+        "timing",
+        "graph_ops",
+    )
+    + EXTRA_INPUTS
 )
 OPS = (
     "gemm",

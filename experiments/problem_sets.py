@@ -49,6 +49,20 @@ def conv(
     )
 
 
+def mac_array(rows: int, cols: int, dataflow: str) -> ComputeUnit:
+    """A ``rows x cols`` systolic array of MACs, one per PE per cycle at 1 pJ."""
+    return ComputeUnit(
+        "pe_array",
+        "array2d",
+        rows * cols,
+        {"mac": 1.0},
+        {"mac": 1.0},
+        rows=rows,
+        cols=cols,
+        dataflow=dataflow,
+    )
+
+
 def tiny_arch(
     gb_bytes: float = 1024,
     rf_bytes: float = 64,
@@ -75,18 +89,7 @@ def tiny_arch(
                 "PE_RF", rf_bytes, 16, 4, 4, 0.5, 0.5, instances=fx * fy, double_buffered=False
             ),
         ),
-        (
-            ComputeUnit(
-                "pe_array",
-                "array2d",
-                fx * fy,
-                {"mac": 1.0},
-                {"mac": 1.0},
-                rows=fy,
-                cols=fx,
-                dataflow="ws",
-            ),
-        ),
+        (mac_array(fy, fx, "ws"),),
         static_power_w=static_w,
     )
 

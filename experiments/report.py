@@ -130,6 +130,16 @@ def fpga_lines(notes: dict[str, Any]) -> list[str]:
     return lines
 
 
+def gpu_lines(metrics: Any, max_kernels: int = 40) -> list[str]:
+    """A GPU plan's kernels (and LLM figures): :func:`sim.gpu.llm.format_report`."""
+    rows = (metrics.notes or {}).get("kernels")
+    if not rows or not isinstance(rows[0], dict) or "plan" not in metrics.notes:
+        return []
+    from sim.gpu.llm import format_report
+
+    return format_report(metrics, max_kernels=max_kernels).splitlines()
+
+
 def header(ev: Any, workload: str) -> str:
     how = [f"{ev.model} model"]
     if ev.mapper:
@@ -142,7 +152,12 @@ def header(ev: Any, workload: str) -> str:
 
 def summary_lines(ev: Any, workload: str) -> list[str]:
     """The whole-workload report ``eval`` prints (and ``map``/``schedule`` end with)."""
-    lines = [header(ev, workload), *metrics_lines(ev.metrics), *fpga_lines(ev.metrics.notes or {})]
+    lines = [
+        header(ev, workload),
+        *metrics_lines(ev.metrics),
+        *fpga_lines(ev.metrics.notes or {}),
+        *gpu_lines(ev.metrics),
+    ]
     if len(ev.parts) > 1:
         for name, p in ev.parts.items():
             unit = (p.notes or {}).get("unit", "")

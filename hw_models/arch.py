@@ -208,6 +208,10 @@ class ComputeUnit:
     #: (ZigZag's systolic_dimensions); empty = none stated. ``dataflow``
     #: still selects the SCALE-Sim skew.
     systolic_axes: tuple[str, ...] = ()
+    #: each PE keeps its last input operands: over the innermost loops that
+    #: do not index an input, the MAC reuses it instead of reading the level
+    #: that feeds it again (ZigZag 3.9.1 charges inputs this way)
+    operand_registers: bool = False
 
     def peak_ops_per_s(self, op: str, clock_hz: float, dtype: str | None = None) -> float:
         """Peak rate of operator class ``op`` over all PEs (0 if unsupported);

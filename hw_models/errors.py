@@ -7,23 +7,18 @@ carries the file and line, so the CLI prints ``file:line: message``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from workloads.errors import EinsimError
 
 
 class HardwareError(EinsimError):
     """A hardware description or a family parameter is malformed."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, field: str | None = None, **where: Any) -> None:
+        """``where``: the ``file``, ``line`` and ``col`` of :class:`EinsimError`."""
         self.field = field
-        super().__init__(message, file=file, line=line, col=col)
+        super().__init__(message, **where)
 
     def __reduce__(self) -> tuple:
         # keep field/file/line (and FPGAFitError's resource figures) across
@@ -62,12 +57,11 @@ class FPGAFitError(HardwareError):
         resource: str,
         used: float,
         available: float,
-        field: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
+        **located: Any,
     ) -> None:
+        """``located``: the ``field``, ``file`` and ``line`` of :class:`HardwareError`."""
         self.resource = resource
         self.used = used
         self.available = available
         self.over = used - available
-        super().__init__(message, field=field, file=file, line=line)
+        super().__init__(message, **located)

@@ -51,9 +51,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hw_models import tables
-from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from hw_models.arch import Architecture, ComputeUnit
 from hw_models.errors import FPGAFitError, HardwareError
 from hw_models.fpga_power import static_power_w
+from hw_models.levels import level
 from hw_models.params import Param, at_least, check_params
 
 FAMILY = "fpga"
@@ -100,6 +101,11 @@ def _schema() -> dict[str, Param]:
 SCHEMA: dict[str, Param] = _schema()
 
 
+def _used(resource: str) -> property:
+    """A read-only attribute: the whole units of ``resource`` a design uses."""
+    return property(lambda self: int(self.used[resource]), doc=f"{resource} used (whole units)")
+
+
 @dataclass(frozen=True)
 class FPGAResources:
     """Resource use of a design on a device, and the clock it achieves."""
@@ -112,25 +118,11 @@ class FPGAResources:
     multipliers: int
     notes: tuple[str, ...] = field(default_factory=tuple)
 
-    @property
-    def dsp(self) -> int:
-        return int(self.used["dsp"])
-
-    @property
-    def bram_18k(self) -> int:
-        return int(self.used["bram_18k"])
-
-    @property
-    def uram(self) -> int:
-        return int(self.used["uram"])
-
-    @property
-    def lut(self) -> int:
-        return int(self.used["lut"])
-
-    @property
-    def ff(self) -> int:
-        return int(self.used["ff"])
+    dsp = _used("dsp")
+    bram_18k = _used("bram_18k")
+    uram = _used("uram")
+    lut = _used("lut")
+    ff = _used("ff")
 
     @property
     def utilization(self) -> dict[str, float]:
@@ -338,80 +330,79 @@ def build_checked(p: dict[str, Any]) -> Architecture:
     add = tables.op_energy_pj("add", tables.accumulator_bits(bits, nf), nf, node) * soft
     cmp_ = tables.compare_energy_pj(bits, node) * soft
     levels = (
-        StorageLevel(
-            name="DRAM",
-            capacity_bytes=dev["offchip_bytes"],
-            word_bits=bits,
-            read_bw_bytes_per_cycle=offchip_bw / clock,
-            write_bw_bytes_per_cycle=offchip_bw / clock,
-            read_energy_pj_per_word=dram_pj,
-            write_energy_pj_per_word=dram_pj,
+        level(
+            "DRAM",
+            dev["offchip_bytes"],
+            bits,
+            offchip_bw / clock,
+            dram_pj,
             shared_bw=True,
         ),
-        StorageLevel(
-            name="GlobalBuffer",
-            capacity_bytes=p["buffer_bytes"],
-            word_bits=bits,
-            read_bw_bytes_per_cycle=banks * word,
-            write_bw_bytes_per_cycle=banks * word,
-            read_energy_pj_per_word=buf_pj,
-            write_energy_pj_per_word=buf_pj,
+        level(
+            "GlobalBuffer",
+            p["buffer_bytes"],
+            bits,
+            banks * word,
+            buf_pj,
             banks=banks,
             fanout_x=cols,
             fanout_y=rows,
         ),
-        StorageLevel(
-            name="PE_RF",
-            capacity_bytes=rf_bytes,
-            word_bits=bits,
-            read_bw_bytes_per_cycle=3 * word,
+        level(
+            "PE_RF",
+            rf_bytes,
+            bits,
+            3 * word,
+            rf_pj,
             write_bw_bytes_per_cycle=word,
-            read_energy_pj_per_word=rf_pj,
-            write_energy_pj_per_word=rf_pj,
             instances=pes,
             double_buffered=False,
         ),
     )
+
+    def unit(mac_pj: float, rate: float, exp_rate: float, **fields: Any) -> ComputeUnit:
+        """PEs doing a MAC of ``mac_pj`` per ``1 / rate`` cycles; exp and
+        divide as 6 MACs + an add (at ``exp_rate``)."""
+        return ComputeUnit(
+            ops_per_cycle={"mac": rate, "add": rate, "max": rate, "exp": exp_rate, "div": exp_rate},
+            energy_pj_per_op={
+                "mac": mac_pj,
+                "add": add,
+                "max": cmp_,
+                "exp": 6 * mac_pj + add,
+                "div": 6 * mac_pj + add,
+            },
+            datatype_bits=bits,
+            dtype_scale={f"{nf}{bits}": 1.0},
+            **fields,
+        )
+
     rate = 1.0 / reuse
     compute = [
-        ComputeUnit(
+        unit(
+            mac,
+            rate,
+            rate / 7,
             name="pe_array",
             kind="dsp_array",
             pes=pes,
-            ops_per_cycle={"mac": rate, "add": rate, "max": rate, "exp": rate / 7, "div": rate / 7},
-            energy_pj_per_op={
-                "mac": mac,
-                "add": add,
-                "max": cmp_,
-                "exp": 6 * mac + add,
-                "div": 6 * mac + add,
-            },
             rows=rows,
             cols=cols,
             dataflow=p["dataflow"],
-            datatype_bits=bits,
-            dtype_scale={f"{nf}{bits}": 1.0},
         )
     ]
     if p["array1d_pes"] > 0:
         soft_mac = tables.mac_energy_pj(bits, nf, node) * soft
         compute.append(
-            ComputeUnit(
+            unit(
+                soft_mac,
+                1.0,
+                1.0,
                 name="vector_1d",
                 kind="array1d",
                 pes=p["array1d_pes"],
-                ops_per_cycle={"mac": 1.0, "add": 1.0, "max": 1.0, "exp": 1.0, "div": 1.0},
-                energy_pj_per_op={
-                    "mac": soft_mac,
-                    "add": add,
-                    "max": cmp_,
-                    "exp": 6 * soft_mac + add,
-                    "div": 6 * soft_mac + add,
-                },
                 rows=1,
                 cols=p["array1d_pes"],
-                datatype_bits=bits,
-                dtype_scale={f"{nf}{bits}": 1.0},
                 fed_by="GlobalBuffer",
             )
         )

@@ -33,8 +33,9 @@ from __future__ import annotations
 from typing import Any
 
 from hw_models import tables
-from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from hw_models.arch import Architecture, ComputeUnit
 from hw_models.errors import HardwareError
+from hw_models.levels import level
 from hw_models.params import Param, check_params
 
 FAMILY = "gpu"
@@ -150,39 +151,33 @@ def build_checked(p: dict[str, Any]) -> Architecture:
     word = WORD_BITS / 8
 
     levels = (
-        StorageLevel(
-            name="HBM",
-            capacity_bytes=p["hbm_bytes"],
-            word_bits=WORD_BITS,
-            read_bw_bytes_per_cycle=p["hbm_bandwidth_bytes_per_s"] / clock,
-            write_bw_bytes_per_cycle=p["hbm_bandwidth_bytes_per_s"] / clock,
-            read_energy_pj_per_word=hbm_pj,
-            write_energy_pj_per_word=hbm_pj,
+        level(
+            "HBM",
+            p["hbm_bytes"],
+            WORD_BITS,
+            p["hbm_bandwidth_bytes_per_s"] / clock,
+            hbm_pj,
             shared_bw=True,
             area_mm2=p["uncore_area_mm2"],
         ),
-        StorageLevel(
-            name="L2",
-            capacity_bytes=p["l2_bytes"],
-            word_bits=WORD_BITS,
-            read_bw_bytes_per_cycle=p["l2_bandwidth_bytes_per_s"] / clock,
-            write_bw_bytes_per_cycle=p["l2_bandwidth_bytes_per_s"] / clock,
-            read_energy_pj_per_word=l2_pj,
-            write_energy_pj_per_word=l2_pj,
+        level(
+            "L2",
+            p["l2_bytes"],
+            WORD_BITS,
+            p["l2_bandwidth_bytes_per_s"] / clock,
+            l2_pj,
             shared_bw=True,
             area_mm2=p["l2_bytes"] * sram_mm2_per_byte,
             fanout_x=sms,
             multicast=True,
             spatial_reduce=False,
         ),
-        StorageLevel(
-            name="SMEM",
-            capacity_bytes=p["smem_bytes_per_sm"],
-            word_bits=WORD_BITS,
-            read_bw_bytes_per_cycle=p["smem_bandwidth_bytes_per_cycle_per_sm"],
-            write_bw_bytes_per_cycle=p["smem_bandwidth_bytes_per_cycle_per_sm"],
-            read_energy_pj_per_word=l1_pj,
-            write_energy_pj_per_word=l1_pj,
+        level(
+            "SMEM",
+            p["smem_bytes_per_sm"],
+            WORD_BITS,
+            p["smem_bandwidth_bytes_per_cycle_per_sm"],
+            l1_pj,
             shared_bw=True,
             banks=32,
             # the whole unified L1/shared-memory array
@@ -190,15 +185,14 @@ def build_checked(p: dict[str, Any]) -> Architecture:
             instances=sms,
             spatial_reduce=False,
         ),
-        StorageLevel(
-            name="RF",
-            capacity_bytes=p["regs_bytes_per_sm"],
-            word_bits=WORD_BITS,
+        level(
+            "RF",
+            p["regs_bytes_per_sm"],
+            WORD_BITS,
             # 4 sub-partitions x 32 lanes x 3 operands read, 1 written per clk
-            read_bw_bytes_per_cycle=4 * 32 * 3 * word,
+            4 * 32 * 3 * word,
+            rf_pj,
             write_bw_bytes_per_cycle=4 * 32 * word,
-            read_energy_pj_per_word=rf_pj,
-            write_energy_pj_per_word=rf_pj,
             banks=4,
             area_mm2=p["regs_bytes_per_sm"] * sram_mm2_per_byte,
             instances=sms,

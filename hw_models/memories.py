@@ -63,14 +63,18 @@ __all__ = [
 #: the operand roles a memory may serve by name (besides tensor names)
 ROLES = ("input", "weight", "output")
 
-#: level fields that a level with memories takes from them
-SUMMARY_FIELDS = (
+#: the size, bandwidth and energy fields a Memory shares with a StorageLevel
+_COST_FIELDS = (
     "capacity_bytes",
     "word_bits",
     "read_bw_bytes_per_cycle",
     "write_bw_bytes_per_cycle",
     "read_energy_pj_per_word",
     "write_energy_pj_per_word",
+)
+
+#: level fields that a level with memories takes from them
+SUMMARY_FIELDS = _COST_FIELDS + (
     "shared_bw",
     "banks",
     "leakage_w",
@@ -200,15 +204,7 @@ def memory_table(
 
 
 #: the Memory fields :func:`memory_figures` tabulates
-FIGURES = (
-    "capacity_bytes",
-    "word_bits",
-    "read_bw_bytes_per_cycle",
-    "write_bw_bytes_per_cycle",
-    "read_energy_pj_per_word",
-    "write_energy_pj_per_word",
-    "leakage_w",
-)
+FIGURES = _COST_FIELDS + ("leakage_w",)
 
 
 def memory_figures(

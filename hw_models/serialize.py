@@ -120,7 +120,7 @@ def level_to_dict(lv: StorageLevel) -> dict[str, Any]:
 
 
 def unit_to_dict(cu: ComputeUnit) -> dict[str, Any]:
-    return _fields_to_dict(cu, frozenset(("precision", "systolic_axes")))
+    return _fields_to_dict(cu, frozenset(("precision", "systolic_axes", "operand_registers")))
 
 
 def arch_to_dict(arch: Architecture) -> dict[str, Any]:
@@ -218,6 +218,7 @@ _UNIT_FIELDS: dict[str, tuple[str, dict[str, bool]]] = {
     "area_mm2": ("float", {"nonneg": True}),
     "leakage_w": ("float", {"nonneg": True}),
     "fed_by": ("str", {}),
+    "operand_registers": ("bool", {}),
 }
 
 

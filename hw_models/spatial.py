@@ -31,8 +31,9 @@ import math
 from typing import Any
 
 from hw_models import tables
-from hw_models.arch import Architecture, ComputeUnit, StorageLevel
+from hw_models.arch import Architecture, ComputeUnit
 from hw_models.errors import HardwareError
+from hw_models.levels import level
 from hw_models.params import Param, at_least, check_params
 
 FAMILY = "spatial"
@@ -170,76 +171,69 @@ def build_checked(p: dict[str, Any]) -> Architecture:
     gb_pj = tables.sram_read_pj_per_bit(gb_bytes / banks, node) * bits
     rf_pj = tables.register_energy_pj_per_bit(node) * bits
     levels = (
-        StorageLevel(
-            name="DRAM",
-            capacity_bytes=p["dram_bytes"],
-            word_bits=bits,
-            read_bw_bytes_per_cycle=dram_bw,
-            write_bw_bytes_per_cycle=dram_bw,
-            read_energy_pj_per_word=dram_pj,
-            write_energy_pj_per_word=dram_pj,
+        level(
+            "DRAM",
+            p["dram_bytes"],
+            bits,
+            dram_bw,
+            dram_pj,
             shared_bw=True,
         ),
-        StorageLevel(
-            name="GlobalBuffer",
-            capacity_bytes=gb_bytes,
-            word_bits=bits,
-            read_bw_bytes_per_cycle=gb_bw,
-            write_bw_bytes_per_cycle=gb_bw,
-            read_energy_pj_per_word=gb_pj,
-            write_energy_pj_per_word=gb_pj,
+        level(
+            "GlobalBuffer",
+            gb_bytes,
+            bits,
+            gb_bw,
+            gb_pj,
             banks=banks,
             area_mm2=gb_bytes * 8 * tables.sram_area_um2_per_bit(node) / 1e6,
             fanout_x=cols,
             fanout_y=rows,
         ),
-        StorageLevel(
-            name="PE_RF",
-            capacity_bytes=p["pe_rf_bytes"],
-            word_bits=bits,
+        level(
+            "PE_RF",
+            p["pe_rf_bytes"],
+            bits,
             # two operands in and a partial sum per MAC; one result out
-            read_bw_bytes_per_cycle=3 * word_bytes,
+            3 * word_bytes,
+            rf_pj,
             write_bw_bytes_per_cycle=word_bytes,
-            read_energy_pj_per_word=rf_pj,
-            write_energy_pj_per_word=rf_pj,
             area_mm2=p["pe_rf_bytes"] * 8 * tables.register_area_um2_per_bit(node) / 1e6,
             instances=pes,
             double_buffered=False,
         ),
     )
-    compute = [
-        ComputeUnit(
-            name="pe_array",
-            kind="array2d",
-            pes=pes,
+
+    def unit(name: str, kind: str, n: int, pe_um2: float, **fields: Any) -> ComputeUnit:
+        """``n`` PEs of ``pe_um2`` each, running the ops of ``rate`` / ``energy``."""
+        return ComputeUnit(
+            name=name,
+            kind=kind,
+            pes=n,
             ops_per_cycle=dict(rate),
             energy_pj_per_op=dict(energy),
-            rows=rows,
-            cols=cols,
-            dataflow=p["dataflow"],
             datatype_bits=bits,
             dtype_scale={f"{nf}{bits}": 1.0},
-            area_mm2=pes * pe_area_um2 / 1e6,
-            leakage_w=pes * leak,
+            area_mm2=n * pe_um2 / 1e6,
+            leakage_w=n * leak,
+            **fields,
         )
+
+    compute = [
+        unit("pe_array", "array2d", pes, pe_area_um2, rows=rows, cols=cols, dataflow=p["dataflow"])
     ]
     n1d = p["array1d_pes"]
     if n1d > 0:
         # each 1D PE: a MAC, a comparator and a few registers of its own
         regs_um2 = 4 * bits * tables.register_area_um2_per_bit(node)
         compute.append(
-            ComputeUnit(
-                name="vector_1d",
-                kind="array1d",
-                pes=n1d,
-                ops_per_cycle=dict(rate),
-                energy_pj_per_op=dict(energy),
+            unit(
+                "vector_1d",
+                "array1d",
+                n1d,
+                pe_area_um2 + regs_um2,
                 rows=1,
                 cols=n1d,
-                datatype_bits=bits,
-                dtype_scale={f"{nf}{bits}": 1.0},
-                area_mm2=n1d * (pe_area_um2 + regs_um2) / 1e6,
-                leakage_w=n1d * leak,
                 fed_by="GlobalBuffer",
             )
         )

@@ -74,6 +74,13 @@ class Mapping:
     #: systolic dataflow this mapping implements ("os" | "ws" | "is"); ""
     #: = the unit's own dataflow. Only changes the fill/drain skew.
     dataflow: str = ""
+    #: tensor -> level -> temporal loops ("LEVEL:RANK") of levels above it
+    #: that the tensor's tile at that level also spans: its memory keeps
+    #: the tile over them (ZigZag's per-operand loop boundaries; e.g. an
+    #: input register staying over a loop the output register does not).
+    #: They must be the innermost active loops above the level. Empty =
+    #: one loop boundary per level for every tensor.
+    resident: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def factor(self, rank: str) -> int:
         """Product of the rank's temporal and spatial factors over all levels."""
@@ -132,6 +139,20 @@ def tile_footprint(acc: Access, tile: dict[str, int], rank_sizes: dict[str, int]
     n = 1
     for ix in acc.indices:
         n *= min(ix.extent(tile), ix.extent(rank_sizes))
+    return n
+
+
+def affine_footprint(dims: Any, tile: Any) -> int:
+    """Elements of a tensor for a rank tile, from its dimensions given as
+    ``[(terms, full extent)]`` with ``terms = [(rank, |coefficient|)]``:
+    per dimension ``1 + sum c*(tile[rank]-1)``, clipped to the full extent.
+    ``tile`` is indexed like the ranks of ``terms`` (names or positions)."""
+    n = 1
+    for terms, full in dims:
+        e = 1
+        for r, c in terms:
+            e += c * (tile[r] - 1)
+        n *= e if e < full else full
     return n
 
 
@@ -387,6 +408,13 @@ def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
         raise MappingError(
             f"{where}: spatial factors use {total_spatial} PEs but unit {unit.name} has {unit.pes}"
         )
+    for t, per_level in mapping.resident.items():
+        if t not in tensors:
+            raise MappingError(f"{where}: resident loops of unknown tensor {t!r}")
+        for lv_name in per_level:
+            if lv_name not in level_names:
+                raise MappingError(f"{where}: resident loops of {t} at unknown level {lv_name!r}")
+            resident_loops(einsum, mapping, t, level_names.index(lv_name))
     # coverage
     for r, size in einsum.rank_sizes_items:
         f = mapping.factor(r)
@@ -424,6 +452,37 @@ def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
             )
 
 
+def resident_loops(
+    einsum: Einsum, mapping: Mapping, tensor: str, level: int
+) -> set[tuple[int, str]]:
+    """The (level index, rank) loops tensor's tile at ``level`` also spans
+    (:attr:`Mapping.resident`); checked to be the innermost active temporal
+    loops above ``level``."""
+    spec = mapping.resident.get(tensor, {}).get(mapping.levels[level].level, ())
+    if not spec:
+        return set()
+    where = f"mapping of {einsum.name}: resident loops of {tensor} at {mapping.levels[level].level}"
+    names = [lm.level for lm in mapping.levels]
+    ranks = [r for r, _ in einsum.rank_sizes_items]
+    above = [
+        (i, r)
+        for i in range(level)
+        for r in loop_order(mapping.levels[i], ranks)
+        if mapping.levels[i].temporal.get(r, 1) > 1
+    ]
+    want: set[tuple[int, str]] = set()
+    for item in spec:
+        lv, sep, r = str(item).rpartition(":")
+        if not sep or lv not in names[:level] or (names.index(lv), r) not in above:
+            raise MappingError(
+                f"{where}: {item!r} is not a temporal loop LEVEL:RANK of a level above it"
+            )
+        want.add((names.index(lv), r))
+    if set(above[len(above) - len(want) :]) != want:
+        raise MappingError(f"{where}: they must be the innermost active loops above the level")
+    return want
+
+
 def loop_order(lm: LevelMapping, ranks: list[str]) -> list[str]:
     """The full temporal order at a level, outermost first (see ``LevelMapping.order``)."""
     listed = [r for r in lm.order if r in ranks]
@@ -453,11 +512,15 @@ def mapping_to_dict(mapping: Mapping) -> dict[str, Any]:
     if mapping.dataflow:
         out["dataflow"] = mapping.dataflow
     out["levels"] = levels
+    if mapping.resident:
+        out["resident"] = {
+            t: {lv: list(loops) for lv, loops in d.items()} for t, d in mapping.resident.items()
+        }
     return out
 
 
 _LEVEL_KEYS = {"level", "temporal", "spatial", "spatial_axes", "order", "keep"}
-_TOP_KEYS = {"einsum", "unit", "dataflow", "levels"}
+_TOP_KEYS = {"einsum", "unit", "dataflow", "levels", "resident"}
 
 
 def mapping_from_dict(
@@ -538,11 +601,18 @@ def mapping_from_dict(
                 keep=None if keep is None else names(keep, (*p, "keep")),
             )
         )
+    res = d.get("resident") or {}
+    if not isinstance(res, dict) or not all(isinstance(v, dict) for v in res.values()):
+        raise err("resident must map tensor -> level -> [LEVEL:RANK, ...]", (*path, "resident"))
     return Mapping(
         einsum=str(d.get("einsum", "") or ""),
         levels=tuple(lms),
         unit=str(d.get("unit", "") or ""),
         dataflow=str(d.get("dataflow", "") or ""),
+        resident={
+            str(t): {str(lv): names(v, (*path, "resident", t, lv)) for lv, v in lvs.items()}
+            for t, lvs in res.items()
+        },
     )
 
 

@@ -152,7 +152,10 @@ def evaluate(
     unit}), ``progress`` (a progress bar over the Einsums), and options for
     the mapper (``time_limit_s``, ``seed``, ``workers``, ``samples``), the
     schedulers (``time_limit_s``, ``seed``) and the models (DES:
-    ``full_sim``, ``timeline_limit``, ``max_cycles``; GPU: ``fused``).
+    ``full_sim``, ``timeline_limit``, ``max_cycles``; GPU: ``plan``, one of
+    :data:`sim.gpu.plan_registry.PLANS`, default ``library``, and the options
+    of :func:`sim.gpu.plans.evaluate`). On a GPU ``schedule="ilp"`` is the
+    ILP plan, its kernels returned as the schedule's fusion groups.
     Raises :class:`~workloads.errors.EinsimError` subclasses with a message.
     """
     out = evaluate_designs(workload, [arch], **options)[0]
@@ -330,11 +333,17 @@ def _scheduled(
     from sim import schedulers
 
     if cm.kind == "workload":
-        return FrontDoorError(
-            f"{arch.name} is a {arch.family} design: cascade schedules (fusion groups on "
-            f"spatial arrays) do not apply; `einsim eval --hw {arch.name}` costs the workload "
-            f"with the {cm.name} model"
-        )
+        if cm.schedule is None or isinstance(schedule, Schedule):
+            return FrontDoorError(
+                f"{arch.name} is a {arch.family} design: cascade schedules (fusion groups on "
+                f"spatial arrays) do not apply; `einsim eval --hw {arch.name}` costs the "
+                f"workload with the {cm.name} model"
+            )
+        try:
+            sched, metrics = cm.schedule(wl, arch, schedule, **options)
+        except EinsimError as exc:
+            return exc
+        return Evaluation(metrics, arch, cm.name, objective, schedule=sched)
     if isinstance(wl, Einsum):
         wl = Cascade(wl.name, (wl,))
     try:

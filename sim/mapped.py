@@ -41,6 +41,7 @@ from sim.analytical.compile import (
     arch_structure_key,
     hardware_arrays,
     mapping_arrays,
+    stack_per_tensor,
     structure_key,
 )
 from sim.analytical.core import evaluate_arrays
@@ -176,12 +177,21 @@ def _hardware(st: Any, archs: list[Architecture], counts: list[int]) -> Hardware
                         [a.compute[j].energy_pj_per_op.get(c, 0.0) for a in archs], dtype=float
                     )
         hw = hardware_arrays(st, a0, ov)
+        # each design's own per-tensor memories and networks (the overrides
+        # are level figures)
+        if any(lv.memories or lv.network_energy_pj_per_word for a in archs for lv in a.levels):
+            own = [hardware_arrays(st, a) for a in archs]
+            for f, v in stack_per_tensor(st, own).items():
+                setattr(hw, f, v)
+            hw.net = np.concatenate([h.net for h in own], axis=0)
     n = sum(counts)
     reps = np.asarray(counts)
     out: dict[str, Any] = {}
     for f in fields(Hardware):
         v = getattr(hw, f.name)
-        if isinstance(v, dict):
+        if v is None:
+            out[f.name] = None
+        elif isinstance(v, dict):
             out[f.name] = {c: _rows(x, len(archs), reps, n) for c, x in v.items()}
         else:
             out[f.name] = _rows(v, len(archs), reps, n)

@@ -7,7 +7,10 @@ Two kinds of model:
   from :mod:`mappers.registry` (scored with the analytical model) and then
   costs them with the chosen model.
 * **workload** models cost a whole workload on their family themselves (the
-  GPU kernel model lowers a cascade to kernels), so no mapper applies.
+  GPU kernel model lowers a cascade to kernels, as the plan option ``plan``
+  says: :data:`sim.gpu.plan_registry.PLANS`), so no mapper applies. One
+  with a ``schedule`` hook answers ``sim.evaluate(..., schedule=METHOD)``
+  too (on a GPU: the ILP plan's kernels as fusion groups).
 
 ``model="auto"`` picks :data:`FAMILY_MODELS` ``[arch.family]``. The CLI's
 ``--sim`` choices and help come from :data:`MODELS`.
@@ -40,6 +43,9 @@ class CostModel:
     #: mapping models: (einsums, arch, mappings, *, cascade, **opts) -> Metrics;
     #: workload models: (workload, arch, **opts) -> Metrics
     run: Callable[..., Any]
+    #: workload models that schedule a cascade themselves:
+    #: (workload, arch, method, **opts) -> (Schedule, Metrics)
+    schedule: Callable[..., Any] | None = None
 
 
 MODELS: dict[str, CostModel] = {}
@@ -117,9 +123,23 @@ def _des(einsums: list[Any], arch: Any, mappings: dict[str, Any], **opts: Any) -
 
 
 def _gpu(workload: Any, arch: Any, **opts: Any) -> Any:
-    from sim.gpu.model import evaluate_cascade
+    from sim.gpu.plans import evaluate
 
-    return evaluate_cascade(workload, arch, fused=opts.get("fused"))
+    return evaluate(workload, arch, **_gpu_options(opts))
+
+
+def _gpu_schedule(workload: Any, arch: Any, method: str, **opts: Any) -> Any:
+    from sim.gpu.plans import schedule
+
+    return schedule(workload, arch, method, **_gpu_options(opts))
+
+
+def _gpu_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The front door's options the GPU plans take (``plan``, ...; see
+    :data:`sim.gpu.plan_registry.OPTIONS`); ``None`` means the default."""
+    from sim.gpu.plan_registry import OPTIONS
+
+    return {k: v for k, v in opts.items() if k in OPTIONS and v is not None}
 
 
 def _hls4ml(workload: Any, arch: Any, **opts: Any) -> Any:
@@ -163,10 +183,11 @@ register(
 register(
     CostModel(
         "gpu",
-        "the calibrated GPU kernel model (a cascade lowered to library kernels)",
+        "the calibrated GPU kernel model (a cascade lowered to kernels by a GPU plan)",
         ("gpu",),
         "workload",
         _gpu,
+        schedule=_gpu_schedule,
     ),
     default_for=("gpu",),
 )

@@ -7,6 +7,8 @@ sweep can record the message of a failing point and carry on.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EinsimError(Exception):
     """Bad input a user can act on. ``str(err)`` is the one-line message."""
@@ -43,17 +45,10 @@ class WorkloadError(EinsimError):
     parser can point at the line that wrote it.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-        einsum: str | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, einsum: str | None = None, **where: Any) -> None:
+        """``where``: the ``file``, ``line`` and ``col`` of :class:`EinsimError`."""
         self.einsum = einsum
-        super().__init__(message, file=file, line=line, col=col)
+        super().__init__(message, **where)
 
 
 class ParseError(WorkloadError):

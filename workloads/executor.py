@@ -10,6 +10,7 @@ Recurrences (Einsums tied by carried reads such as ``RM[m1]`` ->
 the group's Einsums in dependence order with that rank fixed. Produced
 tensors start at the Einsum's ``init_value`` (the map op's identity:
 ``-inf`` for max, 0 for add), which is what a recurrence reads at step 0.
+A causal mask (``Einsum.mask``) writes ``-inf`` at the masked output points.
 
 Meant for small sizes (tests, examples), not for speed.
 """
@@ -56,6 +57,10 @@ def _map(op: str, a: np.ndarray, b: np.ndarray | float | None) -> np.ndarray:
     if op == "gelu":
         # sigmoid approximation x * sigmoid(1.702 x) (Hendrycks & Gimpel 2016, sec. 2)
         return a / (1.0 + np.exp(-1.702 * a))
+    if op == "lt":
+        return (a < b).astype(np.float64)
+    if op == "eq":
+        return (a == b).astype(np.float64)
     raise WorkloadError(f"the executor does not know map op {op!r}")
 
 
@@ -148,6 +153,12 @@ def _evaluate(
                 axis=tuple(reduced),
                 keepdims=True,
             )
+    mask = e.mask
+    if mask is not None:
+        sizes = e.rank_sizes
+        key = mask.index(mask.key, space.grid, sizes)
+        query = mask.index(mask.query, space.grid, sizes)
+        value = np.where(key > query + mask.offset, -np.inf, value)
     out = store[e.output.tensor]
     if out.ndim == 0:
         out[...] = np.asarray(value).reshape(())

@@ -38,7 +38,19 @@ rsqrt      1 div (reciprocal square root, counted as one divide-class op)
 silu       1 exp + 1 add + 1 div   (x / (1 + exp(-x)))
 gelu       1 mac + 1 exp + 1 add + 1 div (x / (1 + exp(-1.702 x)))
 copy       nothing
+lt, eq     1 max (a compare): 1.0 where ``a < b`` (``a == b``), else 0.0
 =========  ===============================================================
+
+Causal masks. An Einsum with the attributes ``mask=causal``,
+``mask_key=K`` and ``mask_query=Q`` (``K`` and ``Q`` are output ranks, or
+dot-separated output ranks such as ``m1.m0`` read as one mixed-radix index,
+outer rank first) writes ``-inf`` at the output points where the key index
+exceeds the query index plus ``mask_offset`` (default: key extent minus
+query extent, so the last query sees every key: the bottom-right alignment
+of a decode step whose queries are the newest positions). After ``max`` and
+``exp`` such points contribute nothing: that is a causal softmax. Operation
+counts stay those of the whole iteration space (an upper bound); cost models
+that skip masked blocks read :attr:`Einsum.mask`.
 
 The reduce operator accumulates into an identity-initialised output, one
 reduce op per iteration point: sum -> 1 add (none when the map is mul: the
@@ -72,13 +84,17 @@ MAP_OPS: tuple[str, ...] = (
     "rsqrt",
     "silu",
     "gelu",
+    "lt",
+    "eq",
 )
 
 #: Reduce operators (applied over the ranks that appear on the right only).
 REDUCE_OPS: tuple[str, ...] = ("sum", "max", "min", "none")
 
 #: Map operators taking two operands (two tensors, or a tensor and a scalar).
-BINARY_MAP_OPS: frozenset[str] = frozenset({"mul", "add", "sub", "max", "min", "div", "expdiff"})
+BINARY_MAP_OPS: frozenset[str] = frozenset(
+    {"mul", "add", "sub", "max", "min", "div", "expdiff", "lt", "eq"}
+)
 #: Map operators taking one tensor operand.
 UNARY_MAP_OPS: frozenset[str] = frozenset({"exp", "copy", "rsqrt", "silu", "gelu"})
 
@@ -96,6 +112,8 @@ MAP_OP_COUNTS: dict[str, dict[str, int]] = {
     "rsqrt": {"div": 1},
     "silu": {"exp": 1, "add": 1, "div": 1},
     "gelu": {"mac": 1, "exp": 1, "add": 1, "div": 1},
+    "lt": {"max": 1},
+    "eq": {"max": 1},
 }
 
 #: ops per iteration point of each reduce operator (sum after mul: 0, see above)
@@ -264,6 +282,45 @@ class Access:
 
 
 @dataclass(frozen=True)
+class CausalMask:
+    """``key > query + offset`` is masked (see the module docstring).
+
+    ``key`` and ``query`` are tuples of output ranks read as one mixed-radix
+    index each (outer rank first).
+    """
+
+    key: tuple[str, ...]
+    query: tuple[str, ...]
+    offset: int
+
+    def index(self, ranks: tuple[str, ...], values: dict[str, Any], sizes: dict[str, int]) -> Any:
+        """Mixed-radix index of ``ranks`` given per-rank values (ints or arrays)."""
+        out: Any = 0
+        for r in ranks:
+            out = out * sizes[r] + values[r]
+        return out
+
+    def visible_pairs(self, n_query: int, n_key: int) -> int:
+        """(query, key) pairs not masked, for query and key extents (closed form)."""
+        total = 0
+        # query q sees keys 0 .. min(n_key - 1, q + offset)
+        lo = max(0, -self.offset)  # first query that sees at least key 0
+        full_from = max(0, n_key - 1 - self.offset)  # queries from here see every key
+        if lo < min(full_from, n_query):
+            a, b = lo, min(full_from, n_query) - 1
+            total += (b - a + 1) * (self.offset + 1) + (a + b) * (b - a + 1) // 2
+        total += max(0, n_query - max(full_from, lo)) * n_key
+        return total
+
+
+MASK_KINDS: tuple[str, ...] = ("causal",)
+
+
+def _mask_ranks(text: str) -> tuple[str, ...]:
+    return tuple(r for r in text.split(".") if r)
+
+
+@dataclass(frozen=True)
 class Einsum:
     """One (extended) Einsum of a cascade.
 
@@ -315,6 +372,19 @@ class Einsum:
     @property
     def attr(self) -> dict[str, str]:
         return dict(self.attrs)
+
+    @property
+    def mask(self) -> CausalMask | None:
+        """The causal mask of the attributes (None when unmasked)."""
+        a = self.attr
+        if "mask" not in a:
+            return None
+        key, query = _mask_ranks(a.get("mask_key", "")), _mask_ranks(a.get("mask_query", ""))
+        sizes = self.rank_sizes
+        nk = math.prod(sizes.get(r, 1) for r in key)
+        nq = math.prod(sizes.get(r, 1) for r in query)
+        offset = int(a["mask_offset"]) if "mask_offset" in a else nk - nq
+        return CausalMask(key, query, offset)
 
     def op_counts(self) -> dict[str, int]:
         """Operations per operator class over the whole iteration space.
@@ -1007,3 +1077,39 @@ def _validate_einsum(
             f"(every rank on the right is also in the output)",
             einsum=n,
         )
+    _validate_mask(e, seen)
+
+
+def _validate_mask(e: Einsum, out_ranks: set[str]) -> None:
+    a = e.attr
+    keys = [k for k in ("mask", "mask_key", "mask_query", "mask_offset") if k in a]
+    if not keys:
+        return
+    n = e.name
+    if a.get("mask") not in MASK_KINDS:
+        raise WorkloadError(
+            f"Einsum {n}: mask={a.get('mask', '(missing)')}; expected mask=causal with "
+            "mask_key=RANK and mask_query=RANK",
+            einsum=n,
+        )
+    for what in ("mask_key", "mask_query"):
+        ranks = _mask_ranks(a.get(what, ""))
+        if not ranks:
+            raise WorkloadError(
+                f"Einsum {n}: mask=causal needs {what}=RANK (or RANK.RANK for a split rank)",
+                einsum=n,
+            )
+        for r in ranks:
+            if r not in out_ranks:
+                raise WorkloadError(
+                    f"Einsum {n}: {what} rank {r} is not an output rank of {n}; expected one of "
+                    f"{', '.join(sorted(out_ranks))}",
+                    einsum=n,
+                )
+    if "mask_offset" in a:
+        try:
+            int(a["mask_offset"])
+        except ValueError:
+            raise WorkloadError(
+                f"Einsum {n}: mask_offset={a['mask_offset']}; expected an integer", einsum=n
+            ) from None

@@ -15,6 +15,7 @@ one numeric constant, as the right operand):
 
     A[..] * B[..]   A[..] + B[..]   A[..] - B[..]   A[..] / B[..]
     max(A[..], B[..])   min(A[..], B[..])   exp(A[..])   exp(A[..] - B[..])
+    lt(A[..], B[..])    eq(A[..], B[..])    (1.0 where A < B / A == B, else 0.0)
     rsqrt(A[..])   silu(A[..])   gelu(A[..])   A[..]          (copy)
 
 ``REDUCE`` is ``sum``, ``max`` or ``min`` followed by the reduced ranks in
@@ -29,6 +30,8 @@ op's identity (``-inf`` for max, 0 for add) or at ``{init=VALUE}``.
 Attributes ``{key=value, ...}`` after an Einsum are kept on it (for example
 ``unit_class=2d``), except ``bits`` (the output's datatype width, default 16),
 ``name`` (the Einsum's name, default the output tensor's) and ``init``.
+``{mask=causal, mask_key=m, mask_query=p}`` masks the points where key ``m``
+is after query ``p`` (``-inf`` is written there; see :mod:`workloads.ir`).
 
 Every error is a :class:`ParseError` with the line, the column and what was
 expected. A YAML file (``.yaml``/``.yml``) holds metadata and the text under
@@ -542,7 +545,7 @@ class _LineParser:
         t = self.tok
         if t.kind == "name" and self.peek().kind == "sym" and self.peek().text == "(":
             fn = t.text
-            if fn in ("max", "min"):
+            if fn in ("max", "min", "lt", "eq"):
                 self.i += 2
                 a = self.operand()
                 self.expect(",", f"',' between the two operands of {fn}")
@@ -566,7 +569,7 @@ class _LineParser:
                     f"expected {fn}(ranks) followed by an expression, or {fn}(A[..], B[..])", t
                 )
             raise self.error(
-                f"unknown function {fn!r}; expected one of exp, max, min, rsqrt, silu, gelu, sum",
+                f"unknown function {fn!r}; expected one of exp, max, min, lt, eq, rsqrt, silu, gelu, sum",
                 t,
             )
         a = self.operand()
@@ -1042,7 +1045,7 @@ def format_einsum(e: Einsum) -> str:
         expr = operands[0]
     elif op in _OP_SYMBOL:
         expr = f"{operands[0]} {_OP_SYMBOL[op]} {operands[1]}"
-    elif op in ("max", "min"):
+    elif op in ("max", "min", "lt", "eq"):
         expr = f"{op}({operands[0]}, {operands[1]})"
     elif op == "expdiff":
         expr = f"exp({operands[0]} - {operands[1]})"

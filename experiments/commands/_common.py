@@ -145,3 +145,18 @@ def model_option(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(models.choices()),
         help=f"Cost model ({models.help_text()}).",
     )(f)
+
+
+def gpu_plan_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--gpu-plan``: how a GPU design lowers the workload to kernels (the
+    choices are :data:`sim.gpu.plan_registry.PLANS`); ignored elsewhere."""
+    from sim.gpu import plan_registry
+
+    return click.option(
+        "--gpu-plan",
+        "gpu_plan",
+        default=None,
+        type=click.Choice(list(plan_registry.PLANS)),
+        help=f"On a GPU, the kernels the workload runs as (default {plan_registry.DEFAULT_PLAN}; "
+        f"{plan_registry.help_text()}).",
+    )(f)

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import path_option
+
 
 @click.command(name="dashboard")
 @click.argument("sweep_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Output HTML file (default DIR/dashboard.html).",
+@path_option(
+    "--out", "out_file", kind="file", help="Output HTML file (default DIR/dashboard.html)."
 )
 @click.option(
     "--baseline",

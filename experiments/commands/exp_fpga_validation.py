@@ -6,20 +6,21 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import path_option
+
 
 @click.command(name="fpga-validation")
-@click.option(
+@path_option(
     "--out",
     "out_dir",
+    kind="dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
     help="Folder for predictions.csv, the error table and one HTML plot per resource.",
 )
-@click.option(
+@path_option(
     "--data",
     "data",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
+    kind="file",
     help="A CSV with the wa-hls4ml columns (default: the dev rows in experiments/data/wa_hls4ml/).",
 )
 @click.option(

@@ -10,6 +10,7 @@ import click
 EXPERIMENTS: dict[str, str] = {
     "fusemax": "experiments.commands.exp_fusemax",
     "gpu-validation": "experiments.commands.exp_gpu_validation",
+    "gpu-layers": "experiments.commands.exp_gpu_layers",
     "fpga-validation": "experiments.commands.exp_fpga_validation",
 }
 

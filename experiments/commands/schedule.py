@@ -9,6 +9,7 @@ import click
 
 from experiments.commands._common import (
     Design,
+    gpu_plan_option,
     mapper_option,
     objective_option,
     workload_options,
@@ -47,6 +48,7 @@ def _model_option(f):
 @objective_option
 @_model_option
 @mapper_option(None)
+@gpu_plan_option
 @click.option("--time-limit", default=10.0, show_default=True, help="ILP time limit (s).")
 @click.option("--seed", default=0, show_default=True, help="Solver random seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule and metrics as JSON.")
@@ -59,11 +61,16 @@ def command(
     time_limit: float,
     seed: int,
     as_json: bool,
+    gpu_plan: str | None = None,
 ) -> None:
     """Decide fusion groups, unit binding and on-chip residency for a cascade.
 
     With --sim des, each Einsum is mapped on the unit the schedule binds it
     to (by --mapper) and the schedule is simulated.
+
+    On a GPU the schedule is a plan's kernels (fusion groups on the SMs):
+    --method ilp is the cascade ILP's plan, --gpu-plan picks another
+    (docs/llm.md).
 
     Example: einsim schedule -w transformer-layer -p model=bert -p seq=512
     --hw fusemax_cloud --method ilp --objective edp
@@ -73,6 +80,8 @@ def command(
 
     cascade, arch = design.workload, design.arch
     how = {"schedule": method, "model": sim, "mapper": mapper, "objective": objective}
+    if gpu_plan is not None:
+        how["plan"] = gpu_plan
     ev = front_door.evaluate(
         cascade, arch, time_limit_s=time_limit, seed=seed, progress=not as_json, **how
     )

@@ -404,6 +404,7 @@ def _base_row(p: Point) -> dict[str, Any]:
         "mapper": p.mapper,
         "objective": p.objective,
         "model": p.model,
+        **({} if p.gpu_plan is None else {"gpu_plan": p.gpu_plan}),
         "status": "ok",
         "error": "",
     }
@@ -463,6 +464,8 @@ def _finish_row(row: dict[str, Any], ev: Any, n_einsums: int) -> dict[str, Any]:
     # for the models that cost a whole workload (GPU, hls4ml)
     row["model"] = ev.model
     row["mapper"] = ev.mapper or ""
+    if "gpu_plan" in row:  # the spec names a plan: the one that ran, "" off GPUs
+        row["gpu_plan"] = (ev.metrics.notes or {}).get("plan", "") if ev.model == "gpu" else ""
     row["dram_bytes"] = row.get(f"traffic.{ev.arch.levels[0].name}_bytes", math.nan)
     row.update(mapping_summary(row, n_einsums, ev.metrics.mapping, ev.arch))
     return row
@@ -526,6 +529,7 @@ def _evaluate_group(points: list[Point], cascade: Any) -> list[dict[str, Any]]:
                 mapper=p0.mapper if takes_mapper else None,
                 objective=p0.objective,
                 model=p0.model,
+                plan=p0.gpu_plan,
             )
             for i, r in zip(idx, res, strict=True):
                 out[i] = r
@@ -576,14 +580,15 @@ def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk of points, in the chunk's order.
 
     This is the one function the process pool and Dask both run. Points of
-    the same workload, mapper, objective and model are evaluated together
+    the same workload, mapper, objective, model and GPU plan are evaluated together
     by :func:`sim.evaluate_designs`, the same front door ``einsim eval``
     uses for one design.
     """
     rows: list[dict[str, Any] | None] = [None] * len(points)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(points):
-        groups.setdefault((p.workload, p.wl, p.mapper, p.objective, p.model), []).append(i)
+        key = (p.workload, p.wl, p.mapper, p.objective, p.model, p.gpu_plan)
+        groups.setdefault(key, []).append(i)
     with alarm_scope():  # one SIGALRM handler for the chunk's deadlines
         for (workload, wl, *_rest), idx in groups.items():
             try:

@@ -47,6 +47,8 @@ class Point:
     timeout_s: float
     max_area_mm2: float | None
     fits_fpga: bool
+    #: GPU designs: the plan of kernels (None: the model's default)
+    gpu_plan: str | None = None
 
 
 def _canon(v: Any) -> Any:
@@ -138,6 +140,8 @@ def _point_hash(
         "objective": spec.objective,
         "model": spec.model,
     }
+    if spec.gpu_plan is not None:  # ids of specs without one stay as they were
+        key["gpu_plan"] = spec.gpu_plan
     return stable_hash(key)
 
 
@@ -161,12 +165,15 @@ def expand(spec: SweepSpec) -> list[Point]:
     seen: set[str] = set()
     for i, d in enumerate(spec.designs):
         head = f'{{"base":{enc(d.base)},"design":{enc(d.name)},"hw":'
+        # a spec's GPU plan is part of its points' ids (keys sorted: after "design")
+        plan = "" if spec.gpu_plan is None else f'"gpu_plan":{enc(spec.gpu_plan)},'
+        point_head = f'{{"base":{enc(d.base)},"design":{enc(d.name)},{plan}"hw":'
         for cfg in hardware_configs(spec, i, d):
             hw = tuple(sorted(cfg.items()))
-            hw_json = head + enc(cfg)
-            hw_id = _sha(hw_json + "}")  # = stable_hash({"design", "base", "hw"})
+            cfg_json = enc(cfg)
+            hw_id = _sha(head + cfg_json + "}")  # = stable_hash({"design", "base", "hw"})
             for w, inst, wl, tail in wls:
-                pid = _sha(hw_json + tail)
+                pid = _sha(point_head + cfg_json + tail)
                 if not points and pid != _point_hash(spec, d, cfg, w, inst):
                     raise AssertionError("expand: point id construction differs from stable_hash")
                 if pid in seen:
@@ -188,6 +195,7 @@ def expand(spec: SweepSpec) -> list[Point]:
                         timeout_s=spec.timeout_s,
                         max_area_mm2=d.max_area_mm2,
                         fits_fpga=d.fits_fpga,
+                        gpu_plan=spec.gpu_plan,
                     )
                 )
     return points

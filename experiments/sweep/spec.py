@@ -7,7 +7,8 @@ A spec has four parts (see ``docs/sweeps.md`` for the full format):
   (``max_area_mm2``, ``fits_fpga``) that filter points before evaluation;
 * ``workloads``: workload library names with their parameters (a scalar or
   a list of values to sweep);
-* ``mapper`` / ``objective`` / ``model``;
+* ``mapper`` / ``objective`` / ``model``, and ``gpu_plan`` (how GPU designs
+  lower a workload to kernels: :data:`sim.gpu.plan_registry.PLANS`);
 * ``sampling``: ``grid``, ``random``, ``lhs`` or ``sobol`` with a ``seed``.
 
 The YAML is composed into nodes first, so every error names the key path
@@ -113,6 +114,8 @@ class SweepSpec:
     mapper: str = "greedy"  # mappers.registry.DEFAULT_MAPPER
     objective: str = "edp"
     model: str = "auto"
+    #: GPU designs: the plan of kernels (None: the GPU model's default)
+    gpu_plan: str | None = None
     method: str = "grid"
     #: hardware samples per design (random, lhs, sobol)
     samples: int = 0
@@ -516,6 +519,7 @@ def parse_spec(
             "mapper",
             "objective",
             "model",
+            "gpu_plan",
             "sampling",
             "timeout_s",
             "dashboard",
@@ -553,6 +557,16 @@ def parse_spec(
                 "objective",
                 f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}",
             ) from None
+    gpu_plan = ctx.string(top["gpu_plan"], "gpu_plan") if "gpu_plan" in top else None
+    if gpu_plan is not None:
+        from sim.gpu.plan_registry import PLANS
+
+        if gpu_plan not in PLANS:
+            raise ctx.fail(
+                top["gpu_plan"],
+                "gpu_plan",
+                f"unknown GPU plan {gpu_plan!r}; expected one of {', '.join(PLANS)}",
+            )
     timeout_s = 60.0
     if "timeout_s" in top:
         timeout_s = float(ctx.number(top["timeout_s"], "timeout_s", positive=True))
@@ -738,6 +752,7 @@ def parse_spec(
         mapper=mapper,
         objective=objective,
         model=model,
+        gpu_plan=gpu_plan,
         method=method,
         samples=samples,
         seed=seed,

@@ -297,6 +297,7 @@ def convert(
         area_mm2=float(oa.get("unit_area") or 0.0) * pes,
         precision=precision or DEFAULT_PRECISION,
         systolic_axes=systolic,
+        operand_registers=True,
     )
     report.carried.append(
         "operational_array: dimensions, sizes, unit_energy, unit_area"

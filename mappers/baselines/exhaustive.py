@@ -19,7 +19,7 @@ from hw_models.arch import Architecture
 from mappers.factors import splits
 from mappers.mapping import LevelMapping, Mapping
 from mappers.objectives import canonical_objective
-from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult
+from mappers.scoring import BatchEvaluator, Evaluator, Scorer, SearchResult
 from mappers.space import MappingError, MapSpace
 from workloads.errors import EinsimError
 from workloads.ir import Einsum

@@ -33,6 +33,7 @@ from mappers.mapping import (
     Mapping,
     MappingError,
     _fmt_bytes,
+    affine_footprint,
     feeding_level,
     level_may_hold,
     resolve_unit,
@@ -132,13 +133,7 @@ class _Fit:
     def need(self, tile: dict[str, int]) -> float:
         total = 0.0
         for _, dims, b in self.items:
-            n = 1
-            for terms, full in dims:
-                e = 1
-                for r, c in terms:
-                    e += c * (tile[r] - 1)
-                n *= e if e < full else full
-            total += n * b
+            total += affine_footprint(dims, tile) * b
         return total
 
     def fits(self, tile: dict[str, int]) -> bool:

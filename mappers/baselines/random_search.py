@@ -15,7 +15,7 @@ import time
 
 from hw_models.arch import Architecture
 from mappers.factors import prime_list
-from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult
+from mappers.scoring import BatchEvaluator, Evaluator, Scorer, SearchResult
 from mappers.space import MappingError, MapSpace
 from workloads.ir import Einsum
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 
-from mappers.search import Scorer
+from mappers.scoring import Scorer
 from mappers.space import MapSpace
 
 #: relative improvement a move must bring (guards against float noise)

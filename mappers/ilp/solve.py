@@ -52,7 +52,7 @@ from mappers.ilp.polish import (
     iterated_descent,
     mapping_of,
 )
-from mappers.search import BatchEvaluator, Evaluator, Scorer, SearchResult, greedy_start
+from mappers.scoring import BatchEvaluator, Evaluator, Scorer, SearchResult, greedy_start
 from mappers.space import MappingError, MapSpace
 from workloads.ir import Einsum
 

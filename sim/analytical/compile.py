@@ -10,7 +10,7 @@ is computed here once and cached by object identity.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +22,9 @@ from mappers.mapping import (
     feeding_level,
     kept_tensors,
     loop_order,
+    resident_loops,
     resolve_unit,
+    tensor_roles,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +84,14 @@ class Structure:
     limit_kind: np.ndarray  # [nl] see compile_structure
     iteration_points: float
     unit_names: list[str]
+    #: per tensor, the operand roles a memory may serve it by (tensor_roles)
+    roles: list[tuple[str, ...]] = field(default_factory=list)
+    #: the unit reuses input operands over its innermost irrelevant loops
+    #: (ComputeUnit.operand_registers)
+    operand_registers: bool = False
+    #: [npairs, nl, nr] temporal loops above the child that its tile of the
+    #: tensor also spans (Mapping.resident); None = none
+    resident: np.ndarray | None = None
 
 
 def _tensor_accesses(einsum: Einsum) -> dict:
@@ -144,6 +154,16 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
             if flag[lvl]:
                 mc[k, lvl, :] = ~rel[t]
         rel_above[k, :c, :] = rel[t][None, :]
+    resident = None
+    if mapping.resident:
+        resident = np.zeros((npairs, nl, nr), dtype=bool)
+        for k, (t, c, _p) in enumerate(pairs):
+            if c < nl:
+                for lvl, r in resident_loops(einsum, mapping, tensors[t], c):
+                    resident[k, lvl, ridx[r]] = True
+        rel_above &= ~resident
+        if not resident.any():
+            resident = None
     unit = resolve_unit(einsum, arch, mapping)
     weights = einsum_op_weights(einsum)
     classes = tuple(weights)
@@ -192,6 +212,9 @@ def compile_structure(einsum: Einsum, arch: Architecture, mapping: Mapping) -> S
         limit_kind=limit_kind,
         iteration_points=float(einsum.iteration_points),
         unit_names=[cu.name for cu in arch.compute],
+        roles=[tensor_roles(einsum)[n] for n in tensors],
+        operand_registers=bool(getattr(unit, "operand_registers", False)),
+        resident=resident,
     )
 
 
@@ -207,6 +230,11 @@ def structure_key(mapping: Mapping) -> tuple:
         mapping.unit,
         mapping.dataflow,
         tuple(lm.keep for lm in mapping.levels),
+        tuple(
+            (t, lv, tuple(loops))
+            for t, d in sorted(mapping.resident.items())
+            for lv, loops in sorted(d.items())
+        ),
     )
 
 
@@ -236,6 +264,7 @@ def arch_structure_key(arch: Architecture) -> tuple:
                 getattr(cu, "fed_by", ""),
                 cu.dataflow,
                 tuple(sorted(k for k, v in cu.ops_per_cycle.items() if v > 0)),
+                getattr(cu, "operand_registers", False),
             )
             for cu in arch.compute
         ),
@@ -294,6 +323,56 @@ def mapping_arrays(
     return tf, sf, pos
 
 
+#: the per-access figures a level's memories give each tensor
+TENSOR_FIGURES = ("read_energy_pj_per_word", "write_energy_pj_per_word", "word_bits")
+
+
+def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | None:
+    """``field -> [level][tensor]``: the read/write energy per word and the
+    word of the memory that stores each tensor at each level (the tree's
+    per-tensor memories, :func:`hw_models.memories.serving_memory`); the
+    level's own figure where the level is one memory or the tensor bypasses
+    it; ``min_access_bits`` the memory's smallest transfer (0: none),
+    ``psum_bits`` the bits of a partial sum stored there (the output; the
+    other tensors' own bits), ``rounds`` whether either changes an access.
+    None when no level has several memories (every figure is the level's,
+    as before)."""
+    from hw_models.memories import serving_memory, tensor_bits
+
+    if not any(lv.memories for lv in arch.levels):
+        return None
+    out: dict[str, Any] = {f: [] for f in (*TENSOR_FIGURES, "min_access_bits", "psum_bits")}
+    for lv in arch.levels:
+        mems = [
+            serving_memory(lv, t, r) if lv.memories else None
+            for t, r in zip(st.tensors, st.roles, strict=True)
+        ]
+        for f in TENSOR_FIGURES:
+            out[f].append([float(getattr(m or lv, f)) for m in mems])
+        out["min_access_bits"].append(
+            [
+                float(max((p.min_access_bits for p in m.ports), default=0)) if m else 0.0
+                for m in mems
+            ]
+        )
+        out["psum_bits"].append(
+            [
+                float(
+                    tensor_bits(arch, lv.name, t, r, default_bits=int(b), partial=True)
+                    if "output" in r
+                    else b
+                )
+                for t, r, b in zip(st.tensors, st.roles, st.bits.tolist(), strict=True)
+            ]
+        )
+    #: whether any access is rounded up or any partial sum is wider than the
+    #: output (sim.analytical.words)
+    out["rounds"] = any(b > 0 for row in out["min_access_bits"] for b in row) or any(
+        b != w for row in out["psum_bits"] for b, w in zip(row, st.bits.tolist(), strict=True)
+    )
+    return out
+
+
 @dataclass(eq=False)
 class Hardware:
     """Hardware parameters as arrays broadcastable to ``[N, nl]`` / ``[N]``."""
@@ -316,6 +395,58 @@ class Hardware:
     #: class -> (ops/cycle per PE, pJ/op) of the bound unit
     rate: dict[str, np.ndarray]
     epj: dict[str, np.ndarray]
+    #: [N|1, nl, nt] per-tensor energies per word and words (from the
+    #: level's memories); None = the level's own ``er``/``ew``/``word_bits``
+    er_t: np.ndarray | None = None
+    ew_t: np.ndarray | None = None
+    word_bits_t: np.ndarray | None = None
+    #: [1, nl, nt] smallest transfer of each tensor's memory; None = none
+    min_access_bits_t: np.ndarray | None = None
+    #: [1, nl, nt] the bits of a partial sum at each level (with the above)
+    psum_bits_t: np.ndarray | None = None
+    #: [1, nl] energy per word carried across each level's fan-out network
+    net: np.ndarray | None = None
+
+
+def _per_tensor(level_col: np.ndarray, figures: list[list[float]], fixed: list[bool]) -> np.ndarray:
+    """``[N|1, nl, nt]``: the memories' figures, the level column where a
+    sweep overrides the level's field (``fixed``)."""
+    per = np.array(figures, dtype=float)[None]  # [1, nl, nt]
+    col = np.broadcast_to(
+        level_col[..., None], np.broadcast_shapes(level_col.shape + (1,), per.shape)
+    )
+    return np.where(np.array(fixed)[None, :, None], col, per)
+
+
+#: the Hardware fields of the per-tensor figures (None where not needed)
+PER_TENSOR_FIELDS = ("er_t", "ew_t", "word_bits_t", "min_access_bits_t", "psum_bits_t")
+
+
+def stack_per_tensor(st: Structure, hws: list[Hardware]) -> dict[str, np.ndarray | None]:
+    """The per-tensor fields of several designs' :class:`Hardware` (one row
+    each) stacked into ``[designs, nl, nt]`` rows; None where no design has
+    them. A design without them gets its level figures (no rounding)."""
+    if all(h.er_t is None for h in hws):
+        return dict.fromkeys(PER_TENSOR_FIELDS)
+    nl, nt = len(st.levels), len(st.tensors)
+
+    def full(h: Hardware, f: str) -> np.ndarray:
+        v = getattr(h, f)
+        if v is not None:
+            return np.broadcast_to(v, (1, nl, nt))
+        level = {"er_t": h.er, "ew_t": h.ew, "word_bits_t": h.word_bits}.get(f)
+        if level is not None:
+            return np.broadcast_to(level[..., None], (1, nl, nt))
+        if f == "psum_bits_t":
+            return np.broadcast_to(st.bits[None, None, :], (1, nl, nt))
+        return np.zeros((1, nl, nt))
+
+    out: dict[str, np.ndarray | None] = {}
+    for f in PER_TENSOR_FIELDS:
+        out[f] = np.concatenate([full(h, f) for h in hws], axis=0)
+    if all(h.min_access_bits_t is None for h in hws):
+        out["min_access_bits_t"] = out["psum_bits_t"] = None
+    return out
 
 
 def hardware_arrays(
@@ -324,6 +455,7 @@ def hardware_arrays(
     """Hardware arrays, with ``overrides`` ("clock_hz", "<level>.<field>",
     "<unit>.<field>", "<unit>.ops_per_cycle.<class>") replacing fields."""
     ov = dict(overrides or {})
+    given = set(ov)
     nl = len(arch.levels)
 
     def lvcol(fld: str, default) -> np.ndarray:
@@ -388,6 +520,17 @@ def hardware_arrays(
             f"<unit>.<{'|'.join(UNIT_FIELDS)}|ops_per_cycle.C|energy_pj_per_op.C>)"
         )
     del nl
+    per_t: dict[str, np.ndarray | None] = dict.fromkeys(
+        (*TENSOR_FIGURES, "min_access_bits", "psum_bits")
+    )
+    figs = tensor_level_figures(st, arch)
+    if figs is not None:
+        for f, col in zip(TENSOR_FIGURES, (er, ew, wb), strict=True):
+            fixed = [f"{lv.name}.{f}" in given for lv in arch.levels]
+            per_t[f] = _per_tensor(col, figs[f], fixed)
+        if figs["rounds"]:
+            per_t["min_access_bits"] = np.array(figs["min_access_bits"], dtype=float)[None]
+            per_t["psum_bits"] = np.array(figs["psum_bits"], dtype=float)[None]
     return Hardware(
         cap=cap,
         rbw=rbw,
@@ -406,4 +549,10 @@ def hardware_arrays(
         cols=cols,
         rate=rate,
         epj=epj,
+        er_t=per_t["read_energy_pj_per_word"],
+        ew_t=per_t["write_energy_pj_per_word"],
+        word_bits_t=per_t["word_bits"],
+        min_access_bits_t=per_t["min_access_bits"],
+        psum_bits_t=per_t["psum_bits"],
+        net=np.array([[lv.network_energy_pj_per_word for lv in arch.levels]], dtype=float),
     )

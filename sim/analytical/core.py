@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.analytical.compile import Hardware, Structure, array_skew
+from sim.analytical.words import round_up_factors
 
 
 def _snap(x: np.ndarray) -> np.ndarray:
@@ -103,6 +104,74 @@ def _mats(st: Structure) -> _Mats:
     return mats
 
 
+def _resident_footprint(
+    st: Structure, tile: np.ndarray, logt: np.ndarray, f_child: np.ndarray
+) -> np.ndarray:
+    """``f_child`` with each pair's child tile widened by the loops above it
+    that the tile also spans (``Structure.resident``)."""
+    n = tile.shape[0]
+    nl, nr, nt = len(st.levels), len(st.ranks), len(st.tensors)
+    np_ = len(st.pairs)
+    ex = st.resident.reshape(np_, nl * nr).astype(float)  # type: ignore[union-attr]
+    log_ex = (logt[:, None, :] * ex[None]).reshape(n, np_, nl, nr).sum(axis=2)
+    c_idx = np.array([p[1] for p in st.pairs], dtype=int)
+    t_idx = np.array([p[0] for p in st.pairs], dtype=int)
+    tile_p = tile[:, c_idx, :] * np.exp(log_ex)  # [N, np, nr]
+    ext = np.minimum(1.0 + (tile_p - 1.0) @ st.coef.T, st.full_ext)  # [N, np, nt*D]
+    ext = ext.reshape(n, np_, nt, st.ndims)[:, np.arange(np_), t_idx, :]
+    widened = ex.any(axis=1)[None, :]
+    return np.where(widened, _snap(ext.prod(axis=2)), f_child)
+
+
+def _network_energy(
+    st: Structure, hw: Hardware, q: np.ndarray, refill_frac: np.ndarray, n: int
+) -> np.ndarray:
+    """``[N, nl]``: elements carried across each level's fan-out network
+    (fills to the children; for outputs also the refills back down) times
+    its energy per word (``StorageLevel.network_energy_pj_per_word``)."""
+    nl, np_ = len(st.levels), len(st.pairs)
+    if hw.net is None or not np.any(hw.net > 0):
+        return np.zeros((n, nl))
+    t_idx = np.array([p[0] for p in st.pairs], dtype=int)
+    cross = np.zeros((np_, nl))
+    for k, (_t, c, p) in enumerate(st.pairs):
+        cross[k, p : min(c, nl)] = 1.0
+    fills = q[:, np_ : 2 * np_]
+    back = np.where(
+        st.is_output[t_idx] & np.array([c < nl for _t, c, _p in st.pairs]), q[:, 3 * np_ :], 0.0
+    )
+    bits = st.bits[t_idx][None, :]
+    return ((fills + back) * bits) @ cross * (hw.net / hw.word_bits)
+
+
+def _round_up(
+    st: Structure,
+    hw: Hardware,
+    f_child: np.ndarray,
+    log_s_above: np.ndarray,
+    log_mc: np.ndarray,
+    partial: np.ndarray,
+) -> np.ndarray:
+    """``[N, 4*np]`` factors on (xfer, fills, xfer_refill, fills_refill):
+    the parent side's rounding on xfer terms, the child side's on fills;
+    ``partial`` ``[N, np]``: the pair moves partial sums (at psum width)."""
+    nl = len(st.levels)
+    mins, psum = hw.min_access_bits_t[0], hw.psum_bits_t[0]  # type: ignore[index]
+    t_idx = np.array([p[0] for p in st.pairs], dtype=int)
+    c_idx = np.array([p[1] for p in st.pairs], dtype=int)
+    p_idx = np.array([p[2] for p in st.pairs], dtype=int)
+    c_lv = np.minimum(c_idx, nl - 1)
+    n_p = f_child * np.exp(log_s_above[:, c_idx] - log_s_above[:, p_idx] - log_mc)
+    bits = st.bits[t_idx][None, :]
+    part = partial & st.is_output[t_idx][None, :]
+    bp = np.where(part, psum[p_idx, t_idx][None, :], bits)
+    bc = np.where(part, psum[c_lv, t_idx][None, :], bits)
+    gp = round_up_factors(n_p, bp, mins[p_idx, t_idx][None, :]) * bp / bits
+    m_c = np.where(c_idx < nl, mins[c_lv, t_idx], 0.0)[None, :]
+    gc = np.where(c_idx < nl, round_up_factors(f_child, bc, m_c) * bc / bits, 1.0)
+    return np.concatenate([gp, gc, gp, gc], axis=1)
+
+
 def evaluate_arrays(
     st: Structure,
     hw: Hardware,
@@ -152,7 +221,10 @@ def evaluate_arrays(
     pstar = np.where(mt.rel_mask[None], pos_active[:, None, :], np.int16(-1)).max(axis=2)
     log_r = np.take_along_axis(cum, pstar.astype(np.intp) + 1, axis=1)  # [N, np]
     # at the compute units every temporal loop counts
-    log_r[:, mt.at_compute] = log_all_t[:, None]
+    # (an input a unit keeps in an operand register: only up to its
+    # innermost indexing loop, as at any level)
+    every = mt.at_compute & (st.is_output[mt.t_idx] | (not st.operand_registers))
+    log_r[:, every] = log_all_t[:, None]
     log_dist = logt @ mt.rel_l.T  # [N, np]
     # --- spatial instances and multicast ---------------------------------
     log_s_lvl = logs.reshape(n, nl, nr).sum(axis=2)  # [N, nl]
@@ -160,6 +232,8 @@ def evaluate_arrays(
     log_s_above[:, 1:] = np.cumsum(log_s_lvl, axis=1)
     log_mc = logs @ mt.mc_l.T  # [N, np]
     f_child = fp[:, c_idx, t_idx]  # [N, np]
+    if st.resident is not None:
+        f_child = _resident_footprint(st, tile, logt, f_child)
     fills = f_child * np.exp(log_r + log_s_above[:, c_idx])
     xfer = fills * np.exp(-log_mc)
     refill_frac = np.clip(1.0 - np.exp(log_dist - log_r), 0.0, None)
@@ -167,6 +241,13 @@ def evaluate_arrays(
     reads = (q @ mt.m_read).reshape(n, nl, nt)
     writes = (q @ mt.m_write).reshape(n, nl, nt)
     updates = (q @ mt.m_update).reshape(n, nl, nt)
+    # energy counts: rounded up to whole accesses (sim.analytical.words)
+    e_reads, e_writes, e_updates = reads, writes, updates
+    if hw.min_access_bits_t is not None:
+        qe = q * _round_up(st, hw, f_child, log_s_above, log_mc, refill_frac > 0)
+        e_reads = (qe @ mt.m_read).reshape(n, nl, nt)
+        e_writes = (qe @ mt.m_write).reshape(n, nl, nt)
+        e_updates = (qe @ mt.m_update).reshape(n, nl, nt)
     logt = logt.reshape(n, nl, nr)
     logs = logs.reshape(n, nl, nr)
 
@@ -208,21 +289,21 @@ def evaluate_arrays(
         cycles = cycles + np.where(db, transfer / iters, 0.0).sum(axis=1)
 
     # --- energy --------------------------------------------------------------
-    per_word = byte_w[None, None, :] * 8.0 / hw.word_bits[..., None]  # [N|1, nl, nt]
-    e_lvl = (
-        (
-            reads * hw.er[..., None]
-            + writes * hw.ew[..., None]
-            + updates * (hw.er + hw.ew)[..., None]
-        )
-        * per_word
-    ).sum(axis=2)  # [N, nl]
+    # [N|1, nl, nt]: the level's figures, or those of each tensor's memory
+    er = hw.er[..., None] if hw.er_t is None else hw.er_t
+    ew = hw.ew[..., None] if hw.ew_t is None else hw.ew_t
+    wb = hw.word_bits[..., None] if hw.word_bits_t is None else hw.word_bits_t
+    per_word = byte_w[None, None, :] * 8.0 / wb
+    e_lvl = ((e_reads * er + e_writes * ew + e_updates * (er + ew)) * per_word).sum(
+        axis=2
+    )  # [N, nl]
     padded = _snap(np.exp(logt.sum(axis=(1, 2)) + logs.sum(axis=(1, 2))))
     e_comp = {c: padded * st.weights[c] * hw.epj[c] for c in st.classes}
     latency_s = cycles / hw.clock_hz
     static_w = hw.static_w + (hw.leak * hw.instances).sum(axis=-1) + hw.unit_leak_w
     e_static = static_w * latency_s * 1e12
-    energy = e_lvl.sum(axis=1) + e_static
+    e_net = _network_energy(st, hw, q, refill_frac, n)
+    energy = e_lvl.sum(axis=1) + e_net.sum(axis=1) + e_static
     for v in e_comp.values():
         energy = energy + v
 
@@ -261,4 +342,9 @@ def evaluate_arrays(
         "utilization": np.clip(b(util), 0.0, 1.0),
         "valid": b(cap_ok & fan_ok & cover_ok),
         "capacity_need_bytes": b(need, nl),
+        # accesses in the memories' words, as charged (with per-tensor memories)
+        "network_energy_pj": b(e_net, nl),
+        "access_words": None
+        if hw.er_t is None
+        else np.stack([b(x * per_word, nl, nt) for x in (e_reads, e_writes, e_updates)], axis=-1),
     }

@@ -87,11 +87,24 @@ def metrics_from_scalar(
         accesses[lv] = acc_l
         traffic[lv] = tr_l
     breakdown = dict(zip(st.levels, res["level_energy_pj"], strict=True))
+    for lv, e in zip(st.levels, res.get("network_energy_pj") or (), strict=False):
+        if e:
+            breakdown[f"{lv}.network"] = float(e)
     for c, v in res["compute_energy_pj"].items():
         breakdown[f"{st.unit}.{c}"] = float(v)
     breakdown["static"] = res["static_energy_pj"]
     util = dict.fromkeys(st.unit_names, 0.0)
     util[st.unit] = res["utilization"]
+    notes: dict[str, Any] = {"unit": st.unit, "op_classes": list(st.classes)}
+    if res.get("access_words") is not None:
+        # per level and tensor: (reads, writes, updates) in the words of the
+        # memory storing it, rounded up to whole accesses (sim.analytical.words)
+        notes["access_words"] = {
+            lv: {
+                t: tuple(float(x) for x in res["access_words"][i][j]) for j, t in enumerate(tensors)
+            }
+            for i, lv in enumerate(st.levels)
+        }
     return Metrics(
         cycles=float(res["cycles"]),
         latency_s=float(res["latency_s"]),
@@ -110,7 +123,7 @@ def metrics_from_scalar(
             if mapping_dict is not None
             else (mapping_to_dict(mapping) if mapping is not None else None)
         ),
-        notes={"unit": st.unit, "op_classes": list(st.classes)},
+        notes=notes,
     )
 
 
@@ -145,6 +158,10 @@ class ArrayRows:
     def __init__(self, res: dict[str, Any]) -> None:
         n = res["cycles"].shape[0]
         self.lists = {k: np.asarray(res[k]).tolist() for k in self._KEYS}
+        if res.get("access_words") is not None:
+            self.lists["access_words"] = np.asarray(res["access_words"]).tolist()
+        if res.get("network_energy_pj") is not None:
+            self.lists["network_energy_pj"] = np.asarray(res["network_energy_pj"]).tolist()
         self.compute = {
             c: np.broadcast_to(v, (n,)).tolist() for c, v in res["compute_energy_pj"].items()
         }
@@ -265,6 +282,10 @@ def flatten_result(st: Structure, res: dict[str, Any]) -> dict[str, np.ndarray]:
     for c, v in res["compute_energy_pj"].items():
         out[f"energy_pj.{st.unit}.{c}"] = np.ascontiguousarray(np.broadcast_to(v, (n,)))
     out["energy_pj.static"] = np.ascontiguousarray(res["static_energy_pj"])
+    net = res.get("network_energy_pj")
+    for k, lv in enumerate(st.levels):
+        if net is not None and np.any(net[:, k]):
+            out[f"energy_pj.{lv}.network"] = np.ascontiguousarray(net[:, k])
     return out
 
 
@@ -433,7 +454,7 @@ def access_terms(einsum: Einsum, arch: Architecture, mapping: Mapping) -> list[A
             lm = mapping.levels[st.levels.index(lv_r[0])]
             return lm.temporal.get(lv_r[1], 1)
 
-        if c == nl:
+        if c == nl and (st.is_output[t] or not st.operand_registers):
             temporal = [x for x in loops if f(x) > 1]
         else:
             last = -1

@@ -12,8 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mappers.mapping import Mapping, loop_order
-from sim.analytical.compile import Structure, array_skew
+from mappers.mapping import Mapping, affine_footprint, loop_order
+from sim.analytical.compile import Structure, array_skew, tensor_level_figures
+from sim.analytical.words import network_levels, pair_sides, round_up_factor
 
 if TYPE_CHECKING:
     from hw_models.arch import Architecture
@@ -33,6 +34,10 @@ class ScalarHw:
     cols: float
     rate: dict[str, float]
     epj: dict[str, float]
+    #: [level][tensor] figures of each tensor's memory (None: the level's)
+    per_tensor: dict[str, list[list[float]]] | None = None
+    #: per level, energy per word carried across its fan-out network
+    net: list[float] | None = None
 
 
 @dataclass(eq=False)
@@ -41,8 +46,9 @@ class ScalarPlan:
 
     dims: list[list[tuple[list[tuple[int, int]], int]]]  # tensor -> dims -> (terms, full)
     rel: list[list[bool]]  # [t][r]
-    #: per pair: (t, c, p, is_output, [(level, rank) multicast/reduce positions])
-    pairs: list[tuple[int, int, int, bool, list[tuple[int, int]]]]
+    #: per pair: (t, c, p, is_output, [(level, rank) multicast/reduce
+    #: positions], {(level, rank) loops the child's tile also spans})
+    pairs: list[tuple[int, int, int, bool, list[tuple[int, int]], set[tuple[int, int]]]]
     hw: ScalarHw
 
 
@@ -63,6 +69,8 @@ def _scalar_hw(st: Structure, arch: Architecture) -> ScalarHw:
         cols=unit.cols,
         rate={c: unit.ops_per_cycle.get(c, 0.0) for c in st.classes},
         epj={c: unit.energy_pj_per_op.get(c, 0.0) for c in st.classes},
+        per_tensor=tensor_level_figures(st, arch),
+        net=[lv.network_energy_pj_per_word for lv in arch.levels],
     )
 
 
@@ -90,7 +98,10 @@ def scalar_plan(st: Structure, arch: Architecture) -> ScalarPlan:
     pairs = []
     for k, (t, c, p) in enumerate(st.pairs):
         mc = [(int(lv), int(r)) for lv, r in zip(*st.mc_mask[k].nonzero(), strict=True)]
-        pairs.append((t, c, p, bool(st.is_output[t]), mc))
+        ex = set()
+        if st.resident is not None:
+            ex = {(int(lv), int(r)) for lv, r in zip(*st.resident[k].nonzero(), strict=True)}
+        pairs.append((t, c, p, bool(st.is_output[t]), mc, ex))
     plan = ScalarPlan(dims=dims, rel=st.rel.tolist(), pairs=pairs, hw=_scalar_hw(st, arch))
     st._scalar_plan = (arch, plan)  # type: ignore[attr-defined]
     return plan
@@ -120,13 +131,7 @@ def evaluate_scalar(
         tl = tile[lv]
         row = fp[lv]
         for t in range(nt):
-            n = 1
-            for terms, full in plan.dims[t]:
-                e = 1
-                for r, c in terms:
-                    e += c * (tl[r] - 1)
-                n *= e if e < full else full
-            row[t] = n
+            row[t] = affine_footprint(plan.dims[t], tl)
     # temporal loops in nest order: (level, rank, factor)
     loops = []
     for lv, lm in enumerate(mapping.levels):
@@ -144,22 +149,41 @@ def evaluate_scalar(
     reads = [[0] * nt for _ in range(nl)]
     writes = [[0] * nt for _ in range(nl)]
     updates = [[0] * nt for _ in range(nl)]
-    for t, c, p, is_out, mc in plan.pairs:
+    pt = hw.per_tensor
+    mins = pt["min_access_bits"] if pt is not None and pt["rounds"] else None
+    psum = pt["psum_bits"] if mins else None
+    #: energy counts: the element counts, rounded up to whole accesses
+    re_ = [[0.0] * nt for _ in range(nl)] if mins else reads
+    we_ = [[0.0] * nt for _ in range(nl)] if mins else writes
+    ue_ = [[0.0] * nt for _ in range(nl)] if mins else updates
+    #: elements carried across each level's fan-out network (to and from children)
+    net_moves = [[0.0] * nt for _ in range(nl)]
+    has_net = any(x > 0 for x in (hw.net or ()))
+    for t, c, p, is_out, mc, ex in plan.pairs:
         rel = plan.rel[t]
-        if c == nl:
+        lp = loops
+        f_child = fp[c][t] if c < nl else 1
+        if ex:  # loops the child's tile spans: inside it, not refetching it
+            lp = [x for x in loops if (x[0], x[1]) not in ex]
+            tl = list(tile[c])
+            for lv, r, f in loops:
+                if (lv, r) in ex:
+                    tl[r] *= f
+            f_child = affine_footprint(plan.dims[t], tl)
+        if c == nl and (is_out or not st.operand_registers):
             r_cnt = t_all
         else:
             last = -1
-            for i, (lv, r, _f) in enumerate(loops):
+            for i, (lv, r, _f) in enumerate(lp):
                 if lv >= c:
                     break
                 if rel[r]:
                     last = i
             r_cnt = 1
             for i in range(last + 1):
-                r_cnt *= loops[i][2]
+                r_cnt *= lp[i][2]
         dist = 1
-        for lv, r, f in loops:
+        for lv, r, f in lp:
             if lv >= c:
                 break
             if rel[r]:
@@ -167,25 +191,51 @@ def evaluate_scalar(
         mcf = 1
         for lv, r in mc:
             mcf *= sf[lv][r]
-        f_child = fp[c][t] if c < nl else 1
         fills = f_child * r_cnt * s_above[c]
         xfer = _div(fills, mcf)
+        gp = gc = 1.0
+        if mins:
+            # partial sums (refilled tiles) move at the memory's psum width
+            n_p, n_c = pair_sides(f_child, s_above[c], s_above[p], mcf)
+            b = float(st.bits[t])
+            part = is_out and r_cnt > dist
+            bp = psum[p][t] if part else b
+            gp = round_up_factor(n_p, bp, mins[p][t]) * bp / b
+            if c < nl:
+                bc = psum[c][t] if part else b
+                gc = round_up_factor(n_c, bc, mins[c][t]) * bc / b
+        if has_net:
+            moved = fills if not is_out or c == nl else 2 * fills - _div(fills * dist, r_cnt)
+            for lv in network_levels(p, c, nl, hw.net):  # type: ignore[arg-type]
+                net_moves[lv][t] += moved
         if not is_out:
             reads[p][t] += xfer
             if c < nl:
                 writes[c][t] += fills
+            if mins:
+                re_[p][t] += xfer * gp
+                if c < nl:
+                    we_[c][t] += fills * gc
             continue
         # share of visits that bring partial sums back: 1 - dist / r_cnt
         xfer_refill = xfer - _div(xfer * dist, r_cnt) if r_cnt else 0
         if c == nl:
             updates[p][t] += xfer_refill
             writes[p][t] += xfer - xfer_refill
+            if mins:
+                ue_[p][t] += xfer_refill * gp
+                we_[p][t] += (xfer - xfer_refill) * gp
         else:
             fills_refill = fills - _div(fills * dist, r_cnt)
             writes[p][t] += xfer
             reads[p][t] += xfer_refill
             reads[c][t] += fills
             writes[c][t] += fills_refill
+            if mins:
+                we_[p][t] += xfer * gp
+                re_[p][t] += xfer_refill * gp
+                re_[c][t] += fills * gc
+                we_[c][t] += fills_refill * gc
     # transfer cycles
     byte_w = [b / 8.0 for b in st.bits.tolist()]
     transfer = [0.0] * nl
@@ -232,18 +282,31 @@ def evaluate_scalar(
         cycles += fill_c
     # energy
     e_lvl = []
+    #: accesses in the memories' words, as charged (with per-tensor memories)
+    words = None if pt is None else [[(0.0, 0.0, 0.0)] * nt for _ in range(nl)]
     for lv in range(nl):
-        er, ew = hw.er[lv], hw.ew[lv]
+        er, ew, wb = hw.er[lv], hw.ew[lv], hw.word_bits[lv]
         tot = 0.0
         for t in range(nt):
-            per_word = byte_w[t] * 8.0 / hw.word_bits[lv]
-            tot += (reads[lv][t] * er + writes[lv][t] * ew + updates[lv][t] * (er + ew)) * per_word
+            if pt is not None:
+                er = pt["read_energy_pj_per_word"][lv][t]
+                ew = pt["write_energy_pj_per_word"][lv][t]
+                wb = pt["word_bits"][lv][t]
+            per_word = byte_w[t] * 8.0 / wb
+            if words is not None:
+                words[lv][t] = (re_[lv][t] * per_word, we_[lv][t] * per_word, ue_[lv][t] * per_word)
+            tot += (re_[lv][t] * er + we_[lv][t] * ew + ue_[lv][t] * (er + ew)) * per_word
         e_lvl.append(tot)
     padded = t_all * s_above[nl]
     e_comp = {c: padded * st.weights[c] * hw.epj[c] for c in st.classes}
     latency_s = cycles / hw.clock_hz
     e_static = hw.static_w * latency_s * 1e12
-    energy = sum(e_lvl) + e_static + sum(e_comp.values())
+    e_net = [
+        sum(net_moves[lv][t] * byte_w[t] * 8.0 / hw.word_bits[lv] for t in range(nt))
+        * (hw.net[lv] if hw.net else 0.0)
+        for lv in range(nl)
+    ]
+    energy = sum(e_lvl) + sum(e_net) + e_static + sum(e_comp.values())
     busy = st.iteration_points * cpp
     util = busy / (cycles * hw.pes) if cycles > 0 else 0.0
     mac_w = st.weights.get("mac", 0)
@@ -263,4 +326,6 @@ def evaluate_scalar(
         "macs": st.iteration_points * mac_w,
         "padded_points": padded,
         "utilization": min(max(util, 0.0), 1.0),
+        "access_words": words,
+        "network_energy_pj": e_net,
     }

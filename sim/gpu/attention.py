@@ -51,6 +51,8 @@ fp8 read by FA3 with bf16 activations adds the query's fp8 quantisation
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 
 from sim.gpu.costs import Costs, costs
@@ -266,24 +268,52 @@ def _softmax_s(family: np.ndarray, spec: GpuSpec, params: GpuParams) -> np.ndarr
     return ops / (spec.cuda_rate("fp32") / spec.sm_count)
 
 
+def _kv_inputs(
+    cols: dict[str, np.ndarray], h: np.ndarray, hkv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the kernel family, bytes per Q/O and per K/V element, query
+    heads per KV head and the KV page size (0: not paged)."""
+    fam = _physics_family(cols["family"])
+    eb = _eb(cols["dtype"])
+    ekv = _eb(cols["kv_dtype"])
+    return fam, eb, ekv, h / hkv, cols["paged_kv_block"].astype(np.float64)
+
+
+def _fa3_paged_tiles(
+    d: np.ndarray, causal: np.ndarray, eb: np.ndarray, paged: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fa3_tiles` where FA3's TMA path for paged KV needs pages that
+    hold whole key tiles (else the non-TMA tiles)."""
+    _, bn = fa3_tiles(d, causal, eb, np.zeros(len(d), bool))
+    non_tma = (paged > 0) & (np.mod(paged, bn) != 0)
+    return fa3_tiles(d, causal, eb, non_tma)
+
+
+def _flops(
+    pairs: np.ndarray, d: np.ndarray, eb: np.ndarray, fa2: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """FLOPs per class: 4 d per score element on the tensor pipe the element
+    size picks (fp8, tf32 where ``classes`` has it, FA2's synchronous or the
+    asynchronous 16-bit MMA), and one row pass per score element."""
+    tensor = np.where(eb == 1, "tensor8", np.where(fa2, "tensor16_sync", "tensor16"))
+    if "tf32" in classes:
+        tensor = np.where(eb == 4, "tf32", tensor)
+    fl = {c: np.where(tensor == c, 4.0 * pairs * d, 0.0) for c in classes}
+    fl["rowpass"] = pairs
+    return fl
+
+
 def prefill_costs(
     cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuParams
 ) -> tuple[Costs, dict[str, np.ndarray]]:
     """One flash-attention forward kernel per row (M > 1)."""
     b, h, hkv, m, n, d = (cols[c].astype(np.float64) for c in ("B", "H", "Hkv", "M", "N", "K"))
     causal = cols["causal"].astype(bool)
-    fam = _physics_family(cols["family"])
     rows = len(b)
-    eb = _eb(cols["dtype"])
-    ekv = _eb(cols["kv_dtype"])
-    qpk = h / hkv
-    paged = cols["paged_kv_block"].astype(np.float64)
+    fam, eb, ekv, qpk, paged = _kv_inputs(cols, h, hkv)
     fa2 = fam == "fa2"
     br2, bc2, per_sm2 = fa2_tiles(d)
-    # FA3's TMA path for paged KV needs pages that hold whole key tiles
-    bm3, bn3 = fa3_tiles(d, causal, eb, np.zeros(rows, bool))
-    non_tma = (paged > 0) & (np.mod(paged, bn3) != 0)
-    bm3, bn3 = fa3_tiles(d, causal, eb, non_tma)
+    bm3, bn3 = _fa3_paged_tiles(d, causal, eb, paged)
     br = np.where(fa2, br2, bm3)
     bc = np.where(fa2, bc2, bn3)
     per_sm = np.where(fa2, per_sm2, 1.0)
@@ -347,14 +377,7 @@ def prefill_costs(
     heads_in_flight = np.maximum(1.0, np.minimum(b * hkv, slots / q_blocks))
     ncu = rd_cold + np.maximum(0.0, wr - retained(spec, params, heads_in_flight * kv_head))
     l2 = ctas * (per_cta / br) * 2 * d * ekv + q_b + wr
-    tensor = np.where(
-        eb == 1, "tensor8", np.where(eb == 4, "tf32", np.where(fa2, "tensor16_sync", "tensor16"))
-    )
-    fl = {
-        c: np.where(tensor == c, 4.0 * pairs * d, 0.0)
-        for c in ("tensor16", "tensor16_sync", "tensor8", "tf32")
-    }
-    fl["rowpass"] = pairs
+    fl = _flops(pairs, d, eb, fa2, ("tensor16", "tensor16_sync", "tensor8", "tf32"))
     out = costs(
         rows,
         exec_s=exec_s,
@@ -382,19 +405,13 @@ def decode_costs(
 ) -> tuple[Costs, dict[str, np.ndarray]]:
     """Split-KV decode attention (one query per sequence) plus the combine."""
     b, h, hkv, n, d = (cols[c].astype(np.float64) for c in ("B", "H", "Hkv", "N", "K"))
-    fam = _physics_family(cols["family"])
     rows = len(b)
-    eb = _eb(cols["dtype"])
-    ekv = _eb(cols["kv_dtype"])
-    qpk = h / hkv
-    paged = cols["paged_kv_block"].astype(np.float64)
+    fam, eb, ekv, qpk, paged = _kv_inputs(cols, h, hkv)
     fa2 = fam == "fa2"
     # rows of a packed query block: FA2 splitkv uses 64-row blocks
     # (flash_fwd_splitkv kernel traits); FA3 its prefill tile, one MMA
     # warpgroup (64 rows) for d = 128 and <= 64 packed rows (use_one_mma_wg)
-    bm3, bn3 = fa3_tiles(d, np.zeros(rows, bool), ekv, np.zeros(rows, bool))
-    non_tma = (paged > 0) & (np.mod(paged, bn3) != 0)
-    bm3, bn3 = fa3_tiles(d, np.zeros(rows, bool), ekv, non_tma)
+    bm3, bn3 = _fa3_paged_tiles(d, np.zeros(rows, bool), ekv, paged)
     bm3 = np.where((d == 128) & (qpk <= 64), 64.0, bm3)
     # FA2: kBlockN of the split heuristic (flash_api.cpp, set_params_splitkv)
     bn2 = np.select([d <= 64, d <= 128], [256.0, 128.0], 64.0)
@@ -447,12 +464,7 @@ def decode_costs(
         comb, (comb_rd + comb_wr) / stream_bw(np.minimum(b * h, spec.sm_count), spec, params), 0.0
     )
     pairs = b * h * n
-    tensor = np.where(eb == 1, "tensor8", np.where(fa2, "tensor16_sync", "tensor16"))
-    fl = {
-        c: np.where(tensor == c, 4.0 * pairs * d, 0.0)
-        for c in ("tensor16", "tensor16_sync", "tensor8")
-    }
-    fl["rowpass"] = pairs
+    fl = _flops(pairs, d, eb, fa2, ("tensor16", "tensor16_sync", "tensor8"))
     ncu = rd_cold + out_b + comb_rd + np.maximum(0.0, comb_wr - retained(spec, params, 0.0))
     out = costs(
         rows,
@@ -587,17 +599,8 @@ def preprocess_costs(cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuPara
 def _masked(c: Costs, mask: np.ndarray) -> Costs:
     m = mask.astype(np.float64)
     out = Costs.zeros(len(m))
-    for name in (
-        "exec_s",
-        "n_kernels",
-        "host_ops",
-        "dram_read",
-        "dram_write",
-        "ncu_dram",
-        "l2_bytes",
-        "t_compute",
-        "t_memory",
-    ):
-        setattr(out, name, getattr(c, name) * m)
+    for f in fields(Costs):
+        if f.name not in ("flops", "sm_busy"):
+            setattr(out, f.name, getattr(c, f.name) * m)
     out.flops = {k: v * m for k, v in c.flops.items()}
     return out

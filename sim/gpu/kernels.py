@@ -379,7 +379,12 @@ def kernel_cost_of(row: dict[str, Any], spec: GpuSpec, params: GpuParams) -> Ker
         ncu_dram_bytes=float(c.ncu_dram[0]),
         l2_bytes=float(c.l2_bytes[0]),
         flops=flops,
-        detail={k: float(v[0]) for k, v in detail.items() if np.isfinite(v[0])},
+        detail={
+            **{k: float(v[0]) for k, v in detail.items() if np.isfinite(v[0])},
+            # what bounds the kernel (the plans' kernel tables)
+            "t_compute_s": float(c.t_compute[0]),
+            "t_memory_s": float(c.t_memory[0]),
+        },
         host_ops=float(c.host_ops[0]),
     )
 

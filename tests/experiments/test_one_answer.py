@@ -133,7 +133,13 @@ def test_every_door_gives_one_answer(preset: str, sweep_rows, capsys) -> None:
 def test_map_and_schedule_refuse_a_gpu_with_a_reason(capsys) -> None:
     rc, _, err = _cli(capsys, "map", "-w", "gemm", "--hw", "h100")
     assert _refused(rc, err) and "lowers the workload to kernels itself" in err
-    rc, _, err = _cli(capsys, "schedule", "-w", "attention-3pass", "--hw", "h100")
+    # on a GPU a schedule is a plan of kernels (the ILP plan); spatial-array
+    # methods are refused, and an FPGA has no cascade schedule
+    rc, _, err = _cli(
+        capsys, "schedule", "-w", "attention-3pass", "--hw", "h100", "--method", "flat"
+    )
+    assert _refused(rc, err) and "spatial-array schedule" in err
+    rc, _, err = _cli(capsys, "schedule", "-w", "attention-3pass", "--hw", "u280")
     assert _refused(rc, err) and "cascade schedules" in err
 
 

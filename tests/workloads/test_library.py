@@ -10,6 +10,7 @@ from workloads.library import build, describe, list_workloads, load_models, para
 NAMES = [
     "gemm", "bmm", "conv2d", "depthwise_conv2d", "attention-3pass", "attention-2pass",
     "attention-1pass", "decode-attention", "transformer-layer", "mlp", "selective-scan",
+    "decoder-layer", "decode-step", "moe-ffn", "llm",
 ]  # fmt: skip
 
 

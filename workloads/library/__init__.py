@@ -19,16 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from workloads.errors import WorkloadError
 from workloads.ir import MAX_EINSUMS, MAX_SIZE, Cascade
+from workloads.library.text import DATA as _DATA  # noqa: F401 (the models.yaml folder)
+from workloads.library.text import _decl, _model, _norm, _out, load_models
 
 __all__ = ["build", "build_text", "describe", "list_workloads", "load_models", "parameters"]
-
-_DATA = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -125,16 +123,6 @@ def build(name: str, **params: Any) -> Cascade:
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def _decl(name: str, dims: list[tuple[str, int]], bits: int) -> str:
-    b = f" {{bits={bits}}}" if bits != 16 else ""
-    return f"declare {name}[{', '.join(f'{r}:{s}' for r, s in dims)}]{b}"
-
-
-def _out(bits: int, **attrs: str) -> str:
-    items = ([("bits", str(bits))] if bits != 16 else []) + list(attrs.items())
-    return " {" + ", ".join(f"{k}={v}" for k, v in items) + "}" if items else ""
 
 
 def _conv_size(workload: str, size: int, r: int, stride: int, dil: int, what: str) -> int:
@@ -360,13 +348,20 @@ def _attention2(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> st
 
 @_register(
     "attention-1pass",
-    "FuseMax's 1-pass attention: M split into M1 x M0, running max/denominator/numerator (FuseMax Cascade 5)",
+    "FuseMax's 1-pass attention: M split into M1 x M0, running max/denominator/numerator "
+    "(FuseMax Cascade 5); causal=1 masks keys after each query (bottom-right aligned)",
     **_ATT,
     M0=64,
+    causal=0,
 )
-def _attention1(B: int, H: int, E: int, F: int, M: int, P: int, M0: int, bits: int) -> str:
+def _attention1(
+    B: int, H: int, E: int, F: int, M: int, P: int, M0: int, causal: int, bits: int
+) -> str:
     if M % M0:
         raise WorkloadError(f"attention-1pass: M0={M0} must divide M={M}")
+    if causal not in (0, 1):
+        raise WorkloadError(f"attention-1pass: causal={causal}; expected 0 or 1")
+    mask = {"mask": "causal", "mask_key": "m1.m0", "mask_query": "p"} if causal else {}
     M1 = M // M0
     o2, o1 = (lambda: _out(bits, unit_class="2d")), (lambda: _out(bits, unit_class="1d"))
     k = f"m1*{M0}+m0"
@@ -377,7 +372,8 @@ def _attention1(B: int, H: int, E: int, F: int, M: int, P: int, M0: int, bits: i
             "cascade attention-1pass",
             *_att_decls(B, H, E, F, M, P, bits),
             f"split m -> m1:{M1}, m0:{M0}",
-            f"QK[b,h,m1,m0,p] = sum(e) Q[b,h,e,p] * K[b,h,e,{k}]" + o2(),
+            f"QK[b,h,m1,m0,p] = sum(e) Q[b,h,e,p] * K[b,h,e,{k}]"
+            + _out(bits, unit_class="2d", **mask),
             "LM[b,h,m1,p] = max(m0) QK[b,h,m1,m0,p]" + o2(),
             "RM[b,h,m1+1,p] = max(RM[b,h,m1,p], LM[b,h,m1,p])" + o1(),
             "SLN[b,h,m1,m0,p] = exp(QK[b,h,m1,m0,p] - RM[b,h,m1+1,p])" + o2(),
@@ -445,55 +441,6 @@ def _scan(B: int, L: int, D: int, N: int, bits: int) -> str:
 
 
 # --------------------------------------------------------- transformer layer
-
-
-@cache
-def load_models() -> dict[str, dict[str, Any]]:
-    """Model dimensions from ``models.yaml`` (name -> fields)."""
-    from workloads.yamlio import load_yaml
-
-    return load_yaml(_DATA / "models.yaml", "model table")[0]
-
-
-def _model(name: str) -> tuple[str, dict[str, Any]]:
-    models = load_models()
-    key = name.strip().lower()
-    for k, v in models.items():
-        if key == k or key in [a.lower() for a in v.get("aliases", [])]:
-            return k, v
-    raise WorkloadError(
-        f"transformer-layer: unknown model {name!r}; expected one of: {', '.join(models)}"
-    )
-
-
-def _norm(prefix: str, src: str, kind: str, D: int, bits: int) -> tuple[list[str], str]:
-    """Lines of a layer norm / RMS norm over d of ``src[b,p,d]``; returns (lines, output)."""
-    o = _out(bits, unit_class="1d")
-    inv_d = repr(1.0 / D)
-    x = f"{src}[b,p,d]"
-    lines: list[str] = []
-    if kind == "layernorm":
-        lines += [
-            f"{prefix}SUM[b,p] = sum(d) {x}" + o,
-            f"{prefix}MU[b,p] = {prefix}SUM[b,p] * {inv_d}" + o,
-            f"{prefix}XC[b,p,d] = {x} - {prefix}MU[b,p]" + o,
-        ]
-        x = f"{prefix}XC[b,p,d]"
-    lines += [
-        f"{prefix}SQ[b,p] = sum(d) {x} * {x}" + o,
-        f"{prefix}VAR[b,p] = {prefix}SQ[b,p] * {inv_d}" + o,
-        f"{prefix}VE[b,p] = {prefix}VAR[b,p] + 1e-05" + o,
-        f"{prefix}RS[b,p] = rsqrt({prefix}VE[b,p])" + o,
-        f"{prefix}XN[b,p,d] = {x} * {prefix}RS[b,p]" + o,
-    ]
-    if kind == "layernorm":
-        lines += [
-            f"{prefix}XG[b,p,d] = {prefix}XN[b,p,d] * {prefix}G[d]" + o,
-            f"{prefix}Y[b,p,d] = {prefix}XG[b,p,d] + {prefix}BETA[d]" + o,
-        ]
-    else:
-        lines += [f"{prefix}Y[b,p,d] = {prefix}XN[b,p,d] * {prefix}G[d]" + o]
-    return lines, f"{prefix}Y"
 
 
 @_register(
@@ -593,3 +540,10 @@ def _transformer(
         nl[-1] = nl[-1].replace("N2Y[b,p,d]", "Y[b,p,d]", 1)
         body += nl
     return "\n".join(lines + body)
+
+
+# the LLM workloads (decoder layers, decode steps, MoE, whole models)
+from workloads.library import llm  # noqa: E402
+
+for _name, (_fn, _doc, _defaults) in llm.BUILDERS.items():
+    _register(_name, _doc, **_defaults)(_fn)

@@ -190,7 +190,7 @@ def test_shape_group_cv_on_our_h100_kernels(frames: dict, h100: pd.DataFrame) ->
         SPEC,
         max_nfev=60,
     )
-    h = held[held["dataset"] == "h100"].set_index("row").loc[frames["kernels"].index]
+    h = held[held["frame"] == "kernels"].set_index("row").loc[frames["kernels"].index]
     st = gc.error_table(
         frames["kernels"]["measured_ms"],
         h["cv_pred_ms"],
