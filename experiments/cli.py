@@ -6,8 +6,10 @@ subcommand runs, so ``einsim --help`` stays fast and a heavy dependency of one
 job (OR-Tools, Dask, Plotly) never slows another.
 
 Bad input raises :class:`workloads.errors.EinsimError`; it is printed as one
-line on stderr with no traceback and the exit status is 2. Set
-``EINSIM_DEBUG=1`` to see tracebacks.
+line on stderr with no traceback and the exit status is 2. So are click's
+usage errors (an unknown option, a missing argument, a bad value): one line
+naming the option and pointing at ``--help``. Exit status 1 ("internal
+error") is kept for bugs. Set ``EINSIM_DEBUG=1`` to see tracebacks.
 """
 
 from __future__ import annotations
@@ -89,29 +91,51 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("einsim: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        ctx = exc.ctx
+        where = ctx.command_path if ctx is not None else "einsim"
+        click.echo(
+            f"einsim: error: {_one_line(exc.format_message())} (see '{where} --help')", err=True
+        )
+        return 2
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        click.echo(f"einsim: error: {_one_line(exc.format_message())}", err=True)
+        return exc.exit_code if exc.exit_code != 1 else 2
     except EinsimError as exc:
         if debug:
             raise
-        click.echo(f"einsim: error: {exc}", err=True)
+        click.echo(f"einsim: error: {_one_line(str(exc))}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("einsim: interrupted", err=True)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if debug or not exc.filename:
+            return _internal(exc, debug)
+        # a path the user gave that cannot be written or read (permissions,
+        # a full disk, a missing folder): their input, not a bug
+        click.echo(f"einsim: error: {exc.filename}: {exc.strerror or exc}", err=True)
+        return 2
     except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback
-        if debug:
-            raise
-        click.echo(
-            f"einsim: internal error: {type(exc).__name__}: {exc} "
-            "(set EINSIM_DEBUG=1 for a traceback)",
-            err=True,
-        )
-        return 1
+        return _internal(exc, debug)
     return 0
+
+
+def _internal(exc: BaseException, debug: bool) -> int:
+    """A bug: one line (exit 1), or the traceback with EINSIM_DEBUG=1."""
+    if debug:
+        raise exc
+    click.echo(
+        f"einsim: internal error: {type(exc).__name__}: {exc} (set EINSIM_DEBUG=1 for a traceback)",
+        err=True,
+    )
+    return 1
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
 
 
 def run() -> None:

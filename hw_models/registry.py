@@ -56,7 +56,7 @@ def schema(family: str) -> dict[str, Any]:
 
 def _family(family: Any) -> str:
     fam = _ALIASES.get(family, family) if isinstance(family, str) else family
-    if fam not in FAMILIES:
+    if not isinstance(fam, str) or fam not in FAMILIES:
         raise HardwareError(
             f"family must be one of {', '.join(FAMILIES)}, got {family!r}", field="family"
         )

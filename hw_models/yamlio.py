@@ -1,118 +1,89 @@
-"""YAML reading with line numbers, and the float syntax people actually type.
+"""Hardware files: the one YAML loader (:mod:`workloads.yamlio`) with
+:class:`HardwareError`, JSON files, and writing files back.
 
-PyYAML (YAML 1.1) reads ``4.8e12`` as a *string*; hardware files are full of
-such numbers, so :class:`_Loader` also resolves ``1e9``/``4.8e12`` as floats.
-:func:`load_yaml` returns the data plus ``{path: line}`` where a path is a
-tuple of keys/indices (``("params", "rows")``), so an error found later can
-point at the line that holds the bad value.
+:func:`parse_yaml` / :func:`read_file` return the data plus ``{path: line}``
+where a path is a tuple of keys/indices (``("params", "rows")``), so an
+error found later can point at the line that holds the bad value.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hw_models.errors import HardwareError
+from workloads import yamlio
+from workloads.yamlio import Lines, line_of
 
-Lines = dict[tuple, int]
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_FLOAT_RE = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+__all__ = ["Lines", "dump_yaml", "line_of", "parse_yaml", "read_file", "write_file"]
 
 
 class _Dumper(yaml.SafeDumper):
     pass
 
 
-def _construct(node: yaml.Node, loader: _Loader, path: tuple, lines: Lines) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, (list, dict)):
-                raise HardwareError(
-                    "a mapping key must be a plain name",
-                    line=key_node.start_mark.line + 1,
-                    col=key_node.start_mark.column + 1,
-                )
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, loader, path + (key,), lines)
-            lines[path + (key,)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, loader, path + (i,), lines) for i, v in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
 def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Lines]:
-    """Parse YAML text; syntax errors become ``HardwareError`` with line/col."""
-    lines: Lines = {}
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            data = None if node is None else _construct(node, loader, (), lines)
-        finally:
-            loader.dispose()
-    except HardwareError as err:
-        raise err.located(file, err.line) from None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise HardwareError(
-            f"YAML syntax error: {err.problem or err.context}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-        ) from None
-    except yaml.YAMLError as err:
-        raise HardwareError(f"YAML error: {err}", file=file) from None
-    except RecursionError:
-        raise HardwareError("YAML nesting too deep (or a recursive alias)", file=file) from None
-    return data, lines
+    """Parse YAML text; every problem is a ``HardwareError`` with line/col."""
+    return yamlio.parse_yaml(text, file, error=HardwareError)
 
 
 def read_file(path: str | Path) -> tuple[Any, Lines]:
-    """Read a ``.yaml``/``.yml``/``.json`` hardware file."""
+    """Read a ``.yaml``/``.yml``/``.json`` hardware file (safely: see
+    :func:`workloads.yamlio.read_input_file`)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HardwareError("file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise HardwareError(f"cannot read file: {err}", file=str(path)) from None
+    text = yamlio.read_input_file(p, "hardware file", error=HardwareError)
     if p.suffix.lower() == ".json":
+        # JSON is YAML (1.2) for all a hardware file holds: the YAML loader
+        # gives line numbers; json is the arbiter of what is valid JSON
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as err:
             raise HardwareError(
                 f"JSON syntax error: {err.msg}", file=str(path), line=err.lineno, col=err.colno
             ) from None
-        except RecursionError:
-            raise HardwareError("JSON nesting too deep", file=str(path)) from None
-        # JSON is (nearly) YAML: re-read it for line numbers where that works
-        try:
-            same, lines = parse_yaml(text, str(path))
-        except HardwareError:
-            return data, {}
-        return data, (lines if same == data else {})
+        except (RecursionError, ValueError) as err:
+            msg = "JSON nesting too deep" if isinstance(err, RecursionError) else str(err)
+            raise HardwareError(msg, file=str(path)) from None
+        # the YAML reading also refuses what JSON allows but a hardware file
+        # must not have (duplicate keys, huge numbers), with the line
+        same, lines = parse_yaml(text, str(path))
+        return _checked_json(data, str(path)), (lines if same == data else Lines(None))
     return parse_yaml(text, str(path))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; expected a finite number")
+
+
+def _checked_json(data: Any, file: str) -> Any:
+    """Refuse JSON numbers the YAML loader would refuse (huge integers, overflowing floats)."""
+    import math
+
+    todo = [data]
+    seen = 0
+    while todo:
+        x = todo.pop()
+        seen += 1
+        if seen > yamlio.MAX_YAML_NODES:
+            raise HardwareError(
+                f"the JSON holds more than {yamlio.MAX_YAML_NODES:,} values", file=file
+            )
+        if isinstance(x, dict):
+            todo.extend(x.values())
+        elif isinstance(x, list):
+            todo.extend(x)
+        elif isinstance(x, bool):
+            continue
+        elif isinstance(x, int) and x.bit_length() > yamlio.MAX_INT_BITS:
+            raise HardwareError(
+                "an integer is too large; expected at most about 300 digits", file=file
+            )
+        elif isinstance(x, float) and not math.isfinite(x):
+            raise HardwareError("a number is out of range (it overflows a 64-bit float)", file=file)
+    return data
 
 
 def dump_yaml(data: Any) -> str:
@@ -123,12 +94,3 @@ def write_file(path: str | Path, data: Any) -> None:
     p = Path(path)
     text = json.dumps(data, indent=2) + "\n" if p.suffix.lower() == ".json" else dump_yaml(data)
     p.write_text(text, encoding="utf-8")
-
-
-def line_of(lines: Lines, path: tuple) -> int | None:
-    """Line of ``path`` or of its nearest ancestor that has one."""
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return lines.get(())

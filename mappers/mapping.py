@@ -28,6 +28,7 @@ Conventions (shared by the analytical model, the greedy mapper, the ILP):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -610,38 +611,6 @@ def mapping_from_dict(
     )
 
 
-def _compose_with_lines(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML keeping the (1-based) line of every key path."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise MappingError(f"invalid YAML: {problem}", file=file, line=line, col=col) from None
-    lines: dict[tuple, int] = {}
-
-    def walk(n: Any, p: tuple) -> Any:
-        if n is None:
-            return None
-        lines[p] = n.start_mark.line + 1
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = k.value
-                lines[(*p, key)] = k.start_mark.line + 1
-                out[key] = walk(v, (*p, key))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [walk(v, (*p, i)) for i, v in enumerate(n.value)]
-        return yaml.safe_load(yaml.serialize(n))
-
-    return walk(node, ()), lines
-
-
 def load_mappings(path: str | Path) -> dict[str, Mapping]:
     """Load a YAML mapping file: Einsum name -> Mapping.
 
@@ -649,12 +618,10 @@ def load_mappings(path: str | Path) -> dict[str, Mapping]:
     or ``mappings:`` followed by a list of them (one per Einsum of a
     cascade). Errors name the file and the line.
     """
+    from workloads.yamlio import load_yaml
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise MappingError(f"cannot read mapping file: {exc.strerror}", file=str(p)) from None
-    data, lines = _compose_with_lines(text, str(p))
+    data, lines = load_yaml(p, "mapping file", error=MappingError)
     if data is None:
         raise MappingError("the mapping file is empty", file=str(p))
     if isinstance(data, dict) and "mappings" in data:
@@ -674,6 +641,36 @@ def load_mappings(path: str | Path) -> dict[str, Mapping]:
         key = m.einsum or ("" if len(ms) == 1 else f"#{i}")
         out[key] = m
     return out
+
+
+def check_mapping_file(
+    path: str | Path, mappings: dict[str, Mapping], einsums: list[Einsum], arch: Architecture
+) -> None:
+    """Validate mappings read by :func:`load_mappings` from ``path`` against
+    their Einsums and ``arch``; an error names the file and the line where
+    the offending mapping starts (``validate`` itself knows neither)."""
+    from workloads.yamlio import load_yaml
+
+    data, lines = load_yaml(path, "mapping file", error=MappingError)
+    many = isinstance(data, dict) and isinstance(data.get("mappings"), list)
+    by_name = {e.name: e for e in einsums}
+    for i, (key, m) in enumerate(mappings.items()):
+        line = lines.get(("mappings", i)) if many else lines.get(())
+        name = m.einsum or (key if not key.startswith("#") else "")
+        if not name and len(einsums) == 1:
+            name = einsums[0].name
+        e = by_name.get(name)
+        if e is None:
+            raise MappingError(
+                f"the mapping is for Einsum {name!r}, which is not in the workload "
+                f"(Einsums: {', '.join(sorted(by_name))})",
+                file=str(path),
+                line=line,
+            )
+        try:
+            validate(m if m.einsum else dataclasses.replace(m, einsum=name), e, arch)
+        except MappingError as exc:
+            raise MappingError(exc.message, file=str(path), line=line) from None
 
 
 def load_mapping(path: str | Path) -> Mapping:

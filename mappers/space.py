@@ -217,6 +217,18 @@ class MapSpace:
                 return f"tiles need {fmt_bytes(need)} at level {lv.name} ({fmt_bytes(lv.capacity_bytes)})"
         return None
 
+    def _width_hint(self) -> str:
+        """The remedy when the workload is wider than the design's datatype
+        (library workloads default to 16 bits; int8 presets hold 8-bit values)."""
+        native = next(cu.datatype_bits for cu in self.arch.compute if cu.name == self.unit)
+        wide = max(a.bits for a in self.accesses)
+        if wide <= native:
+            return ""
+        return (
+            f"; the workload's tensors are up to {wide}-bit but {self.arch.name} computes in "
+            f"{native}-bit: build the workload at {native} bits (library workloads: -p bits={native})"
+        )
+
     def check_feasible(self) -> None:
         """Raise MappingError naming the constraint no mapping can meet."""
         for lvl, lv in enumerate(self.levels):
@@ -232,12 +244,14 @@ class MapSpace:
                     raise MappingError(
                         f"Einsum {self.einsum.name}: the smallest tile of tensor {a.tensor} "
                         f"({fmt_bytes(smallest)}) does not fit level {lv.name} ({fmt_bytes(lv.capacity_bytes)})"
+                        + self._width_hint()
                     )
             if total > lv.capacity_bytes:
                 raise MappingError(
                     f"Einsum {self.einsum.name}: the smallest tiles of tensors "
                     f"{', '.join(sorted(self.holdable[lvl]))} ({fmt_bytes(total)} together) "
                     f"do not fit level {lv.name} ({fmt_bytes(lv.capacity_bytes)})"
+                    + self._width_hint()
                 )
         top = self.levels[0]
         if top.capacity_bytes is not None:

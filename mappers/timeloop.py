@@ -35,13 +35,10 @@ CONV_DIMS = {"C": "c", "M": "k", "R": "r", "S": "s", "N": "n", "P": "p", "Q": "q
 
 def load_timeloop_map(path: str | Path) -> list[dict[str, Any]]:
     """The ``mapping:`` list of a Timeloop map file."""
-    import yaml
+    from workloads.yamlio import load_yaml
 
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(f"cannot read Timeloop mapping: {exc}", file=str(p)) from None
+    data = load_yaml(p, "Timeloop mapping", error=MappingError)[0]
     if not isinstance(data, dict) or not isinstance(data.get("mapping"), list):
         raise MappingError("a Timeloop map file has a 'mapping:' list", file=str(p))
     return data["mapping"]

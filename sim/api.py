@@ -224,10 +224,15 @@ def _workload_model(
     """Families whose model costs a workload itself (the GPU kernel model)."""
     if given or mapper is not None:
         what = "a mapping" if given else f"the {mapper} mapper"
+        other = (
+            "add --sim analytical to map it as a spatial array"
+            if arch.family == "fpga"
+            else "pick a spatial-array or FPGA design"
+        )
         return FrontDoorError(
             f"{arch.name} is a {arch.family} design: the {cm.name} model lowers the workload "
             f"to kernels itself, so {what} does not apply (leave out --mapper/--mapping, "
-            f"or pick a spatial-array or FPGA design)"
+            f"or {other})"
         )
     try:
         m = cm.run(wl, arch, **options)

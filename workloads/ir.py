@@ -62,6 +62,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from workloads.errors import WorkloadError
@@ -134,6 +135,8 @@ MAP_OP_INIT: dict[str, float] = {
 
 #: largest rank size, coefficient or offset accepted (keeps all arithmetic exact)
 MAX_SIZE: int = 2**48
+#: most Einsums in one cascade (parsing and validating cost ~1 ms each)
+MAX_EINSUMS: int = 16_384
 
 
 @dataclass(frozen=True)
@@ -511,8 +514,29 @@ def dependences(einsums: Iterable[Einsum]) -> list[Dependence]:
     return deps
 
 
+#: the last few :func:`_graphs` results, keyed by the id of the Einsum tuple
+#: (kept alive in the entry, so the id cannot be reused while cached)
+_GRAPHS: dict[int, tuple[tuple, Any]] = {}
+
+
 def _graphs(einsums: tuple[Einsum, ...]):
-    """(full graph, DAG) over Einsum names; see :meth:`Cascade.graph`."""
+    """:func:`_build_graphs`, cached for the same tuple object: validating a
+    cascade and asking for its passes and recurrences build the graphs once.
+    Callers must not modify the graphs (:meth:`Cascade.graph` gives fresh ones).
+    """
+    hit = _GRAPHS.get(id(einsums))
+    if hit is not None and hit[0] is einsums:
+        return hit[1]
+    out = _build_graphs(einsums)
+    if isinstance(einsums, tuple):
+        if len(_GRAPHS) >= 8:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+        _GRAPHS[id(einsums)] = (einsums, out)
+    return out
+
+
+def _build_graphs(einsums: tuple[Einsum, ...]):
+    """(full graph, DAG, SCC index) over Einsum names; see :meth:`Cascade.graph`."""
     import networkx as nx
 
     full = nx.DiGraph()
@@ -567,9 +591,12 @@ def canonical_order(einsums: Iterable[Einsum]) -> tuple[Einsum, ...]:
     if len(out) != len(es):
         import networkx as nx
 
-        cyc = nx.find_cycle(dag.subgraph([e.name for e in es if e not in out]))
+        done = {e.name for e in out}
+        cyc = nx.find_cycle(dag.subgraph([e.name for e in es if e.name not in done]))
         path = " -> ".join([u for u, _ in cyc] + [cyc[0][0]])
         raise WorkloadError(f"the cascade has a cycle: {path}", einsum=cyc[0][1])
+    if all(a is b for a, b in zip(out, es, strict=True)):
+        return es  # unchanged: the same tuple, so the graphs cached for it stay valid
     return tuple(out)
 
 
@@ -604,28 +631,45 @@ class Cascade:
         _validate(self)
 
     # -------------------------------------------------------- lookups
+    # Indexes and derived tuples are computed once per cascade (the dataclass
+    # is frozen, so they cannot go stale): lookups in loops stay linear on
+    # cascades of thousands of Einsums.
+    @cached_property
+    def _by_name(self) -> tuple[dict[str, Tensor], dict[str, Einsum], dict[str, Einsum]]:
+        """(tensor by name, Einsum by name, producing Einsum by tensor)."""
+        return (
+            {t.name: t for t in self.tensors},
+            {e.name: e for e in reversed(self.einsums)},
+            {e.output.tensor: e for e in reversed(self.einsums)},
+        )
+
+    @cached_property
+    def _consumers(self) -> dict[str, tuple[Einsum, ...]]:
+        out: dict[str, list[Einsum]] = {}
+        for e in self.einsums:
+            for t in dict.fromkeys(a.tensor for a in e.inputs):
+                out.setdefault(t, []).append(e)
+        return {t: tuple(es) for t, es in out.items()}
+
     def tensor(self, name: str) -> Tensor:
-        for t in self.tensors:
-            if t.name == name:
-                return t
-        raise WorkloadError(f"cascade {self.name!r} has no tensor {name!r}")
+        t = self._by_name[0].get(name)
+        if t is None:
+            raise WorkloadError(f"cascade {self.name!r} has no tensor {name!r}")
+        return t
 
     def einsum(self, name: str) -> Einsum:
-        for e in self.einsums:
-            if e.name == name:
-                return e
-        raise WorkloadError(f"cascade {self.name!r} has no Einsum {name!r}")
+        e = self._by_name[1].get(name)
+        if e is None:
+            raise WorkloadError(f"cascade {self.name!r} has no Einsum {name!r}")
+        return e
 
     def producer(self, tensor: str) -> Einsum | None:
         """The Einsum that writes ``tensor`` (None for a cascade input)."""
-        for e in self.einsums:
-            if e.output.tensor == tensor:
-                return e
-        return None
+        return self._by_name[2].get(tensor)
 
     def consumers(self, tensor: str) -> tuple[Einsum, ...]:
         """Einsums that read ``tensor`` (the producer itself included when iterative)."""
-        return tuple(e for e in self.einsums if any(a.tensor == tensor for a in e.inputs))
+        return self._consumers.get(tensor, ())
 
     @property
     def rank_sizes(self) -> dict[str, int]:
@@ -636,13 +680,13 @@ class Cascade:
         return out
 
     # ------------------------------------------------------ structure
-    @property
+    @cached_property
     def inputs(self) -> tuple[str, ...]:
         """Tensors no Einsum writes, in declaration order."""
         produced = {e.output.tensor for e in self.einsums}
         return tuple(t.name for t in self.tensors if t.name not in produced)
 
-    @property
+    @cached_property
     def outputs(self) -> tuple[str, ...]:
         """Written tensors no other Einsum reads."""
         read_by_other = {
@@ -650,7 +694,7 @@ class Cascade:
         }
         return tuple(e.output.tensor for e in self.einsums if e.output.tensor not in read_by_other)
 
-    @property
+    @cached_property
     def intermediates(self) -> tuple[str, ...]:
         """Written tensors that another Einsum reads."""
         outs = set(self.outputs)
@@ -663,7 +707,7 @@ class Cascade:
         its own earlier value, ``SPD`` reading ``RD[m1]``) are left out. With
         ``recurrences=True`` they are kept (self-loops and back edges).
         """
-        full, dag, _ = _graphs(self.einsums)
+        full, dag, _ = _build_graphs(self.einsums)
         return full if recurrences else dag
 
     def dependences(self) -> list[Dependence]:
@@ -804,11 +848,12 @@ class Cascade:
                     "bits": t.bits,
                     "bytes": t.bytes,
                     "role": "input"
-                    if t.name in self.inputs
+                    if t.name in ins
                     else "output"
-                    if t.name in self.outputs
+                    if t.name in outs
                     else "intermediate",
                 }
+                for ins, outs in [(set(self.inputs), set(self.outputs))]
                 for t in self.tensors
             ],
             "inputs": list(self.inputs),

@@ -47,6 +47,7 @@ from pathlib import Path
 
 from workloads.errors import ParseError, WorkloadError
 from workloads.ir import (
+    MAX_EINSUMS,
     MAX_SIZE,
     Access,
     AffineIndex,
@@ -257,6 +258,8 @@ class _LineParser:
             return v
         if t.kind != "int":
             raise self.error(f"expected {what} (an integer) but found {self.describe(t)}")
+        if len(t.text) > 20:  # beyond any size (and int() refuses 4,300+ digits)
+            raise self.error(f"{what} {t.text[:20]}... is out of range; expected {lo}..{MAX_SIZE}")
         v = int(t.text)
         if v < lo or v > MAX_SIZE:
             raise self.error(f"{what} {v} is out of range; expected {lo}..{MAX_SIZE}")
@@ -712,6 +715,8 @@ def _parse(
         elif (is_kw and first.text == "split") or (first.kind == "name" and second.kind == "arrow"):
             splits.append(p.split_statement())
         elif first.kind == "name" and second.kind == "sym" and second.text == "[":
+            if len(pes) >= MAX_EINSUMS:
+                raise perr(f"more than {MAX_EINSUMS:,} Einsums; expected a smaller cascade", lineno)
             pes.append(p.einsum())
         else:
             raise p.error(
@@ -1068,19 +1073,20 @@ def declared_params(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for line in text.splitlines():
         m = _PARAM_LINE.match(line)
-        if m:
+        if m and len(m.group(2)) <= 20:  # longer: parse_cascade reports it with its line
             out[m.group(1)] = int(m.group(2))
     return out
 
 
 def read_cascade_text(path: Path) -> str:
-    """The cascade text of a file (the ``cascade`` block of a YAML file)."""
-    text = path.read_text(encoding="utf-8")
+    """The cascade text of a file (the ``cascade`` block of a YAML file),
+    read with the one safe loader (:mod:`workloads.yamlio`)."""
+    from workloads import yamlio
+
+    text = yamlio.read_input_file(path, "cascade file", error=WorkloadError)
     if path.suffix.lower() not in (".yaml", ".yml"):
         return text
-    import yaml
-
-    data = yaml.safe_load(text)
+    data = yamlio.parse_yaml(text, str(path), error=ParseError)[0]
     return str(data.get("cascade", "")) if isinstance(data, dict) else ""
 
 
@@ -1098,46 +1104,34 @@ def load_cascade(path: str | Path, params: dict[str, object] | None = None) -> C
 
     Errors point at the line in the file itself.
     """
+    from workloads import yamlio
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkloadError(f"{p}: cannot read: {exc}") from None
+    text = yamlio.read_input_file(p, "cascade file", error=WorkloadError)
     if p.suffix.lower() not in (".yaml", ".yml"):
         return parse_cascade(text, file=str(p), name=p.stem, params=params)
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        col = mark.column + 1 if mark is not None else None
-        raise ParseError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(p), line=line, col=col
-        ) from None
-    if not isinstance(data, dict) or "cascade" not in data:
+    root = yamlio.parse_nodes(text, str(p), error=ParseError)
+    if root is None or not isinstance(root.value, dict) or "cascade" not in root.value:
         raise ParseError(
             "expected a YAML mapping with a 'cascade' key holding the cascade text",
             file=str(p),
-            line=1,
+            line=1 if root is None else root.line,
         )
-    body = data["cascade"]
-    if not isinstance(body, str):
-        raise ParseError("'cascade' must be a text block (use 'cascade: |')", file=str(p), line=1)
+    v = root.value["cascade"]
+    if not isinstance(v.value, str):
+        raise ParseError(
+            "'cascade' must be a text block (use 'cascade: |')", file=str(p), line=v.line
+        )
+    body = v.value
+    data = yamlio.plain(root)
     offset = col = 0
-    for k, v in node.value:  # type: ignore[union-attr]
-        if getattr(k, "value", None) == "cascade":
-            if getattr(v, "style", None) == "|":
-                # a literal block: its lines are the file's lines, dedented
-                offset = v.start_mark.line + 1
-                first = next((ln for ln in text.splitlines()[offset:] if ln.strip()), "")
-                col = len(first) - len(first.lstrip(" "))
-            else:
-                offset = v.start_mark.line
+    if v.style == "|":
+        # a literal block: its lines are the file's lines, dedented
+        offset = v.line
+        first = next((ln for ln in text.splitlines()[offset:] if ln.strip()), "")
+        col = len(first) - len(first.lstrip(" "))
+    else:
+        offset = v.line - 1
     name = data.get("name")
     return parse_cascade(
         body,

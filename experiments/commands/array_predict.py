@@ -50,6 +50,16 @@ PRED_COLUMNS = {
     "pred_dram_filter_reads": "dram_filter_reads",
     "pred_dram_ofmap_writes": "dram_ofmap_writes",
 }
+#: largest lowered convolution ifmap (M x K words) the SRAM model walks:
+#: it holds ~100 bytes per word, so 2^22 words stay under ~0.5 GB (the largest
+#: row of SCALE-Sim's reference data, ResNet-50 conv1, has 1.9 M)
+MAX_CONV_IFMAP_WORDS = 1 << 22
+#: most array rows of demand (stall-free cycles) per layer: the memory model
+#: holds ~80 bytes per row, so 2^21 rows stay under ~0.2 GB (SCALE-Sim's
+#: reference data needs at most 0.33 M)
+MAX_DEMAND_ROWS = 1 << 21
+#: largest value of a numeric column (layer sizes, SRAM sizes, bandwidths)
+MAX_VALUE = 2**48
 #: columns written as integers
 _INT_FIELDS = {c for c in PRED_COLUMNS if "util" not in c and "eff" not in c}
 
@@ -69,6 +79,10 @@ def _number(
         ) from None
     if not math.isfinite(val) or (positive and val <= 0) or (integer and val != int(val)):
         raise LayerTableError(f"column {col!r} is {raw!r}; expected {what}", file=path, line=line)
+    if val > MAX_VALUE:
+        raise LayerTableError(
+            f"column {col!r} is {raw!r}; expected {what} up to 2^48", file=path, line=line
+        )
     return int(val) if integer else val
 
 
@@ -88,15 +102,11 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
     for conv rows), ``configs`` (list of :class:`sim.systolic.scalesim.ArrayConfig`)
     and ``convs`` (:class:`sim.systolic.scalesim.ConvShape` of conv rows, else None).
     """
+    from experiments.commands._csv import read_csv
     from sim.systolic.scalesim import ArrayConfig, ConvShape, SystolicError, conv_to_gemm
 
     p = str(path)
-    try:
-        fh = open(p, newline="")
-    except OSError as exc:
-        raise LayerTableError(f"cannot read the layer table: {exc.strerror}", file=p) from None
-    with fh:
-        reader = csv.DictReader(fh)
+    with read_csv(p, "layer table", error=LayerTableError) as reader:  # a DictReader's face
         header = list(reader.fieldnames or [])
         if not header:
             raise LayerTableError("empty file; expected a CSV header line", file=p, line=1)
@@ -138,6 +148,14 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
                         line=line,
                     )
                 mm, nn, kk = conv_to_gemm(*(v[c] for c in CONV_COLUMNS))
+                if mm * kk > MAX_CONV_IFMAP_WORDS:
+                    raise LayerTableError(
+                        f"the convolution's lowered ifmap is {int(mm)}x{int(kk)} = "
+                        f"{int(mm * kk):,} words; array-predict accepts at most "
+                        f"{MAX_CONV_IFMAP_WORDS:,} (its SRAM model walks every word)",
+                        file=p,
+                        line=line,
+                    )
                 conv = ConvShape(*(v[c] for c in CONV_COLUMNS))
                 m, n, k = int(mm), int(nn), int(kk)
             else:
@@ -180,11 +198,30 @@ def read_layers(path: str | Path) -> tuple[list[str], list[dict[str, str]], dict
     )
 
 
+def _check_demand(path: str, parsed: dict[str, Any], scalesim_compat: bool) -> None:
+    """Refuse a layer whose array rows of demand exceed :data:`MAX_DEMAND_ROWS`."""
+    from sim.systolic.scalesim import closed_forms
+
+    for i, cfg in enumerate(parsed["configs"]):
+        m, n, k = parsed["M"][i], parsed["N"][i], parsed["K"][i]
+        cf = closed_forms(m, n, k, cfg.rows, cfg.cols, cfg.dataflow, scalesim_compat)
+        rows = int(cf["demand_rows"])
+        if rows > MAX_DEMAND_ROWS:
+            raise LayerTableError(
+                f"layer M={m} N={n} K={k} on a {cfg.rows}x{cfg.cols} {cfg.dataflow} array "
+                f"needs {rows} array rows of demand; array-predict accepts at most "
+                f"{MAX_DEMAND_ROWS:,} (its memory model walks every row)",
+                file=path,
+                line=parsed["lines"][i],
+            )
+
+
 def predict_file(in_path: str | Path, out_path: str | Path, *, scalesim_compat: bool = True) -> int:
     """Predict every layer of ``in_path`` and write ``out_path``. Returns the row count."""
     from sim.systolic.scalesim import SystolicError, predict_many
 
     header, rows, parsed = read_layers(in_path)
+    _check_demand(str(in_path), parsed, scalesim_compat)
     try:
         res = predict_many(
             parsed["M"],

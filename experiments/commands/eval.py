@@ -85,9 +85,11 @@ def command(
     casc, arch = design.workload, design.arch
     mapping = None
     if mapping_file:
-        from mappers.mapping import load_mappings
+        from mappers.mapping import check_mapping_file, load_mappings
+        from sim.api import einsums_of
 
         mapping = load_mappings(mapping_file)
+        check_mapping_file(mapping_file, mapping, einsums_of(casc), arch)
     opts: dict[str, Any] = {}
     if trace_file or full_sim:
         if sim != "des":

@@ -20,30 +20,17 @@ class KernelCsvError(EinsimError):
 
 def read_kernels(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Header and rows of a kernels CSV (strings; values are checked by
-    ``sim.gpu.rows.normalise_row``). Every error names file, line and column."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise KernelCsvError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise KernelCsvError("not a UTF-8 text file", file=str(path)) from None
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise KernelCsvError(
-            "empty file, expected a header line with at least 'op'", file=str(path), line=1
-        )
-    reader = csv.reader(lines)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except csv.Error as exc:
-        raise KernelCsvError(f"bad CSV header: {exc}", file=str(path), line=1) from None
+    ``sim.gpu.rows.normalise_row``), read by the shared safe reader
+    (``experiments.commands._csv``). Every error names file, line and column."""
+    from experiments.commands._csv import read_csv
+
+    table = read_csv(path, "kernels CSV", error=KernelCsvError)
+    header = table.header
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise KernelCsvError(f"missing column(s) {', '.join(missing)}", file=str(path), line=1)
     rows: list[dict[str, str]] = []
-    for lineno, fields in enumerate(reader, start=2):
-        if not fields or all(not f.strip() for f in fields):
-            continue
+    for lineno, fields in table.rows:
         if len(fields) != len(header):
             raise KernelCsvError(
                 f"{len(fields)} fields, expected {len(header)} (as in the header)",

@@ -81,6 +81,57 @@ def _si(v: Any) -> str:
     return _fmt(v)
 
 
+#: energy units for axes and hovers: (name, pJ per unit), largest first
+_ENERGY_UNITS = (("J", 1e12), ("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3), ("pJ", 1.0))
+#: per-unit scaling of hardware parameters in parallel coordinates
+_PARAM_UNITS = (
+    ("_bytes_per_s", (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("B/s", 1.0))),
+    ("_bytes", (("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10), ("B", 1.0))),
+    ("_hz", (("GHz", 1e9), ("MHz", 1e6), ("Hz", 1.0))),
+)
+#: marker symbol per hardware family (the speedup plot tells them apart)
+FAMILY_SYMBOLS = {"spatial": "circle", "fpga": "diamond", "gpu": "square"}
+
+
+def energy_unit(values: Any) -> tuple[str, float]:
+    """(unit, pJ per unit) that puts the median of ``values`` (pJ) in [1, 1000)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    mid = float(np.median(v)) if len(v) else 1.0
+    return next(((u, f) for u, f in _ENERGY_UNITS if mid >= f), _ENERGY_UNITS[-1])
+
+
+def param_unit(column: str, values: Any) -> tuple[str, float]:
+    """(unit, scale) for a hardware parameter column (``hw.dram_bandwidth_bytes_per_s``
+    -> GB/s); ('', 1) when the name carries no known unit."""
+    import numpy as np
+
+    for suffix, units in _PARAM_UNITS:
+        if column.endswith(suffix):
+            v = np.asarray(values, dtype=float)
+            v = v[np.isfinite(v) & (v > 0)]
+            mid = float(np.median(v)) if len(v) else 1.0
+            return next(((u, f) for u, f in units if mid >= f), units[-1])
+    return "", 1.0
+
+
+def distinct_colours(n: int) -> list[str]:
+    """``n`` colours, all different (Plotly's Dark24 then Light24, then hues)."""
+    import colorsys
+
+    from plotly.colors import qualitative
+
+    base = list(dict.fromkeys(qualitative.Dark24 + qualitative.Light24))
+    out = base[:n]
+    k = n - len(out)
+    for i in range(k):  # beyond 48: evenly spaced hues
+        r, g, b = colorsys.hsv_to_rgb(i / max(k, 1), 0.65, 0.8)
+        out.append(f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})")
+    return out
+
+
 def _short(name: str) -> str:
     for suf in _SUFFIXES:
         if name.endswith(suf):
@@ -177,6 +228,9 @@ def build_figures(
     agg.update({c: "first" for c in hw_cols})
     designs = ok.groupby("hw_id", sort=False).agg(agg).reset_index()
     designs = designs[designs["wl_key"] == n_wl].reset_index(drop=True)
+    # energies are shown in the unit that suits them (mJ, µJ, ...), not in pJ
+    e_unit, e_scale = energy_unit(designs["energy_pj"])
+    designs["energy_u"] = designs["energy_pj"] / e_scale
     if designs.empty:
         raise DashboardError("no design ran every workload instance; nothing to compare")
     lab_cols = varied or hw_cols
@@ -225,9 +279,11 @@ def build_figures(
         "" if len(shown) == len(ok) else f" (a random sample of {len(shown)} of {len(ok)} points)"
     )
 
-    # 1. speedup and energy vs the baseline, per workload instance
+    # 1. speedup and energy vs the baseline, per workload instance; colour =
+    # workload, symbol = hardware family (a legend entry per family)
     b_rows = ok[ok["hw_id"] == base_id].set_index("wl_key")
     f1 = go.Figure()
+    families = sorted(ok["family"].astype(str).unique()) if "family" in ok else []
     for wk, g in shown.groupby("wl_key", sort=True):
         if wk not in b_rows.index:
             continue
@@ -235,6 +291,7 @@ def build_figures(
         g = g.assign(
             speedup=float(b["latency_s"]) / g["latency_s"],
             rel_energy=g["energy_pj"] / float(b["energy_pj"]),
+            energy_u=g["energy_pj"] / e_scale,
         )
         f1.add_trace(
             go.Scatter(
@@ -248,20 +305,38 @@ def build_figures(
                         "speedup {speedup:.3g}x",
                         "energy {rel_energy:.3g}x baseline",
                         "latency {latency_s:.3g} s",
-                        "energy {energy_pj:.3g} pJ",
+                        "energy {energy_u:.3g} " + e_unit,
                         "area {area_mm2:.3g} mm2",
                     ],
                 ),
                 hoverinfo="text",
-                marker={"size": 7, "opacity": 0.75},
+                marker={
+                    "size": 8,
+                    "opacity": 0.75,
+                    "symbol": [
+                        FAMILY_SYMBOLS.get(str(f), "x") for f in g.get("family", [""] * len(g))
+                    ],
+                },
             )
         )
+    if len(families) > 1:
+        for fam in families:  # legend of the symbols
+            f1.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    name=f"{fam} design",
+                    marker={"symbol": FAMILY_SYMBOLS.get(fam, "x"), "size": 9, "color": "grey"},
+                    hoverinfo="skip",
+                )
+            )
     f1.add_vline(x=1, line_dash="dot", line_color="grey")
     f1.add_hline(y=1, line_dash="dot", line_color="grey")
     f1.update_layout(
         xaxis={"title": "speedup over baseline (x, higher is better)", "type": "log"},
         yaxis={"title": "energy relative to baseline (lower is better)", "type": "log"},
-        legend_title="workload",
+        legend_title="workload (colour), family (symbol)",
     )
     figs.append((f"Speedup and energy against the baseline: {base['label']}{note}", f1))
 
@@ -274,15 +349,18 @@ def build_figures(
         rest = rest.sample(MAX_SCATTER, random_state=0)
     hx = [
         "suite latency {latency_s:.3g} s",
-        "suite energy {energy_pj:.3g} pJ",
+        "suite energy {energy_u:.3g} " + e_unit,
         "area {area_mm2:.3g} mm2",
     ]
+    # the front is Pareto-optimal in three objectives: in this 2-D view its
+    # members are not ordered along a curve, so they are drawn as markers
+    # (colour = area), never joined by a line
     amin, amax = float(designs["area_mm2"].min()), float(designs["area_mm2"].max())
     common = {"colorscale": "Viridis", "cmin": amin, "cmax": amax}
     f2.add_trace(
         go.Scatter(
             x=rest["latency_s"],
-            y=rest["energy_pj"],
+            y=rest["energy_pj"] / e_scale,
             mode="markers",
             name="dominated",
             text=hover(rest, hx),
@@ -293,12 +371,11 @@ def build_figures(
     f2.add_trace(
         go.Scatter(
             x=front["latency_s"],
-            y=front["energy_pj"],
-            mode="markers+lines",
+            y=front["energy_pj"] / e_scale,
+            mode="markers",
             name="Pareto-optimal (latency, energy, area)",
             text=hover(front, hx),
             hoverinfo="text",
-            line={"color": "crimson", "width": 1, "dash": "dot"},
             marker={
                 "size": 11,
                 "color": front["area_mm2"],
@@ -311,7 +388,7 @@ def build_figures(
     f2.add_trace(
         go.Scatter(
             x=[base["latency_s"]],
-            y=[base["energy_pj"]],
+            y=[base["energy_pj"] / e_scale],
             mode="markers",
             name="baseline",
             marker={"symbol": "star", "size": 16, "color": "black"},
@@ -321,7 +398,7 @@ def build_figures(
     )
     f2.update_layout(
         xaxis={"title": f"latency over the {n_wl} workload instance(s) (s)", "type": "log"},
-        yaxis={"title": "energy (pJ)", "type": "log"},
+        yaxis={"title": f"energy over the suite ({e_unit})", "type": "log"},
         legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
     )
     figs.append(
@@ -337,14 +414,15 @@ def build_figures(
     sub = designs.set_index("hw_id").loc[show]
     xl = [("baseline: " if h == base_id else "") + labels[h] for h in show]
     f3 = go.Figure()
-    for c in energy_cols:
-        vals = sub[c].fillna(0.0).to_numpy()
-        if not np.any(vals > 0):
-            continue
-        f3.add_trace(go.Bar(x=xl, y=vals, name=c[len("energy.") : -len("_pj")]))
+    drawn = [c for c in energy_cols if np.any(sub[c].fillna(0.0).to_numpy() > 0)]
+    for c, colour in zip(drawn, distinct_colours(len(drawn)), strict=True):
+        vals = sub[c].fillna(0.0).to_numpy() / e_scale
+        f3.add_trace(
+            go.Bar(x=xl, y=vals, name=c[len("energy.") : -len("_pj")], marker_color=colour)
+        )
     f3.update_layout(
         barmode="stack",
-        yaxis={"title": "energy over the suite (pJ)"},
+        yaxis={"title": f"energy over the suite ({e_unit})"},
         xaxis={"tickangle": -30},
         legend_title="component",
     )
@@ -430,16 +508,25 @@ def build_figures(
                     }
                 )
             else:
-                vals = col.astype(float)
+                unit, scale = param_unit(c, col)
+                vals = col.astype(float) / scale
+                name = f"{_short(c[3:])} ({unit})" if unit else c[3:]
                 logv = vals.min() > 0 and vals.max() / vals.min() > 50
                 dims.append(
                     {
-                        "label": f"log10 {c[3:]}" if logv else c[3:],
+                        "label": f"log10 {name}" if logv else name,
                         "values": np.log10(vals) if logv else vals,
                     }
                 )
-        for c, name in (("latency_s", "log10 latency (s)"), ("energy_pj", "log10 energy (pJ)")):
-            dims.append({"label": name, "values": np.log10(g[c].astype(float))})
+        dims.append(
+            {"label": "log10 latency (s)", "values": np.log10(g["latency_s"].astype(float))}
+        )
+        dims.append(
+            {
+                "label": f"log10 energy ({e_unit})",
+                "values": np.log10(g["energy_pj"].astype(float) / e_scale),
+            }
+        )
         if g["area_mm2"].nunique() > 1:
             dims.append({"label": "area (mm2)", "values": g["area_mm2"].astype(float)})
         edp = np.log10(g["latency_s"].astype(float) * g["energy_pj"].astype(float))
@@ -495,9 +582,14 @@ def render_html(
         f"{facts.get('designs', 0)} designs ran every workload; {facts.get('pareto', 0)} Pareto-optimal; baseline: {htmlmod.escape(str(facts.get('baseline', '')))}"
     )
     err_html = ""
+    if facts.get("missing"):
+        err_html += (
+            "<p style='background:#fde2e1;border:1px solid #c0392b;padding:8px'>"
+            f"<b>Incomplete sweep:</b> {htmlmod.escape(str(facts['missing']))}</p>"
+        )
     if errors:
         items = "".join(f"<li>{n} x {htmlmod.escape(msg)}</li>" for msg, n in errors)
-        err_html = f"<details><summary>most common errors and rejections</summary><ul>{items}</ul></details>"
+        err_html += f"<details><summary>most common errors and rejections</summary><ul>{items}</ul></details>"
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>einsim: {htmlmod.escape(title)}</title>"
@@ -517,12 +609,18 @@ def write_dashboard(
     baseline: tuple[tuple[str, Any], ...] | None = None,
 ) -> Path:
     """Read a sweep directory and write its dashboard; returns the path."""
-    from experiments.sweep.workdir import load_sweep
+    from experiments.sweep.shards import warn
+    from experiments.sweep.workdir import load_run
 
-    spec, df = load_sweep(out_dir)
+    run = load_run(out_dir)
+    spec, df = run.spec, run.df
+    missing = run.missing_message()
+    if missing:
+        warn(f"{missing}; the dashboard shows the others")
     figs, facts = build_figures(
         df, baseline=spec.baseline if baseline is None else baseline, title=spec.name
     )
+    facts["missing"] = missing
     bad = df[df["status"] != "ok"]
     errors = (
         [(str(k), int(v)) for k, v in bad["error"].value_counts().head(10).items()]

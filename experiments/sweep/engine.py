@@ -12,10 +12,18 @@ Each completed chunk is written as one shard right away. A chunk whose
 worker died (a crash, not a Python error: those are recorded per point) is
 split and retried point by point on a fresh pool; a point that still kills
 its worker is recorded with that error.
+
+:func:`run_sweep` holds ``DIR/.lock`` while it runs (a second sweep on the
+same directory refuses to start) and stores the spec and its hardware files
+in the directory first. Workers of the process pool and of a Dask
+LocalCluster watch the driver: when it dies (even by SIGKILL) they exit
+within a second (``PR_SET_PDEATHSIG`` on Linux, and a thread that polls the
+parent process id everywhere).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -47,6 +55,8 @@ class SweepSummary:
     rejected: int
     wall_s: float
     engine: str
+    #: a different DIR/spec.yaml was replaced by this run's spec
+    replaced_spec: bool = False
 
     @property
     def points_per_s(self) -> float:
@@ -61,11 +71,78 @@ def default_workers() -> int:
 
 
 def _warm_worker() -> None:
-    """Import the model stack once per worker process, not per chunk."""
+    """Import the model stack once per worker process, not per chunk: the
+    first point's time-out must not pay for imports (networkx alone takes a
+    second on a loaded machine). Building a two-layer MLP runs the parser
+    and the cascade validation once."""
     try:
+        import experiments.sweep.evaluate  # noqa: F401
         import sim.mapped  # noqa: F401
+        import workloads
+
+        workloads.load("mlp", LAYERS=2)
     except Exception:  # noqa: BLE001 - the first point will report the error
         pass
+
+
+#: how often a worker checks that the driver is alive (s)
+PARENT_POLL_S = 0.5
+
+
+#: the driver's pid, for workers that start after a delay (Dask LocalCluster)
+DRIVER_PID_ENV = "EINSIM_SWEEP_DRIVER_PID"
+
+
+def _watch_parent() -> None:
+    """Make this worker process exit when the process that started it dies.
+
+    ``PR_SET_PDEATHSIG`` asks Linux to SIGKILL us when our parent exits; a
+    daemon thread that polls ``os.getppid()`` covers other systems and a
+    driver that died before this ran (the parent is then no longer the
+    driver whose pid is in :data:`DRIVER_PID_ENV`).
+    """
+    import threading
+
+    parent = int(os.environ.get(DRIVER_PID_ENV) or os.getppid())
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc
+            pass
+    if os.getppid() != parent:  # orphaned already
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="einsim-parent-watch", daemon=True).start()
+
+
+def _init_local_worker() -> None:
+    """Initializer of the process pool's workers (forked by the driver's
+    main thread, so the parent-death signal is tied to the driver)."""
+    _watch_parent()
+    _warm_worker()
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask preload hook (``preload=["experiments.sweep.engine"]``): each
+    worker process of our LocalCluster watches the driver from its start.
+
+    The parent-death signal is needed here too: a task that holds the GIL
+    (an extension's import, a long C call) starves the polling thread for
+    seconds. Linux ties the signal to the driver's thread that started the
+    process, a nanny's ``AsyncProcess`` queue thread, which lives until the
+    worker process has exited (``distributed.process``), so it fires only
+    when the driver dies or the worker is gone already."""
+    _watch_parent()
 
 
 def _noop(arg: Any) -> None:
@@ -116,7 +193,7 @@ class _ProcessBackend(_Backend):
         # fork starts workers in milliseconds on Linux; elsewhere spawn
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         return ProcessPoolExecutor(
-            self.workers, mp_context=mp.get_context(method), initializer=_warm_worker
+            self.workers, mp_context=mp.get_context(method), initializer=_init_local_worker
         )
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
@@ -145,8 +222,37 @@ class _ProcessBackend(_Backend):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def tls_security(
+    scheduler: str | None,
+    ca_file: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+) -> Any:
+    """A ``distributed.Security`` for a ``tls://`` scheduler from the
+    ``--tls-*`` options (``None`` when none is given: then Dask's own
+    configuration, ``distributed.comm.tls.*``, applies)."""
+    if not (ca_file or cert or key):
+        return None
+    if not scheduler or not scheduler.startswith("tls://"):
+        raise EngineError("--tls-ca-file/--tls-cert/--tls-key need --scheduler tls://HOST:PORT")
+    if not (ca_file and cert):
+        raise EngineError("a tls:// scheduler needs --tls-ca-file and --tls-cert (and --tls-key)")
+    from workloads.yamlio import read_input_bytes
+
+    for opt, path in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)):
+        if path:
+            read_input_bytes(path, f"{opt} file", error=EngineError)  # exists, readable
+    from distributed.security import Security
+
+    return Security(
+        tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key, require_encryption=True
+    )
+
+
 class _DaskBackend(_Backend):
-    def __init__(self, scheduler: str | None, local_workers: int | None) -> None:
+    def __init__(
+        self, scheduler: str | None, local_workers: int | None, security: Any = None
+    ) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - dask is a dependency
@@ -154,7 +260,8 @@ class _DaskBackend(_Backend):
         self._cluster = None
         if scheduler:
             try:
-                self._client = Client(scheduler, timeout="10s")
+                kw = {"security": security} if security is not None else {}
+                self._client = Client(scheduler, timeout="10s", **kw)
             except Exception as exc:  # noqa: BLE001
                 raise EngineError(
                     f"cannot connect to the Dask scheduler at {scheduler}: {exc}"
@@ -170,11 +277,18 @@ class _DaskBackend(_Backend):
         else:
             n = local_workers or default_workers()
             self._cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                preload=["experiments.sweep.engine"],  # dask_setup: watch the driver
+                env={DRIVER_PID_ENV: str(os.getpid())},  # the workers' environment only
             )
             self._client = Client(self._cluster)
             self.workers = n
             self.name = f"Dask LocalCluster ({n} workers)"
+        # workers of our own LocalCluster die with the driver; a cluster
+        # given by --scheduler belongs to someone else
         self._client.run(_warm_worker)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Any:
@@ -198,7 +312,11 @@ class _DaskBackend(_Backend):
 
 
 def make_backend(
-    *, scheduler: str | None = None, dask_local: int | None = None, workers: int | None = None
+    *,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+    workers: int | None = None,
+    security: Any = None,
 ) -> _Backend:
     if scheduler and dask_local:
         raise EngineError("give either --scheduler or --dask-local, not both")
@@ -207,7 +325,7 @@ def make_backend(
             raise EngineError(
                 f"--scheduler expects an address like tcp://HOST:PORT, got {scheduler!r}"
             )
-        return _DaskBackend(scheduler, None)
+        return _DaskBackend(scheduler, None, security)
     if dask_local is not None:
         if dask_local < 1:
             raise EngineError(f"--dask-local expects a worker count >= 1, got {dask_local}")
@@ -388,8 +506,34 @@ def run_sweep(
     workers: int | None = None,
     chunk_size: int | None = None,
     progress: bool = True,
+    security: Any = None,
 ) -> SweepSummary:
-    """Expand ``spec`` and evaluate every point not yet in ``out_dir``."""
+    """Expand ``spec`` and evaluate every point not yet in ``out_dir``.
+
+    Holds ``out_dir``'s lock for the whole run (a second sweep on it raises
+    :class:`~experiments.sweep.workdir.SweepBusyError`) and first stores the
+    spec and its hardware files there (:func:`~experiments.sweep.workdir.save_run`).
+    """
+    from experiments.sweep.workdir import RunLock, save_run
+
+    with RunLock(out_dir):
+        spec, replaced = save_run(out_dir, spec)
+        s = _run_sweep(
+            spec, out_dir, scheduler, dask_local, workers, chunk_size, progress, security
+        )
+    return dataclasses.replace(s, replaced_spec=replaced)
+
+
+def _run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    scheduler: str | None,
+    dask_local: int | None,
+    workers: int | None,
+    chunk_size: int | None,
+    progress: bool,
+    security: Any,
+) -> SweepSummary:
     if scheduler or dask_local is not None:
         # Dask starts its workers as new processes (no fork), so the points
         # can be expanded on a thread while the cluster starts
@@ -397,14 +541,18 @@ def run_sweep(
 
         with ThreadPoolExecutor(1, thread_name_prefix="einsim-expand") as ex:
             expanding = ex.submit(expand, spec)
-            backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
+            backend = make_backend(
+                scheduler=scheduler, dask_local=dask_local, workers=workers, security=security
+            )
             try:
                 points = expanding.result()
             except BaseException:
                 backend.close()
                 raise
     else:
-        backend = make_backend(scheduler=scheduler, dask_local=dask_local, workers=workers)
+        backend = make_backend(
+            scheduler=scheduler, dask_local=dask_local, workers=workers, security=security
+        )
         points = None
     try:
         if points is None:

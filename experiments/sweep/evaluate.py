@@ -45,8 +45,17 @@ BASE_COLUMNS = (
 )
 
 
-class PointTimeout(EinsimError):
-    """A point ran past the spec's ``timeout_s``."""
+class PointTimeout(BaseException):
+    """A point ran past the spec's ``timeout_s``.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), not an
+    :class:`EinsimError`: the mappers catch ``EinsimError`` to skip a bad
+    candidate, and must not swallow the deadline.
+    """
+
+    def __init__(self, message: str | None = None) -> None:
+        # raised by class from another thread (Dask): the armed deadline's text
+        super().__init__(message or f"timed out after {_Alarm.seconds_of_thread():g} s")
 
 
 class _Alarm:
@@ -55,6 +64,12 @@ class _Alarm:
 
     active = False
     seconds = 0.0
+    #: thread id -> seconds of the deadline armed on that thread (Dask)
+    threads: dict[int, float] = {}
+
+    @classmethod
+    def seconds_of_thread(cls) -> float:
+        return cls.threads.get(threading.get_ident(), cls.seconds)
 
 
 def _on_scoped_alarm(signum: int, frame: Any) -> None:
@@ -85,16 +100,18 @@ def alarm_scope() -> Iterator[None]:
 
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`PointTimeout` after ``seconds`` (main thread only).
+    """Raise :class:`PointTimeout` after ``seconds``.
 
-    Process-pool workers run tasks on their main thread, so SIGALRM works
-    there. Dask workers run tasks on threads; there the mapper's own time
-    limit is the only bound (documented in docs/sweeps.md).
+    Process-pool workers run tasks on their main thread: SIGALRM. Dask
+    workers run tasks on threads: a timer thread raises the exception in the
+    task's thread (``PyThreadState_SetAsyncExc``). Either way it lands
+    between two Python bytecodes, so both engines time out the same points.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(
         signal, "setitimer"
     ):
-        yield
+        with _thread_deadline(seconds):
+            yield
         return
     if _Alarm.active:  # the handler is installed (alarm_scope)
         outer = _Alarm.seconds
@@ -117,6 +134,98 @@ def _deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+class _Watchdog:
+    """One thread per process that raises :class:`PointTimeout` in the
+    thread whose deadline passed (``PyThreadState_SetAsyncExc``).
+
+    Arming and disarming a deadline cost a lock and a heap push, not a
+    thread per point (Dask runs every point on a worker thread).
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+
+        api = ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+        self._raise = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(api)
+        self._clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(api)
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        #: token -> [thread id, fired]
+        self._armed: dict[int, list] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> int:
+        import heapq
+        import time
+
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="einsim-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._next += 1
+            token = self._next
+            self._armed[token] = [threading.get_ident(), False]
+            when = time.monotonic() + seconds
+            first = not self._heap or when < self._heap[0][0]
+            heapq.heappush(self._heap, (when, token))
+            if first:
+                self._cv.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._cv:
+            tid, fired = self._armed.pop(token)
+            if fired:  # raised but maybe not delivered yet: it must not land later
+                self._clear(tid, None)
+
+    def _run(self) -> None:
+        import heapq
+        import time
+
+        with self._cv:
+            while True:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)  # disarmed
+                if not self._heap:
+                    self._cv.wait()
+                    continue
+                when, token = self._heap[0]
+                now = time.monotonic()
+                if when > now:
+                    self._cv.wait(when - now)
+                    continue
+                heapq.heappop(self._heap)
+                entry = self._armed[token]
+                entry[1] = True
+                self._raise(entry[0], PointTimeout)
+
+
+_WATCHDOG: _Watchdog | None = None
+
+
+@contextmanager
+def _thread_deadline(seconds: float) -> Iterator[None]:
+    """:class:`PointTimeout` in this thread after ``seconds`` (any thread)."""
+    global _WATCHDOG
+    if _WATCHDOG is None:
+        _WATCHDOG = _Watchdog()
+    tid = threading.get_ident()
+    outer = _Alarm.threads.get(tid)
+    _Alarm.threads[tid] = seconds
+    token = _WATCHDOG.arm(seconds)
+    try:
+        yield
+    finally:
+        _WATCHDOG.disarm(token)
+        if outer is None:
+            _Alarm.threads.pop(tid, None)
+        else:
+            _Alarm.threads[tid] = outer
 
 
 # per-worker caches: presets and derived architectures, built cascades
@@ -451,6 +560,22 @@ def _evaluate_group(points: list[Point], cascade: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _workload_failed(p: Point, exc: BaseException) -> dict[str, Any]:
+    """The row of a point whose workload could not be built (or timed out
+    building): its hardware facts and constraints as for any point, so the
+    row does not depend on which step a time-out interrupted."""
+    row = _base_row(p)
+    try:
+        with _deadline(p.timeout_s):
+            if checked_arch(p, row) is None:
+                return row  # rejected by a constraint before any evaluation
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as arch_exc:  # noqa: BLE001 - the hardware fails first
+        return _failed(row, arch_exc)
+    return _failed(row, exc)
+
+
 def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
     """Rows for a chunk of points, in the chunk's order.
 
@@ -473,7 +598,7 @@ def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a failing point is data
                 for i in idx:
-                    rows[i] = _failed(_base_row(points[i]), exc)
+                    rows[i] = _workload_failed(points[i], exc)
                 continue
             for i, row in zip(idx, _evaluate_group([points[i] for i in idx], cascade), strict=True):
                 rows[i] = row

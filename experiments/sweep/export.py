@@ -217,14 +217,28 @@ def schema_of(table: Any) -> dict[str, Any]:
     }
 
 
-def export(out_dir: str | Path, out_file: str | Path) -> tuple[Path, Path, int]:
-    """Write FILE.parquet and FILE.schema.json; returns (table, schema, rows)."""
+def export(
+    out_dir: str | Path, out_file: str | Path, *, allow_missing: bool = False
+) -> tuple[Path, Path, int]:
+    """Write FILE.parquet and FILE.schema.json; returns (table, schema, rows).
+
+    Refuses (:class:`~experiments.sweep.shards.ResultsError`) when points of
+    the spec have no result (a sweep not finished, a damaged shard), unless
+    ``allow_missing``: then it warns on stderr and exports what there is.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from experiments.sweep.workdir import load_sweep
+    from experiments.sweep.shards import ResultsError, warn
+    from experiments.sweep.workdir import load_run
 
-    _, df = load_sweep(out_dir)
+    run = load_run(out_dir)
+    missing = run.missing_message()
+    if missing and not allow_missing:
+        raise ResultsError(f"{missing}; or pass --allow-missing to export the others")
+    if missing:
+        warn(f"{missing}; exporting the other {len(run.df):,}")
+    df = run.df
     table = export_table(df)
     schema = schema_of(table)
     out = Path(out_file)

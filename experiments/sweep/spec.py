@@ -18,14 +18,12 @@ and the file, line and column of the offending node.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workloads.errors import EinsimError
+from workloads.yamlio import Lines, Node, parse_nodes, plain, read_input_file
 
 
 class SpecError(EinsimError):
@@ -33,6 +31,20 @@ class SpecError(EinsimError):
 
 
 SAMPLING_METHODS = ("grid", "random", "lhs", "sobol")
+
+#: most values one swept parameter may take (a list, a range with step/num/factor)
+MAX_VALUES = 100_000
+#: most hardware samples per design (random, lhs, sobol)
+MAX_SAMPLES = 1_000_000
+#: most points a sweep may have (hardware configurations x workload instances);
+#: the driver holds every point (~0.9 KB each): 500,000 stay under ~0.5 GB
+MAX_POINTS = 500_000
+#: longest per-point time-out (s): one day
+MAX_TIMEOUT_S = 86_400.0
+#: largest sampling seed (numpy's SeedSequence takes any; 64 bits is plenty)
+MAX_SEED = 2**64 - 1
+#: suffixes of hardware files a design's ``base`` may name
+HW_SUFFIXES = (".yaml", ".yml", ".json")
 CONSTRAINT_KEYS = ("max_area_mm2", "fits_fpga")
 
 
@@ -77,6 +89,9 @@ class Design:
     vary: tuple[ParamSpace, ...]
     max_area_mm2: float | None = None
     fits_fpga: bool = False
+    #: what to load: the preset name, or the hardware file's resolved path
+    #: (``base`` stays as written: it is part of every point's id)
+    load_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,9 @@ class WorkloadSpace:
     label: str
     fixed: tuple[tuple[str, Any], ...]
     vary: tuple[ParamSpace, ...]
+    #: what to load: the library name, or the cascade file's resolved path
+    #: (``name`` stays as written: it is part of every point's id)
+    load_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,107 +125,79 @@ class SweepSpec:
     baseline: tuple[tuple[str, Any], ...] = ()
     source: str = "<spec>"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: the YAML text the spec was parsed from (stored in the run directory)
+    text: str = field(default="", compare=False, repr=False)
+    #: line of every key path of the spec (``("hardware", 0, "vary", "rows")``)
+    lines: Any = field(default=None, compare=False, repr=False)
+    #: hardware files the designs load: written ``base`` -> file path to read
+    hardware_files: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: cascade files the workloads load: written ``name`` -> file path to read
+    workload_files: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def line_of(self, path: tuple) -> int | None:
+        """Line of ``path`` in the spec file (or of its nearest ancestor)."""
+        from workloads.yamlio import line_of
+
+        return None if self.lines is None else line_of(self.lines, path)
 
 
 # --------------------------------------------------------------------------
-# YAML with marks
+# YAML with marks (the one loader: workloads.yamlio)
 
 
-class _Node:
-    """A plain value plus the YAML mark of where it was written."""
-
-    __slots__ = ("value", "line", "col")
-
-    def __init__(self, value: Any, line: int, col: int) -> None:
-        self.value = value
-        self.line = line
-        self.col = col
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e9`` and ``2.5e-3`` as floats (YAML 1.2;
-    PyYAML's YAML 1.1 rules would make them strings)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _compose(text: str, source: str) -> _Node:
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            f"invalid YAML: {problem}",
-            file=source,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-        ) from None
-    finally:
-        loader.dispose()
+def _compose(text: str, source: str) -> Node:
+    root = parse_nodes(text, source, error=SpecError)
     if root is None:
         raise SpecError(
             "the spec is empty; expected a mapping with `hardware` and `workloads`", file=source
         )
-
-    def conv(node: yaml.Node) -> _Node:
-        line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, _Node] = {}
-            for k, v in node.value:
-                key = loader.construct_object(k, deep=True)
-                if not isinstance(key, str):
+    todo = [root]
+    while todo:  # keys are names: strings only
+        n = todo.pop()
+        if isinstance(n.value, dict):
+            for k, v in n.value.items():
+                if not isinstance(k, str):
+                    line, col = n.key_marks[k]  # type: ignore[index]
                     raise SpecError(
-                        f"keys must be strings, got {key!r}",
-                        file=source,
-                        line=k.start_mark.line + 1,
-                        col=k.start_mark.column + 1,
+                        f"keys must be strings, got {k!r}", file=source, line=line, col=col
                     )
-                if key in out:
-                    raise SpecError(
-                        f"duplicate key `{key}`",
-                        file=source,
-                        line=k.start_mark.line + 1,
-                        col=k.start_mark.column + 1,
-                    )
-                out[key] = conv(v)
-            return _Node(out, line, col)
-        if isinstance(node, yaml.SequenceNode):
-            return _Node([conv(v) for v in node.value], line, col)
-        return _Node(loader.construct_object(node, deep=True), line, col)
-
-    return conv(root)
+                todo.append(v)
+        elif isinstance(n.value, list):
+            todo.extend(n.value)
+    return root
 
 
-def _plain(n: _Node) -> Any:
-    if isinstance(n.value, dict):
-        return {k: _plain(v) for k, v in n.value.items()}
-    if isinstance(n.value, list):
-        return [_plain(v) for v in n.value]
-    return n.value
+def _short(v: Any, n: int = 40) -> str:
+    """``repr(v)``, clipped (a value may be a 300-digit number)."""
+    r = repr(v)
+    return r if len(r) <= n else f"{r[:n]}... ({len(r)} characters)"
+
+
+def _too_many(ctx: _Ctx, node: Node, path: str, n: float) -> SpecError:
+    return ctx.fail(
+        node,
+        path,
+        f"gives {_count(n)} values; expected at most {MAX_VALUES:,} per parameter "
+        "(use a coarser step, fewer points, or random/lhs/sobol sampling)",
+    )
+
+
+def _count(n: float) -> str:
+    return f"{int(n):,}" if math.isfinite(n) and n < 1e18 else f"{n:.3g}"
 
 
 class _Ctx:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def fail(self, node: _Node, path: str, expected: str) -> SpecError:
+    def fail(self, node: Node, path: str, expected: str) -> SpecError:
         return SpecError(
             f"key `{path}`: {expected}", file=self.source, line=node.line, col=node.col
         )
 
     def mapping(
-        self, node: _Node, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> dict[str, _Node]:
+        self, node: Node, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, Node]:
         if not isinstance(node.value, dict):
             raise self.fail(node, path, f"expected a mapping with keys {', '.join(allowed)}")
         for k in node.value:
@@ -223,36 +213,44 @@ class _Ctx:
                 raise self.fail(node, path or "<top>", f"missing required key `{k}`")
         return node.value
 
-    def string(self, node: _Node, path: str) -> str:
+    def string(self, node: Node, path: str) -> str:
         if not isinstance(node.value, str) or not node.value:
-            raise self.fail(node, path, f"expected a non-empty string, got {node.value!r}")
+            raise self.fail(node, path, f"expected a non-empty string, got {_short(node.value)}")
         return node.value
 
-    def number(self, node: _Node, path: str, *, positive: bool = False) -> float | int:
+    def number(self, node: Node, path: str, *, positive: bool = False) -> float | int:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(node, path, f"expected a number, got {v!r}")
+            raise self.fail(node, path, f"expected a finite number, got {_short(v)}")
         if positive and v <= 0:
-            raise self.fail(node, path, f"expected a positive number, got {v!r}")
+            raise self.fail(node, path, f"expected a positive number, got {_short(v)}")
         return v
 
-    def integer(self, node: _Node, path: str, *, minimum: int = 0) -> int:
+    def integer(
+        self, node: Node, path: str, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self.fail(node, path, f"expected an integer >= {minimum}, got {v!r}")
+            raise self.fail(node, path, f"expected an integer >= {minimum}, got {_short(v)}")
+        if maximum is not None and v > maximum:
+            raise self.fail(
+                node, path, f"expected an integer from {minimum} to {maximum:,}, got {_short(v)}"
+            )
         return v
 
-    def scalar(self, node: _Node, path: str) -> Any:
+    def scalar(self, node: Node, path: str) -> Any:
         if isinstance(node.value, (dict, list)) or node.value is None:
             raise self.fail(node, path, "expected a scalar (number, string or boolean)")
         return node.value
 
 
-def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | None:
+def _param_space(ctx: _Ctx, name: str, node: Node, path: str) -> ParamSpace | None:
     """A swept parameter, or ``None`` when the node is a fixed scalar."""
     if isinstance(node.value, list):
         if not node.value:
             raise ctx.fail(node, path, "expected a non-empty list of values")
+        if len(node.value) > MAX_VALUES:
+            raise _too_many(ctx, node, path, len(node.value))
         vals = tuple(ctx.scalar(v, f"{path}[{i}]") for i, v in enumerate(node.value))
         if len(set(map(repr, vals))) != len(vals):
             raise ctx.fail(node, path, "the list of values has duplicates")
@@ -293,10 +291,13 @@ def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | N
         if "step" in m:
             step = ctx.number(m["step"], f"{path}.step", positive=True)
             is_int = is_int and isinstance(step, int)
-            n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            nf = math.floor((float(hi) - float(lo)) / float(step) + 1e-9) + 1.0
+            if not math.isfinite(nf) or nf > MAX_VALUES:
+                raise _too_many(ctx, node, path, nf)
+            n = int(nf)
             vals = [lo + i * step for i in range(n)]
         elif "num" in m:
-            n = ctx.integer(m["num"], f"{path}.num", minimum=1)
+            n = ctx.integer(m["num"], f"{path}.num", minimum=1, maximum=MAX_VALUES)
             if n == 1:
                 vals = [lo]
             elif kind == "range":
@@ -310,8 +311,11 @@ def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | N
             f = ctx.number(m["factor"], f"{path}.factor", positive=True)
             if f <= 1:
                 raise ctx.fail(m["factor"], f"{path}.factor", f"expected a factor > 1, got {f}")
+            nf = math.floor(math.log(hi / lo) / math.log(f) + 1e-9) + 1.0
+            if not math.isfinite(nf) or nf > MAX_VALUES:
+                raise _too_many(ctx, node, path, nf)
             vals, x = [], lo
-            while x <= hi * (1 + 1e-9):
+            while x <= hi * (1 + 1e-9) and len(vals) < nf + 1:
                 vals.append(x)
                 x *= f
         if vals is None:
@@ -328,7 +332,7 @@ def _param_space(ctx: _Ctx, name: str, node: _Node, path: str) -> ParamSpace | N
 
 
 def _params(
-    ctx: _Ctx, node: _Node, path: str
+    ctx: _Ctx, node: Node, path: str
 ) -> tuple[tuple[tuple[str, Any], ...], tuple[ParamSpace, ...]]:
     if not isinstance(node.value, dict):
         raise ctx.fail(node, path, "expected a mapping of parameter name -> value, list or range")
@@ -343,13 +347,80 @@ def _params(
     return tuple(fixed), tuple(vary)
 
 
-def _known_params(ctx: _Ctx, base_node: _Node, path: str) -> tuple[str, set[str]]:
+def _resolve_base(
+    ctx: _Ctx,
+    node: Node,
+    path: str,
+    base_dir: Path | None,
+    hardware_files: dict[str, str] | None,
+    check: bool,
+) -> str:
+    """What a design's ``base`` loads: a preset name, or a hardware file
+    resolved against the spec's folder (not the current directory)."""
+    base = node.value
+    if hardware_files and base in hardware_files:
+        return str(hardware_files[base])
+    if not check:
+        return base
+    import hw_models
+
+    if base in hw_models.list_presets():
+        return base
+    if Path(base).suffix.lower() not in HW_SUFFIXES:
+        raise ctx.fail(
+            node,
+            path,
+            f"cannot load hardware {_short(base)}: expected a preset "
+            f"({', '.join(hw_models.list_presets())}) or a hardware file ending in "
+            f"{', '.join(HW_SUFFIXES)}",
+        )
+    p = Path(base).expanduser()
+    if not p.is_absolute():
+        p = (base_dir or Path.cwd()) / p
+    return str(p)
+
+
+def _resolve_workload(
+    ctx: _Ctx,
+    node: Node,
+    path: str,
+    base_dir: Path | None,
+    workload_files: dict[str, str] | None,
+    check: bool,
+) -> str:
+    """What a workload ``name`` loads: a library name, or a cascade file
+    resolved against the spec's folder (not the current directory)."""
+    from workloads import library
+    from workloads.loader import CASCADE_SUFFIXES
+
+    name = node.value
+    if workload_files and name in workload_files:
+        return str(workload_files[name])
+    if name in library.list_workloads():
+        return name
+    p = Path(name).expanduser()
+    if p.suffix.lower() not in CASCADE_SUFFIXES:
+        if check:
+            raise ctx.fail(
+                node,
+                path,
+                f"unknown workload {_short(name)}; expected one of "
+                f"{', '.join(library.list_workloads())} or a cascade file ending in "
+                f"{', '.join(CASCADE_SUFFIXES)}",
+            )
+        return name
+    if not p.is_absolute():
+        p = (base_dir or Path.cwd()) / p
+    return str(p)
+
+
+def _known_params(ctx: _Ctx, base_node: Node, load_as: str, path: str) -> tuple[str, set[str]]:
     """(family, parameter names) of a hardware preset or file, or a
     SpecError at the ``base`` key when it does not load."""
     import hw_models
 
     try:
-        arch = hw_models.load(base_node.value)
+        arch = hw_models.load(load_as)
         return arch.family, set(hw_models.schema(arch.family))
     except EinsimError as exc:
         presets = ", ".join(hw_models.list_presets())
@@ -360,7 +431,7 @@ def _known_params(ctx: _Ctx, base_node: _Node, path: str) -> tuple[str, set[str]
         ) from None
 
 
-def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: set[str]) -> None:
+def _check_hw_names(ctx: _Ctx, d: dict[str, Node], p: str, family: str, known: set[str]) -> None:
     for section in ("params", "vary"):
         if section not in d or not isinstance(d[section].value, dict):
             continue
@@ -373,7 +444,7 @@ def _check_hw_names(ctx: _Ctx, d: dict[str, _Node], p: str, family: str, known: 
                 )
 
 
-def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
+def _check_workload(ctx: _Ctx, w: dict[str, Node], p: str, name: str) -> None:
     from workloads import library
     from workloads.loader import is_cascade_file
 
@@ -397,7 +468,7 @@ def _check_workload(ctx: _Ctx, w: dict[str, _Node], p: str, name: str) -> None:
                 )
 
 
-def _check_workload_file(ctx: _Ctx, w: dict[str, _Node], p: str, path: str) -> None:
+def _check_workload_file(ctx: _Ctx, w: dict[str, Node], p: str, path: str) -> None:
     """A cascade file: it must load, and its parameters (``param`` lines)
     must include every swept one."""
     from workloads.loader import parameters
@@ -416,14 +487,27 @@ def _check_workload_file(ctx: _Ctx, w: dict[str, _Node], p: str, path: str) -> N
                 )
 
 
-def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -> SweepSpec:
+def parse_spec(
+    text: str,
+    source: str = "<spec>",
+    *,
+    check_names: bool = True,
+    base_dir: str | Path | None = None,
+    hardware_files: dict[str, str] | None = None,
+    workload_files: dict[str, str] | None = None,
+) -> SweepSpec:
     """Validate a YAML sweep spec. Raises :class:`SpecError` on bad input.
 
     With ``check_names`` (the default) presets, hardware and workload
     parameter names, the mapper and the objective are checked against the
     hardware models, the workload library and the pipeline, so a typo fails
-    before the sweep starts, with its line."""
+    before the sweep starts, with its line. A hardware file named by a
+    design's ``base`` is resolved against ``base_dir`` (the spec's folder;
+    default the current directory) unless ``hardware_files`` maps it.
+    :func:`experiments.sweep.check.check_spec` validates the rest (every
+    value, every point's hardware, every workload instance)."""
     root = _compose(text, source)
+    bdir = Path(base_dir) if base_dir is not None else None
     ctx = _Ctx(source)
     top = ctx.mapping(
         root,
@@ -483,11 +567,15 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
                 "gpu_plan",
                 f"unknown GPU plan {gpu_plan!r}; expected one of {', '.join(PLANS)}",
             )
-    timeout_s = (
-        float(ctx.number(top["timeout_s"], "timeout_s", positive=True))
-        if "timeout_s" in top
-        else 60.0
-    )
+    timeout_s = 60.0
+    if "timeout_s" in top:
+        timeout_s = float(ctx.number(top["timeout_s"], "timeout_s", positive=True))
+        if timeout_s > MAX_TIMEOUT_S:
+            raise ctx.fail(
+                top["timeout_s"],
+                "timeout_s",
+                f"expected at most {MAX_TIMEOUT_S:g} s (one day) per point, got {timeout_s:g}",
+            )
 
     method, samples, seed = "grid", 0, 0
     if "sampling" in top:
@@ -501,9 +589,9 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
                     f"expected one of {', '.join(SAMPLING_METHODS)}, got {method!r}",
                 )
         if "seed" in s:
-            seed = ctx.integer(s["seed"], "sampling.seed")
+            seed = ctx.integer(s["seed"], "sampling.seed", maximum=MAX_SEED)
         if "samples" in s:
-            samples = ctx.integer(s["samples"], "sampling.samples", minimum=1)
+            samples = ctx.integer(s["samples"], "sampling.samples", minimum=1, maximum=MAX_SAMPLES)
             if method == "grid":
                 raise ctx.fail(
                     s["samples"],
@@ -546,8 +634,9 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
             f2, vary = _params(ctx, d["vary"], f"{p}.vary")
             fixed = fixed + f2
         family = ""
+        load_as = _resolve_base(ctx, d["base"], f"{p}.base", bdir, hardware_files, check_names)
         if check_names:
-            family, known = _known_params(ctx, d["base"], f"{p}.base")
+            family, known = _known_params(ctx, d["base"], load_as, f"{p}.base")
             _check_hw_names(ctx, d, p, family, known)
         names = [k for k, _ in fixed] + [v.name for v in vary]
         if len(set(names)) != len(names):
@@ -580,7 +669,7 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
                         f"{p}.constraints.fits_fpga",
                         f"applies to FPGA designs; {base!r} is a {family} design",
                     )
-        designs.append(Design(dname, base, fixed, vary, max_area, fits))
+        designs.append(Design(dname, base, fixed, vary, max_area, fits, load_as))
 
     wl = top["workloads"]
     if not isinstance(wl.value, list) or not wl.value:
@@ -594,8 +683,9 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
         p = f"workloads[{i}]"
         w = ctx.mapping(wn, p, ("name", "label", "params"), required=("name",))
         wname = ctx.string(w["name"], f"{p}.name")
+        wload = _resolve_workload(ctx, w["name"], f"{p}.name", bdir, workload_files, check_names)
         if check_names:
-            _check_workload(ctx, w, p, wname)
+            _check_workload(ctx, w, p, wload)
         label = ctx.string(w["label"], f"{p}.label") if "label" in w else wname
         fixed, vary = ((), ())
         if "params" in w:
@@ -607,13 +697,26 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
                         f"{p}.params.{ps.name}",
                         "workload parameters need finite values: give a list, or a range with `step` or `num`",
                     )
-        workloads.append(WorkloadSpace(wname, label, fixed, vary))
+        workloads.append(WorkloadSpace(wname, label, fixed, vary, wload))
     labels = [w.label for w in workloads]
     if len(set(labels)) != len(labels):
         # same workload with different fixed params: label must disambiguate
         dup = next(lb for lb in labels if labels.count(lb) > 1)
         raise ctx.fail(
             wl, "workloads", f"workload label {dup!r} is used twice; give each a distinct `label`"
+        )
+
+    n_hw = sum(
+        math.prod(len(ps.values or ()) for ps in d.vary) if method == "grid" else samples
+        for d in designs
+    )
+    n_wl = sum(math.prod(len(ps.values or ()) for ps in w.vary) for w in workloads)
+    if n_hw * n_wl > MAX_POINTS:
+        raise ctx.fail(
+            hw,
+            "hardware",
+            f"the sweep has {_count(float(n_hw) * n_wl)} points ({_count(float(n_hw))} hardware "
+            f"configurations x {n_wl:,} workload instances); expected at most {MAX_POINTS:,}",
         )
 
     baseline: tuple[tuple[str, Any], ...] = ()
@@ -656,15 +759,40 @@ def parse_spec(text: str, source: str = "<spec>", *, check_names: bool = True) -
         timeout_s=timeout_s,
         baseline=baseline,
         source=source,
-        raw=_plain(root),
+        raw=plain(root),
+        text=text,
+        lines=Lines(root),
+        hardware_files=tuple(
+            (d.base, d.load_as) for d in designs if d.load_as and d.load_as != d.base
+        ),
+        workload_files=tuple(
+            dict.fromkeys(
+                (w.name, w.load_as) for w in workloads if w.load_as and w.load_as != w.name
+            )
+        ),
     )
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a spec file."""
+def load_spec(
+    path: str | Path,
+    *,
+    hardware_files: dict[str, str] | None = None,
+    workload_files: dict[str, str] | None = None,
+    check_names: bool = True,
+) -> SweepSpec:
+    """Read and validate a spec file (safely: see ``workloads.yamlio``).
+
+    Hardware files (``base``) and cascade files (workload ``name``) are
+    resolved against the spec file's folder; ``hardware_files`` and
+    ``workload_files`` (as written -> path) override that, as for the
+    copies stored in a run directory."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read the sweep spec: {exc.strerror}", file=str(p)) from None
-    return parse_spec(text, str(p))
+    text = read_input_file(p, "sweep spec", error=SpecError)
+    return parse_spec(
+        text,
+        str(p),
+        check_names=check_names,
+        base_dir=p.parent,
+        hardware_files=hardware_files,
+        workload_files=workload_files,
+    )

@@ -74,7 +74,16 @@ class _Walker:
         if node.tag.startswith(_STD) or node.tag == "!":
             if node.style is None and node.tag == _STD + "str" and _FLOAT.match(node.value):
                 return float(node.value.replace("_", ""))
-            return self.ctor.construct_object(node)
+            if node.tag == _STD + "int" and len(node.value) > 320:  # int() refuses 4,300 digits
+                raise self.src.error("integer too large; expected at most about 300 digits")
+            try:
+                return self.ctor.construct_object(node)
+            except (ValueError, IndexError, TypeError, OverflowError, yaml.YAMLError):
+                raise ImportFormatError(
+                    f"{node.value[:24]!r} is not a valid {node.tag.replace(_STD, '')}",
+                    file=self.src.file,
+                    line=node.start_mark.line + 1,
+                ) from None
         return {"!": node.tag.lstrip("!"), "value": node.value}
 
     def walk(self, node: yaml.Node, path: tuple, depth: int) -> Any:

@@ -85,6 +85,35 @@ DET_PER_WALL_S = 0.1
 RESOLUTION = 300.0
 
 
+#: most distinct tile extents of one tensor dimension the ILP tabulates
+MAX_EXTENT_VALUES = 1 << 20
+
+
+def _extent_values(terms: tuple, sizes: dict[str, int]) -> list[int]:
+    """Every extent ``1 + sum |c| (f_r - 1)`` of an index whose ranks ``r``
+    take tile factors ``f_r`` (divisors of their sizes), sorted."""
+    from mappers.factors import divisors
+
+    vals = {1}
+    for r, c in terms:
+        vals = {v + abs(c) * (d - 1) for v in vals for d in divisors(sizes[r])}
+        if len(vals) > MAX_EXTENT_VALUES:
+            raise MappingError(
+                f"the ILP cannot tabulate the {len(vals):,}+ tile extents of an index over "
+                f"{', '.join(r for r, _c in terms)}; expected at most {MAX_EXTENT_VALUES:,} "
+                "(use the greedy mapper for ranks with this many divisors)"
+            )
+    return sorted(vals)
+
+
+def _too_large(space: MapSpace) -> MappingError:
+    sizes = ", ".join(f"{r}={n:,}" for r, n in space.sizes.items())
+    return MappingError(
+        f"the ILP mapper's model overflows 64-bit integers on this Einsum ({sizes}); "
+        "use the greedy mapper for problems this large"
+    )
+
+
 @dataclass
 class _Term:
     """A log-linear term: value = coef * 2**(expr / LOG_SCALE)."""
@@ -236,9 +265,16 @@ class IlpModel:
             if isinstance(e, int):
                 lg = round(LOG_SCALE * math.log2(e))
             else:
-                table = [0] + [round(LOG_SCALE * math.log2(v)) for v in range(1, full + 1)]
-                lg = m.new_int_var(0, table[-1], f"lext{lvl}_{acc.tensor}_{k}")
-                m.add_element(e, table, lg)
+                # log2 of every extent the tile factors can give (not of every
+                # integer up to the rank size: memory stays bounded for ranks
+                # up to 2^48, which have at most a few thousand divisors)
+                values = _extent_values(ix.terms, sp.sizes)
+                lg = m.new_int_var(
+                    0, round(LOG_SCALE * math.log2(full)), f"lext{lvl}_{acc.tensor}_{k}"
+                )
+                m.add_allowed_assignments(
+                    [e, lg], [(v, round(LOG_SCALE * math.log2(v))) for v in values]
+                )
             self._ext_cache[key] = (e, lg, round(LOG_SCALE * math.log2(full)))
         return self._ext_cache[key]
 
@@ -858,8 +894,11 @@ def _solve(model: IlpModel, time_limit_s: float, seed: int, workers: int, pool: 
                 del found[: len(found) - 2 * pool]
 
     status = solver.solve(model.m, Pool())
-    if status == cp_model.MODEL_INVALID:  # pragma: no cover - a bug, not bad input
-        raise RuntimeError(f"CP-SAT model invalid: {model.m.validate()}")
+    if status == cp_model.MODEL_INVALID:
+        why = model.m.validate()
+        if "overflow" in why:  # ranks too large for CP-SAT's 64-bit integers
+            raise _too_large(model.space)
+        raise RuntimeError(f"CP-SAT model invalid: {why}")  # pragma: no cover - a bug
     return solver, status, found
 
 
@@ -901,7 +940,12 @@ def ilp_search(
         # they slow CP-SAT's first improvements past a 1 s budget (measured on
         # ResNet-50 layers), so bypass is then chosen by re-ranking only
         bypass = space.tiling_count() <= BYPASS_MAX_TILINGS
-    model = IlpModel(space, objective, bypass=bypass)
+    try:
+        model = IlpModel(space, objective, bypass=bypass)
+    except (TypeError, OverflowError):  # a variable's bound is past 64 bits
+        if max(space.sizes.values(), default=1) < 2**20:
+            raise  # pragma: no cover - a bug, not a large problem
+        raise _too_large(space) from None
     warm = greedy_start(einsum, arch)
     hint = None
     if warm is not None:

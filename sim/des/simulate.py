@@ -54,6 +54,9 @@ __all__ = [
 
 #: nests with at most this many steps are always simulated in full
 FULL_SIM_STEPS = 4096
+#: most steps ``full_sim=True`` simulates (about a minute at the ~40k events/s
+#: measured on a loaded 2-core machine); beyond it the run is refused
+MAX_FULL_SIM_STEPS = 2_000_000
 #: most steps a steady-state prefix may simulate before giving up on steadiness
 MAX_PREFIX_STEPS = 200_000
 #: a cascade whose Einsums overlap on different units is simulated in full up
@@ -357,6 +360,12 @@ def simulate_nests(
     bound = max_cycles if max_cycles is not None else default_bound(nests)
     wall0 = time.perf_counter()
     total_steps = sum(n.steps for n in nests)
+    if full_sim and total_steps > MAX_FULL_SIM_STEPS:
+        raise SimulationError(
+            f"a full simulation would run {total_steps:,} tile steps; the limit is "
+            f"{MAX_FULL_SIM_STEPS:,}: leave out --full-sim (steady-state extrapolation) "
+            "or simulate a smaller problem"
+        )
     if full_sim:
         _check_event_budget(nests, max_events)
     if full_sim or total_steps <= FULL_SIM_STEPS:

@@ -120,8 +120,9 @@ class Coefficients:
 def load(path: str | None = None) -> Coefficients:
     """The shipped coefficients (cached)."""
     p = Path(path) if path else PATH
-    with open(p, encoding="utf-8") as fh:
-        return Coefficients.from_dict(yaml.safe_load(fh))
+    from workloads.yamlio import load_yaml
+
+    return Coefficients.from_dict(load_yaml(p, "FPGA coefficients file", error=HardwareError)[0])
 
 
 def save(coeffs: Coefficients, path: str | Path = PATH) -> None:

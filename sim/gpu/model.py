@@ -129,10 +129,10 @@ _ENVELOPE: dict[str, Envelope | None] = {}
 def load_envelope(name: str = "h100") -> Envelope | None:
     """The calibration envelope stored with the parameters (or None)."""
     if name not in _ENVELOPE:
-        import yaml
+        from workloads.yamlio import load_yaml
 
         path = params_path(name)
-        doc = yaml.safe_load(path.read_text()) if path.exists() else {}
+        doc = load_yaml(path, "GPU parameter file", error=GpuModelError)[0] if path.exists() else {}
         env = (doc or {}).get("envelope")
         _ENVELOPE[name] = (
             None

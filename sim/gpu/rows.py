@@ -158,15 +158,22 @@ def _empty(v: Any) -> bool:
     )
 
 
+#: largest value of an integer column (as for the ranks of a cascade): the
+#: model's products of sizes stay exact in int64 and float64
+MAX_INT = 2**48
+
+
 def _as_int(v: Any, col: str) -> int:
     if isinstance(v, bool):
         return int(v)
     try:
         f = float(v)
-    except (TypeError, ValueError):
-        raise GpuModelError(f"column '{col}': expected a whole number, got {v!r}") from None
-    if not math.isfinite(f) or f != int(f) or f < 0:
-        raise GpuModelError(f"column '{col}': expected a whole number >= 0, got {v!r}")
+    except (TypeError, ValueError, OverflowError):
+        f = math.nan
+    if not math.isfinite(f) or f != int(f) or f < 0 or f > MAX_INT:
+        raise GpuModelError(
+            f"column '{col}': expected a whole number from 0 to 2^48, got {str(v)[:40]!r}"
+        )
     return int(f)
 
 

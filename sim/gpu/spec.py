@@ -362,7 +362,7 @@ def load_params(name_or_path: str | Path = "h100") -> GpuParams:
     to each card's own datasheet figures, times and energies per operation,
     and carry over unchanged (no per-card refit).
     """
-    import yaml
+    from workloads.yamlio import load_yaml
 
     path = Path(name_or_path)
     if not path.suffix:
@@ -371,17 +371,8 @@ def load_params(name_or_path: str | Path = "h100") -> GpuParams:
             path = params_path("h100")
     if not path.exists():
         raise GpuModelError(f"{path}: GPU parameter file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise GpuModelError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=str(path),
-            line=(mark.line + 1) if mark else None,
-            col=(mark.column + 1) if mark else None,
-        ) from None
-    values = data.get("params", {})
+    data = load_yaml(path, "GPU parameter file", error=GpuModelError)[0] or {}
+    values = data.get("params", {}) if isinstance(data, dict) else None
     if not isinstance(values, dict):
         raise GpuModelError("'params' must be a mapping of name: number", file=str(path))
     known = set(GpuParams.field_names())

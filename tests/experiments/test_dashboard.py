@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.sweep.dashboard import build_figures, pareto_mask, write_dashboard
+from experiments.sweep.dashboard import (
+    _ENERGY_UNITS,
+    FAMILY_SYMBOLS,
+    build_figures,
+    distinct_colours,
+    energy_unit,
+    param_unit,
+    pareto_mask,
+    write_dashboard,
+)
 from experiments.sweep.engine import run_sweep
 from experiments.sweep.spec import parse_spec
 from experiments.sweep.workdir import load_sweep
@@ -106,8 +115,11 @@ def test_figures_against_the_table(sweep_dir: Path) -> None:
     pareto = figs[1][1].data[1]
     assert sorted(pareto.x) == pytest.approx(sorted(v[front, 0]), rel=1e-12)
     # figure 3: stacked components add up to the suite energy of each design
+    # (shown in the unit the axis names)
     f3 = figs[2][1]
-    totals = np.sum([np.asarray(t.y, dtype=float) for t in f3.data], axis=0)
+    unit = f3.layout.yaxis.title.text.split("(")[-1].rstrip(")")
+    scale = dict(_ENERGY_UNITS)[unit]
+    totals = np.sum([np.asarray(t.y, dtype=float) for t in f3.data], axis=0) * scale
     base_suite = ok[ok["hw_id"] == b["hw_id"].iloc[0]]["energy_pj"].sum()
     assert totals[0] == pytest.approx(base_suite, rel=1e-9)  # first bar: the baseline
     assert len(totals) == 1 + len([i for i in front if suite.index[i] != b["hw_id"].iloc[0]])
@@ -132,6 +144,40 @@ def test_figures_against_the_table(sweep_dir: Path) -> None:
     assert (fp["power_w"] > 0).all() and (
         (fp["device_fraction"] > 0) & (fp["device_fraction"] <= 1)
     ).all()
+
+
+def test_units_colours_and_symbols(sweep_dir: Path) -> None:
+    """What a reader needs to tell things apart: distinct colours per energy
+    component, a symbol per family, no line through a 3-objective front,
+    bandwidths in GB/s and energies in a unit that puts them in [1, 1000)."""
+    spec, df = load_sweep(sweep_dir)
+    figs, _ = build_figures(df, baseline=spec.baseline, title=spec.name)
+    f1, f2, f3 = (f for _, f in figs[:3])
+    colours = [t.marker.color for t in f3.data]
+    assert len(colours) >= 5 and len(set(colours)) == len(colours)
+    assert len(set(distinct_colours(60))) == 60
+    # speedup: spatial and FPGA points have different symbols, and a legend for them
+    ok = df[df["status"] == "ok"]
+    sym = {s for t in f1.data if t.x[0] is not None for s in t.marker.symbol}
+    assert sym == {FAMILY_SYMBOLS[f] for f in ok["family"].unique()} == {"circle", "diamond"}
+    assert {t.name for t in f1.data if t.x[0] is None} == {"spatial design", "fpga design"}
+    # the Pareto front: markers only
+    assert all(t.mode == "markers" for t in f2.data)
+    # energies: the unit is the one whose scale puts the median suite energy in [1, 1000)
+    unit = f2.layout.yaxis.title.text.split("(")[-1].rstrip(")")
+    assert unit in ("mJ", "µJ", "nJ") and unit != "pJ"
+    g = ok.groupby("hw_id")["energy_pj"]
+    suite = g.sum()[g.size() == 3]  # designs that ran all three workload instances
+    assert 1 <= float(np.median(suite)) / dict(_ENERGY_UNITS)[unit] < 1000
+    assert energy_unit([2.5e10]) == ("mJ", 1e9) and energy_unit([3e6]) == ("µJ", 1e6)
+    assert energy_unit([5.0]) == ("pJ", 1.0)
+    # bandwidths in GB/s, buffer sizes in KiB/MiB
+    assert param_unit("hw.dram_bandwidth_bytes_per_s", [1e11, 4e11]) == ("GB/s", 1e9)
+    assert param_unit("hw.global_buffer_bytes", [65536, 1048576]) == ("KiB", 1024.0)
+    assert param_unit("hw.rows", [8, 16]) == ("", 1.0)
+    par = next(f for h, f in figs if h.startswith("Parallel") and "arr" in h)
+    labels = [d.label for d in par.data[0].dimensions]
+    assert "global_buffer (KiB)" in labels and "log10 energy (" + unit + ")" in labels
 
 
 def test_html_is_self_contained(sweep_dir: Path) -> None:

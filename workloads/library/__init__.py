@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workloads.errors import WorkloadError
-from workloads.ir import Cascade
+from workloads.ir import MAX_EINSUMS, MAX_SIZE, Cascade
 from workloads.library.text import DATA as _DATA  # noqa: F401 (the models.yaml folder)
 from workloads.library.text import _decl, _model, _norm, _out, load_models
 
@@ -87,9 +87,10 @@ def _coerce(workload: str, key: str, value: Any, default: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     lo = 0 if default == 0 else 1  # 0-defaults mean "take it from the model table"
-    if not isinstance(value, int) or value < lo:
+    if not isinstance(value, int) or value < lo or value > MAX_SIZE:
         want = "a non-negative" if lo == 0 else "a positive"
-        raise WorkloadError(f"{workload}: parameter {key}={value!r}; expected {want} integer")
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
+        raise WorkloadError(f"{workload}: parameter {key}={shown}; expected {want} integer <= 2^48")
     return value
 
 
@@ -170,6 +171,11 @@ def _bmm(B: int, M: int, N: int, K: int, bits: int) -> str:
     LAYERS=2,
 )
 def _mlp(B: int, IN: int, HIDDEN: int, OUT: int, LAYERS: int, bits: int) -> str:
+    if 3 * LAYERS - 1 > MAX_EINSUMS:  # Z, ZB, H per layer (no H after the last)
+        raise WorkloadError(
+            f"mlp: LAYERS={LAYERS} gives {3 * LAYERS - 1:,} Einsums; expected at most "
+            f"{MAX_EINSUMS:,} (LAYERS <= {(MAX_EINSUMS + 1) // 3:,})"
+        )
     dims = [IN] + [HIDDEN] * (LAYERS - 1) + [OUT]
     lines = ["cascade mlp", _decl("X", [("b", B), ("d0", IN)], bits)]
     for i in range(1, LAYERS + 1):

@@ -24,10 +24,9 @@ def _out(bits: int, **attrs: str) -> str:
 @cache
 def load_models() -> dict[str, dict[str, Any]]:
     """Model dimensions from ``models.yaml`` (name -> fields)."""
-    import yaml
+    from workloads.yamlio import load_yaml
 
-    with open(DATA / "models.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return load_yaml(DATA / "models.yaml", "model table")[0]
 
 
 def _model(name: str) -> tuple[str, dict[str, Any]]:

@@ -283,3 +283,22 @@ def test_ilp_never_returns_an_invalid_mapping(m, n, k, fx, fy, rf, gb, obj) -> N
     validate(r.mapping, e, a)
     assert math.isfinite(r.objective_value) and r.objective_value > 0
     assert r.gap is None or 0.0 <= r.gap <= 1.0
+
+
+def test_extent_tables_hold_only_reachable_extents() -> None:
+    """The ILP tabulates log2 of a tile extent only for the values tile
+    factors can give: brute force over every integer up to the rank size."""
+    from mappers.ilp.solve import _extent_values
+
+    n = 720720
+    assert _extent_values((("m", 1),), {"m": n}) == [d for d in range(1, n + 1) if n % d == 0]
+    sizes = {"p": 12, "r": 3}  # a sliding window p + 2 r
+    want = sorted(
+        {
+            1 + (a - 1) + 2 * (b - 1)
+            for a in range(1, 13)
+            for b in range(1, 4)
+            if 12 % a == 0 and 3 % b == 0
+        }
+    )
+    assert _extent_values((("p", 1), ("r", 2)), sizes) == want
