@@ -224,6 +224,8 @@ def build_figures(
         "wl_key": "nunique",
         "macs": "sum",
     }
+    if "family" in ok.columns:
+        agg["family"] = "first"
     agg.update({c: "sum" for c in energy_cols})
     agg.update({c: "first" for c in hw_cols})
     designs = ok.groupby("hw_id", sort=False).agg(agg).reset_index()
@@ -340,11 +342,17 @@ def build_figures(
     )
     figs.append((f"Speedup and energy against the baseline: {base['label']}{note}", f1))
 
-    # 2. Pareto front latency / energy / area over the suite
-    mask = pareto_mask(designs[["latency_s", "energy_pj", "area_mm2"]].to_numpy())
-    designs["pareto"] = mask
+    # 2. Pareto front latency / energy / area over the suite. An FPGA design
+    # has no silicon area (its budget is a device fraction, drawn in the FPGA
+    # view), so only the designs with an area compete on this front.
+    silicon = (
+        designs[designs["family"].astype(str) != "fpga"].reset_index(drop=True)
+        if "family" in designs.columns
+        else designs
+    )
+    mask = pareto_mask(silicon[["latency_s", "energy_pj", "area_mm2"]].to_numpy())
     f2 = go.Figure()
-    rest, front = designs[~mask], designs[mask].sort_values("latency_s")
+    rest, front = silicon[~mask], silicon[mask].sort_values("latency_s")
     if len(rest) > MAX_SCATTER:  # every Pareto design is drawn; the others sampled
         rest = rest.sample(MAX_SCATTER, random_state=0)
     hx = [
@@ -355,7 +363,7 @@ def build_figures(
     # the front is Pareto-optimal in three objectives: in this 2-D view its
     # members are not ordered along a curve, so they are drawn as markers
     # (colour = area), never joined by a line
-    amin, amax = float(designs["area_mm2"].min()), float(designs["area_mm2"].max())
+    amin, amax = float(silicon["area_mm2"].min()), float(silicon["area_mm2"].max())
     common = {"colorscale": "Viridis", "cmin": amin, "cmax": amax}
     f2.add_trace(
         go.Scatter(
@@ -403,7 +411,12 @@ def build_figures(
     )
     figs.append(
         (
-            f"Pareto front: latency vs energy vs area ({int(mask.sum())} of {len(designs)} designs; colour = area)",
+            f"Pareto front: latency vs energy vs area ({int(mask.sum())} of {len(silicon)} designs; colour = area)"
+            + (
+                f"; {len(designs) - len(silicon)} FPGA designs are in the FPGA view"
+                if len(silicon) < len(designs)
+                else ""
+            ),
             f2,
         )
     )
