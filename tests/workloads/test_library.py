@@ -84,13 +84,13 @@ def test_naming_conventions() -> None:
     assert {e.name for e in one.einsums} == {
         "QK", "LM", "RM", "PRM", "SLN", "SLD", "SPD", "SLNV", "SPNV", "RD", "RNV", "AV"
     }  # fmt: skip
-    # FuseMax's binding (REFERENCES.md): QK, LM, SLN, SLD, SLNV on the 2D array
+    # FuseMax's binding (docs/references.md): QK, LM, SLN, SLD, SLNV on the 2D array
     two_d = {e.name for e in one.einsums if e.attr.get("unit_class") == "2d"}
     assert two_d == {"QK", "LM", "SLN", "SLD", "SLNV"}
     assert one.einsum("QK").rank_sizes["m1"] == 4 and one.einsum("QK").rank_sizes["m0"] == 64
 
 
-# cited in models.yaml: REFERENCES.md (FuseMax) for BERT, TrXL, T5, XLM; GPT-3 paper Table 2.1;
+# cited in models.yaml: docs/references.md (FuseMax) for BERT, TrXL, T5, XLM; GPT-3 paper Table 2.1;
 # LLaMA paper Table 2 / released config
 EXPECTED = {
     "bert": (768, 12, 64, 3072),

@@ -366,7 +366,7 @@ def _attention1(
     o2, o1 = (lambda: _out(bits, unit_class="2d")), (lambda: _out(bits, unit_class="1d"))
     k = f"m1*{M0}+m0"
     # FuseMax (Nayak et al., MICRO 2024), Cascade 5; binding of each Einsum to
-    # the 2D or 1D array as in REFERENCES.md.
+    # the 2D or 1D array as in docs/references.md.
     return "\n".join(
         [
             "cascade attention-1pass",
