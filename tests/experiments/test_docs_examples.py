@@ -27,6 +27,8 @@ PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 PLACEHOLDERS = re.compile(r"\b(NAME|FILE|DIR|SPEC|PRESET|RANK|HOST|PORT)\b|\[|\||\.\.\.")
 #: per-example time limit (s); the quickstart sweep is the longest
 LIMIT_S = 900
+#: marks an example whose page says it exits 2 (bad input shown on purpose)
+EXITS_2 = "  # exits 2"
 
 
 def commands(page: Path) -> list[str]:
@@ -41,7 +43,8 @@ def commands(page: Path) -> list[str]:
                 part = part.strip().removeprefix("$ ").strip()
                 cmd = re.sub(r"\s+#.*$", "", part)  # trailing comment
                 if cmd.startswith("einsim ") and not PLACEHOLDERS.search(cmd):
-                    out.append(cmd)
+                    # an example of bad input says so: "# exits 2"
+                    out.append(cmd + (EXITS_2 if re.search(r"#.*exits 2", part) else ""))
     return out
 
 
@@ -62,6 +65,8 @@ def _fixtures(folder: Path) -> None:
     ws = sim.evaluate(gemm, hw_models.load("fusemax_cloud"), mapper="greedy").mappings
     (folder / "ws.yaml").write_text(dump_mappings(ws))
     (folder / "my_cascade.ein").write_text(library.build_text("attention-3pass", M=64, P=64))
+    # the peers' example files the hardware guide imports
+    (folder / "tests").symlink_to(ROOT / "tests")
 
 
 EXAMPLES = [(p, c) for p in PAGES for c in commands(p)]
@@ -86,7 +91,8 @@ def test_doc_example_runs(page: Path, cmd: str, folders, tmp_path_factory) -> No
     if folder is None:
         folder = folders[page.name] = tmp_path_factory.mktemp(page.stem)
         _fixtures(folder)
-    argv = shlex.split(cmd)[1:]
+    expect = 2 if cmd.endswith(EXITS_2) else 0
+    argv = shlex.split(cmd.removesuffix(EXITS_2))[1:]
     code = "import sys; sys.argv[0] = 'einsim'; from experiments.cli import run; run()"
     env = {**os.environ, "EINSIM_DEBUG": ""}
     r = subprocess.run(
@@ -97,4 +103,6 @@ def test_doc_example_runs(page: Path, cmd: str, folders, tmp_path_factory) -> No
         timeout=LIMIT_S,
         env=env,
     )
-    assert r.returncode == 0, f"{page.name}: `{cmd}` exited {r.returncode}: {r.stderr[-2000:]}"
+    assert r.returncode == expect, f"{page.name}: `{cmd}` exited {r.returncode}: {r.stderr[-2000:]}"
+    if expect == 2:  # one clear line, no traceback
+        assert r.stderr.startswith("einsim: error: ") and r.stderr.count("\n") == 1, r.stderr
