@@ -607,32 +607,17 @@ def selected_rows(args: argparse.Namespace) -> list[dict[str, str]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    timings = [t.strip() for t in args.timing.split(",") if t.strip()]
-    bad = [t for t in timings if t not in TIMINGS]
-    if bad:
-        print(
-            f"measure_gpu_kernels: unknown timing {bad[0]!r}, expected event or graph",
-            file=sys.stderr,
-        )
-        return 2
-    rows = selected_rows(args)
-    if args.dry_run:
-        for r in rows:
-            info = shapes(r)
-            for t in timings:
-                print(
-                    f"{r['id']:6s} {r['op']:12s} {r['dtype']:5s} {t:5s} flops={info['flops']:.3e} "
-                    f"min_bytes={info['min_bytes']:.3e} n_sets={n_sets_for(info['footprint'])}"
-                )
-        return 0
+def open_device(args: Any, script: str) -> tuple[Any, Any, Any, dict[str, Any]] | None:
+    """Select ``args.device``, start NVML, create ``args.out`` and write its
+    ``env.json`` (card, clocks, power limit, idle power, library versions);
+    ``(torch, nvml, handle, env)``, or ``None`` (message printed) when no
+    CUDA GPU is visible. Shared by the kernel and the layer measurements."""
     import pynvml as nvml
     import torch
 
     if not torch.cuda.is_available():
-        print("measure_gpu_kernels: no CUDA GPU visible", file=sys.stderr)
-        return 2
+        print(f"{script}: no CUDA GPU visible", file=sys.stderr)
+        return None
     torch.cuda.set_device(args.device)
     nvml.nvmlInit()
     handle = nvml.nvmlDeviceGetHandleByIndex(args.device)
@@ -653,6 +638,33 @@ def main(argv: list[str] | None = None) -> int:
         "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (args.out / "env.json").write_text(json.dumps(env, indent=1) + "\n")
+    return torch, nvml, handle, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    timings = [t.strip() for t in args.timing.split(",") if t.strip()]
+    bad = [t for t in timings if t not in TIMINGS]
+    if bad:
+        print(
+            f"measure_gpu_kernels: unknown timing {bad[0]!r}, expected event or graph",
+            file=sys.stderr,
+        )
+        return 2
+    rows = selected_rows(args)
+    if args.dry_run:
+        for r in rows:
+            info = shapes(r)
+            for t in timings:
+                print(
+                    f"{r['id']:6s} {r['op']:12s} {r['dtype']:5s} {t:5s} flops={info['flops']:.3e} "
+                    f"min_bytes={info['min_bytes']:.3e} n_sets={n_sets_for(info['footprint'])}"
+                )
+        return 0
+    opened = open_device(args, "measure_gpu_kernels")
+    if opened is None:
+        return 2
+    torch, nvml, handle, env = opened
     torch.manual_seed(0)
     out_path = args.out / "kernels.csv"
     with out_path.open("w", newline="") as fh:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 import sys
@@ -267,31 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"n_sets={n_sets_for(s.footprint_bytes())}"
             )
         return 0
-    import pynvml as nvml
-    import torch
+    from experiments.measure_gpu_kernels import open_device
 
-    if not torch.cuda.is_available():
-        print("measure_gpu_layers: no CUDA GPU visible", file=sys.stderr)
+    opened = open_device(args, "measure_gpu_layers")
+    if opened is None:
         return 2
-    torch.cuda.set_device(args.device)
-    nvml.nvmlInit()
-    handle = nvml.nvmlDeviceGetHandleByIndex(args.device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    from experiments.measure_gpu_kernels import idle_power_w
-
-    props = torch.cuda.get_device_properties(args.device)
-    env = {
-        "name": props.name,
-        "sm_count": props.multi_processor_count,
-        "total_mem": props.total_memory,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "max_sm_clock_mhz": nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM),
-        "power_limit_w": nvml.nvmlDeviceGetPowerManagementLimit(handle) / 1e3,
-        "idle_power_w": idle_power_w(nvml, handle),
-        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (args.out / "env.json").write_text(json.dumps(env, indent=1) + "\n")
+    torch, nvml, handle, env = opened
     torch.manual_seed(0)
     path = args.out / "layers.csv"
     with path.open("w", newline="") as fh:
