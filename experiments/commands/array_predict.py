@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from sim.systolic.scalesim import MEMORY_FIELDS
 from workloads.errors import EinsimError
 
 
@@ -21,18 +22,7 @@ class LayerTableError(EinsimError):
     """A malformed layer table (file, line and column are named)."""
 
 
-ARRAY_COLUMNS = (
-    "config",
-    "array_rows",
-    "array_cols",
-    "dataflow",
-    "ifmap_sram_kb",
-    "filter_sram_kb",
-    "ofmap_sram_kb",
-    "ifmap_dram_bw_words",
-    "filter_dram_bw_words",
-    "ofmap_dram_bw_words",
-)
+ARRAY_COLUMNS = ("config", "array_rows", "array_cols", "dataflow", *MEMORY_FIELDS)
 GEMM_COLUMNS = ("M", "N", "K")
 CONV_COLUMNS = ("ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride")
 #: output column -> field of sim.systolic.scalesim.predict_many

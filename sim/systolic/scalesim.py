@@ -48,6 +48,16 @@ from sim.analytical.compile import array_skew
 from workloads.errors import EinsimError
 
 DATAFLOWS = ("os", "ws", "is")
+#: an array configuration's SRAM sizes (KB) and DRAM bandwidths (words per
+#: cycle), as SCALE-Sim's config files name them; all must be positive
+MEMORY_FIELDS = (
+    "ifmap_sram_kb",
+    "filter_sram_kb",
+    "ofmap_sram_kb",
+    "ifmap_dram_bw_words",
+    "filter_dram_bw_words",
+    "ofmap_dram_bw_words",
+)
 
 #: SCALE-Sim's read buffers split the SRAM into hashed lines of
 #: ceil(words / 100) words (read_buffer.prepare_hashed_buffer).
@@ -92,14 +102,7 @@ class ArrayConfig:
                     f"{name} must hold at least 2 words (SCALE-Sim splits it in two halves), "
                     f"got {getattr(self, name)} KB"
                 )
-        for name in (
-            "ifmap_sram_kb",
-            "filter_sram_kb",
-            "ofmap_sram_kb",
-            "ifmap_dram_bw_words",
-            "filter_dram_bw_words",
-            "ofmap_dram_bw_words",
-        ):
+        for name in MEMORY_FIELDS:
             if not float(getattr(self, name)) > 0:
                 raise SystolicError(f"{name} must be > 0, got {getattr(self, name)}")
 
