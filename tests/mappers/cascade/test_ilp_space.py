@@ -33,9 +33,14 @@ def _value(m, objective: str) -> float:
     return m.cycles * m.energy_pj
 
 
+#: left out for CI time: the whole model (1,160 Einsums at its defaults) is
+#: the decoder layer, which is in the list, repeated with an embedding and head
+SKIP = ("llm",)
+
+
 def _cascades():
-    """Every library workload at its (small) defaults."""
-    return [(name, library.build(name)) for name in library.list_workloads()]
+    """Every library workload at its (small) defaults, but :data:`SKIP`."""
+    return [(n, library.build(n)) for n in library.list_workloads() if n not in SKIP]
 
 
 def _ilp(c, arch, objective):
