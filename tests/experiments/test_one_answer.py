@@ -148,7 +148,7 @@ def _check_unfused_schedule(capsys, preset: str, name: str, api, gpu: bool) -> N
         "--json",
     )
     if gpu:
-        assert _refused(rc, err) and "cascade schedules" in err, (preset, name, err)
+        assert _refused(rc, err) and "spatial-array schedule" in err, (preset, name, err)
         return
     if rc != 0:  # the cascade scheduler refuses the cascade itself, with a reason
         assert _refused(rc, err), (preset, name, err)
