@@ -39,7 +39,13 @@ def read_file(path: str | Path) -> tuple[Any, Lines]:
         # JSON is YAML (1.2) for all a hardware file holds: the YAML loader
         # gives line numbers; json is the arbiter of what is valid JSON
         try:
-            data = json.loads(text, parse_constant=_no_constant)
+            data = json.loads(text, parse_constant=_no_constant, parse_int=_json_int)
+        except _HugeInteger as err:
+            raise HardwareError(
+                "an integer is too large; expected at most about 300 digits",
+                file=str(path),
+                line=_line_of_digits(text, err.digits),
+            ) from None
         except json.JSONDecodeError as err:
             raise HardwareError(
                 f"JSON syntax error: {err.msg}", file=str(path), line=err.lineno, col=err.colno
@@ -52,6 +58,29 @@ def read_file(path: str | Path) -> tuple[Any, Lines]:
         same, lines = parse_yaml(text, str(path))
         return _checked_json(data, str(path)), (lines if same == data else Lines(None))
     return parse_yaml(text, str(path))
+
+
+class _HugeInteger(ValueError):
+    def __init__(self, digits: str) -> None:
+        super().__init__("huge integer")
+        self.digits = digits
+
+
+#: digits of the largest integer a hardware file may hold (the YAML reader's
+#: ``MAX_INT_BITS``); longer runs are refused before Python's own conversion
+#: limit (4,300 digits) answers with a message that names no line
+_MAX_INT_DIGITS = int(yamlio.MAX_INT_BITS * 0.30103) + 1
+
+
+def _json_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _HugeInteger(digits)
+    return int(digits)
+
+
+def _line_of_digits(text: str, digits: str) -> int | None:
+    at = text.find(digits)
+    return text.count("\n", 0, at) + 1 if at >= 0 else None
 
 
 def _no_constant(name: str) -> Any:

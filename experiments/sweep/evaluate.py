@@ -136,6 +136,10 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
+#: seconds between repeated raises of a deadline not yet delivered (Dask)
+REFIRE_S = 0.5
+
+
 class _Watchdog:
     """One thread per process that raises :class:`PointTimeout` in the
     thread whose deadline passed (``PyThreadState_SetAsyncExc``).
@@ -203,6 +207,10 @@ class _Watchdog:
                 entry = self._armed[token]
                 entry[1] = True
                 self._raise(entry[0], PointTimeout)
+                # raised again until disarmed: an asynchronous exception that
+                # lands in a __del__ or a weakref callback is printed and
+                # dropped, and the point would then run on with no deadline
+                heapq.heappush(self._heap, (now + REFIRE_S, token))
 
 
 _WATCHDOG: _Watchdog | None = None

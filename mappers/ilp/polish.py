@@ -26,6 +26,8 @@ from mappers.space import MapSpace
 
 #: relative improvement a move must bring (guards against float noise)
 EPS = 1e-9
+#: exchanges are tried with every bypass choice up to this many choices
+EXCHANGE_KEEP_CHOICES = 64
 
 
 def _late(deadline: float) -> bool:
@@ -72,6 +74,45 @@ def factor_moves(space: MapSpace, tiling, keeps, check: bool = True) -> list[dic
     return out
 
 
+def factor_swaps(space: MapSpace, tiling) -> list[dict]:
+    """Tilings one exchange away: a factor p of rank r (a prime, or all of r's
+    factor in that slot) moved from slot a to slot b while such a factor q of
+    another rank s moves out of b, to a (a swap) or on to a third slot (a
+    spatial axis or a level's loop handed from one rank to another, which no
+    single move reaches without passing an invalid or worse tiling).
+    Unchecked: the batch model flags overflow."""
+    out = []
+    nslots = len(space.slots)
+    # a prime factor of a slot, or the slot's whole factor (a rank handed over
+    # entirely: n's 4 PEs to k)
+    moves = sorted(
+        {
+            (r, d, a)
+            for r in space.ranks
+            for p, _m in space.primes(r)
+            for a in range(nslots)
+            if tiling[r][a] % p == 0
+            for d in (p, tiling[r][a])
+        }
+    )
+    for r, p, a in moves:
+        for s, q, b in moves:
+            if s == r or a == b:
+                continue
+            for c in range(nslots):  # c == a: a swap; else a chain a -> b -> c
+                if c == b:
+                    continue
+                fr, fs = list(tiling[r]), list(tiling[s])
+                fr[a] //= p
+                fr[b] *= p
+                fs[b] //= q
+                fs[c] *= q
+                trial = dict(tiling)
+                trial[r], trial[s] = tuple(fr), tuple(fs)
+                out.append(trial)
+    return out
+
+
 def keep_flips(space: MapSpace, tiling, keeps, check: bool = True) -> list[tuple]:
     """Bypass choices one keep/bypass bit away (only valid ones with ``check``)."""
     keeps = tuple(keeps) if keeps is not None else (None,) * space.nlev
@@ -91,11 +132,21 @@ def keep_flips(space: MapSpace, tiling, keeps, check: bool = True) -> list[tuple
 
 
 def descend(
-    space: MapSpace, scorer: Scorer, tiling, stat, keeps, budget: int, deadline: float = math.inf
+    space: MapSpace,
+    scorer: Scorer,
+    tiling,
+    stat,
+    keeps,
+    budget: int,
+    deadline: float = math.inf,
+    exchanges: bool = False,
 ):
     """Steepest descent from ``(tiling, stat, keeps)``; returns the local
     optimum ``(value, tiling, stat, keeps)`` (at most ``budget`` evaluations;
-    ``deadline``, a ``time.perf_counter()`` value, is a safety net only)."""
+    ``deadline``, a ``time.perf_counter()`` value, is a safety net only).
+    With ``exchanges``, a local optimum of single moves is left through the
+    best improving :func:`factor_swaps` exchange (with each keep flip), as long
+    as that neighbourhood fits the budget left."""
     start = scorer.evaluations
     keeps = tuple(keeps) if keeps is not None else (None,) * space.nlev
     stat = tuple(stat)
@@ -114,21 +165,41 @@ def descend(
                     cands.append((t, st[:lvl] + (opt,) + st[lvl + 1 :], kp))
         if not cands:
             break
-        ms = [mapping_of(space, *c) for c in cands]
-        vals = batch_scores(scorer, ms)
-        moved = False
-        for i in sorted(range(len(ms)), key=lambda j: vals[j])[:8]:
-            if not vals[i] < v * (1 - EPS):
+        better = _best_move(space, scorer, cands, v)
+        if better is None and exchanges:
+            # at a local optimum of single moves: the wider exchange
+            # neighbourhood (variable-neighbourhood descent), within budget
+            left = budget - (scorer.evaluations - start)
+            # an exchange often pays only with other tensors kept (the rank
+            # that now spans the PEs changes which operand is reused): every
+            # bypass choice where there are few, else one flip away
+            kps = space.keep_options()
+            if len(kps) > EXCHANGE_KEEP_CHOICES:
+                kps = [kp, *keep_flips(space, t, kp, check=False)]
+            swaps = [(x, st, k) for x in factor_swaps(space, t) for k in kps]
+            if not swaps or len(swaps) > left:
                 break
-            if space.violation(cands[i][0], cands[i][2]) is not None:
-                continue
-            tv = scorer.score(ms[i])  # validated, full metrics
-            if tv < v * (1 - EPS):
-                v, cur, moved = tv, cands[i], True
-                break
-        if not moved:
+            better = _best_move(space, scorer, swaps, v)
+        if better is None:
             break
+        v, cur = better
     return (v, *cur)
+
+
+def _best_move(space: MapSpace, scorer: Scorer, cands: list, v: float):
+    """The best candidate better than ``v`` that the space allows, as
+    ``(value, candidate)``, or None (one batch; the best 8 are validated)."""
+    ms = [mapping_of(space, *c) for c in cands]
+    vals = batch_scores(scorer, ms)
+    for i in sorted(range(len(ms)), key=lambda j: vals[j])[:8]:
+        if not vals[i] < v * (1 - EPS):
+            break
+        if space.violation(cands[i][0], cands[i][2]) is not None:
+            continue
+        tv = scorer.score(ms[i])  # validated, full metrics
+        if tv < v * (1 - EPS):
+            return tv, cands[i]
+    return None
 
 
 def best_order_classes(space: MapSpace, scorer: Scorer, tiling, stat, keeps, cap: int = 256):

@@ -197,8 +197,11 @@ def closed_forms(
     util_cycles = np.where(is_os, t + r + c - 2, t + 2 * r + 2 * c - 3)
     used = sr * sc  # summed over folds: sum_f rows_used * cols_used
     macs = m * n * k
-    mapping_eff = 100.0 * used / (r * c * folds)
-    compute_util = 100.0 * used * t / (r * c * util_cycles * folds)
+    # in floats: r * c * util_cycles * folds passes 2**63 on huge arrays
+    # (refused later, with the layer's line, not with an overflow warning)
+    pes = r.astype(np.float64) * c
+    mapping_eff = 100.0 * used / (pes * folds)
+    compute_util = 100.0 * used * t / (pes * util_cycles * folds)
     if_reads = np.where(is_os, col_fold * sr * t, np.where(is_ws, col_fold * t * sr, sr * sc))
     f_reads = np.where(is_os, row_fold * sc * t, np.where(is_ws, sr * sc, col_fold * t * sr))
     of_valid = np.where(is_os, sr * sc, row_fold * t * sc)

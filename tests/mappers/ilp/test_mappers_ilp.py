@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,12 +54,11 @@ def _check_against_exhaustive(e, a, objectives=OBJECTIVES, time_limit_s=1.0) -> 
     """ILP <= 1.02 x the exhaustive optimum over the same space (every tiling,
     bypass choice and loop-order class), and bound <= optimum <= ILP value."""
     ev, evb = _evs(e, a)
-    t0 = time.perf_counter()
+    # "small": exhaustive search covers the space (at most a million points,
+    # else SpaceTooLarge)
     ex = exhaustive_optima(
         e, a, objectives=objectives, evaluate=ev, evaluate_batch=evb, max_points=10**6, bypass=True
     )
-    # "small": exhaustive search covers the space in under a minute
-    assert time.perf_counter() - t0 < 60.0
     ratios = []
     for obj in objectives:
         r = search(
