@@ -259,7 +259,6 @@ def _mapping_model(
 ) -> list[Evaluation | EinsimError]:
     """Map every Einsum on every design (analytical scoring), then cost the
     mappings with ``cm`` (the analytical model in the same batch, or the DES)."""
-    from sim.analytical.model import combine_sequential
     from sim.mapped import map_designs
 
     mapper_name = mapper or mapper_registry.DEFAULT_MAPPER
@@ -290,17 +289,12 @@ def _mapping_model(
             e.name: r.search for e, r in zip(einsums, mapped, strict=True) if r.search is not None
         }
         try:
-            if cm.name == "analytical":
-                total = (
-                    next(iter(parts.values()))
-                    if len(parts) == 1
-                    else combine_sequential(list(parts.values()), arch, parts)
-                )
-            else:
-                kw = {k2: options[k2] for k2 in _DES_OPTIONS if k2 in options}
-                if len(einsums) > 1:
-                    kw["cascade"] = wl
-                total = cm.run(einsums, arch, maps, **kw)
+            kw = {k2: options[k2] for k2 in _DES_OPTIONS if k2 in options}
+            if len(einsums) > 1:
+                kw["cascade"] = wl
+            # every mapping model through its registry entry; the per-Einsum
+            # analytical metrics of the mapping step go with it
+            total = cm.run(einsums, arch, maps, parts=parts, **kw)
         except EinsimError as exc:
             out.append(exc)
             continue

@@ -40,7 +40,7 @@ class CostModel:
     families: tuple[str, ...]
     #: "mapping" (needs a mapping per Einsum) or "workload" (costs a workload itself)
     kind: str
-    #: mapping models: (einsums, arch, mappings, *, cascade, **opts) -> Metrics;
+    #: mapping models: (einsums, arch, mappings, *, parts, cascade, **opts) -> Metrics;
     #: workload models: (workload, arch, **opts) -> Metrics
     run: Callable[..., Any]
     #: workload models that schedule a cascade themselves:
@@ -105,18 +105,36 @@ def resolve(name: str, family: str, arch_name: str = "") -> CostModel:
 # ------------------------------------------------------------------ models
 
 
-def _analytical(einsums: list[Any], arch: Any, mappings: dict[str, Any], **opts: Any) -> Any:
-    """Unused directly: ``sim.api`` costs analytical mappings in batches
-    (:mod:`sim.mapped`); kept so the registry states what the model is."""
+def _analytical(
+    einsums: list[Any],
+    arch: Any,
+    mappings: dict[str, Any],
+    *,
+    parts: dict[str, Any] | None = None,
+    **opts: Any,
+) -> Any:
+    """The Einsums' metrics combined in sequence. ``parts`` are the metrics
+    of these mappings from this model, when the caller has them (the front
+    door costs them in batches while mapping, :mod:`sim.mapped`)."""
     from sim.analytical.model import combine_sequential, evaluate
 
-    parts = {e.name: evaluate(e, arch, mappings[e.name]) for e in einsums}
+    if parts is None:
+        parts = {e.name: evaluate(e, arch, mappings[e.name]) for e in einsums}
     if len(parts) == 1:
         return next(iter(parts.values()))
-    return combine_sequential(list(parts.values()), arch, parts)
+    return combine_sequential([parts[e.name] for e in einsums], arch, parts)
 
 
-def _des(einsums: list[Any], arch: Any, mappings: dict[str, Any], **opts: Any) -> Any:
+def _des(
+    einsums: list[Any],
+    arch: Any,
+    mappings: dict[str, Any],
+    *,
+    parts: dict[str, Any] | None = None,
+    **opts: Any,
+) -> Any:
+    """The mapped nests on the DES engine (``parts``, analytical metrics,
+    are not used: the simulation times every Einsum itself)."""
     from sim.des.simulate import simulate_einsums
 
     return simulate_einsums(einsums, arch, mappings, **opts)
