@@ -14,10 +14,6 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_layering")
-
 ROOT = Path(__file__).resolve().parents[1]
 #: the packages in data-flow order: a package may import only itself and
 #: the packages before it

@@ -25,10 +25,6 @@ from experiments.sweep.engine import run_sweep
 from experiments.sweep.spec import parse_spec
 from experiments.sweep.workdir import load_sweep
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_dashboard")
-
 SPEC = textwrap.dedent(
     """\
     name: dash-test

@@ -21,10 +21,6 @@ from pathlib import Path
 
 import pytest
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_docs_examples")
-
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 #: words that stand for something the reader fills in

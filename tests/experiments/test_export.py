@@ -16,10 +16,6 @@ from experiments.sweep.engine import run_sweep
 from experiments.sweep.shards import load_results
 from experiments.sweep.spec import parse_spec
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_export")
-
 SPEC = textwrap.dedent(
     """\
     name: export-test

@@ -12,10 +12,6 @@ import pytest
 
 from experiments import fusemax
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_fusemax")
-
 
 @pytest.fixture(scope="module")
 def rows() -> list[fusemax.Row]:

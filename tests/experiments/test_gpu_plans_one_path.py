@@ -20,10 +20,6 @@ from sim.gpu.model import resolve
 from sim.gpu.plan_registry import DEFAULT_PLAN, PLANS
 from workloads import library
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_gpu_plans_one_path")
-
 #: a LLaMA-7B decoder layer (its real width) on a 128-token prompt
 LAYER = {"model": "llama-7b", "seq": 128}
 #: a decode step: batch 2 against a 512-entry KV cache

@@ -23,10 +23,6 @@ from experiments.cli import main
 from sim import models
 from workloads import library
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_one_answer")
-
 MAPPER = "greedy"
 #: small instances (the library's defaults elsewhere)
 SMALL: dict[str, dict[str, Any]] = {

@@ -20,10 +20,6 @@ from experiments.sweep.sampling import expand
 from experiments.sweep.shards import ShardStore, load_results
 from experiments.sweep.spec import parse_spec
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_sweep_engine")
-
 SPEC = textwrap.dedent(
     """\
     name: engine-test

@@ -21,10 +21,6 @@ from experiments.sweep.shards import ShardStore, load_results, rows_to_table
 from experiments.sweep.spec import parse_spec
 from experiments.sweep.workdir import RunLock, SweepBusyError, load_run
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_sweep_robustness")
-
 SPEC = textwrap.dedent(
     """\
     name: robust

@@ -16,10 +16,6 @@ from sim.analytical.model import evaluate, evaluate_cascade
 from sim.models import ModelError
 from workloads import library
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_analytical_cascade")
-
 
 @pytest.fixture(scope="module")
 def arch():

@@ -20,10 +20,6 @@ from experiments.gpu_data import calibration_frames, shape_group
 from sim.gpu import calibration as gc
 from sim.gpu.spec import resolve
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_gpu_validation")
-
 SPEC, PARAMS = resolve(hw_models.load("h100"))
 PARAMS_FILE = Path(__file__).resolve().parents[3] / "sim" / "gpu" / "params" / "h100.yaml"
 

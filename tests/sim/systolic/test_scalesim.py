@@ -26,10 +26,6 @@ from sim.systolic.scalesim import (
     predict_many,
 )
 
-# one worker runs this file: its module fixture is built once (pytest-xdist
-# --dist loadgroup; other files spread test by test)
-pytestmark = pytest.mark.xdist_group("test_scalesim")
-
 REF = Path(__file__).resolve().parents[3] / "experiments" / "data" / "scalesim" / "reference.csv"
 ACCESS_FIELDS = (
     "sram_ifmap_reads",
