@@ -62,10 +62,36 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from workloads.errors import WorkloadError
+
+
+class cached_property:  # noqa: N801 - used as functools.cached_property is
+    """:func:`functools.cached_property` without its per-access lock.
+
+    Python 3.11's version takes an ``RLock`` on every first access, which cost
+    a tenth of the time of validating a cascade of 10,000 Einsums (tens of
+    thousands of frozen objects, each asked once). The value is stored in the
+    instance ``__dict__`` (frozen dataclasses have one), which then shadows
+    this non-data descriptor. Computing a value twice in a race is harmless:
+    the objects are immutable.
+    """
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
+
 
 #: Operator classes a compute unit is rated in (ops/cycle, pJ/op).
 OP_CLASSES: tuple[str, ...] = ("mac", "add", "max", "exp", "div")
@@ -181,7 +207,7 @@ class AffineIndex:
     terms: tuple[tuple[str, int], ...]
     offset: int = 0
 
-    @property
+    @cached_property
     def ranks(self) -> tuple[str, ...]:
         return tuple(r for r, _ in self.terms)
 
@@ -245,7 +271,7 @@ class Access:
     #: Einsum is self-contained for the mappers and cost models)
     bits: int = 16
 
-    @property
+    @cached_property
     def ranks(self) -> frozenset[str]:
         return frozenset(r for ix in self.indices for r in ix.ranks)
 
@@ -345,11 +371,14 @@ class Einsum:
     def rank_sizes(self) -> dict[str, int]:
         return dict(self.rank_sizes_items)
 
-    @property
+    # Derived values are computed once per Einsum (the dataclass is frozen,
+    # so they cannot go stale); validation and the summaries of cascades of
+    # thousands of Einsums ask for them many times.
+    @cached_property
     def ranks(self) -> tuple[str, ...]:
         return tuple(r for r, _ in self.rank_sizes_items)
 
-    @property
+    @cached_property
     def reduced_ranks(self) -> tuple[str, ...]:
         out = self.output.ranks
         return tuple(r for r, _ in self.rank_sizes_items if r not in out)
@@ -392,6 +421,10 @@ class Einsum:
         Every class of :data:`OP_CLASSES` is present (zero when unused); see
         the module docstring for how each map and reduce operator counts.
         """
+        return dict(self._op_counts)
+
+    @cached_property
+    def _op_counts(self) -> tuple[tuple[str, int], ...]:
         counts = dict.fromkeys(OP_CLASSES, 0)
         n = self.iteration_points
         for cls, k in MAP_OP_COUNTS.get(self.map_op, {}).items():
@@ -399,16 +432,16 @@ class Einsum:
         if self.reduced_ranks and not (self.reduce_op == "sum" and self.map_op == "mul"):
             for cls, k in REDUCE_OP_COUNTS.get(self.reduce_op, {}).items():
                 counts[cls] += k * n
-        return counts
+        return tuple(counts.items())
 
     @property
     def macs(self) -> int:
-        return self.op_counts()["mac"]
+        return dict(self._op_counts)["mac"]
 
     @property
     def ops(self) -> int:
         """All operations, every class counted as one."""
-        return sum(self.op_counts().values())
+        return sum(v for _, v in self._op_counts)
 
     def footprint_bytes(self, tile: dict[str, int] | None = None) -> dict[str, float]:
         """Bytes of each tensor touched by one tile of the iteration space.
@@ -539,28 +572,34 @@ def _build_graphs(einsums: tuple[Einsum, ...]):
     """(full graph, DAG, SCC index) over Einsum names; see :meth:`Cascade.graph`."""
     import networkx as nx
 
-    full = nx.DiGraph()
-    full.add_nodes_from(e.name for e in einsums)
-    deps = dependences(einsums)
-    for d in deps:
-        if full.has_edge(d.producer, d.consumer):
-            data = full.edges[d.producer, d.consumer]
+    # edge data gathered in plain dicts first, then added in bulk (one
+    # networkx call per graph rather than one per dependence)
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    for d in dependences(einsums):
+        data = edges.get((d.producer, d.consumer))
+        if data is not None:
             data["tensors"] = (*data["tensors"], d.tensor)
             data["carried"] = data["carried"] or d.carried
         else:
-            full.add_edge(
-                d.producer, d.consumer, tensor=d.tensor, tensors=(d.tensor,), carried=d.carried
-            )
+            edges[d.producer, d.consumer] = {
+                "tensor": d.tensor,
+                "tensors": (d.tensor,),
+                "carried": d.carried,
+            }
+    full = nx.DiGraph()
+    full.add_nodes_from(e.name for e in einsums)
+    full.add_edges_from((u, v, data) for (u, v), data in edges.items())
     scc_of: dict[str, int] = {}
     for i, comp in enumerate(nx.strongly_connected_components(full)):
         for n in comp:
             scc_of[n] = i
     dag = nx.DiGraph()
     dag.add_nodes_from(full.nodes)
-    for u, v, data in full.edges(data=True):
-        if data["carried"] and (u == v or scc_of[u] == scc_of[v]):
-            continue
-        dag.add_edge(u, v, **data)
+    dag.add_edges_from(
+        (u, v, dict(data))
+        for (u, v), data in edges.items()
+        if not (data["carried"] and (u == v or scc_of[u] == scc_of[v]))
+    )
     return full, dag, scc_of
 
 
@@ -576,7 +615,7 @@ def canonical_order(einsums: Iterable[Einsum]) -> tuple[Einsum, ...]:
     es = tuple(einsums)
     _, dag, _ = _graphs(es)
     pos = {e.name: i for i, e in enumerate(es)}
-    indeg = {n: dag.in_degree(n) for n in dag.nodes}
+    indeg = dict(dag.in_degree())
     heap = [pos[n] for n, k in indeg.items() if k == 0]
     heapq.heapify(heap)
     out: list[Einsum] = []
@@ -739,7 +778,7 @@ class Cascade:
     def op_counts(self) -> dict[str, int]:
         out = dict.fromkeys(OP_CLASSES, 0)
         for e in self.einsums:
-            for k, v in e.op_counts().items():
+            for k, v in e._op_counts:
                 out[k] += v
         return out
 

@@ -737,7 +737,9 @@ def parse_spec(
                     )
                 ),
             )
-            if "design" in b and b["design"].value not in {d.name for d in designs}:
+            if "design" in b and ctx.scalar(b["design"], "dashboard.baseline.design") not in {
+                d.name for d in designs
+            }:
                 raise ctx.fail(
                     b["design"],
                     "dashboard.baseline.design",

@@ -362,15 +362,33 @@ def load_params(name_or_path: str | Path = "h100") -> GpuParams:
     to each card's own datasheet figures, times and energies per operation,
     and carry over unchanged (no per-card refit).
     """
-    from workloads.yamlio import load_yaml
-
     path = Path(name_or_path)
     if not path.suffix:
         path = params_path(str(name_or_path))
         if not path.exists():
             path = params_path("h100")
-    if not path.exists():
-        raise GpuModelError(f"{path}: GPU parameter file not found")
+    try:
+        stat = path.stat()
+    except OSError:
+        raise GpuModelError(f"{path}: GPU parameter file not found") from None
+    # parsed once per file version: composing the 13 kB file with line
+    # numbers costs ~10 ms, more than predicting a whole kernel CSV
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    cached = _PARAMS_CACHE.get(key)
+    if cached is None:
+        if len(_PARAMS_CACHE) >= 64:  # calibration writes many files: stay small
+            _PARAMS_CACHE.clear()
+        cached = _PARAMS_CACHE[key] = _read_params(path)
+    return cached
+
+
+#: GpuParams is frozen, so one parsed instance per file version is shared
+_PARAMS_CACHE: dict[tuple[str, int, int], GpuParams] = {}
+
+
+def _read_params(path: Path) -> GpuParams:
+    from workloads.yamlio import load_yaml
+
     data = load_yaml(path, "GPU parameter file", error=GpuModelError)[0] or {}
     values = data.get("params", {}) if isinstance(data, dict) else None
     if not isinstance(values, dict):

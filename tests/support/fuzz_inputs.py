@@ -684,11 +684,6 @@ SLOW_COUNTS: tuple[tuple[str, int], ...] = (
     ("spec", 3_000),
 )
 
-#: the slow pytest campaign: 40% of SLOW_COUNTS (40,000 inputs), so the whole
-#: suite stays inside CI's 30 minutes on 2 cores; the full 100,000 runs with
-#: ``python tests/support/fuzz_inputs.py`` (its default)
-CI_COUNTS: tuple[tuple[str, int], ...] = tuple((k, n * 2 // 5) for k, n in SLOW_COUNTS)
-
 
 if __name__ == "__main__":
     main()
