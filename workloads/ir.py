@@ -1071,6 +1071,7 @@ def _validate_einsum(
         if r in seen:
             raise WorkloadError(f"Einsum {n}: rank {r} indexes the output twice", einsum=n)
         seen.add(r)
+    used = set(seen)  # the ranks some access indexes
     for a in e.accesses:
         if a.tensor not in tensors:
             raise WorkloadError(f"Einsum {n}: unknown tensor {a.tensor!r}", einsum=n)
@@ -1091,26 +1092,31 @@ def _validate_einsum(
                     raise WorkloadError(
                         f"Einsum {n}: rank {r} is not in its iteration space", einsum=n
                     )
-            lo, hi = ix.bounds(rs)
+                used.add(r)
+            if len(ix.terms) == 1 and ix.terms[0][1] > 0:  # r*c + offset, c > 0
+                lo = ix.offset
+                hi = lo + ix.terms[0][1] * (rs[ix.terms[0][0]] - 1)
+            else:
+                lo, hi = ix.bounds(rs)
             if lo < 0 or hi >= size:
                 raise WorkloadError(
                     f"Einsum {n}: index {ix.to_text()} of {a.tensor} spans {lo}..{hi} "
                     f"but rank {dim} has size {size}",
                     einsum=n,
                 )
-    used = {r for a in e.inputs for r in a.ranks} | seen
     for r in rs:
         if r not in used:
             raise WorkloadError(
                 f"Einsum {n}: rank {r} is in its iteration space but indexes nothing", einsum=n
             )
-    if e.reduced_ranks and e.reduce_op == "none":
+    reduces = len(rs) > len(seen)  # a rank outside the output (seen: the output's ranks)
+    if reduces and e.reduce_op == "none":
         raise WorkloadError(
             f"Einsum {n}: ranks {', '.join(e.reduced_ranks)} appear only on the right; "
             f"expected a reduce op (sum, max, min)",
             einsum=n,
         )
-    if not e.reduced_ranks and e.reduce_op != "none":
+    if not reduces and e.reduce_op != "none":
         raise WorkloadError(
             f"Einsum {n}: a {e.reduce_op} reduction with no reduced rank "
             f"(every rank on the right is also in the output)",
@@ -1120,6 +1126,8 @@ def _validate_einsum(
 
 
 def _validate_mask(e: Einsum, out_ranks: set[str]) -> None:
+    if not any(k.startswith("mask") for k, _ in e.attrs):
+        return
     a = e.attr
     keys = [k for k in ("mask", "mask_key", "mask_query", "mask_offset") if k in a]
     if not keys:

@@ -463,16 +463,28 @@ class _LineParser:
         return _PIndex(terms, offset, start)
 
     def access(self, what: str = "a tensor access such as T[r, s]") -> _PAccess:
+        # the hottest path of a large cascade: tokens compared inline, and
+        # error messages built only when raised
         nt = self.name(what)
-        self.expect("[", f"'[' after tensor {nt.text}")
+        toks = self.toks
+        t = toks[self.i]
+        if not (t.text == "[" and t.kind == "sym"):
+            raise self.error(f"expected '[' after tensor {nt.text} but found {self.describe(t)}")
+        self.i += 1
         idx: list[_PIndex] = []
-        if not self.accept("]"):
-            while True:
-                idx.append(self.index())
-                if self.accept("]"):
-                    break
-                self.expect(",", "',' or ']'")
-        return _PAccess(nt.text, idx, nt.col)
+        t = toks[self.i]
+        if t.text == "]" and t.kind == "sym":
+            self.i += 1
+            return _PAccess(nt.text, idx, nt.col)
+        while True:
+            idx.append(self.index())
+            t = toks[self.i]
+            if t.kind == "sym" and (t.text == "]" or t.text == ","):
+                self.i += 1
+                if t.text == "]":
+                    return _PAccess(nt.text, idx, nt.col)
+                continue
+            raise self.error(f"expected ',' or ']' but found {self.describe(t)}")
 
     def operand(self) -> _PAccess | tuple[float, int]:
         t = self.tok
