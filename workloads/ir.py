@@ -55,11 +55,21 @@ that skip masked blocks read :attr:`Einsum.mask`.
 The reduce operator accumulates into an identity-initialised output, one
 reduce op per iteration point: sum -> 1 add (none when the map is mul: the
 add is part of the mac), max/min -> 1 max, none -> nothing.
+
+Construction. :class:`Tensor`, :class:`AffineIndex`, :class:`Access` and
+:class:`Einsum` are frozen dataclasses with their own ``__init__``, which
+writes the fields into the instance ``__dict__``: the generated one sets
+each field with ``object.__setattr__`` (the class's ``__setattr__`` refuses),
+which made building these objects a sixth of the time of parsing a large
+cascade (150,000 of them for 30,000 Einsums); this is 2.5 times faster.
+Each takes its fields in order, with their defaults
+(``tests/workloads/test_ir.py`` checks that against the dataclass fields).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,9 +83,9 @@ class cached_property:  # noqa: N801 - used as functools.cached_property is
     Python 3.11's version takes an ``RLock`` on every first access, which cost
     a tenth of the time of validating a cascade of 10,000 Einsums (tens of
     thousands of frozen objects, each asked once). The value is stored in the
-    instance ``__dict__`` (frozen dataclasses have one), which then shadows
-    this non-data descriptor. Computing a value twice in a race is harmless:
-    the objects are immutable.
+    instance ``__dict__`` (the classes here have one: see "Construction" in
+    the module docstring), which then shadows this non-data descriptor.
+    Computing a value twice in a race is harmless: the objects are immutable.
     """
 
     def __init__(self, func: Any) -> None:
@@ -95,6 +105,9 @@ class cached_property:  # noqa: N801 - used as functools.cached_property is
 
 #: Operator classes a compute unit is rated in (ops/cycle, pJ/op).
 OP_CLASSES: tuple[str, ...] = ("mac", "add", "max", "exp", "div")
+
+#: the place of "mac" in OP_CLASSES (and in Einsum._op_counts)
+_MAC = OP_CLASSES.index("mac")
 
 #: Map operators (applied once per point of the iteration space).
 MAP_OPS: tuple[str, ...] = (
@@ -161,8 +174,9 @@ MAP_OP_INIT: dict[str, float] = {
 
 #: largest rank size, coefficient or offset accepted (keeps all arithmetic exact)
 MAX_SIZE: int = 2**48
-#: most Einsums in one cascade (parsing and validating cost ~1 ms each)
-MAX_EINSUMS: int = 16_384
+#: most Einsums in one cascade (parsing and validating cost ~30 us each, so
+#: the largest cascade takes about a second; see docs/workloads.md)
+MAX_EINSUMS: int = 32_768
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,16 @@ class Tensor:
     ranks: tuple[str, ...]
     shape: tuple[int, ...]
     bits: int = 16
+
+    def __init__(
+        self, name: str, ranks: tuple[str, ...], shape: tuple[int, ...], bits: int = 16
+    ) -> None:
+        # see "Construction" in the module docstring
+        d = self.__dict__
+        d["name"] = name
+        d["ranks"] = ranks
+        d["shape"] = shape
+        d["bits"] = bits
 
     @property
     def elements(self) -> int:
@@ -207,9 +231,15 @@ class AffineIndex:
     terms: tuple[tuple[str, int], ...]
     offset: int = 0
 
+    def __init__(self, terms: tuple[tuple[str, int], ...], offset: int = 0) -> None:
+        # see "Construction" in the module docstring
+        d = self.__dict__
+        d["terms"] = terms
+        d["offset"] = offset
+
     @cached_property
     def ranks(self) -> tuple[str, ...]:
-        return tuple(r for r, _ in self.terms)
+        return tuple([r for r, _ in self.terms])
 
     def extent(self, tile: dict[str, int]) -> int:
         """Number of distinct index values touched by a tile of the ranks.
@@ -242,6 +272,12 @@ class AffineIndex:
 
     def to_text(self) -> str:
         """``p*2+r``, ``m1+1``, ``7`` (the text format's spelling)."""
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
+        # cached: the parser shares one AffineIndex among all equal indices,
+        # so printing a large cascade spells each distinct index once
         out = ""
         for r, c in self.terms:
             body = r if abs(c) == 1 else f"{r}*{abs(c)}"
@@ -261,6 +297,10 @@ class AffineIndex:
         )
 
 
+#: the ``_text`` of an AffineIndex or Access (``to_text()`` without a call)
+_TEXT = operator.attrgetter("_text")
+
+
 @dataclass(frozen=True)
 class Access:
     """A tensor as read or written by one Einsum: ``T[idx0, idx1, ...]``."""
@@ -270,6 +310,13 @@ class Access:
     #: datatype width of the tensor (copied from its declaration so an
     #: Einsum is self-contained for the mappers and cost models)
     bits: int = 16
+
+    def __init__(self, tensor: str, indices: tuple[AffineIndex, ...], bits: int = 16) -> None:
+        # see "Construction" in the module docstring
+        d = self.__dict__
+        d["tensor"] = tensor
+        d["indices"] = indices
+        d["bits"] = bits
 
     @cached_property
     def ranks(self) -> frozenset[str]:
@@ -289,7 +336,11 @@ class Access:
         return math.prod(ix.extent(tile) for ix in self.indices)
 
     def to_text(self) -> str:
-        return f"{self.tensor}[{', '.join(ix.to_text() for ix in self.indices)}]"
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:  # cached: the parser shares one Access among equal ones
+        return f"{self.tensor}[{', '.join(map(_TEXT, self.indices))}]"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -367,6 +418,28 @@ class Einsum:
     attrs: tuple[tuple[str, str], ...] = field(default=())
     scalar: float | None = None
 
+    def __init__(
+        self,
+        name: str,
+        output: Access,
+        inputs: tuple[Access, ...],
+        map_op: str,
+        reduce_op: str,
+        rank_sizes_items: tuple[tuple[str, int], ...],
+        attrs: tuple[tuple[str, str], ...] = (),
+        scalar: float | None = None,
+    ) -> None:
+        # see "Construction" in the module docstring
+        d = self.__dict__
+        d["name"] = name
+        d["output"] = output
+        d["inputs"] = inputs
+        d["map_op"] = map_op
+        d["reduce_op"] = reduce_op
+        d["rank_sizes_items"] = rank_sizes_items
+        d["attrs"] = attrs
+        d["scalar"] = scalar
+
     @property
     def rank_sizes(self) -> dict[str, int]:
         return dict(self.rank_sizes_items)
@@ -380,8 +453,15 @@ class Einsum:
 
     @cached_property
     def reduced_ranks(self) -> tuple[str, ...]:
-        out = self.output.ranks
-        return tuple(r for r, _ in self.rank_sizes_items if r not in out)
+        out = []  # the output's ranks (a few: no set; loops: comprehensions are calls)
+        for ix in self.output.indices:
+            for r, _ in ix.terms:
+                out.append(r)
+        reduced = []
+        for r, _ in self.rank_sizes_items:
+            if r not in out:
+                reduced.append(r)
+        return tuple(reduced)
 
     @property
     def accesses(self) -> tuple[Access, ...]:
@@ -421,27 +501,26 @@ class Einsum:
         Every class of :data:`OP_CLASSES` is present (zero when unused); see
         the module docstring for how each map and reduce operator counts.
         """
-        return dict(self._op_counts)
+        return dict(zip(OP_CLASSES, self._op_counts, strict=True))
 
     @cached_property
-    def _op_counts(self) -> tuple[tuple[str, int], ...]:
-        counts = dict.fromkeys(OP_CLASSES, 0)
-        n = self.iteration_points
-        for cls, k in MAP_OP_COUNTS.get(self.map_op, {}).items():
-            counts[cls] += k * n
-        if self.reduced_ranks and not (self.reduce_op == "sum" and self.map_op == "mul"):
-            for cls, k in REDUCE_OP_COUNTS.get(self.reduce_op, {}).items():
-                counts[cls] += k * n
-        return tuple(counts.items())
+    def _op_counts(self) -> tuple[int, ...]:
+        """:meth:`op_counts` as a tuple in :data:`OP_CLASSES` order."""
+        key = (self.map_op, self.reduce_op, bool(self.reduced_ranks))
+        per_point = _OPS_PER_POINT.get(key) or _ops_per_point(*key)
+        n = 1  # iteration_points, without a generator (asked of every Einsum)
+        for _, size in self.rank_sizes_items:
+            n *= size
+        return tuple(map(n.__mul__, per_point))
 
     @property
     def macs(self) -> int:
-        return dict(self._op_counts)["mac"]
+        return self._op_counts[_MAC]
 
     @property
     def ops(self) -> int:
         """All operations, every class counted as one."""
-        return sum(v for _, v in self._op_counts)
+        return sum(self._op_counts)
 
     def footprint_bytes(self, tile: dict[str, int] | None = None) -> dict[str, float]:
         """Bytes of each tensor touched by one tile of the iteration space.
@@ -505,6 +584,22 @@ class Einsum:
         )
 
 
+def _ops_per_point(map_op: str, reduce_op: str, reduces: bool) -> tuple[int, ...]:
+    """Operations per iteration point, in :data:`OP_CLASSES` order."""
+    counts = dict.fromkeys(OP_CLASSES, 0)
+    for cls, k in MAP_OP_COUNTS.get(map_op, {}).items():
+        counts[cls] += k
+    if reduces and not (reduce_op == "sum" and map_op == "mul"):
+        for cls, k in REDUCE_OP_COUNTS.get(reduce_op, {}).items():
+            counts[cls] += k
+    out = _OPS_PER_POINT[map_op, reduce_op, reduces] = tuple(counts.values())
+    return out
+
+
+#: _ops_per_point by (map op, reduce op, whether a rank is reduced)
+_OPS_PER_POINT: dict[tuple[str, str, bool], tuple[int, ...]] = {}
+
+
 # ----------------------------------------------------------- dependences
 
 
@@ -525,31 +620,74 @@ class Dependence:
 def _carried_rank(write: Access, read: Access) -> str:
     """The rank on which ``read`` lags ``write`` (``RM[m1]`` vs ``RM[m1+1]``), or ""."""
     for w, r in zip(write.indices, read.indices, strict=False):
-        rank = w.simple_rank if w.offset == 0 else (w.terms[0][0] if len(w.terms) == 1 else None)
-        if rank is None or len(w.terms) != 1 or w.terms[0][1] != 1:
-            continue
-        if len(r.terms) == 1 and r.terms[0] == (rank, 1) and r.offset < w.offset:
-            return rank
+        # a lag is a read of the written index's rank (coefficient 1) at a
+        # smaller offset; the offsets are compared first, as most reads
+        # of a produced tensor are at the index it is written
+        if r.offset < w.offset:
+            wt, rt = w.terms, r.terms
+            if len(wt) == 1 and wt[0][1] == 1 and len(rt) == 1 and rt[0] == (wt[0][0], 1):
+                return wt[0][0]
     return ""
 
 
 def dependences(einsums: Iterable[Einsum]) -> list[Dependence]:
     """Every producer -> consumer read, with carried reads marked."""
-    es = list(einsums)
-    producer = {e.output.tensor: e for e in es}
-    deps: list[Dependence] = []
-    for c in es:
+    if isinstance(einsums, tuple):  # a cascade's: cached
+        return [Dependence(*d) for d in _dependence_tuples(einsums)]
+    return [Dependence(*d) for d in _find_dependences(tuple(einsums))]
+
+
+#: values derived from an Einsum tuple (its dependences, graphs, DAG edges),
+#: keyed by the tuple's id, for the last few tuples (each kept alive in its
+#: entry, so the id cannot be reused while cached): validating a cascade and
+#: asking for its order, passes and recurrences compute each once
+_DERIVED: dict[int, tuple[tuple[Einsum, ...], dict[str, Any]]] = {}
+
+
+def _per_tuple(einsums: tuple[Einsum, ...], what: str, build: Any) -> Any:
+    """``build(einsums)``, cached for the same tuple object (see :data:`_DERIVED`).
+    Callers must not modify the value."""
+    if not isinstance(einsums, tuple):
+        return build(einsums)
+    hit = _DERIVED.get(id(einsums))
+    if hit is None or hit[0] is not einsums:
+        if len(_DERIVED) >= 8:
+            _DERIVED.pop(next(iter(_DERIVED)))
+        hit = _DERIVED[id(einsums)] = (einsums, {})
+    values = hit[1]
+    if what not in values:
+        values[what] = build(einsums)
+    return values[what]
+
+
+def _dependence_tuples(einsums: tuple[Einsum, ...]) -> tuple[tuple[str, str, str, str], ...]:
+    """``(producer, consumer, tensor, carried rank or "")`` of every read of a
+    produced tensor, in Einsum and input order: :func:`dependences` as plain
+    tuples, cached (a cascade of 30,000 Einsums has 60,000 of them)."""
+    return _per_tuple(einsums, "dependences", _find_dependences)
+
+
+def _find_dependences(einsums: tuple[Einsum, ...]) -> tuple[tuple[str, str, str, str], ...]:
+    producer = {e.output.tensor: e for e in einsums}
+    out: list[tuple[str, str, str, str]] = []
+    for c in einsums:
         for a in c.inputs:
             p = producer.get(a.tensor)
-            if p is None:
-                continue
-            deps.append(Dependence(p.name, c.name, a.tensor, _carried_rank(p.output, a)))
-    return deps
+            if p is not None:
+                # a read of the very Access written (the parser shares equal
+                # ones) is at the written index: not carried
+                carried = "" if a is p.output else _carried_rank(p.output, a)
+                out.append((p.name, c.name, a.tensor, carried))
+    return tuple(out)
 
 
-#: the last few :func:`_graphs` results, keyed by the id of the Einsum tuple
-#: (kept alive in the entry, so the id cannot be reused while cached)
-_GRAPHS: dict[int, tuple[tuple, Any]] = {}
+def _has_carried(einsums: tuple[Einsum, ...]) -> bool:
+    """Whether any read is carried (only then can there be a recurrence)."""
+    return _per_tuple(einsums, "carried", _find_carried)
+
+
+def _find_carried(einsums: tuple[Einsum, ...]) -> bool:
+    return any([d[3] for d in _dependence_tuples(einsums)])
 
 
 def _graphs(einsums: tuple[Einsum, ...]):
@@ -557,15 +695,7 @@ def _graphs(einsums: tuple[Einsum, ...]):
     cascade and asking for its passes and recurrences build the graphs once.
     Callers must not modify the graphs (:meth:`Cascade.graph` gives fresh ones).
     """
-    hit = _GRAPHS.get(id(einsums))
-    if hit is not None and hit[0] is einsums:
-        return hit[1]
-    out = _build_graphs(einsums)
-    if isinstance(einsums, tuple):
-        if len(_GRAPHS) >= 8:
-            _GRAPHS.pop(next(iter(_GRAPHS)))
-        _GRAPHS[id(einsums)] = (einsums, out)
-    return out
+    return _per_tuple(einsums, "graphs", _build_graphs)
 
 
 def _build_graphs(einsums: tuple[Einsum, ...]):
@@ -575,16 +705,16 @@ def _build_graphs(einsums: tuple[Einsum, ...]):
     # edge data gathered in plain dicts first, then added in bulk (one
     # networkx call per graph rather than one per dependence)
     edges: dict[tuple[str, str], dict[str, Any]] = {}
-    for d in dependences(einsums):
-        data = edges.get((d.producer, d.consumer))
+    for producer, consumer, tensor, carried in _dependence_tuples(einsums):
+        data = edges.get((producer, consumer))
         if data is not None:
-            data["tensors"] = (*data["tensors"], d.tensor)
-            data["carried"] = data["carried"] or d.carried
+            data["tensors"] = (*data["tensors"], tensor)
+            data["carried"] = data["carried"] or carried
         else:
-            edges[d.producer, d.consumer] = {
-                "tensor": d.tensor,
-                "tensors": (d.tensor,),
-                "carried": d.carried,
+            edges[producer, consumer] = {
+                "tensor": tensor,
+                "tensors": (tensor,),
+                "carried": carried,
             }
     full = nx.DiGraph()
     full.add_nodes_from(e.name for e in einsums)
@@ -603,6 +733,19 @@ def _build_graphs(einsums: tuple[Einsum, ...]):
     return full, dag, scc_of
 
 
+def _dag_edges(einsums: tuple[Einsum, ...]) -> frozenset[tuple[str, str]] | None:
+    """The (producer, consumer) edges of the DAG of :meth:`Cascade.graph`, or
+    None when they are those of every dependence (no read is carried, as in
+    most cascades): then neither a set nor a graph is built."""
+    if not _has_carried(einsums):
+        return None
+    return _per_tuple(einsums, "dag edges", _find_dag_edges)
+
+
+def _find_dag_edges(einsums: tuple[Einsum, ...]) -> frozenset[tuple[str, str]]:
+    return frozenset(_graphs(einsums)[1].edges)
+
+
 def canonical_order(einsums: Iterable[Einsum]) -> tuple[Einsum, ...]:
     """The Einsums in a dependence-respecting order, as close to the given one as possible.
 
@@ -613,9 +756,23 @@ def canonical_order(einsums: Iterable[Einsum]) -> tuple[Einsum, ...]:
     import heapq
 
     es = tuple(einsums)
-    _, dag, _ = _graphs(es)
+    edges = _dag_edges(es)
     pos = {e.name: i for i, e in enumerate(es)}
-    indeg = dict(dag.in_degree())
+    if edges is None:
+        deps = _dependence_tuples(es)
+        for p, c, _, _ in deps:
+            if pos[p] >= pos[c]:
+                edges = frozenset((u, v) for u, v, _, _ in deps)
+                break
+        else:
+            return es  # Kahn's algorithm would keep this order: the same tuple, cache kept
+    elif all(pos[u] < pos[v] for u, v in edges):
+        return es
+    succ: dict[str, list[str]] = {}
+    indeg = dict.fromkeys(pos, 0)
+    for u, v in edges:
+        succ.setdefault(u, []).append(v)
+        indeg[v] += 1
     heap = [pos[n] for n, k in indeg.items() if k == 0]
     heapq.heapify(heap)
     out: list[Einsum] = []
@@ -623,19 +780,20 @@ def canonical_order(einsums: Iterable[Einsum]) -> tuple[Einsum, ...]:
         i = heapq.heappop(heap)
         e = es[i]
         out.append(e)
-        for succ in dag.successors(e.name):
-            indeg[succ] -= 1
-            if indeg[succ] == 0:
-                heapq.heappush(heap, pos[succ])
+        for v in succ.get(e.name, ()):
+            indeg[v] -= 1
+            if indeg[v] == 0:
+                heapq.heappush(heap, pos[v])
     if len(out) != len(es):
         import networkx as nx
 
+        _, dag, _ = _graphs(es)
         done = {e.name for e in out}
         cyc = nx.find_cycle(dag.subgraph([e.name for e in es if e.name not in done]))
         path = " -> ".join([u for u, _ in cyc] + [cyc[0][0]])
         raise WorkloadError(f"the cascade has a cycle: {path}", einsum=cyc[0][1])
     if all(a is b for a, b in zip(out, es, strict=True)):
-        return es  # unchanged: the same tuple, so the graphs cached for it stay valid
+        return es  # unchanged: the same tuple, so the values cached for it stay valid
     return tuple(out)
 
 
@@ -669,18 +827,45 @@ class Cascade:
     def __post_init__(self) -> None:
         _validate(self)
 
+    @classmethod
+    def _from_parser(
+        cls,
+        name: str,
+        tensors: tuple[Tensor, ...],
+        einsums: tuple[Einsum, ...],
+        splits: tuple[tuple[str, tuple[str, ...]], ...],
+        split_sizes: tuple[tuple[str, int], ...],
+    ) -> Cascade:
+        """The cascade :mod:`workloads.parser` built: the parser has made most of
+        :func:`_validate`'s checks itself (with file positions), so only the
+        others run (:func:`_validate_parsed`)."""
+        c = object.__new__(cls)
+        for k, v in (
+            ("name", name),
+            ("tensors", tensors),
+            ("einsums", einsums),
+            ("splits", splits),
+            ("split_sizes", split_sizes),
+        ):
+            object.__setattr__(c, k, v)
+        _validate_parsed(c)
+        return c
+
     # -------------------------------------------------------- lookups
     # Indexes and derived tuples are computed once per cascade (the dataclass
     # is frozen, so they cannot go stale): lookups in loops stay linear on
     # cascades of thousands of Einsums.
     @cached_property
-    def _by_name(self) -> tuple[dict[str, Tensor], dict[str, Einsum], dict[str, Einsum]]:
-        """(tensor by name, Einsum by name, producing Einsum by tensor)."""
-        return (
-            {t.name: t for t in self.tensors},
-            {e.name: e for e in reversed(self.einsums)},
-            {e.output.tensor: e for e in reversed(self.einsums)},
-        )
+    def _tensor_by_name(self) -> dict[str, Tensor]:
+        return {t.name: t for t in self.tensors}
+
+    @cached_property
+    def _einsum_by_name(self) -> dict[str, Einsum]:
+        return {e.name: e for e in reversed(self.einsums)}
+
+    @cached_property
+    def _producer_of(self) -> dict[str, Einsum]:
+        return {e.output.tensor: e for e in reversed(self.einsums)}
 
     @cached_property
     def _consumers(self) -> dict[str, tuple[Einsum, ...]]:
@@ -691,20 +876,20 @@ class Cascade:
         return {t: tuple(es) for t, es in out.items()}
 
     def tensor(self, name: str) -> Tensor:
-        t = self._by_name[0].get(name)
+        t = self._tensor_by_name.get(name)
         if t is None:
             raise WorkloadError(f"cascade {self.name!r} has no tensor {name!r}")
         return t
 
     def einsum(self, name: str) -> Einsum:
-        e = self._by_name[1].get(name)
+        e = self._einsum_by_name.get(name)
         if e is None:
             raise WorkloadError(f"cascade {self.name!r} has no Einsum {name!r}")
         return e
 
     def producer(self, tensor: str) -> Einsum | None:
         """The Einsum that writes ``tensor`` (None for a cascade input)."""
-        return self._by_name[2].get(tensor)
+        return self._producer_of.get(tensor)
 
     def consumers(self, tensor: str) -> tuple[Einsum, ...]:
         """Einsums that read ``tensor`` (the producer itself included when iterative)."""
@@ -723,7 +908,7 @@ class Cascade:
     def inputs(self) -> tuple[str, ...]:
         """Tensors no Einsum writes, in declaration order."""
         produced = {e.output.tensor for e in self.einsums}
-        return tuple(t.name for t in self.tensors if t.name not in produced)
+        return tuple([t.name for t in self.tensors if t.name not in produced])
 
     @cached_property
     def outputs(self) -> tuple[str, ...]:
@@ -731,7 +916,9 @@ class Cascade:
         read_by_other = {
             a.tensor for e in self.einsums for a in e.inputs if a.tensor != e.output.tensor
         }
-        return tuple(e.output.tensor for e in self.einsums if e.output.tensor not in read_by_other)
+        return tuple(
+            [e.output.tensor for e in self.einsums if e.output.tensor not in read_by_other]
+        )
 
     @cached_property
     def intermediates(self) -> tuple[str, ...]:
@@ -760,11 +947,13 @@ class Cascade:
         previous step of the carried rank, so the reader may come before the
         producer in :attr:`einsums`. Order checks should skip them.
         """
+        if not _has_carried(self.einsums):
+            return frozenset()
         _, _, scc_of = _graphs(self.einsums)
         return frozenset(
-            (d.consumer, d.tensor)
-            for d in dependences(self.einsums)
-            if d.carried and scc_of[d.producer] == scc_of[d.consumer]
+            (consumer, tensor)
+            for producer, consumer, tensor, carried in _dependence_tuples(self.einsums)
+            if carried and scc_of[producer] == scc_of[consumer]
         )
 
     def recurrences(self) -> tuple[Recurrence, ...]:
@@ -773,18 +962,17 @@ class Cascade:
 
     @property
     def total_macs(self) -> int:
-        return sum(e.macs for e in self.einsums)
+        return sum([e._op_counts[_MAC] for e in self.einsums])
 
     def op_counts(self) -> dict[str, int]:
-        out = dict.fromkeys(OP_CLASSES, 0)
-        for e in self.einsums:
-            for k, v in e._op_counts:
-                out[k] += v
-        return out
+        columns = zip(*(e._op_counts for e in self.einsums), strict=True)
+        totals = [sum(col) for col in columns] or [0] * len(OP_CLASSES)
+        return dict(zip(OP_CLASSES, totals, strict=True))
 
     def compulsory_traffic_bytes(self) -> float:
         """Bytes of the cascade's inputs read once plus outputs written once."""
-        return sum(self.tensor(t).bytes for t in (*self.inputs, *self.outputs))
+        by_name = self._tensor_by_name  # every input and output is a tensor of the cascade
+        return sum([by_name[t].bytes for t in (*self.inputs, *self.outputs)])
 
     def rank_family(self, rank: str) -> frozenset[str]:
         """``rank`` and every rank it is split into, recursively."""
@@ -818,7 +1006,7 @@ class Cascade:
     def pass_of(self, rank: str) -> dict[str, int]:
         """Pass number of every Einsum for :meth:`passes` (0: before any pass)."""
         fam = self.rank_family(rank)
-        _, dag, _ = _graphs(self.einsums)
+        dag_edges = _dag_edges(self.einsums)
         by_name = {e.name: e for e in self.einsums}
         producer = {e.output.tensor: e.name for e in self.einsums}
         out: dict[str, int] = {}
@@ -827,7 +1015,7 @@ class Cascade:
             p = 1 if iterates else 0
             for a in e.inputs:
                 src = producer.get(a.tensor)
-                if src is None or not dag.has_edge(src, e.name):
+                if src is None or (dag_edges is not None and (src, e.name) not in dag_edges):
                     continue
                 k = out[src]
                 if iterates:
@@ -907,6 +1095,8 @@ class Cascade:
 
 
 def _recurrences(einsums: tuple[Einsum, ...]) -> tuple[Recurrence, ...]:
+    if not _has_carried(einsums):  # a recurrence needs a carried read
+        return ()
     full, dag, scc_of = _graphs(einsums)
     groups: dict[int, list[str]] = {}
     for e in einsums:
@@ -933,20 +1123,24 @@ def _recurrences(einsums: tuple[Einsum, ...]) -> tuple[Recurrence, ...]:
     return tuple(out)
 
 
-def _validate(c: Cascade) -> None:
-    """Check a cascade is well formed; raise :class:`WorkloadError` naming the Einsum."""
+def _check_name(name: Any) -> None:
     if (
-        not isinstance(c.name, str)
-        or not c.name.strip()
-        or c.name != c.name.strip()
-        or c.name.startswith("[")
-        or c.name != " ".join(c.name.split())
-        or "#" in c.name
+        not isinstance(name, str)
+        or not name.strip()
+        or name != name.strip()
+        or name.startswith("[")
+        or name != " ".join(name.split())
+        or "#" in name
     ):
         raise WorkloadError(
-            f"cascade name {c.name!r}: expected a non-empty name without '#', line breaks, "
+            f"cascade name {name!r}: expected a non-empty name without '#', line breaks, "
             "runs of spaces or a leading '['"
         )
+
+
+def _validate(c: Cascade) -> None:
+    """Check a cascade is well formed; raise :class:`WorkloadError` naming the Einsum."""
+    _check_name(c.name)
     tensors: dict[str, Tensor] = {}
     for t in c.tensors:
         if t.name in tensors:
@@ -1004,16 +1198,7 @@ def _validate(c: Cascade) -> None:
                     f"Einsum {v} reads {t} before {u} produces it; expected Einsums in dependence order",
                     einsum=v,
                 )
-    by_name = {e.name: e for e in c.einsums}
-    for rec in _recurrences(c.einsums):
-        for n in rec.einsums:
-            e = by_name[n]
-            if rec.rank not in e.output.ranks:
-                raise WorkloadError(
-                    f"Einsum {n} is part of a recurrence over {rec.rank} but its output "
-                    f"{e.output.tensor} is not indexed by {rec.rank}",
-                    einsum=n,
-                )
+    _check_recurrences(c)
     for e in c.einsums:
         for a in e.inputs:
             if a.tensor == e.output.tensor and not _carried_rank(e.output, a):
@@ -1104,11 +1289,7 @@ def _validate_einsum(
                     f"but rank {dim} has size {size}",
                     einsum=n,
                 )
-    for r in rs:
-        if r not in used:
-            raise WorkloadError(
-                f"Einsum {n}: rank {r} is in its iteration space but indexes nothing", einsum=n
-            )
+    _check_ranks_used(e, used)
     reduces = len(rs) > len(seen)  # a rank outside the output (seen: the output's ranks)
     if reduces and e.reduce_op == "none":
         raise WorkloadError(
@@ -1125,9 +1306,71 @@ def _validate_einsum(
     _validate_mask(e, seen)
 
 
-def _validate_mask(e: Einsum, out_ranks: set[str]) -> None:
-    if not any(k.startswith("mask") for k, _ in e.attrs):
+def _validate_parsed(c: Cascade) -> None:
+    """The checks of :func:`_validate` that the text parser does not make.
+
+    The parser (:mod:`workloads.parser`) checks everything else itself, with
+    the line and column of the offending text: tensors, producers, names,
+    operands, rank sizes, indices and their bounds, reductions, splits and the
+    dependence order. These are the rest, in :func:`_validate`'s order (so
+    the first error is the same); ``tests/workloads/test_parser.py`` checks
+    that every cascade the parser accepts passes :func:`_validate`.
+    """
+    _check_name(c.name)
+    for e in c.einsums:
+        # the output indexes its ranks; a reduced rank may index nothing when
+        # its terms have coefficient 0 (``A[r*0]``) or cancel (``A[r - r]``)
+        for r in e.reduced_ranks:
+            if r not in _input_ranks(e):
+                raise _unindexed(e, r)
+        for k, _ in e.attrs:
+            if k.startswith("mask"):
+                _validate_mask(e)
+                break
+    _check_recurrences(c)
+
+
+def _input_ranks(e: Einsum) -> list[str]:
+    return [r for a in e.inputs for ix in a.indices for r in ix.ranks]
+
+
+def _check_ranks_used(e: Einsum, used: set[str] | frozenset[str]) -> None:
+    for r, _ in e.rank_sizes_items:
+        if r not in used:
+            raise _unindexed(e, r)
+
+
+def _unindexed(e: Einsum, rank: str) -> WorkloadError:
+    return WorkloadError(
+        f"Einsum {e.name}: rank {rank} is in its iteration space but indexes nothing",
+        einsum=e.name,
+    )
+
+
+def _check_recurrences(c: Cascade) -> None:
+    recurrences = _recurrences(c.einsums)
+    by_name = {e.name: e for e in c.einsums} if recurrences else {}
+    for rec in recurrences:
+        for n in rec.einsums:
+            e = by_name[n]
+            if rec.rank not in e.output.ranks:
+                raise WorkloadError(
+                    f"Einsum {n} is part of a recurrence over {rec.rank} but its output "
+                    f"{e.output.tensor} is not indexed by {rec.rank}",
+                    einsum=n,
+                )
+
+
+def _validate_mask(e: Einsum, out_ranks: set[str] | frozenset[str] | None = None) -> None:
+    """Check the mask attributes; ``out_ranks``: the output's ranks (by default,
+    worked out here, when there are mask attributes)."""
+    for k, _ in e.attrs:
+        if k.startswith("mask"):
+            break
+    else:
         return
+    if out_ranks is None:
+        out_ranks = e.output.ranks
     a = e.attr
     keys = [k for k in ("mask", "mask_key", "mask_query", "mask_offset") if k in a]
     if not keys:

@@ -43,13 +43,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import operator
 import re
+import string
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 from workloads.errors import ParseError, WorkloadError
 from workloads.ir import (
+    _TEXT,
     MAX_EINSUMS,
     MAX_SIZE,
     Access,
@@ -57,8 +61,8 @@ from workloads.ir import (
     Cascade,
     Einsum,
     Tensor,
+    _dependence_tuples,
     canonical_order,
-    dependences,
 )
 
 __all__ = ["ParseError", "format_cascade", "load_cascade", "parse_cascade"]
@@ -73,212 +77,278 @@ _BINOPS = {"*": "mul", "+": "add", "-": "sub", "/": "div"}
 _COMMUTATIVE = {"mul", "add", "max", "min"}
 _OP_SYMBOL = {v: k for k, v in _BINOPS.items()}
 
-#: one alternative per token kind; ``bad`` catches any other character and
-#: an unclosed ``{`` (the attrs alternative needs its ``}``)
+#: one token per match (leading blanks skipped), in the order the alternatives
+#: are tried: a name, ``->``, a symbol, a number, attributes (braces
+#: included), a comment (to the end of the line), and last any other
+#: character, which is an error (an unclosed ``{`` too: the attributes need
+#: their ``}``). The possessive repeats (``*+``, ``++``) match what the plain
+#: ones would here, a fifth faster: no backtracking state is kept.
 _TOKEN = re.compile(
     r"""
-    [ \t\r\f\v]*  # leading blanks belong to the token (one match per token)
-    (?: (?P<name>[A-Za-z_][A-Za-z0-9_]*)  # the most frequent kinds first
-  | (?P<arrow>->)
-  | (?P<sym>[\[\](),:=+\-*/])
-  | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
-  | \{(?P<attrs>[^}]*)\}
-  | (?P<comment>\#)
-  | (?P<bad>.)
-  | \Z )
-  """,
+    [ \t\r\f\v]*+
+    ( [A-Za-z_][A-Za-z0-9_]*+
+    | ->
+    | [\[\](),:=+\-*/]
+    | (?:\d++\.\d*+|\.\d++|\d++)(?:[eE][+-]?\d++)?
+    | \{[^}]*+\}
+    | \#.*
+    | [^ \t\r\f\v] )
+    """,
     re.VERBOSE | re.ASCII,
 )
+#: the one-character tokens; any other one-character token is a character
+#: that starts no token (a longer token never is)
+_ONE_CHAR_TOKENS = frozenset(string.ascii_letters + string.digits + "_[](),:=+-*/#")
+#: the ASCII characters that start no token (the last alternative of _TOKEN)
+_BAD_ASCII = frozenset(map(chr, range(128))) - _ONE_CHAR_TOKENS - frozenset(" \t\r\f\v")
+#: the first item of a tuple (a comprehension would be a call in Python 3.11)
+_FIRST = operator.itemgetter(0)
+#: what a token starts with when it is a number
+_NUM_START = frozenset(string.digits + ".")
+#: the end of a line: a token list ends with these empty tokens, so that
+#: looking up to three tokens ahead needs no bounds check
+_END = ("", "", "", "")
 #: ``cascade NAME``: the name runs to the end of the line or a ``#``
 _CASCADE_LINE = re.compile(r"[ \t]*(cascade)[ \t]+([^#\[\s][^#]*?)[ \t]*(?:#.*)?\Z")
 _ATTR_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
 _ATTR_VALUE = re.compile(r"[A-Za-z0-9_.+\-]+\Z", re.ASCII)
 
 
-@dataclass(slots=True)
-class _Tok:
-    kind: str  # name, int, float, sym, arrow, attrs, end
-    text: str
-    col: int
+def _tokenize(line: str, lineno: int, file: str | None) -> list[str]:
+    """The tokens of a line, as texts, followed by :data:`_END`.
+
+    A token's kind is plain from its text: a name is an identifier, a number
+    starts with a digit or ``.`` (an integer is all digits), attributes start
+    with ``{``, and the rest are ``->`` and the symbols. Comments are dropped.
+    Columns are not kept: :func:`_columns` gives them when an error needs
+    them.
+    """
+    toks = _TOKEN.findall(line)
+    if not line.isascii() or not _BAD_ASCII.isdisjoint(toks):
+        _check_characters(line, toks, lineno, file)
+    if toks and toks[-1][0] == "#":
+        toks.pop()
+    toks += _END
+    return toks
 
 
-def _tokenize(line: str, lineno: int, file: str | None) -> list[_Tok]:
-    toks: list[_Tok] = []
-    append = toks.append
-    for m in _TOKEN.finditer(line):
-        kind = m.lastgroup
-        if kind is None:  # trailing blanks
-            break
-        if kind == "name" or kind == "sym":
-            append(_Tok(kind, m.group(kind), m.start(kind) + 1))
-        elif kind == "num":
-            text = m.group(kind)
-            append(_Tok("int" if text.isdigit() else "float", text, m.start(kind) + 1))
-        elif kind == "arrow":
-            append(_Tok(kind, "->", m.start(kind) + 1))
-        elif kind == "attrs":
-            append(_Tok(kind, m.group(kind), m.start(kind)))
-        elif kind == "comment":
-            break
-        else:  # bad
-            ch = m.group(kind)
-            if ch == "{":
+def _check_characters(line: str, toks: list[str], lineno: int, file: str | None) -> None:
+    """Raise for the first token of ``line`` that is a character starting no token."""
+    for i, t in enumerate(toks):
+        if len(t) == 1 and t not in _ONE_CHAR_TOKENS:
+            col = _columns(line)[i]
+            if t == "{":
                 raise ParseError(
                     "unclosed '{'; expected '}' to end the attributes",
                     file=file,
                     line=lineno,
-                    col=m.start(kind) + 1,
+                    col=col,
                 )
             raise ParseError(
-                f"unexpected character {ch!r}; expected a name, a number or one of [ ] ( ) , : = + - * / -> {{",
+                f"unexpected character {t!r}; expected a name, a number or one of [ ] ( ) , : = + - * / -> {{",
                 file=file,
                 line=lineno,
-                col=m.start(kind) + 1,
+                col=col,
             )
-    append(_Tok("end", "", len(line.split("#", 1)[0].rstrip()) + 1))
-    return toks
+
+
+def _columns(line: str) -> list[int]:
+    """The 1-based column of each token :func:`_tokenize` gives for ``line``
+    (the end of the line: after its last character before any comment)."""
+    cols = [m.start(1) + 1 for m in _TOKEN.finditer(line)]
+    if cols and line[cols[-1] - 1] == "#":
+        cols.pop()
+    end = len(line.split("#", 1)[0].rstrip()) + 1
+    return cols + [end] * len(_END)
 
 
 # ----------------------------------------------------------- parsed pieces
+#
+# Positions are token numbers within their line (``tok``): the semantic
+# checks of _parse turn one into a column only to report an error.
+
+#: an index as written: (key, tok, terms, offset), a term being (rank,
+#: coefficient, tok). Equal keys are equal indices. A bare rank (the common
+#: index) has no terms (None): its key is the rank, its term (rank, 1, tok).
+#: Any other index's key is its terms without positions, and its offset.
+_PIndex = tuple[Any, int, tuple[tuple[str, int, int], ...] | None, int]
 
 
-@dataclass
-class _PIndex:
-    terms: list[tuple[str, int, int]]  # rank, coef, col
-    offset: int
-    col: int
-
-    def affine(self) -> AffineIndex:
-        if len(self.terms) == 1 and self.terms[0][1] != 0:
-            r, c, _ = self.terms[0]
-            return AffineIndex(((r, c),), self.offset)
-        merged: dict[str, int] = {}
-        for r, c, _ in self.terms:
-            merged[r] = merged.get(r, 0) + c
-        return AffineIndex(tuple((r, c) for r, c in merged.items() if c != 0), self.offset)
+def _terms(ix: _PIndex) -> tuple[tuple[str, int, int], ...]:
+    return ((ix[0], 1, ix[1]),) if ix[2] is None else ix[2]
 
 
-@dataclass
 class _PAccess:
-    tensor: str
-    indices: list[_PIndex]
-    col: int
+    __slots__ = ("indices", "key", "tensor", "tok")
+
+    def __init__(self, tensor: str, indices: list[_PIndex], tok: int, key: str) -> None:
+        self.tensor = tensor
+        self.indices = indices
+        self.tok = tok
+        #: equal keys are equal accesses
+        self.key = key
 
 
-@dataclass
 class _PEinsum:
-    line: int
-    output: _PAccess
-    reduce_op: str | None
-    reduce_ranks: list[tuple[str, int]]  # rank, col
-    reduce_col: int
-    map_op: str
-    operands: list[_PAccess]
-    scalar: float | None
-    attrs: list[tuple[str, str]] = field(default_factory=list)
-    bits: int = DEFAULT_BITS
-    name: str | None = None
-    attrs_col: int = 0
+    __slots__ = (
+        "attrs",
+        "bits",
+        "line",
+        "map_op",
+        "name",
+        "operands",
+        "output",
+        "reduce_op",
+        "reduce_ranks",
+        "reduce_tok",
+        "scalar",
+    )
+
+    def __init__(
+        self,
+        line: int,
+        output: _PAccess,
+        reduce_op: str | None,
+        reduce_ranks: list[tuple[str, int]],  # rank, tok
+        reduce_tok: int,
+        map_op: str,
+        operands: list[_PAccess],
+        scalar: float | None,
+    ) -> None:
+        self.line = line
+        self.output = output
+        self.reduce_op = reduce_op
+        self.reduce_ranks = reduce_ranks
+        self.reduce_tok = reduce_tok
+        self.map_op = map_op
+        self.operands = operands
+        self.scalar = scalar
+        self.attrs: tuple[tuple[str, str], ...] = ()
+        self.bits = DEFAULT_BITS
+        self.name: str | None = None
 
 
 @dataclass
 class _PDecl:
     name: str
-    dims: list[tuple[str, int | None, int]]  # rank, size, col
+    dims: list[tuple[str, int | None, int]]  # rank, size, tok
     bits: int
     line: int
-    col: int
+    tok: int
 
 
 @dataclass
 class _PSplit:
     parent: str
-    children: list[tuple[str, int | None, int]]
+    children: list[tuple[str, int | None, int]]  # rank, size, tok
     line: int
-    col: int
+    tok: int
 
 
 class _LineParser:
-    """Recursive descent over the tokens of one line."""
+    """Recursive descent over the tokens of one line (:meth:`start` sets the line).
 
-    def __init__(
-        self,
-        toks: list[_Tok],
-        lineno: int,
-        file: str | None,
-        params: dict[str, int] | None = None,
-    ) -> None:
-        self.toks = toks
-        self.i = 0
-        self.line = lineno
+    ``self.i`` is the number of the current token; methods that consume a
+    name return its token number.
+    """
+
+    __slots__ = (
+        "_cols",
+        "declare_memo",
+        "einsum_memo",
+        "file",
+        "i",
+        "line",
+        "params",
+        "raw",
+        "toks",
+    )
+
+    def __init__(self, file: str | None, params: dict[str, int]) -> None:
         self.file = file
         #: the cascade's parameters (``param NAME = VALUE``), usable as sizes
-        self.params = params if params is not None else {}
+        self.params = params
+        # attributes already read, by their text (an Einsum's, a declaration's):
+        # a large cascade repeats a few (``{unit_class=2d}``), and what they
+        # give depends on the text alone
+        self.einsum_memo: dict[str, tuple[int, str | None, tuple[tuple[str, str], ...]]] = {}
+        self.declare_memo: dict[str, int] = {}
+        self.start(list(_END), "", 0)
+
+    def start(self, toks: list[str], raw: str, lineno: int) -> None:
+        self.toks = toks
+        self.i = 0
+        self.raw = raw
+        self.line = lineno
+        self._cols: list[int] | None = None
 
     # ---------------------------------------------------------- helpers
-    @property
-    def tok(self) -> _Tok:
-        return self.toks[self.i]
+    def col(self, i: int | None = None) -> int:
+        """The column of token ``i`` (default: the current one)."""
+        if self._cols is None:
+            self._cols = _columns(self.raw)
+        return self._cols[self.i if i is None else i]
 
-    def peek(self, k: int = 1) -> _Tok:
-        return self.toks[min(self.i + k, len(self.toks) - 1)]
+    def error(self, message: str, i: int | None = None) -> ParseError:
+        return ParseError(message, file=self.file, line=self.line, col=self.col(i))
 
-    def error(self, message: str, tok: _Tok | None = None) -> ParseError:
-        t = tok or self.tok
-        return ParseError(message, file=self.file, line=self.line, col=t.col)
+    def attr_error(self, message: str, rel: int) -> ParseError:
+        """An error at offset ``rel`` inside the braces of the current token."""
+        return ParseError(message, file=self.file, line=self.line, col=self.col() + 1 + rel)
 
     @staticmethod
-    def describe(t: _Tok) -> str:
-        if t.kind == "end":
+    def describe(t: str) -> str:
+        if not t:
             return "the end of the line"
-        if t.kind == "attrs":
+        if t[0] == "{":
             return "'{'"
-        return repr(t.text)
+        return repr(t)
 
-    def expect(self, text: str, what: str | None = None) -> _Tok:
-        t = self.toks[self.i]
-        if t.text == text and (t.kind == "sym" or t.kind == "arrow"):
-            self.i += 1
-            return t
-        raise self.error(f"expected {what or repr(text)} but found {self.describe(t)}")
+    def expect(self, text: str, what: str | None = None) -> None:
+        if self.toks[self.i] != text:
+            self.expected(what or repr(text))
+        self.i += 1
+
+    def expected(self, what: str) -> NoReturn:
+        """Raise: ``what`` was expected but the current token is there."""
+        raise self.error(f"expected {what} but found {self.describe(self.toks[self.i])}")
 
     def accept(self, text: str) -> bool:
-        t = self.toks[self.i]
-        if t.text == text and (t.kind == "sym" or t.kind == "arrow"):
+        if self.toks[self.i] == text:
             self.i += 1
             return True
         return False
 
-    def name(self, what: str) -> _Tok:
-        t = self.toks[self.i]
-        if t.kind != "name":
+    def name(self, what: str) -> int:
+        i = self.i
+        t = self.toks[i]
+        if not t.isidentifier():
             raise self.error(f"expected {what} but found {self.describe(t)}")
-        self.i += 1
-        return t
+        self.i = i + 1
+        return i
 
     def integer(self, what: str, lo: int = 0) -> int:
-        t = self.tok
-        if t.kind == "name" and t.text in self.params:
-            v = self.params[t.text]
+        t = self.toks[self.i]
+        if t in self.params:
+            v = self.params[t]
             if v < lo or v > MAX_SIZE:
-                raise self.error(
-                    f"{what} {t.text} = {v} is out of range; expected {lo}..{MAX_SIZE}"
-                )
+                raise self.error(f"{what} {t} = {v} is out of range; expected {lo}..{MAX_SIZE}")
             self.i += 1
             return v
-        if t.kind != "int":
+        if not t.isdigit():
             raise self.error(f"expected {what} (an integer) but found {self.describe(t)}")
-        if len(t.text) > 20:  # beyond any size (and int() refuses 4,300+ digits)
-            raise self.error(f"{what} {t.text[:20]}... is out of range; expected {lo}..{MAX_SIZE}")
-        v = int(t.text)
+        if len(t) > 20:  # beyond any size (and int() refuses 4,300+ digits)
+            raise self.error(f"{what} {t[:20]}... is out of range; expected {lo}..{MAX_SIZE}")
+        v = int(t)
         if v < lo or v > MAX_SIZE:
             raise self.error(f"{what} {v} is out of range; expected {lo}..{MAX_SIZE}")
         self.i += 1
         return v
 
     def end(self) -> None:
-        if self.tok.kind != "end":
-            raise self.error(f"expected the end of the line but found {self.describe(self.tok)}")
+        t = self.toks[self.i]
+        if t:
+            raise self.error(f"expected the end of the line but found {self.describe(t)}")
 
     # ------------------------------------------------------- statements
     def param_statement(self, overrides: dict[str, int]) -> tuple[str, int]:
@@ -286,15 +356,17 @@ class _LineParser:
         loader's parameters) replace the default."""
         self.i += 1  # 'param'
         nt = self.name("a parameter name")
-        if nt.text in self.params:
-            raise self.error(f"parameter {nt.text} is declared twice", nt)
+        pname = self.toks[nt]
+        if pname in self.params:
+            raise self.error(f"parameter {pname} is declared twice", nt)
         self.expect("=", "'=' and the parameter's default value")
         value = self.integer("a parameter value", lo=1)
         self.end()
-        return nt.text, overrides.get(nt.text, value)
+        return pname, overrides.get(pname, value)
 
     def declaration(self) -> list[_PDecl]:
         self.i += 1  # 'declare'
+        toks = self.toks
         decls: list[_PDecl] = []
         while True:
             nt = self.name("a tensor name")
@@ -306,31 +378,36 @@ class _LineParser:
                     size: int | None = None
                     if self.accept(":"):
                         size = self.integer("a rank size", lo=1)
-                    dims.append((rt.text, size, rt.col))
+                    dims.append((toks[rt], size, rt))
                     if self.accept("]"):
                         break
                     self.expect(",", "',' or ']'")
             bits = DEFAULT_BITS
-            if self.tok.kind == "attrs":
-                at = self.tok
-                for key, value, col in self.attrs(at):
-                    if key != "bits":
-                        raise ParseError(
-                            f"unknown tensor attribute {key!r}; expected bits=N",
-                            file=self.file,
-                            line=self.line,
-                            col=col,
-                        )
-                    bits = self.bits_value(value, col)
+            if toks[self.i][:1] == "{":
+                bits = self.declared_bits()
                 self.i += 1
-            decls.append(_PDecl(nt.text, dims, bits, self.line, nt.col))
+            decls.append(_PDecl(toks[nt], dims, bits, self.line, nt))
             self.accept(",")
-            if self.tok.kind == "end":
+            t = toks[self.i]
+            if not t:
                 return decls
-            if self.tok.kind != "name":
+            if not t.isidentifier():
                 raise self.error(
-                    f"expected a tensor declaration or the end of the line but found {self.describe(self.tok)}"
+                    f"expected a tensor declaration or the end of the line but found {self.describe(t)}"
                 )
+
+    def declared_bits(self) -> int:
+        """The ``{bits=N}`` of a declaration (the current token)."""
+        key = self.toks[self.i]
+        bits = self.declare_memo.get(key)
+        if bits is None:
+            bits = DEFAULT_BITS
+            for k, value, rel in self.attrs():
+                if k != "bits":
+                    raise self.attr_error(f"unknown tensor attribute {k!r}; expected bits=N", rel)
+                bits = self.bits_value(value, rel)
+            self.declare_memo[key] = bits
+        return bits
 
     def rank_statement(self) -> list[tuple[str, int, int]]:
         self.i += 1  # 'rank'
@@ -338,13 +415,14 @@ class _LineParser:
         while True:
             rt = self.name("a rank name")
             self.expect(":", "':' and the rank's size")
-            out.append((rt.text, self.integer("a rank size", lo=1), rt.col))
+            out.append((self.toks[rt], self.integer("a rank size", lo=1), rt))
             self.accept(",")
-            if self.tok.kind == "end":
+            if not self.toks[self.i]:
                 return out
 
     def split_statement(self) -> _PSplit:
-        if self.tok.kind == "name" and self.tok.text == "split" and self.peek().kind == "name":
+        toks = self.toks
+        if toks[self.i] == "split" and toks[self.i + 1].isidentifier():
             self.i += 1
         pt = self.name("the rank to split")
         if self.accept(":"):
@@ -358,72 +436,52 @@ class _LineParser:
             size: int | None = None
             if self.accept(":"):
                 size = self.integer("a rank size", lo=1)
-            children.append((ct.text, size, ct.col))
-            if self.tok.kind == "end":
+            children.append((toks[ct], size, ct))
+            if not toks[self.i]:
                 break
             self.expect(",", "',' or the end of the line")
         if len(children) < 2:
             raise self.error("a split needs at least two ranks (m -> m1, m0)")
-        return _PSplit(pt.text, children, self.line, pt.col)
+        return _PSplit(toks[pt], children, self.line, pt)
 
-    def bits_value(self, value: str, col: int) -> int:
+    def bits_value(self, value: str, rel: int) -> int:
         if not value.isdigit() or not 1 <= int(value) <= 1024:
-            raise ParseError(
-                f"bits={value} is not valid; expected an integer 1..1024",
-                file=self.file,
-                line=self.line,
-                col=col,
-            )
+            raise self.attr_error(f"bits={value} is not valid; expected an integer 1..1024", rel)
         return int(value)
 
-    def attrs(self, t: _Tok) -> list[tuple[str, str, int]]:
+    def attrs(self) -> list[tuple[str, str, int]]:
+        """The ``key=value`` pairs of the current token (attributes), each with
+        its offset inside the braces."""
         out: list[tuple[str, str, int]] = []
-        body = t.text
+        body = self.toks[self.i][1:-1]
         if not body.strip():
             return out
-        pos = t.col + 1
+        pos = 0
         for part in body.split(","):
-            col = pos + len(part) - len(part.lstrip())
+            rel = pos + len(part) - len(part.lstrip())
             pos += len(part) + 1
             if "=" not in part:
-                raise ParseError(
-                    f"attribute {part.strip()!r} has no value; expected key=value",
-                    file=self.file,
-                    line=self.line,
-                    col=col,
+                raise self.attr_error(
+                    f"attribute {part.strip()!r} has no value; expected key=value", rel
                 )
             key, value = (s.strip() for s in part.split("=", 1))
             if not _ATTR_KEY.match(key):
-                raise ParseError(
-                    f"bad attribute name {key!r}; expected a name",
-                    file=self.file,
-                    line=self.line,
-                    col=col,
-                )
+                raise self.attr_error(f"bad attribute name {key!r}; expected a name", rel)
             if not _ATTR_VALUE.match(value):
-                raise ParseError(
+                raise self.attr_error(
                     f"bad value {value!r} for attribute {key}; expected letters, digits, '_', '.', '+' or '-'",
-                    file=self.file,
-                    line=self.line,
-                    col=col,
+                    rel,
                 )
             if any(k == key for k, _, _ in out):
-                raise ParseError(
-                    f"attribute {key} is given twice", file=self.file, line=self.line, col=col
-                )
-            out.append((key, value, col))
+                raise self.attr_error(f"attribute {key} is given twice", rel)
+            out.append((key, value, rel))
         return out
 
     # --------------------------------------------------------- einsums
     def index(self) -> _PIndex:
+        """An index other than a bare rank (:meth:`access` reads those)."""
         toks = self.toks
-        t = toks[self.i]
-        if t.kind == "name":  # the common case: a bare rank before ',' or ']'
-            nt = toks[self.i + 1]
-            if nt.kind == "sym" and (nt.text == "," or nt.text == "]"):
-                self.i += 1
-                return _PIndex([(t.text, 1, t.col)], 0, t.col)
-        start = t.col
+        start = self.i
         terms: list[tuple[str, int, int]] = []
         offset = 0
         sign = 1
@@ -432,20 +490,21 @@ class _LineParser:
         elif self.accept("+"):
             pass
         while True:
-            t = self.tok
-            if t.kind == "int":
+            j = self.i
+            t = toks[j]
+            if t.isdigit():
                 v = self.integer("an index constant")
                 if self.accept("*"):
                     rt = self.name("a rank name after '*'")
-                    terms.append((rt.text, sign * v, rt.col))
+                    terms.append((toks[rt], sign * v, rt))
                 else:
                     offset += sign * v
-            elif t.kind == "name":
-                self.i += 1
+            elif t.isidentifier():
+                self.i = j + 1
                 coef = 1
                 if self.accept("*"):
                     coef = self.integer("a coefficient after '*'")
-                terms.append((t.text, sign * coef, t.col))
+                terms.append((t, sign * coef, j))
             else:
                 raise self.error(
                     f"expected a rank, an integer or 'rank*integer' but found {self.describe(t)}"
@@ -457,182 +516,198 @@ class _LineParser:
             else:
                 break
         if abs(offset) > MAX_SIZE:
-            raise ParseError(
-                f"index offset {offset} is out of range", file=self.file, line=self.line, col=start
-            )
-        return _PIndex(terms, offset, start)
+            raise self.error(f"index offset {offset} is out of range", start)
+        key = (tuple([(r, c) for r, c, _ in terms]), offset)
+        return key, start, tuple(terms), offset
 
     def access(self, what: str = "a tensor access such as T[r, s]") -> _PAccess:
-        # the hottest path of a large cascade: tokens compared inline, and
-        # error messages built only when raised
-        nt = self.name(what)
+        # the hottest path of a large cascade: the name and bare ranks (the
+        # common index) are read here, without calls to name() and index()
         toks = self.toks
-        t = toks[self.i]
-        if not (t.text == "[" and t.kind == "sym"):
-            raise self.error(f"expected '[' after tensor {nt.text} but found {self.describe(t)}")
-        self.i += 1
+        nt = self.i
+        tensor = toks[nt]
+        if not tensor.isidentifier():
+            raise self.error(f"expected {what} but found {self.describe(tensor)}")
+        i = nt + 1
+        if toks[i] != "[":
+            self.i = i
+            raise self.error(
+                f"expected '[' after tensor {tensor} but found {self.describe(toks[i])}"
+            )
+        i += 1
         idx: list[_PIndex] = []
-        t = toks[self.i]
-        if t.text == "]" and t.kind == "sym":
-            self.i += 1
-            return _PAccess(nt.text, idx, nt.col)
-        while True:
-            idx.append(self.index())
-            t = toks[self.i]
-            if t.kind == "sym" and (t.text == "]" or t.text == ","):
-                self.i += 1
-                if t.text == "]":
-                    return _PAccess(nt.text, idx, nt.col)
-                continue
-            raise self.error(f"expected ',' or ']' but found {self.describe(t)}")
+        if toks[i] != "]":
+            while True:
+                t, after = toks[i], toks[i + 1]
+                if (after == "," or after == "]") and t.isidentifier():
+                    idx.append((t, i, None, 0))
+                    i += 1
+                else:
+                    self.i = i
+                    idx.append(self.index())
+                    i = self.i
+                t = toks[i]
+                if t == "]":
+                    break
+                if t != ",":
+                    self.i = i
+                    raise self.error(f"expected ',' or ']' but found {self.describe(t)}")
+                i += 1
+        self.i = i + 1
+        # the key: the access's tokens (names and numbers are apart, so the
+        # text is unambiguous), the same for T[r, s] and T[r,s]
+        return _PAccess(tensor, idx, nt, "".join(toks[nt : i + 1]))
 
     def operand(self) -> _PAccess | tuple[float, int]:
-        t = self.tok
-        neg = False
-        if t.kind == "sym" and t.text == "-" and self.peek().kind in ("int", "float"):
-            neg = True
-            self.i += 1
-            t = self.tok
-        if t.kind in ("int", "float"):
-            self.i += 1
-            v = float(t.text)
-            if math.isinf(v) or math.isnan(v):
-                raise self.error("the constant is too large; expected a finite number", t)
-            return (-v if neg else v, t.col)
-        if t.kind == "name" and self.peek().kind == "sym" and self.peek().text == "[":
+        """A tensor access, or a constant as (value, tok)."""
+        toks = self.toks
+        i = self.i
+        t = toks[i]
+        if toks[i + 1] == "[" and t.isidentifier():
             return self.access()
+        neg = False
+        if t == "-" and toks[i + 1][:1] in _NUM_START:
+            neg = True
+            i += 1
+            t = toks[i]
+        if t[:1] in _NUM_START:
+            self.i = i + 1
+            v = float(t)
+            if math.isinf(v) or math.isnan(v):
+                raise self.error("the constant is too large; expected a finite number", i)
+            return (-v if neg else v, i)
         raise self.error(
             f"expected a tensor access such as T[r, s] or a number but found {self.describe(t)}"
         )
 
     def einsum(self) -> _PEinsum:
         out = self.access("an output tensor such as T[r, s]")
-        self.expect("=", "'=' after the output")
+        toks = self.toks
+        if toks[self.i] != "=":
+            self.expected("'=' after the output")
+        self.i += 1
         reduce_op: str | None = None
         reduce_ranks: list[tuple[str, int]] = []
-        reduce_col = 0
-        t = self.tok
+        reduce_tok = 0
+        i = self.i
+        t = toks[i]
         if (
-            t.kind == "name"
-            and t.text in _REDUCERS
-            and self.peek().kind == "sym"
-            and self.peek().text == "("
-            and not (
-                self.peek(2).kind in ("int", "float")
-                or (self.peek(2).kind == "sym" and self.peek(2).text == "-")
-            )
-            and not (self.peek(3).kind == "sym" and self.peek(3).text == "[")
+            t in _REDUCERS
+            and toks[i + 1] == "("
+            and not (toks[i + 2][:1] in _NUM_START or toks[i + 2] == "-")
+            and toks[i + 3] != "["
         ):
-            reduce_op, reduce_col = t.text, t.col
-            self.i += 2
-            if self.tok.kind == "sym" and self.tok.text == ")":
+            reduce_op, reduce_tok = t, i
+            self.i = i + 2
+            if toks[self.i] == ")":
                 raise self.error(
                     f"a {reduce_op} reduction with no reduced rank; expected {reduce_op}(rank, ...)"
                 )
             while True:
                 rt = self.name("a reduced rank name")
-                reduce_ranks.append((rt.text, rt.col))
+                reduce_ranks.append((toks[rt], rt))
                 if self.accept(")"):
                     break
                 self.expect(",", "',' or ')'")
         map_op, operands, scalar = self.expression()
-        pe = _PEinsum(self.line, out, reduce_op, reduce_ranks, reduce_col, map_op, operands, scalar)
-        if self.tok.kind == "attrs":
-            at = self.tok
-            pe.attrs_col = at.col
-            for key, value, col in self.attrs(at):
-                if key == "bits":
-                    pe.bits = self.bits_value(value, col)
-                elif key == "name":
-                    if not _ATTR_KEY.match(value):
-                        raise ParseError(
-                            f"Einsum name {value!r} is not a name",
-                            file=self.file,
-                            line=self.line,
-                            col=col,
-                        )
-                    pe.name = value
-                else:
-                    if key == "init":
-                        try:
-                            v = float(value)
-                        except ValueError:
-                            v = math.nan
-                        if math.isnan(v):
-                            raise ParseError(
-                                f"init={value} is not a number; expected a number, inf or -inf",
-                                file=self.file,
-                                line=self.line,
-                                col=col,
-                            ) from None
-                    pe.attrs.append((key, value))
+        pe = _PEinsum(self.line, out, reduce_op, reduce_ranks, reduce_tok, map_op, operands, scalar)
+        t = toks[self.i]
+        if t[:1] == "{":
+            hit = self.einsum_memo.get(t)
+            pe.bits, pe.name, pe.attrs = hit if hit is not None else self.einsum_attrs()
             self.i += 1
-        self.end()
+            t = toks[self.i]
+        if t:
+            self.end()
         return pe
 
+    def einsum_attrs(self) -> tuple[int, str | None, tuple[tuple[str, str], ...]]:
+        """(bits, name, the other attributes) of an Einsum's attributes (the current token)."""
+        bits, name, attrs = DEFAULT_BITS, None, []
+        for k, value, rel in self.attrs():
+            if k == "bits":
+                bits = self.bits_value(value, rel)
+            elif k == "name":
+                if not _ATTR_KEY.match(value):
+                    raise self.attr_error(f"Einsum name {value!r} is not a name", rel)
+                name = value
+            else:
+                if k == "init":
+                    try:
+                        v = float(value)
+                    except ValueError:
+                        v = math.nan
+                    if math.isnan(v):
+                        raise self.attr_error(
+                            f"init={value} is not a number; expected a number, inf or -inf", rel
+                        ) from None
+                attrs.append((k, value))
+        hit = self.einsum_memo[self.toks[self.i]] = (bits, name, tuple(attrs))
+        return hit
+
     def expression(self) -> tuple[str, list[_PAccess], float | None]:
-        t = self.tok
-        if t.kind == "name" and self.peek().kind == "sym" and self.peek().text == "(":
-            fn = t.text
+        toks = self.toks
+        i = self.i
+        t = toks[i]
+        if toks[i + 1] == "(" and t.isidentifier():
+            fn = t
             if fn in ("max", "min", "lt", "eq"):
                 self.i += 2
                 a = self.operand()
-                self.expect(",", f"',' between the two operands of {fn}")
+                if toks[self.i] != ",":
+                    self.expected(f"',' between the two operands of {fn}")
+                self.i += 1
                 b = self.operand()
-                self.expect(")", f"')' to close {fn}(")
-                return self.binary(fn, a, b, t)
+                if toks[self.i] != ")":
+                    self.expected(f"')' to close {fn}(")
+                self.i += 1
+                return self.binary(fn, a, b)
             if fn in _UNARY_FUNCS:
                 self.i += 2
                 a = self.operand()
-                if fn == "exp" and self.tok.kind == "sym" and self.tok.text == "-":
+                if fn == "exp" and toks[self.i] == "-":
                     self.i += 1
                     b = self.operand()
                     self.expect(")", "')' to close exp(")
-                    return self.binary("expdiff", a, b, t)
+                    return self.binary("expdiff", a, b)
                 self.expect(")", f"')' to close {fn}(" + (" or '-'" if fn == "exp" else ""))
                 if not isinstance(a, _PAccess):
-                    raise self.error(f"{fn} of a constant; expected a tensor access", t)
+                    raise self.error(f"{fn} of a constant; expected a tensor access", i)
                 return _UNARY_FUNCS[fn], [a], None
             if fn in _REDUCERS:
                 raise self.error(
-                    f"expected {fn}(ranks) followed by an expression, or {fn}(A[..], B[..])", t
+                    f"expected {fn}(ranks) followed by an expression, or {fn}(A[..], B[..])", i
                 )
             raise self.error(
                 f"unknown function {fn!r}; expected one of exp, max, min, lt, eq, rsqrt, silu, gelu, sum",
-                t,
+                i,
             )
-        a = self.operand()
-        nt = self.tok
-        if nt.kind == "sym" and nt.text in _BINOPS:
+        a = self.access() if toks[i + 1] == "[" and t.isidentifier() else self.operand()
+        op = toks[self.i]
+        if op in _BINOPS:
             self.i += 1
             b = self.operand()
-            return self.binary(_BINOPS[nt.text], a, b, nt)
+            if type(a) is _PAccess and type(b) is _PAccess:  # the common case
+                return _BINOPS[op], [a, b], None
+            return self.binary(_BINOPS[op], a, b)
         if not isinstance(a, _PAccess):
-            raise self.error("an Einsum of a constant alone; expected a tensor access", t)
+            raise self.error("an Einsum of a constant alone; expected a tensor access", i)
         return "copy", [a], None
 
     def binary(
-        self, op: str, a: _PAccess | tuple[float, int], b: _PAccess | tuple[float, int], at: _Tok
-    ):
-        if isinstance(a, _PAccess) and isinstance(b, _PAccess):
-            return op, [a, b], None
+        self, op: str, a: _PAccess | tuple[float, int], b: _PAccess | tuple[float, int]
+    ) -> tuple[str, list[_PAccess], float | None]:
         if isinstance(a, _PAccess):
-            return op, [a], b[0]  # type: ignore[index]
+            if isinstance(b, _PAccess):
+                return op, [a, b], None
+            return op, [a], b[0]
         if isinstance(b, _PAccess):
             if op in _COMMUTATIVE:
                 return op, [b], a[0]
-            raise ParseError(
-                f"a constant can only be the right operand of {op}; expected a tensor access",
-                file=self.file,
-                line=self.line,
-                col=a[1],
+            raise self.error(
+                f"a constant can only be the right operand of {op}; expected a tensor access", a[1]
             )
-        raise ParseError(
-            "both operands are constants; expected a tensor access",
-            file=self.file,
-            line=self.line,
-            col=a[1],
-        )
+        raise self.error("both operands are constants; expected a tensor access", a[1])
 
 
 # ------------------------------------------------------------------- parse
@@ -709,64 +784,66 @@ def _parse(
     cname: str | None = None
     decls: list[_PDecl] = []
     splits: list[_PSplit] = []
-    rank_size: dict[str, tuple[int, int, int]] = {}  # rank -> size, line, col
+    rank_size: dict[str, tuple[int, int]] = {}  # rank -> size, line
     pes: list[_PEinsum] = []
+    lines = text.splitlines() or [""]
 
     def perr(msg: str, line: int, col: int | None = None) -> ParseError:
         return ParseError(msg, file=file, line=line, col=col)
 
-    def set_rank(r: str, size: int, line: int, col: int) -> None:
-        if r in rank_size and rank_size[r][0] != size:
-            s0, l0, _ = rank_size[r]
-            raise perr(
-                f"rank {r} has size {size} here but {s0} on line {l0 + line_offset}; expected one size per rank",
-                line,
-                col,
-            )
-        rank_size.setdefault(r, (size, line, col))
+    def perr_at(msg: str, line: int, tok: int) -> ParseError:
+        """An error at token number ``tok`` of ``line``."""
+        return perr(msg, line, _columns(lines[line - 1])[tok])
 
-    for lineno, raw in enumerate(text.splitlines() or [""], start=1):
-        m = _CASCADE_LINE.match(raw)
+    def set_rank(r: str, size: int, line: int, tok: int) -> None:
+        known = rank_size.get(r)
+        if known is None:
+            rank_size[r] = (size, line)
+        elif known[0] != size:
+            raise perr_at(
+                f"rank {r} has size {size} here but {known[0]} on line {known[1] + line_offset}; expected one size per rank",
+                line,
+                tok,
+            )
+
+    p = _LineParser(file, pvals)
+    for lineno, raw in enumerate(lines, start=1):
+        m = _CASCADE_LINE.match(raw) if "cascade" in raw else None
         if m:  # the name is the rest of the line, taken as is (not tokenized)
             if cname is not None:
                 raise perr("the cascade is named twice", lineno, m.start(1) + 1)
             cname = m.group(2).strip()
             continue
         toks = _tokenize(raw, lineno, file)
-        if toks[0].kind == "end":
-            continue
-        p = _LineParser(toks, lineno, file, pvals)
         first, second = toks[0], toks[1]
-        is_kw = (
-            first.kind == "name"
-            and first.text in _KEYWORDS
-            and not (second.kind == "sym" and second.text == "[")
-        )
-        if is_kw and first.text == "cascade":
-            raise perr("expected the cascade's name after 'cascade'", lineno, second.col)
-        elif is_kw and first.text == "param":
-            pname, pval = p.param_statement(overrides)
-            pvals[pname] = pval
-        elif is_kw and first.text == "declare":
-            for d in p.declaration():
-                decls.append(d)
-                for r, s, col in d.dims:
-                    if s is not None:
-                        set_rank(r, s, lineno, col)
-        elif is_kw and first.text == "rank":
-            for r, s, col in p.rank_statement():
-                set_rank(r, s, lineno, col)
-        elif (is_kw and first.text == "split") or (first.kind == "name" and second.kind == "arrow"):
-            splits.append(p.split_statement())
-        elif first.kind == "name" and second.kind == "sym" and second.text == "[":
+        if not first:
+            continue
+        p.start(toks, raw, lineno)
+        if second == "[" and first.isidentifier():  # an Einsum (keywords too: T[..] = ..)
             if len(pes) >= MAX_EINSUMS:
                 raise perr(f"more than {MAX_EINSUMS:,} Einsums; expected a smaller cascade", lineno)
             pes.append(p.einsum())
+        elif first == "cascade":
+            raise p.error("expected the cascade's name after 'cascade'", 1)
+        elif first == "param":
+            pname, pval = p.param_statement(overrides)
+            pvals[pname] = pval
+        elif first == "declare":
+            for d in p.declaration():
+                decls.append(d)
+                for r, s, tok in d.dims:
+                    if s is not None:
+                        set_rank(r, s, lineno, tok)
+        elif first == "rank":
+            for r, s, tok in p.rank_statement():
+                set_rank(r, s, lineno, tok)
+        elif first == "split" or (second == "->" and first.isidentifier()):
+            splits.append(p.split_statement())
         else:
             raise p.error(
                 f"expected a statement (param, declare, rank, split, cascade) or an Einsum such as "
                 f"OUT[r] = A[r] * B[r] but found {p.describe(first)}",
-                first,
+                0,
             )
 
     unknown = sorted(set(overrides) - set(pvals))
@@ -783,10 +860,10 @@ def _parse(
     for sp in splits:
         kids = [c for c, _, _ in sp.children]
         if sp.parent in kids or len(set(kids)) != len(kids):
-            raise perr(f"split of {sp.parent}: the ranks must be distinct", sp.line, sp.col)
-        for r, s, col in sp.children:
+            raise perr_at(f"split of {sp.parent}: the ranks must be distinct", sp.line, sp.tok)
+        for r, s, tok in sp.children:
             if r in rank_size and s is not None:
-                set_rank(r, s, sp.line, col)
+                set_rank(r, s, sp.line, tok)
         sizes = [
             s if s is not None else (rank_size[r][0] if r in rank_size else None)
             for r, s, _ in sp.children
@@ -794,7 +871,7 @@ def _parse(
         missing = [i for i, s in enumerate(sizes) if s is None]
         parent = rank_size.get(sp.parent)
         if len(missing) > 1 or (missing and parent is None):
-            raise perr(
+            raise perr_at(
                 f"split of {sp.parent}: cannot work out the size of "
                 f"{', '.join(sp.children[i][0] for i in missing)}; expected sizes such as {sp.children[-1][0]}:64",
                 sp.line,
@@ -802,220 +879,147 @@ def _parse(
             )
         if missing:
             rest = math.prod(s for s in sizes if s is not None)
-            if parent[0] % rest:
-                raise perr(
-                    f"split of {sp.parent}: {parent[0]} is not divisible by {rest}", sp.line, sp.col
+            if parent[0] % rest:  # type: ignore[index]
+                raise perr_at(
+                    f"split of {sp.parent}: {parent[0]} is not divisible by {rest}",  # type: ignore[index]
+                    sp.line,
+                    sp.tok,
                 )
             i = missing[0]
-            sizes[i] = parent[0] // rest
-            set_rank(sp.children[i][0], sizes[i], sp.line, sp.children[i][2])
+            sizes[i] = parent[0] // rest  # type: ignore[index]
+            set_rank(sp.children[i][0], sizes[i], sp.line, sp.children[i][2])  # type: ignore[arg-type]
         total = math.prod(sizes)  # type: ignore[arg-type]
         if total > MAX_SIZE:
-            raise perr(f"split of {sp.parent}: size {total} is out of range", sp.line, sp.col)
-        for (r, _, col), s in zip(sp.children, sizes, strict=True):
-            set_rank(r, s, sp.line, col)  # type: ignore[arg-type]
-        set_rank(sp.parent, total, sp.line, sp.col)
+            raise perr_at(f"split of {sp.parent}: size {total} is out of range", sp.line, sp.tok)
+        for (r, _, tok), s in zip(sp.children, sizes, strict=True):
+            set_rank(r, s, sp.line, tok)  # type: ignore[arg-type]
+        set_rank(sp.parent, total, sp.line, sp.tok)
 
     # tensors: declared inputs first
     tensors: dict[str, Tensor] = {}
     declared_line: dict[str, int] = {}
     for d in decls:
         if d.name in tensors:
-            raise perr(
+            raise perr_at(
                 f"tensor {d.name} is declared twice (first on line {declared_line[d.name] + line_offset})",
                 d.line,
-                d.col,
+                d.tok,
             )
         shape: list[int] = []
-        for r, s, col in d.dims:
+        for r, s, tok in d.dims:
             if s is None:
                 if r not in rank_size:
-                    raise perr(f"rank {r} of {d.name} has no size; expected {r}:SIZE", d.line, col)
+                    raise perr_at(
+                        f"rank {r} of {d.name} has no size; expected {r}:SIZE", d.line, tok
+                    )
                 s = rank_size[r][0]
             shape.append(s)
-        ranks = tuple(r for r, _, _ in d.dims)
+        ranks = tuple(map(_FIRST, d.dims))
         if len(set(ranks)) != len(ranks):
-            raise perr(
-                f"tensor {d.name} names a rank twice; expected distinct rank names", d.line, d.col
+            raise perr_at(
+                f"tensor {d.name} names a rank twice; expected distinct rank names", d.line, d.tok
             )
         tensors[d.name] = Tensor(d.name, ranks, tuple(shape), d.bits)
         declared_line[d.name] = d.line
 
-    def size_of(r: str, line: int, col: int) -> int:
-        if r not in rank_size:
-            raise perr(
+    def size_of(r: str, line: int, tok: int) -> int:
+        known = rank_size.get(r)
+        if known is None:
+            raise perr_at(
                 f"rank {r} has no size; expected it in a declaration (T[{r}:SIZE]), a rank statement or a split",
                 line,
-                col,
+                tok,
             )
-        return rank_size[r][0]
+        return known[0]
 
     # produced tensors: shape from the output indices
+    build = _Builder(rank_size, perr_at)
+    outputs: list[Access] = []
     produced_line: dict[str, int] = {}
     names_line: dict[str, int] = {}
     for pe in pes:
         o = pe.output
-        if o.tensor in tensors and o.tensor in declared_line:
-            raise perr(
+        if o.tensor in declared_line:
+            raise perr_at(
                 f"tensor {o.tensor} is declared as an input on line {declared_line[o.tensor] + line_offset} "
                 f"and cannot also be produced",
                 pe.line,
-                o.col,
+                o.tok,
             )
         if o.tensor in produced_line:
-            raise perr(
+            raise perr_at(
                 f"tensor {o.tensor} is already produced on line {produced_line[o.tensor] + line_offset}; "
                 f"expected one Einsum per tensor",
                 pe.line,
-                o.col,
+                o.tok,
             )
-        ranks: list[str] = []
+        out_ranks: list[str] = []
         shape = []
         for ix in o.indices:
-            if len(ix.terms) != 1 or ix.terms[0][1] != 1 or ix.offset < 0:
-                raise perr(
-                    "an output index must be a rank or rank+offset (such as m1+1)", pe.line, ix.col
+            if ix[2] is None:  # a bare rank
+                r, rtok, offset = ix[0], ix[1], 0
+            else:
+                terms, offset = ix[2], ix[3]
+                if len(terms) != 1 or terms[0][1] != 1 or offset < 0:
+                    raise perr_at(
+                        "an output index must be a rank or rank+offset (such as m1+1)",
+                        pe.line,
+                        ix[1],
+                    )
+                r, _, rtok = terms[0]
+            if r in out_ranks:
+                raise perr_at(
+                    f"rank {r} indexes the output twice; expected distinct ranks", pe.line, rtok
                 )
-            r = ix.terms[0][0]
-            if r in ranks:
-                raise perr(
-                    f"rank {r} indexes the output twice; expected distinct ranks",
-                    pe.line,
-                    ix.terms[0][2],
-                )
-            ranks.append(r)
-            shape.append(size_of(r, pe.line, ix.terms[0][2]) + ix.offset)
-        tensors[o.tensor] = Tensor(o.tensor, tuple(ranks), tuple(shape), pe.bits)
+            out_ranks.append(r)
+            known = rank_size.get(r)
+            shape.append((known[0] if known is not None else size_of(r, pe.line, rtok)) + offset)
+        tensors[o.tensor] = Tensor(o.tensor, tuple(out_ranks), tuple(shape), pe.bits)
         produced_line[o.tensor] = pe.line
         ename = pe.name or o.tensor
         if ename in names_line:
-            raise perr(
+            raise perr_at(
                 f"two Einsums are named {ename} (lines {names_line[ename] + line_offset} and {pe.line + line_offset})",
                 pe.line,
-                o.col,
+                o.tok,
             )
         names_line[ename] = pe.line
+        outputs.append(build.written(o, tensors[o.tensor].ranks, pe.bits))
 
-    # Einsums
-    einsums: list[Einsum] = []
-    line_of: dict[str, int] = {}
-    for pe in pes:
-        ename = pe.name or pe.output.tensor
-        out_t = tensors[pe.output.tensor]
-        out_ranks = list(out_t.ranks)
-        right: list[str] = []
-        for a in pe.operands:
-            if a.tensor not in tensors:
-                raise perr(
-                    f"tensor {a.tensor} is neither declared nor produced; expected a declare statement for it",
-                    pe.line,
-                    a.col,
-                )
-            t = tensors[a.tensor]
-            if len(a.indices) != len(t.shape):
-                raise perr(
-                    f"{a.tensor} has {len(t.shape)} ranks ({', '.join(t.ranks)}) but is indexed with {len(a.indices)}",
-                    pe.line,
-                    a.col,
-                )
-            for ix in a.indices:
-                for r, _, col in ix.terms:
-                    size_of(r, pe.line, col)
-                    if r not in out_ranks and r not in right:
-                        right.append(r)
-        if pe.reduce_op is not None:
-            listed = [r for r, _ in pe.reduce_ranks]
-            for r, col in pe.reduce_ranks:
-                if listed.count(r) > 1:
-                    raise perr(f"rank {r} is listed twice in {pe.reduce_op}(...)", pe.line, col)
-                if r in out_ranks:
-                    raise perr(
-                        f"rank {r} is in the output, so {pe.reduce_op}({r}) reduces nothing; "
-                        f"expected ranks that appear only on the right",
-                        pe.line,
-                        col,
-                    )
-                if r not in right:
-                    raise perr(
-                        f"rank {r} does not appear on the right; expected one of: {', '.join(right) or '(none)'}",
-                        pe.line,
-                        col,
-                    )
-            missing = [r for r in right if r not in listed]
-            if missing:
-                raise perr(
-                    f"rank {missing[0]} appears only on the right but is not reduced; expected "
-                    f"{pe.reduce_op}({', '.join(listed + missing)})",
-                    pe.line,
-                    pe.reduce_col,
-                )
-            reduced, reduce_op = listed, pe.reduce_op
-        else:
-            reduced, reduce_op = right, ("sum" if right else "none")
-        rank_sizes = tuple((r, rank_size[r][0]) for r in [*out_ranks, *reduced])
-        size_dict = dict(rank_sizes)
-        inputs: list[Access] = []
-        for a in pe.operands:
-            t = tensors[a.tensor]
-            affs = tuple(ix.affine() for ix in a.indices)
-            for ix, aff, dim, size in zip(a.indices, affs, t.ranks, t.shape, strict=True):
-                lo, hi = aff.bounds(size_dict)
-                if lo < 0 or hi >= size:
-                    raise perr(
-                        f"index {aff.to_text()} of {a.tensor} spans {lo}..{hi} but rank {dim} has size {size}; "
-                        f"expected 0..{size - 1}",
-                        pe.line,
-                        ix.col,
-                    )
-            inputs.append(Access(a.tensor, affs, t.bits))
-        out_acc = Access(
-            pe.output.tensor, tuple(ix.affine() for ix in pe.output.indices), out_t.bits
-        )
-        einsums.append(
-            Einsum(
-                name=ename,
-                output=out_acc,
-                inputs=tuple(inputs),
-                map_op=pe.map_op,
-                reduce_op=reduce_op,
-                rank_sizes_items=rank_sizes,
-                attrs=tuple(pe.attrs),
-                scalar=pe.scalar,
-            )
-        )
-        line_of[ename] = pe.line
+    einsums = build.einsums(pes, outputs, tensors)
 
     # dependence order: a forward read must follow its producer in the text
-    pos = {e.name: i for i, e in enumerate(einsums)}
-    for d in dependences(einsums):
-        if d.carried or pos[d.producer] < pos[d.consumer]:
+    es = tuple(einsums)
+    pos = {e.name: i for i, e in enumerate(es)}
+    for producer, consumer, tensor, carried in _dependence_tuples(es):
+        if carried or pos[producer] < pos[consumer]:
             continue
-        e = next(x for x in einsums if x.name == d.consumer)
-        col = next(a.col for a in pes[pos[d.consumer]].operands if a.tensor == d.tensor)
-        if d.producer == d.consumer:
-            raise perr(
-                f"{e.name} reads its own output {d.tensor} at the index it writes; expected an earlier index "
-                f"such as {d.tensor}[r] while writing {d.tensor}[r+1]",
-                line_of[e.name],
-                col,
+        e, pe = es[pos[consumer]], pes[pos[consumer]]
+        tok = next(a.tok for a in pe.operands if a.tensor == tensor)
+        if producer == consumer:
+            raise perr_at(
+                f"{e.name} reads its own output {tensor} at the index it writes; expected an earlier index "
+                f"such as {tensor}[r] while writing {tensor}[r+1]",
+                pe.line,
+                tok,
             )
         try:
-            canonical_order(einsums)
+            canonical_order(es)
         except WorkloadError as exc:
-            raise perr(exc.message, line_of[e.name], col) from None
-        raise perr(
-            f"tensor {d.tensor} is used before it is produced (on line {line_of[d.producer] + line_offset}); "
+            raise perr_at(exc.message, pe.line, tok) from None
+        raise perr_at(
+            f"tensor {tensor} is used before it is produced (on line {pes[pos[producer]].line + line_offset}); "
             f"expected Einsums in dependence order",
-            line_of[e.name],
-            col,
+            pe.line,
+            tok,
         )
 
     try:
-        ordered = canonical_order(einsums)
+        ordered = canonical_order(es)
         tensor_list = [tensors[n] for n in declared_line] + [
             tensors[e.output.tensor] for e in ordered
         ]
-        return Cascade(
+        return Cascade._from_parser(
             name=cname or name or "cascade",
             tensors=tuple(tensor_list),
             einsums=ordered,
@@ -1034,7 +1038,183 @@ def _parse(
         where = next((pe for pe in pes if (pe.name or pe.output.tensor) == exc.einsum), None)
         if where is None:  # not about one Einsum: point at the first statement
             raise perr(exc.message, pes[0].line if pes else 1, 1) from None
-        raise perr(exc.message, where.line, where.output.col) from None
+        raise perr_at(exc.message, where.line, where.output.tok) from None
+
+
+class _Builder:
+    """The IR objects of the parsed lines, one per distinct value.
+
+    A large cascade repeats its indices and accesses (the output of an Einsum
+    is the next one's input), and rank sizes are cascade-wide, so an index
+    spans the same values wherever it is. Each distinct :class:`AffineIndex`
+    and :class:`Access` is made, and checked, once: that saves time and
+    memory, and :func:`format_cascade` spells each once.
+    """
+
+    def __init__(self, rank_size: dict[str, tuple[int, int]], perr_at: Any) -> None:
+        self.perr_at = perr_at
+        self.sizes = {r: s for r, (s, _) in rank_size.items()}
+        #: one (rank, size) pair per rank, shared by the Einsums' rank_sizes_items
+        self.pair_of = {r: (r, s) for r, s in self.sizes.items()}
+        #: index key -> (AffineIndex, lowest value, highest value)
+        self.index_of: dict[Any, tuple[AffineIndex, int, int]] = {}
+        #: access key -> (Access, the ranks of its index terms in order): an
+        #: access made is of a known tensor, with its number of dimensions,
+        #: sized ranks and indices within the dimensions
+        self.access_of: dict[str, tuple[Access, tuple[str, ...]]] = {}
+
+    def affine(self, ix: _PIndex) -> tuple[AffineIndex, int, int]:
+        hit = self.index_of.get(ix[0])
+        if hit is None:
+            terms, offset = _terms(ix), ix[3]
+            if len(terms) == 1 and terms[0][1] != 0:
+                aff = AffineIndex(((terms[0][0], terms[0][1]),), offset)
+            else:
+                merged: dict[str, int] = {}
+                for r, c, _ in terms:
+                    merged[r] = merged.get(r, 0) + c
+                aff = AffineIndex(tuple((r, c) for r, c in merged.items() if c != 0), offset)
+            hit = self.index_of[ix[0]] = (aff, *aff.bounds(self.sizes))
+        return hit
+
+    def written(self, o: _PAccess, ranks: tuple[str, ...], bits: int) -> Access:
+        """The output access of an Einsum (of output ranks ``ranks``): it lies
+        within its tensor, which it shapes, so a read of it needs no check."""
+        index_of = self.index_of
+        affs = []
+        for ix in o.indices:
+            affs.append((index_of.get(ix[0]) or self.affine(ix))[0])
+        acc = Access(o.tensor, tuple(affs), bits)
+        self.access_of[o.key] = (acc, ranks)
+        return acc
+
+    def operand_ranks(self, a: _PAccess, tensors: dict[str, Tensor], line: int) -> tuple[str, ...]:
+        """The ranks of the index terms of an operand not yet made, in order,
+        once its tensor, its number of indices and the sizes of the ranks
+        are checked."""
+        t = tensors.get(a.tensor)
+        if t is None:
+            raise self.perr_at(
+                f"tensor {a.tensor} is neither declared nor produced; expected a declare statement for it",
+                line,
+                a.tok,
+            )
+        if len(a.indices) != len(t.shape):
+            raise self.perr_at(
+                f"{a.tensor} has {len(t.shape)} ranks ({', '.join(t.ranks)}) but is indexed with {len(a.indices)}",
+                line,
+                a.tok,
+            )
+        ranks: list[str] = []
+        for ix in a.indices:
+            for r, _, tok in _terms(ix):
+                if r not in self.sizes:
+                    raise self.perr_at(
+                        f"rank {r} has no size; expected it in a declaration (T[{r}:SIZE]), a rank statement or a split",
+                        line,
+                        tok,
+                    )
+                ranks.append(r)
+        return tuple(ranks)
+
+    def read(self, a: _PAccess, ranks: tuple[str, ...], t: Tensor, line: int) -> Access:
+        """The input access ``a`` to ``t``, its operand_ranks ``ranks``."""
+        hit = self.access_of.get(a.key)  # made by an earlier operand of the Einsum
+        if hit is not None:
+            return hit[0]
+        affs: list[AffineIndex] = []
+        for ix, dim, size in zip(a.indices, t.ranks, t.shape, strict=True):
+            aff, lo, hi = self.affine(ix)
+            if lo < 0 or hi >= size:
+                raise self.perr_at(
+                    f"index {aff.to_text()} of {a.tensor} spans {lo}..{hi} but rank {dim} has size {size}; "
+                    f"expected 0..{size - 1}",
+                    line,
+                    ix[1],
+                )
+            affs.append(aff)
+        acc = Access(a.tensor, tuple(affs), t.bits)
+        self.access_of[a.key] = (acc, ranks)
+        return acc
+
+    def einsums(
+        self, pes: list[_PEinsum], outputs: list[Access], tensors: dict[str, Tensor]
+    ) -> list[Einsum]:
+        """The Einsums of the parsed lines, given their outputs (and the
+        output tensors in ``tensors``): operands, reductions and index bounds
+        are checked here, in that order."""
+        pair_of, access_of = self.pair_of, self.access_of
+        einsums: list[Einsum] = []
+        for pe, output in zip(pes, outputs, strict=True):
+            out_ranks = tensors[pe.output.tensor].ranks
+            right: list[str] = []
+            # an operand is an access already made (the common case: checked
+            # then), or a new one, checked here and made after the reduction
+            # (plain loops: a comprehension is a call in Python 3.11)
+            operands = []
+            for a in pe.operands:
+                made = access_of.get(a.key)
+                ranks = self.operand_ranks(a, tensors, pe.line) if made is None else made[1]
+                operands.append((a, made, ranks))
+                for r in ranks:
+                    if r not in out_ranks and r not in right:
+                        right.append(r)
+            if pe.reduce_op is not None:
+                reduced = _reduced_ranks(pe, out_ranks, right, self.perr_at)
+                reduce_op = pe.reduce_op
+            else:
+                reduced, reduce_op = right, ("sum" if right else "none")
+            inputs = []
+            for a, made, ranks in operands:
+                if made is None:
+                    inputs.append(self.read(a, ranks, tensors[a.tensor], pe.line))
+                else:
+                    inputs.append(made[0])
+            einsums.append(
+                Einsum(
+                    pe.name or pe.output.tensor,
+                    output,
+                    tuple(inputs),
+                    pe.map_op,
+                    reduce_op,
+                    tuple(map(pair_of.__getitem__, (*out_ranks, *reduced))),
+                    pe.attrs,
+                    pe.scalar,
+                )
+            )
+        return einsums
+
+
+def _reduced_ranks(
+    pe: _PEinsum, out_ranks: tuple[str, ...], right: list[str], perr_at: Any
+) -> list[str]:
+    """The ranks of ``REDUCE(ranks)``, checked against those only on the right."""
+    listed = [r for r, _ in pe.reduce_ranks]
+    for r, tok in pe.reduce_ranks:
+        if listed.count(r) > 1:
+            raise perr_at(f"rank {r} is listed twice in {pe.reduce_op}(...)", pe.line, tok)
+        if r in out_ranks:
+            raise perr_at(
+                f"rank {r} is in the output, so {pe.reduce_op}({r}) reduces nothing; "
+                f"expected ranks that appear only on the right",
+                pe.line,
+                tok,
+            )
+        if r not in right:
+            raise perr_at(
+                f"rank {r} does not appear on the right; expected one of: {', '.join(right) or '(none)'}",
+                pe.line,
+                tok,
+            )
+    missing = [r for r in right if r not in listed]
+    if missing:
+        raise perr_at(
+            f"rank {missing[0]} appears only on the right but is not reduced; expected "
+            f"{pe.reduce_op}({', '.join(listed + missing)})",
+            pe.line,
+            pe.reduce_tok,
+        )
+    return listed
 
 
 # ------------------------------------------------------------------ format
@@ -1052,7 +1232,7 @@ def format_cascade(c: Cascade) -> str:
     for t in c.tensors:
         if t.name in produced:
             continue
-        dims = ", ".join(f"{r}:{s}" for r, s in zip(t.ranks, t.shape, strict=True))
+        dims = ", ".join(map("{}:{}".format, t.ranks, t.shape))
         bits = f" {{bits={t.bits}}}" if t.bits != DEFAULT_BITS else ""
         lines.append(f"declare {t.name}[{dims}]{bits}")
         sized.update(zip(t.ranks, t.shape, strict=True))
@@ -1075,16 +1255,15 @@ def format_cascade(c: Cascade) -> str:
     if free:
         lines.append("rank " + ", ".join(f"{r}:{s}" for r, s in free))
     lines.extend(split_lines)
-    for e in c.einsums:
-        lines.append(format_einsum(e))
+    lines += map(format_einsum, c.einsums)
     return "\n".join(lines) + "\n"
 
 
 def format_einsum(e: Einsum) -> str:
     """One Einsum as a line of the text format."""
-    ins = [a.to_text() for a in e.inputs]
-    s = None if e.scalar is None else _fmt_scalar(e.scalar)
-    operands = ins + ([s] if s is not None else [])
+    operands = list(map(_TEXT, e.inputs))
+    if e.scalar is not None:
+        operands.append(_fmt_scalar(e.scalar))
     op = e.map_op
     if op == "copy":
         expr = operands[0]
@@ -1097,13 +1276,30 @@ def format_einsum(e: Einsum) -> str:
     else:
         expr = f"{op}({operands[0]})"
     red = f"{e.reduce_op}({', '.join(e.reduced_ranks)}) " if e.reduced_ranks else ""
-    attrs = list(e.attrs)
-    if e.name != e.output.tensor:
-        attrs.insert(0, ("name", e.name))
+    parts = []
     if e.output.bits != DEFAULT_BITS:
-        attrs.insert(0, ("bits", str(e.output.bits)))
-    tail = " {" + ", ".join(f"{k}={v}" for k, v in attrs) + "}" if attrs else ""
-    return f"{e.output.to_text()} = {red}{expr}{tail}"
+        parts.append(f"bits={e.output.bits}")
+    if e.name != e.output.tensor:
+        parts.append(f"name={e.name}")
+    if e.attrs:
+        parts.append(_attrs_text(e.attrs))
+    tail = " {" + ", ".join(parts) + "}" if parts else ""
+    return f"{e.output._text} = {red}{expr}{tail}"
+
+
+#: the text of attributes, by their tuple: the Einsums of a large cascade
+#: share a few (``{unit_class=2d}``)
+_ATTRS_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def _attrs_text(attrs: tuple[tuple[str, str], ...]) -> str:
+    """``k=v, k2=v2`` (the inside of the braces)."""
+    text = _ATTRS_TEXT.get(attrs)
+    if text is None:
+        text = ", ".join([f"{k}={v}" for k, v in attrs])
+        if len(_ATTRS_TEXT) < 4096:  # bounded: attribute sets are few in practice
+            _ATTRS_TEXT[attrs] = text
+    return text
 
 
 # -------------------------------------------------------------------- files

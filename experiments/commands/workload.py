@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -67,7 +69,7 @@ def show_cmd(
     name: str, params: tuple[str, ...], as_json: bool, as_text: bool, passes_rank: str | None
 ) -> None:
     """Show workload NAME (a library name or a cascade file)."""
-    cascade = load_workload(name, parse_params(params))
+    cascade = _load_frozen(name, parse_params(params))
     if as_json:
         data = cascade.summary()
         if passes_rank:
@@ -94,6 +96,28 @@ def show_cmd(
         click.echo(f"  passes over {passes_rank}: {cascade.passes(passes_rank)}")
     click.echo("")
     click.echo(format_cascade(cascade), nl=False)
+
+
+def _load_frozen(name: str, params: dict[str, Any]) -> Any:
+    """The workload, then everything alive frozen out of the cyclic collector's reach.
+
+    ``workload show`` is one short step: the cascade lives until the process
+    exits. Left to the collector, its objects (a quarter of a million for
+    30,000 Einsums) would be traversed by the next collections, as each
+    promotes them a generation, while the summary and the text are made
+    (about half a second for 30,000 Einsums). Frozen, they are not; reference
+    counting still frees whatever becomes garbage, and the collector runs as
+    usual for what is allocated afterwards. Collection is paused until the
+    freeze, so that none starts between the end of parsing and the freeze.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return load_workload(name, params)
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 @command.command(name="check")

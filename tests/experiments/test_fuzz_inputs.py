@@ -107,8 +107,8 @@ def test_sweep_ranges_and_samples_are_bounded() -> None:
 def test_huge_workload_sizes_are_refused() -> None:
     rc, err = _run(Case("values", ["eval", "-w", "mlp", "-p", "LAYERS=1e15", "--hw", "tpu_like"]))
     assert rc == 2 and "LAYERS=1000000000000000; expected a positive integer <= 2^48" in err
-    rc, err = _run(Case("values", ["workload", "show", "mlp", "-p", "LAYERS=10000"]))
-    assert rc == 2 and "29,999 Einsums; expected at most 16,384" in err
+    rc, err = _run(Case("values", ["workload", "show", "mlp", "-p", "LAYERS=20000"]))
+    assert rc == 2 and "59,999 Einsums; expected at most 32,768" in err
     rc, err = _run(Case("values", ["workload", "show", "gemm", "-p", f"M={'9' * 5000}"]))
     assert rc == 2 and "expected a positive integer" in err
 

@@ -66,6 +66,20 @@ def check(text: str) -> None:
     again = parse_cascade(format_cascade(c))
     assert again == c
     assert Cascade.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    assert fully_validated(c) == c
+
+
+def fully_validated(c: Cascade) -> Cascade:
+    """``c`` rebuilt through :class:`Cascade`'s own constructor: the cascade the
+    parser builds skips the checks the parser made itself, so this raises if
+    the parser ever accepts what the cascade checks refuse."""
+    return Cascade(
+        name=c.name,
+        tensors=c.tensors,
+        einsums=c.einsums,
+        splits=c.splits,
+        split_sizes=c.split_sizes,
+    )
 
 
 def _mutate(text: str, ops: list[tuple[int, int, int, str]]) -> str:
@@ -115,6 +129,15 @@ FAST = settings(
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
+
+
+def test_mutated_cascades_quick() -> None:
+    """A few hundred mutated texts (the slow tests run thousands)."""
+    COUNTS.update(parsed=0, error=0)
+    rng = random.Random(20240611)
+    for _ in range(600):
+        check(_mutate(rng.choice(SEEDS), _random_ops(rng)))
+    assert COUNTS["parsed"] > 30 and COUNTS["error"] > 30, COUNTS
 
 
 @pytest.mark.slow
@@ -271,6 +294,7 @@ def test_random_cascades_round_trip(text: str) -> None:
     assert parse_cascade(printed) == c
     assert format_cascade(parse_cascade(printed)) == printed
     assert Cascade.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    assert fully_validated(c) == c
 
 
 # ------------------------------------- executor vs a point-by-point interpreter

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import pickle
 
 import networkx as nx
 import pytest
@@ -183,3 +186,24 @@ def test_carried_reads_are_the_reads_left_out_of_the_dag() -> None:
     # PRM reads RM[m1] too, but RM is complete before PRM runs: an ordinary edge
     assert c.graph().has_edge("RM", "PRM")
     assert build("attention-3pass").carried_reads() == frozenset()
+
+
+@pytest.mark.parametrize("cls", [Tensor, AffineIndex, Access, Einsum])
+def test_hand_written_constructors_take_the_dataclass_fields(cls: type) -> None:
+    """These frozen dataclasses have their own (faster) ``__init__``: it must
+    take the fields in order, with their defaults, and keep them frozen."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    for p, f in zip(params, fields, strict=True):
+        want = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        assert p.default == want, p.name
+        assert f.default_factory is dataclasses.MISSING
+    e = build("gemm").einsums[0]
+    obj = {Tensor: build("gemm").tensor("A"), AffineIndex: e.output.indices[0]}.get(cls)
+    obj = obj if obj is not None else (e.output if cls is Access else e)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        obj.bits = 3  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(obj)) == obj
+    again = dataclasses.replace(obj)
+    assert again == obj and hash(again) == hash(obj) and repr(again) == repr(obj)

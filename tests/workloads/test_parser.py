@@ -149,6 +149,18 @@ def _err(text: str) -> ParseError:
         ("hello world", 1, 1, "expected a statement"),
         # found by the cascade validation; points at the Einsum's output
         ("declare X[t:3]\nS[] = sum(t) R[t]\nR[t+1] = S[] + X[t]", 2, 1, "not indexed by t"),
+        ("declare A[m:4, n:4]\nB[n] = A[m*0, n]", 2, 1, "rank m is in its iteration space"),
+        ("declare A[m:4, n:4]\nB[n] = A[m - m, n]", 2, 1, "indexes nothing"),
+        ("cascade  a  b\ndeclare A[m:4]\nB[m] = A[m]", 3, 1, "cascade name 'a  b'"),
+        # an access checked once: its second use is not checked again, the
+        # first reports (and a bare rank and an affine index of one rank differ)
+        ("declare A[m:4]\nB[m] = A[m]\nC[m] = A[m] + A[m+1]", 3, 17, "spans 1..4"),
+        ("declare A[m:4]\nB[m] = A[m] + X[m]\nC[m] = X[m]", 2, 15, "neither declared"),
+        # errors in later lines' syntax come before any check across lines
+        ("declare A[m:4]\nB[m] = C[m]\nD[m] = A[m] +", 3, 14, "expected a tensor access"),
+        ("declare A[m:4]\nB[m] = A[m] {mask=causal}", 2, 1, "mask=causal needs mask_key"),
+        ("declare A[m:4]\nB[m] = A[m] \u00e9", 2, 13, "unexpected character '\u00e9'"),
+        ("declare A[m:4]\nB[m] = A[m] {bits=8", 2, 13, "unclosed '{'"),
     ],
 )
 def test_errors_name_line_column_and_expectation(
@@ -235,3 +247,23 @@ def test_split_without_keyword_and_rank_list_without_commas() -> None:
     )
     assert a == b and a.splits == (("m", ("m1", "m0")),)
     assert a.tensor("X").shape == (4, 2, 3)
+
+
+def _fully_validated(c: Cascade) -> Cascade:
+    """``c`` rebuilt through :class:`Cascade`'s own constructor (every check)."""
+    return Cascade(
+        name=c.name,
+        tensors=c.tensors,
+        einsums=c.einsums,
+        splits=c.splits,
+        split_sizes=c.split_sizes,
+    )
+
+
+@pytest.mark.parametrize("name", list_workloads())
+def test_parsed_cascades_pass_the_full_validation(name: str) -> None:
+    """The parser makes most of the cascade checks itself (with positions) and
+    the cascade it builds skips them: every cascade it accepts passes them."""
+    c = build(name)
+    assert _fully_validated(c) == c
+    assert parse_cascade(format_cascade(c)) == c
