@@ -192,11 +192,7 @@ class Tensor:
         self, name: str, ranks: tuple[str, ...], shape: tuple[int, ...], bits: int = 16
     ) -> None:
         # see "Construction" in the module docstring
-        d = self.__dict__
-        d["name"] = name
-        d["ranks"] = ranks
-        d["shape"] = shape
-        d["bits"] = bits
+        self.__dict__.update(name=name, ranks=ranks, shape=shape, bits=bits)
 
     @property
     def elements(self) -> int:
@@ -430,15 +426,16 @@ class Einsum:
         scalar: float | None = None,
     ) -> None:
         # see "Construction" in the module docstring
-        d = self.__dict__
-        d["name"] = name
-        d["output"] = output
-        d["inputs"] = inputs
-        d["map_op"] = map_op
-        d["reduce_op"] = reduce_op
-        d["rank_sizes_items"] = rank_sizes_items
-        d["attrs"] = attrs
-        d["scalar"] = scalar
+        self.__dict__.update(
+            name=name,
+            output=output,
+            inputs=inputs,
+            map_op=map_op,
+            reduce_op=reduce_op,
+            rank_sizes_items=rank_sizes_items,
+            attrs=attrs,
+            scalar=scalar,
+        )
 
     @property
     def rank_sizes(self) -> dict[str, int]:

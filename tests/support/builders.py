@@ -10,7 +10,7 @@ import math
 
 from hw_models.arch import Architecture, ComputeUnit, StorageLevel
 from mappers.mapping import LevelMapping, Mapping
-from workloads.ir import Access, AffineIndex, Einsum
+from workloads.ir import Access, AffineIndex, Cascade, Einsum
 
 
 def ix(*terms: tuple[str, int] | str) -> AffineIndex:
@@ -136,3 +136,16 @@ def lm(level_name: str, t=None, s=None, order=(), keep=None, axes=None) -> Level
 
 def mapping(einsum: Einsum, *levels: LevelMapping, unit_name: str = "") -> Mapping:
     return Mapping(einsum=einsum.name, levels=tuple(levels), unit=unit_name)
+
+
+def fully_validated(c: Cascade) -> Cascade:
+    """``c`` rebuilt through :class:`Cascade`'s own constructor: the cascade the
+    parser builds skips the checks the parser made itself, so this raises if
+    the parser ever accepts what the cascade checks refuse."""
+    return Cascade(
+        name=c.name,
+        tensors=c.tensors,
+        einsums=c.einsums,
+        splits=c.splits,
+        split_sizes=c.split_sizes,
+    )

@@ -14,6 +14,7 @@ import random
 
 import numpy as np
 import pytest
+from builders import fully_validated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,19 +68,6 @@ def check(text: str) -> None:
     assert again == c
     assert Cascade.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert fully_validated(c) == c
-
-
-def fully_validated(c: Cascade) -> Cascade:
-    """``c`` rebuilt through :class:`Cascade`'s own constructor: the cascade the
-    parser builds skips the checks the parser made itself, so this raises if
-    the parser ever accepts what the cascade checks refuse."""
-    return Cascade(
-        name=c.name,
-        tensors=c.tensors,
-        einsums=c.einsums,
-        splits=c.splits,
-        split_sizes=c.split_sizes,
-    )
 
 
 def _mutate(text: str, ops: list[tuple[int, int, int, str]]) -> str:

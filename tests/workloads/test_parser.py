@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from builders import fully_validated
 
 from workloads.errors import ParseError, WorkloadError
 from workloads.ir import AffineIndex, Cascade
@@ -249,21 +250,10 @@ def test_split_without_keyword_and_rank_list_without_commas() -> None:
     assert a.tensor("X").shape == (4, 2, 3)
 
 
-def _fully_validated(c: Cascade) -> Cascade:
-    """``c`` rebuilt through :class:`Cascade`'s own constructor (every check)."""
-    return Cascade(
-        name=c.name,
-        tensors=c.tensors,
-        einsums=c.einsums,
-        splits=c.splits,
-        split_sizes=c.split_sizes,
-    )
-
-
 @pytest.mark.parametrize("name", list_workloads())
 def test_parsed_cascades_pass_the_full_validation(name: str) -> None:
     """The parser makes most of the cascade checks itself (with positions) and
     the cascade it builds skips them: every cascade it accepts passes them."""
     c = build(name)
-    assert _fully_validated(c) == c
+    assert fully_validated(c) == c
     assert parse_cascade(format_cascade(c)) == c
