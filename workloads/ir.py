@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -639,6 +640,7 @@ def dependences(einsums: Iterable[Einsum]) -> list[Dependence]:
 #: entry, so the id cannot be reused while cached): validating a cascade and
 #: asking for its order, passes and recurrences compute each once
 _DERIVED: dict[int, tuple[tuple[Einsum, ...], dict[str, Any]]] = {}
+_DERIVED_LOCK = threading.Lock()
 
 
 def _per_tuple(einsums: tuple[Einsum, ...], what: str, build: Any) -> Any:
@@ -646,12 +648,13 @@ def _per_tuple(einsums: tuple[Einsum, ...], what: str, build: Any) -> Any:
     Callers must not modify the value."""
     if not isinstance(einsums, tuple):
         return build(einsums)
-    hit = _DERIVED.get(id(einsums))
-    if hit is None or hit[0] is not einsums:
-        if len(_DERIVED) >= 8:
-            _DERIVED.pop(next(iter(_DERIVED)))
-        hit = _DERIVED[id(einsums)] = (einsums, {})
-    values = hit[1]
+    with _DERIVED_LOCK:  # sweeps on Dask evaluate points in threads
+        hit = _DERIVED.get(id(einsums))
+        if hit is None or hit[0] is not einsums:
+            while len(_DERIVED) >= 8:
+                _DERIVED.pop(next(iter(_DERIVED)))
+            hit = _DERIVED[id(einsums)] = (einsums, {})
+    values = hit[1]  # two threads may build the same value: harmless
     if what not in values:
         values[what] = build(einsums)
     return values[what]
