@@ -36,6 +36,7 @@ from hw_models.params import check_params, check_value
 from hw_models.serialize import _rates, arch_from_dict, arch_to_dict, coerce_field
 from hw_models.validate import validate
 from hw_models.yamlio import Lines, line_of, read_file, write_file
+from workloads.memo import BoundedCache
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -466,7 +467,7 @@ class _Plan:
         self.seen_params = copy.deepcopy(dict(base.params))
         self.seen_overrides = copy.deepcopy(dict(ov)) if ov else ov
         #: (level names, unit names) -> compiled overrides for that tree shape
-        self.by_shape: dict[tuple, list[tuple]] = {}
+        self.by_shape: BoundedCache[list[tuple]] = BoundedCache(64)
 
     def compiled(self, arch: Architecture) -> list[tuple]:
         """The overrides as ``(kind, index, fixed changes, merged fields)``
@@ -504,29 +505,24 @@ class _Plan:
                 else:
                     fixed[key] = coerce_field(kind_of, key, value, path)
             plan.append((kind_of, idx, fixed, merged))
-        if len(self.by_shape) >= 64:
-            self.by_shape.clear()
-        self.by_shape[shape] = plan
-        return plan
+        return self.by_shape.put(shape, plan)
 
 
 #: id(base) -> (base, its plan or None when the fast path cannot serve it);
 #: holding the base keeps its id from being reused while cached
-_PLANS: dict[int, tuple[Architecture, _Plan | None]] = {}
+_PLANS: BoundedCache[tuple[Architecture, _Plan | None]] = BoundedCache(256)
 
 
 def _plan_of(base: Architecture) -> _Plan:
     hit = _PLANS.get(id(base))
     if hit is None or hit[0] is not base:
-        if len(_PLANS) >= 256:
-            _PLANS.clear()
         try:
             plan: _Plan | None = _Plan(base)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:  # noqa: BLE001 - the reference path handles it
             plan = None
-        hit = _PLANS[id(base)] = (base, plan)
+        hit = _PLANS.put(id(base), (base, plan))
     plan = hit[1]
     if plan is None or base.params != plan.seen_params or base.overrides != plan.seen_overrides:
         raise _Fallback

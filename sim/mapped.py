@@ -22,8 +22,6 @@ or in a batch, by any command.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -50,6 +48,7 @@ from sim.analytical.model import evaluate as evaluate_scalar
 from sim.metrics import Metrics
 from workloads.errors import EinsimError
 from workloads.ir import Einsum
+from workloads.memo import BoundedCache
 
 
 @dataclass(frozen=True)
@@ -95,26 +94,8 @@ def mapping_key(arch: Architecture) -> tuple:
     return (arch.family, levels, units)
 
 
-class _Lru(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def remember(self, key: Any, make: Callable[[], Any]) -> Any:
-        try:
-            self.move_to_end(key)
-            return self[key]
-        except KeyError:
-            pass
-        value = make()
-        self[key] = value
-        if len(self) > self.size:
-            self.popitem(last=False)
-        return value
-
-
 #: (id(einsum), mapper, objective, unit, mapping_key) -> (einsum, candidate mappings)
-_CANDIDATES = _Lru(65536)
+_CANDIDATES: BoundedCache[tuple] = BoundedCache(65536, lru=True)
 
 
 def _candidates(
@@ -124,11 +105,11 @@ def _candidates(
     # keyed by the Einsum's identity (hashing a frozen Einsum walks it all);
     # the entry keeps the Einsum, so the id cannot be reused while it lives
     key = (id(einsum), mapper, objective, unit or "", mapping_key(arch))
-    hit = _CANDIDATES.remember(
+    hit = _CANDIDATES.get_or_make(
         key, lambda: (einsum, info.candidates(einsum, arch, unit, objective))
     )
     if hit[0] is not einsum:  # pragma: no cover - stale id
-        hit = _CANDIDATES[key] = (einsum, info.candidates(einsum, arch, unit, objective))
+        hit = _CANDIDATES.put(key, (einsum, info.candidates(einsum, arch, unit, objective)))
     return hit[1]
 
 

@@ -70,12 +70,12 @@ from __future__ import annotations
 
 import math
 import operator
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from workloads.errors import WorkloadError
+from workloads.memo import BoundedCache
 
 
 class cached_property:  # noqa: N801 - used as functools.cached_property is
@@ -639,8 +639,7 @@ def dependences(einsums: Iterable[Einsum]) -> list[Dependence]:
 #: keyed by the tuple's id, for the last few tuples (each kept alive in its
 #: entry, so the id cannot be reused while cached): validating a cascade and
 #: asking for its order, passes and recurrences compute each once
-_DERIVED: dict[int, tuple[tuple[Einsum, ...], dict[str, Any]]] = {}
-_DERIVED_LOCK = threading.Lock()
+_DERIVED: BoundedCache[tuple[tuple[Einsum, ...], dict[str, Any]]] = BoundedCache(8)
 
 
 def _per_tuple(einsums: tuple[Einsum, ...], what: str, build: Any) -> Any:
@@ -648,12 +647,9 @@ def _per_tuple(einsums: tuple[Einsum, ...], what: str, build: Any) -> Any:
     Callers must not modify the value."""
     if not isinstance(einsums, tuple):
         return build(einsums)
-    with _DERIVED_LOCK:  # sweeps on Dask evaluate points in threads
-        hit = _DERIVED.get(id(einsums))
-        if hit is None or hit[0] is not einsums:
-            while len(_DERIVED) >= 8:
-                _DERIVED.pop(next(iter(_DERIVED)))
-            hit = _DERIVED[id(einsums)] = (einsums, {})
+    hit = _DERIVED.get(id(einsums))
+    if hit is None or hit[0] is not einsums:
+        hit = _DERIVED.put(id(einsums), (einsums, {}))
     values = hit[1]  # two threads may build the same value: harmless
     if what not in values:
         values[what] = build(einsums)

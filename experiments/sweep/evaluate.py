@@ -27,6 +27,7 @@ from typing import Any
 
 from experiments.sweep.sampling import Point
 from workloads.errors import EinsimError
+from workloads.memo import BoundedCache
 
 #: columns every row has, in this order (then the per-component ones)
 BASE_COLUMNS = (
@@ -236,29 +237,25 @@ def _thread_deadline(seconds: float) -> Iterator[None]:
             _Alarm.threads[tid] = outer
 
 
-# per-worker caches: presets and derived architectures, built cascades
-_ARCH: dict[tuple, Any] = {}
-_CASCADE: dict[tuple, Any] = {}
-_CACHE_MAX = 4096
+# per-worker caches (shared by a Dask worker's threads): presets and derived
+# architectures, built cascades (a cascade may hold 32,768 Einsums: few kept);
+# a build that failed is kept as its exception, raised again on every hit
+_ARCH: BoundedCache[Any] = BoundedCache(4096)
+_CASCADE: BoundedCache[Any] = BoundedCache(64)
+_MISS = object()
 
 
-def _cached(cache: dict, key: tuple, make: Callable[[], Any]) -> Any:
-    try:
-        hit = cache[key]
-    except KeyError:
-        pass
-    else:
-        if isinstance(hit, BaseException):
-            raise hit
-        return hit
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    try:
-        cache[key] = make()
-    except EinsimError as exc:
-        cache[key] = exc
-        raise
-    return cache[key]
+def _cached(cache: BoundedCache[Any], key: tuple, make: Callable[[], Any]) -> Any:
+    hit = cache.get(key, _MISS)
+    if hit is _MISS:
+        try:
+            hit = make()
+        except EinsimError as exc:
+            hit = exc
+        cache.put(key, hit)
+    if isinstance(hit, BaseException):
+        raise hit
+    return hit
 
 
 def base_arch(base: str) -> Any:
@@ -288,7 +285,7 @@ def fpga_fit_reason(point: Point) -> str:
 
     Checked on the parameters, before the architecture is built (building a
     design that does not fit raises)."""
-    base = base_arch(point.base)
+    base = base_arch(point.base_source)
     if base.family != "fpga":
         return f"constraint fits_fpga applies to FPGA designs; {point.base!r} is a {base.family} design"
     from hw_models import fpga
@@ -447,14 +444,14 @@ def _resolved_model(p: Point, row: dict[str, Any]) -> Any | None:
 def checked_arch(p: Point, row: dict[str, Any]) -> Any | None:
     """Build ``p``'s hardware and put its family and facts into ``row``;
     ``None`` (``row`` marked rejected) when the FPGA fit or area limit filters it."""
-    row["family"] = base_arch(p.base).family
+    row["family"] = base_arch(p.base_source).family
     model = _resolved_model(p, row)
     # a MAC array on an FPGA is checked here; an hls4ml design (a workload
     # model) depends on the network, so its model rejects it (FPGAFitError)
     array_fit = p.fits_fpga and model is not None and model.kind == "mapping"
     reason = fpga_fit_reason(p) if array_fit else ""
     if not reason:
-        arch = build_arch(p.base, p.hw)
+        arch = build_arch(p.base_source, p.hw)
         row["family"] = arch.family
         row.update(hardware_facts(arch))
         reason = area_reason(p, arch)
@@ -595,7 +592,7 @@ def evaluate_chunk(points: list[Point]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any] | None] = [None] * len(points)
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(points):
-        key = (p.workload, p.wl, p.mapper, p.objective, p.model, p.gpu_plan)
+        key = (p.workload_source, p.wl, p.mapper, p.objective, p.model, p.gpu_plan)
         groups.setdefault(key, []).append(i)
     with alarm_scope():  # one SIGALRM handler for the chunk's deadlines
         for (workload, wl, *_rest), idx in groups.items():

@@ -49,6 +49,21 @@ class Point:
     fits_fpga: bool
     #: GPU designs: the plan of kernels (None: the model's default)
     gpu_plan: str | None = None
+    #: the hardware file ``base`` names, resolved ('' for a preset); rows
+    #: keep ``base`` as written, so they do not depend on the run directory
+    base_file: str = ""
+    #: the cascade file ``workload`` names, resolved ('' for a library workload)
+    workload_file: str = ""
+
+    @property
+    def base_source(self) -> str:
+        """What to load the hardware from: the preset or the file."""
+        return self.base_file or self.base
+
+    @property
+    def workload_source(self) -> str:
+        """What to load the workload from: the library name or the file."""
+        return self.workload_file or self.workload
 
 
 def _canon(v: Any) -> Any:
@@ -180,9 +195,11 @@ def expand(spec: SweepSpec) -> list[Point]:
                         point_id=pid,
                         hw_id=hw_id,
                         design=d.name,
-                        base=d.load_as or d.base,
+                        base=d.base,
+                        base_file=d.load_as,
                         hw=hw,
-                        workload=w.load_as or w.name,
+                        workload=w.name,
+                        workload_file=w.load_as,
                         workload_label=w.label,
                         wl=wl,
                         mapper=spec.mapper,

@@ -26,6 +26,7 @@ from mappers.mapping import (
     resolve_unit,
     tensor_roles,
 )
+from workloads.memo import BoundedCache
 
 if TYPE_CHECKING:
     from hw_models.arch import Architecture
@@ -276,12 +277,15 @@ def arch_structure_key(arch: Architecture) -> tuple:
 
 class _Cache:
     """Compiled structures, looked up by object identity first (fast), then by
-    value (an equal Einsum and an architecture of the same structure)."""
+    value (an equal Einsum and an architecture of the same structure).
+    Shared by the threads of a Dask worker (:mod:`workloads.memo`)."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
-        self.by_id: dict[tuple, tuple] = {}
-        self.by_value: dict[tuple, Structure] = {}
+        #: (id(einsum), id(arch), structure key) -> (einsum, arch, structure);
+        #: the entry holds both, so their ids cannot be reused while it lives
+        self.by_id: BoundedCache[tuple] = BoundedCache(size)
+        self.by_value: BoundedCache[Structure] = BoundedCache(size)
 
     def get(self, einsum: Einsum, arch: Architecture, mapping: Mapping) -> Structure:
         skey = structure_key(mapping)
@@ -290,15 +294,8 @@ class _Cache:
         if hit is not None and hit[0] is einsum and hit[1] is arch:
             return hit[2]
         vkey = (einsum, arch_structure_key(arch), skey)
-        st = self.by_value.get(vkey)
-        if st is None:
-            st = compile_structure(einsum, arch, mapping)
-            if len(self.by_value) >= self.size:
-                self.by_value.pop(next(iter(self.by_value)))
-            self.by_value[vkey] = st
-        if len(self.by_id) >= self.size:
-            self.by_id.pop(next(iter(self.by_id)))
-        self.by_id[key] = (einsum, arch, st)
+        st = self.by_value.get_or_make(vkey, lambda: compile_structure(einsum, arch, mapping))
+        self.by_id.put(key, (einsum, arch, st))
         return st
 
 

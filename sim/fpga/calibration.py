@@ -46,6 +46,7 @@ from sim.fpga.coefficients import FF_TERMS, FITTED_FF, FITTED_LUT, LUT_TERMS, Co
 from sim.fpga.config import HLSConfig, resolve_strategy
 from sim.fpga.layers import Layer, dense_chain
 from sim.fpga.network import estimate_network
+from workloads.memo import BoundedCache
 
 #: columns a row must have to be predicted
 INPUT_COLUMNS: tuple[str, ...] = ("model_name", "model_string", "prec", "rf", "strategy")
@@ -115,7 +116,7 @@ class Structure:
 
 #: (id of the runs list, thresholds) -> (that list, its Structure); the list is
 #: kept so that its id cannot be reused while the entry lives
-_CACHE: dict[tuple, tuple[list[Run], Structure]] = {}
+_CACHE: BoundedCache[tuple[list[Run], Structure]] = BoundedCache(256)
 
 
 def structure(runs: list[Run], coeffs: Coefficients) -> Structure:
@@ -145,9 +146,7 @@ def structure(runs: list[Run], coeffs: Coefficients) -> Structure:
         nl[i] = sum(1 for le in est.layers if le.kind != "activation")
         ho[i] = max(0, len(est.layers) - 1)
     st = Structure(lut, ff, dsp, bram, reuse, nl, ho)
-    if len(_CACHE) > 256:
-        _CACHE.clear()
-    _CACHE[key] = (runs, st)
+    _CACHE.put(key, (runs, st))
     return st
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.errors import EinsimError
+from workloads.memo import BoundedCache
 
 PARAMS_DIR = Path(__file__).resolve().parent / "params"
 
@@ -374,16 +375,12 @@ def load_params(name_or_path: str | Path = "h100") -> GpuParams:
     # parsed once per file version: composing the 13 kB file with line
     # numbers costs ~10 ms, more than predicting a whole kernel CSV
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    cached = _PARAMS_CACHE.get(key)
-    if cached is None:
-        if len(_PARAMS_CACHE) >= 64:  # calibration writes many files: stay small
-            _PARAMS_CACHE.clear()
-        cached = _PARAMS_CACHE[key] = _read_params(path)
-    return cached
+    return _PARAMS_CACHE.get_or_make(key, lambda: _read_params(path))
 
 
 #: GpuParams is frozen, so one parsed instance per file version is shared
-_PARAMS_CACHE: dict[tuple[str, int, int], GpuParams] = {}
+#: (calibration writes many files: stay small)
+_PARAMS_CACHE: BoundedCache[GpuParams] = BoundedCache(64)
 
 
 def _read_params(path: Path) -> GpuParams:
