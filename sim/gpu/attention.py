@@ -66,9 +66,12 @@ TRITON_KV_SPLITS = 8
 #: TensorRT-LLM multi-block mode: at least this many keys per block
 #: (assumption: the XQA/MMHA kernels' 64-token chunk granularity)
 TRTLLM_BLOCK_KEYS = 64
-#: largest query-head group TensorRT-LLM's XQA kernels pack (assumption:
-#: its precompiled group sizes 1, 2, 4, 8, 16, 32)
+#: largest query-head group TensorRT-LLM's XQA kernels pack, and their head
+#: dims: any group of at most 32 heads (powers of two or not), head dims that
+#: are multiples of 16 from 16 to 256 (``jit::supportConfigHMMA`` and
+#: ``supportConfigQGMMA``, docs/references.md "TensorRT-LLM XQA")
 XQA_MAX_GROUP = 32
+XQA_MAX_HEAD_DIM = 256
 #: FlashAttention's split heuristic: at most this many splits
 MAX_SPLITS = 128
 
@@ -417,13 +420,13 @@ def decode_costs(
     bn2 = np.select([d <= 64, d <= 128], [256.0, 128.0], 64.0)
     bm = np.where(fa2, 64.0, np.where(fam == "fa3", bm3, 16.0))
     bn = np.where(fa2, bn2, np.where(fam == "fa3", bn3, 64.0))
-    # TensorRT-LLM's XQA kernels pack the query heads of one KV head; they
-    # exist for group sizes that are powers of two up to 32 (its
-    # precompiled XQA cubins); other group sizes run the masked-MHA kernel,
-    # a CTA per query head that re-reads its KV head through L2 ("Masked MHA
-    # ... for generation, XQA kernels for MQA/GQA", TensorRT-LLM docs)
-    pow2 = np.abs(np.log2(np.maximum(qpk, 1.0)) - np.round(np.log2(np.maximum(qpk, 1.0)))) < 1e-9
-    unpacked = (fam == "trtllm") & ~(pow2 & (qpk <= XQA_MAX_GROUP))
+    # TensorRT-LLM's XQA kernels (compiled at run time for the group size)
+    # pack the query heads of one KV head, for groups of at most 32 heads
+    # and head dims 16..256 in steps of 16; the rest run the masked-MHA
+    # kernel, a CTA per query head that re-reads its KV head through L2
+    # ("Masked MHA ... for generation, XQA kernels for MQA/GQA", TensorRT-LLM docs)
+    xqa = (qpk <= XQA_MAX_GROUP) & (d <= XQA_MAX_HEAD_DIM) & (np.mod(d, 16.0) == 0)
+    unpacked = (fam == "trtllm") & ~xqa
     heads = np.where(unpacked, h, hkv)
     rows_q = np.where(unpacked, 1.0, qpk)
     m_blocks = np.ceil(rows_q / bm)

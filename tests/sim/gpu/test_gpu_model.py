@@ -260,6 +260,28 @@ def test_decode_reads_the_kv_cache_once_and_scales_with_it() -> None:
     assert fp8.dram_bytes_steady == pytest.approx(kv / 2, rel=0.05)
 
 
+def test_trtllm_xqa_packs_any_group_up_to_32_heads() -> None:
+    """TensorRT-LLM's XQA packs the query heads of one KV head for any group
+    of at most 32 heads (12 and 24 included: its kernels are compiled for the
+    group at run time), so its CTAs are batch x KV heads x 16-row query
+    blocks x splits; a group of
+    48 runs masked MHA, a CTA per query head that re-reads its KV head
+    through L2 (docs/references.md, "TensorRT-LLM XQA")."""
+    base = {"op": "attn_flash", "B": 8, "M": 1, "N": 16384, "K": 128, "family": "trtllm"}
+    rows = [{**base, "H": 8 * g, "Hkv": 8} for g in (8, 12, 24, 32, 48)]
+    r = predict(rows)
+    for g, res in zip((8, 12, 24, 32), r[:4], strict=True):
+        assert res.detail["ctas"] == 8 * 8 * math.ceil(g / 16) * res.detail["splits"], g
+    assert r[4].detail["ctas"] == 8 * 8 * 48 * r[4].detail["splits"]
+    # packed groups stream the cache once: within 10% of each other (the
+    # queries and outputs grow with the group); the unpacked one is slower
+    assert r[2].kernel_s < 1.1 * r[0].kernel_s
+    assert r[4].kernel_s > 2.0 * r[3].kernel_s
+    # a head dim above 256 also leaves XQA
+    big_d = predict([{**base, "H": 64, "Hkv": 8, "K": 512}])[0]
+    assert big_d.detail["ctas"] == 8 * 64 * big_d.detail["splits"]
+
+
 def test_causal_block_count_closed_form_matches_brute_force() -> None:
     import random
 
