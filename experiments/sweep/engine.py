@@ -280,7 +280,9 @@ class _DaskBackend(_Backend):
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # ":0": a free port; None still binds 8787 (dask/distributed#8136),
+                # which a second sweep on the machine then warns about
+                dashboard_address=":0",
                 preload=["experiments.sweep.engine"],  # dask_setup: watch the driver
                 env={DRIVER_PID_ENV: str(os.getpid())},  # the workers' environment only
             )

@@ -220,7 +220,7 @@ def test_existing_dask_scheduler_equals_process_pool(reference, tmp_path: Path) 
     ids, ref = reference
     spec = parse_spec(SPEC, "engine.yaml")
     with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         s = run_sweep(spec, tmp_path, scheduler=cluster.scheduler_address, progress=False)
     assert s.engine.startswith("Dask cluster ") and s.evaluated == len(ids)
