@@ -51,8 +51,7 @@ class BoundedCache(Generic[V]):
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            self._trim()
         return value
 
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
@@ -66,9 +65,13 @@ class BoundedCache(Generic[V]):
             if first is not _MISSING:  # another thread stored it meanwhile
                 return first  # type: ignore[return-value]
             self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            self._trim()
         return value
+
+    def _trim(self) -> None:
+        """Drop the oldest entries down to ``size`` (the lock is held)."""
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

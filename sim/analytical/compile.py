@@ -281,7 +281,6 @@ class _Cache:
     Shared by the threads of a Dask worker (:mod:`workloads.memo`)."""
 
     def __init__(self, size: int = 512) -> None:
-        self.size = size
         #: (id(einsum), id(arch), structure key) -> (einsum, arch, structure);
         #: the entry holds both, so their ids cannot be reused while it lives
         self.by_id: BoundedCache[tuple] = BoundedCache(size)
