@@ -45,8 +45,9 @@ def shares(breakdown: dict[str, float]) -> dict[str, float]:
 
 def overflows(einsum, arch, mapping) -> list[str]:
     """The per-tensor memories whose tile (double buffered where the memory
-    is) exceeds the memory's capacity: the mappers and ``validate`` check a
-    level's total capacity, not each of its memories'."""
+    is) exceeds the memory's capacity, recomputed from the tree's memories:
+    an independent check of the mappers' per-memory rule
+    (``mappers.mapping.capacity_groups``), so the column should read "-"."""
     from hw_models.memories import memory_for
     from mappers.mapping import kept_tensors, level_tiles, tensor_roles, tile_footprint
 

@@ -15,8 +15,10 @@ Conventions (shared by the analytical model, the greedy mapper, the ILP):
   ``AffineIndex.extent`` of that rank tile, clipped to the tensor's size.
 * The outermost level keeps every tensor. A level keeps a tensor when
   ``keep`` lists it (``keep=None``: every tensor its ``holds`` allows).
-* Capacity: the kept tiles, times 2 where the level is double buffered, must
-  fit ``capacity_bytes`` (``None`` = unbounded).
+* Capacity: the kept tiles, times 2 where the memory is double buffered, must
+  fit ``capacity_bytes`` (``None`` = unbounded): of the level, or on a level
+  with per-tensor memories of each memory, counting the tiles of the tensors
+  that memory stores (:func:`capacity_groups`).
 * Spatial factors at a level must fit its fan-out (per axis where
   ``spatial_axes`` names one); the product of all spatial factors must not
   exceed the bound compute unit's PEs. For a unit that is not an
@@ -93,6 +95,68 @@ class Mapping:
 # --------------------------------------------------------------------------
 # helpers shared with the cost model and the mappers
 # --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapacityGroup:
+    """Tensors whose tiles share one capacity at a level: one memory of a
+    level with per-tensor memories, or the whole of a one-memory level."""
+
+    #: the memory's name (a one-memory level: the level's name)
+    memory: str
+    #: bytes per copy; None = unbounded
+    capacity_bytes: float | None
+    #: 2 when the memory is double buffered, else 1
+    mult: int
+    #: the Einsum's tensors this memory stores
+    tensors: frozenset[str]
+
+
+def capacity_groups(einsum: Einsum, arch: Architecture) -> tuple[tuple[CapacityGroup, ...], ...]:
+    """Per level (outermost first), the capacities its kept tiles must fit.
+
+    The one capacity rule of every mapper, :func:`validate` and the ILP. A
+    one-memory level is one group holding every tensor, at the level's own
+    capacity and double buffering (today's shared-level presets); a level
+    with ``memories`` has one group per memory that stores one of the
+    Einsum's tensors (``hw_models.memories.serving_memory``), so a tile must
+    fit its own scratchpad, not the level's total."""
+    from hw_models.memories import serving_memory
+
+    roles = tensor_roles(einsum)
+    out: list[tuple[CapacityGroup, ...]] = []
+    for lv in arch.levels:
+        if not lv.memories:
+            out.append(
+                (
+                    CapacityGroup(
+                        lv.name,
+                        lv.capacity_bytes,
+                        2 if lv.double_buffered else 1,
+                        frozenset(roles),
+                    ),
+                )
+            )
+            continue
+        by_memory: dict[str, list[str]] = {}
+        memory = {}
+        for t, rs in roles.items():
+            m = serving_memory(lv, t, rs)
+            if m is not None:
+                by_memory.setdefault(m.name, []).append(t)
+                memory[m.name] = m
+        out.append(
+            tuple(
+                CapacityGroup(
+                    name,
+                    memory[name].capacity_bytes,
+                    2 if memory[name].double_buffered else 1,
+                    frozenset(ts),
+                )
+                for name, ts in by_memory.items()
+            )
+        )
+    return tuple(out)
 
 
 def tensor_roles(einsum: Einsum) -> dict[str, tuple[str, ...]]:
@@ -428,23 +492,29 @@ def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
     tiles = level_tiles(einsum, mapping)
     kept = kept_tensors(einsum, arch, mapping)
     acc_by_tensor = {a.tensor: a for a in reversed(einsum.accesses)}
-    for lv, tile, keep in zip(arch.levels, tiles, kept, strict=True):
-        if lv.capacity_bytes is None:
-            continue
-        mult = 2 if lv.double_buffered else 1
-        need_t = {
-            t: tile_footprint(acc_by_tensor[t], tile, sizes) * acc_by_tensor[t].bits / 8 * mult
-            for t in keep
-        }
-        need = sum(need_t.values())
-        if need > lv.capacity_bytes:
-            parts = [f"{t} {_fmt_bytes(b)}" for t, b in need_t.items()]
-            db = ", double buffered" if mult == 2 else ""
-            tile_s = " ".join(f"{r}={n}" for r, n in tile.items() if n > 1) or "1"
-            raise MappingError(
-                f"{where}: tiles at level {lv.name} ({tile_s}: {', '.join(parts)}{db}) "
-                f"need {_fmt_bytes(need)} but it has {_fmt_bytes(lv.capacity_bytes)}"
-            )
+    groups = capacity_groups(einsum, arch)
+    for lv, tile, keep, level_groups in zip(arch.levels, tiles, kept, groups, strict=True):
+        for g in level_groups:
+            if g.capacity_bytes is None:
+                continue
+            need_t = {
+                t: tile_footprint(acc_by_tensor[t], tile, sizes)
+                * acc_by_tensor[t].bits
+                / 8
+                * g.mult
+                for t in keep
+                if t in g.tensors
+            }
+            need = sum(need_t.values())
+            if need > g.capacity_bytes:
+                parts = [f"{t} {_fmt_bytes(b)}" for t, b in need_t.items()]
+                db = ", double buffered" if g.mult == 2 else ""
+                tile_s = " ".join(f"{r}={n}" for r, n in tile.items() if n > 1) or "1"
+                at = lv.name if g.memory == lv.name else f"{lv.name} (memory {g.memory})"
+                raise MappingError(
+                    f"{where}: tiles at level {at} ({tile_s}: {', '.join(parts)}{db}) "
+                    f"need {_fmt_bytes(need)} but it has {_fmt_bytes(g.capacity_bytes)}"
+                )
 
 
 def resident_loops(

@@ -26,9 +26,11 @@ from itertools import permutations
 from hw_models.arch import Architecture
 from mappers.factors import count_splits, prime_factors
 from mappers.mapping import (
+    CapacityGroup,
     LevelMapping,
     Mapping,
     MappingError,
+    capacity_groups,
     einsum_op_weights,
     feeding_level,
     level_may_hold,
@@ -102,6 +104,13 @@ class MapSpace:
                     frozenset(t for t in self.tensors if level_may_hold(lv, t, roles[t]))
                 )
         self.mult = [2 if lv.double_buffered else 1 for lv in arch.levels]
+        #: per level, the capacities its kept tiles must fit (one per memory)
+        self.groups: tuple[tuple[CapacityGroup, ...], ...] = capacity_groups(einsum, arch)
+        self.bounded = [any(g.capacity_bytes is not None for g in gs) for gs in self.groups]
+        #: per level, tensor -> 2 where the memory storing it is double buffered
+        self.tensor_mult: list[dict[str, int]] = [
+            {t: g.mult for g in gs for t in g.tensors} for gs in self.groups
+        ]
         slots: list[Slot] = []
         for i, lv in enumerate(arch.levels):
             if i > self.feed:
@@ -158,14 +167,40 @@ class MapSpace:
             return self.holdable[level]
         return frozenset(keep) & self.holdable[level]
 
+    def tensor_bytes(
+        self, tiling: dict[str, tuple[int, ...]], level: int, keep: tuple[str, ...] | None = None
+    ) -> dict[str, float]:
+        """tensor -> bytes its kept tile takes at ``level`` (times 2 where its
+        memory is double buffered)."""
+        cum = self.cumulative(tiling, level)
+        kept = self.kept(level, keep)
+        mult = self.tensor_mult[level]
+        return {
+            a.tensor: mult.get(a.tensor, self.mult[level]) * self.tile_elements(a, cum) * a.bits / 8
+            for a in self.accesses
+            if a.tensor in kept
+        }
+
     def level_bytes(
         self, tiling: dict[str, tuple[int, ...]], level: int, keep: tuple[str, ...] | None = None
     ) -> float:
-        cum = self.cumulative(tiling, level)
-        kept = self.kept(level, keep)
-        return self.mult[level] * sum(
-            self.tile_elements(a, cum) * a.bits / 8 for a in self.accesses if a.tensor in kept
-        )
+        return sum(self.tensor_bytes(tiling, level, keep).values())
+
+    def overflow(self, level: int, need: dict[str, float]) -> tuple[CapacityGroup, float] | None:
+        """The first memory of ``level`` that the tiles ``need`` (tensor ->
+        bytes, from :meth:`tensor_bytes`) overflow, with its total; None if all fit."""
+        for g in self.groups[level]:
+            if g.capacity_bytes is None:
+                continue
+            total = sum(b for t, b in need.items() if t in g.tensors)
+            if total > g.capacity_bytes:
+                return g, total
+        return None
+
+    def where(self, level: int, group: CapacityGroup) -> str:
+        """``'L'`` for a one-memory level, ``'L (memory M)'`` otherwise."""
+        name = self.levels[level].name
+        return name if group.memory == name else f"{name} (memory {group.memory})"
 
     def violation(
         self,
@@ -209,12 +244,17 @@ class MapSpace:
                     return (
                         f"rank {r} is spread over two fan-out axes of level {self.levels[lvl].name}"
                     )
-        for lvl, lv in enumerate(self.levels):
-            if lv.capacity_bytes is None:
+        for lvl in range(self.nlev):
+            if not self.bounded[lvl]:
                 continue
-            need = self.level_bytes(tiling, lvl, None if keeps is None else keeps[lvl])
-            if need > lv.capacity_bytes:
-                return f"tiles need {fmt_bytes(need)} at level {lv.name} ({fmt_bytes(lv.capacity_bytes)})"
+            need = self.tensor_bytes(tiling, lvl, None if keeps is None else keeps[lvl])
+            over = self.overflow(lvl, need)
+            if over is not None:
+                g, total = over
+                return (
+                    f"tiles need {fmt_bytes(total)} at level {self.where(lvl, g)} "
+                    f"({fmt_bytes(g.capacity_bytes)})"
+                )
         return None
 
     def _width_hint(self) -> str:
@@ -231,28 +271,29 @@ class MapSpace:
 
     def check_feasible(self) -> None:
         """Raise MappingError naming the constraint no mapping can meet."""
-        for lvl, lv in enumerate(self.levels):
-            if lv.capacity_bytes is None or lvl == 0:
-                continue
-            total = 0.0
-            for a in self.accesses:
-                if a.tensor not in self.holdable[lvl]:
+        for lvl in range(1, self.nlev):
+            for g in self.groups[lvl]:
+                if g.capacity_bytes is None:
                     continue
-                smallest = a.bits / 8 * self.mult[lvl]  # a 1-element tile (double buffered: 2)
-                total += smallest
-                if smallest > lv.capacity_bytes:
+                where = self.where(lvl, g)
+                total = 0.0
+                held = [a for a in self.accesses if a.tensor in self.holdable[lvl] & g.tensors]
+                for a in held:
+                    smallest = a.bits / 8 * g.mult  # a 1-element tile (double buffered: 2)
+                    total += smallest
+                    if smallest > g.capacity_bytes:
+                        raise MappingError(
+                            f"Einsum {self.einsum.name}: the smallest tile of tensor {a.tensor} "
+                            f"({fmt_bytes(smallest)}) does not fit level {where} "
+                            f"({fmt_bytes(g.capacity_bytes)})" + self._width_hint()
+                        )
+                if total > g.capacity_bytes:
                     raise MappingError(
-                        f"Einsum {self.einsum.name}: the smallest tile of tensor {a.tensor} "
-                        f"({fmt_bytes(smallest)}) does not fit level {lv.name} ({fmt_bytes(lv.capacity_bytes)})"
+                        f"Einsum {self.einsum.name}: the smallest tiles of tensors "
+                        f"{', '.join(sorted(a.tensor for a in held))} ({fmt_bytes(total)} "
+                        f"together) do not fit level {where} ({fmt_bytes(g.capacity_bytes)})"
                         + self._width_hint()
                     )
-            if total > lv.capacity_bytes:
-                raise MappingError(
-                    f"Einsum {self.einsum.name}: the smallest tiles of tensors "
-                    f"{', '.join(sorted(self.holdable[lvl]))} ({fmt_bytes(total)} together) "
-                    f"do not fit level {lv.name} ({fmt_bytes(lv.capacity_bytes)})"
-                    + self._width_hint()
-                )
         top = self.levels[0]
         if top.capacity_bytes is not None:
             need = sum(self.tile_elements(a, self.sizes) * a.bits / 8 for a in self.accesses)

@@ -62,7 +62,7 @@ class Mapped:
 
 def mapping_key(arch: Architecture) -> tuple:
     """What a candidate mapper reads from an architecture: names, holds,
-    capacities, fan-outs, double buffering and the units' kinds, dataflows,
+    capacities (of each memory too), fan-outs, double buffering and the units' kinds, dataflows,
     PEs and operator classes -- not bandwidths, clocks or energies. Designs
     that differ only in those share their candidates."""
     levels = tuple(
@@ -75,6 +75,7 @@ def mapping_key(arch: Architecture) -> tuple:
             lv.double_buffered,
             lv.instances,
             lv.word_bits,
+            tuple((m.name, m.serves, m.capacity_bytes, m.double_buffered) for m in lv.memories),
         )
         for lv in arch.levels
     )

@@ -60,13 +60,16 @@ def _points(space: MapSpace, tiling, bypass: bool):
         return
     choices = []
     for lvl, opts in enumerate(space.keep_choices()):
-        lv = space.levels[lvl]
-        if lvl == 0 or lv.capacity_bytes is None or opts == [None]:
+        if lvl == 0 or not space.bounded[lvl] or opts == [None]:
             choices.append(opts)
             continue
-        need = {t: space.level_bytes(tiling, lvl, (t,)) for t in space.holdable[lvl]}
+        need = space.tensor_bytes(tiling, lvl)
         choices.append(
-            [k for k in opts if sum(need[t] for t in space.kept(lvl, k)) <= lv.capacity_bytes]
+            [
+                k
+                for k in opts
+                if space.overflow(lvl, {t: need[t] for t in space.kept(lvl, k)}) is None
+            ]
         )
     active = [space.default_order(tiling, lvl) for lvl in range(space.nlev)]
     for keeps in itertools.product(*choices):

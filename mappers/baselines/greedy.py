@@ -29,11 +29,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mappers.mapping import (
+    CapacityGroup,
     LevelMapping,
     Mapping,
     MappingError,
     _fmt_bytes,
     affine_footprint,
+    capacity_groups,
     feeding_level,
     level_may_hold,
     resolve_unit,
@@ -116,28 +118,40 @@ def _spatial_choice(
 
 
 class _Fit:
-    """Capacity checks for one level's kept tensors."""
+    """Capacity checks for one level's kept tensors, per memory
+    (``mappers.mapping.capacity_groups``; a one-memory level is one group)."""
 
-    def __init__(self, einsum: Einsum, keep: tuple[str, ...], cap: float | None, mult: int):
+    def __init__(
+        self, einsum: Einsum, keep: tuple[str, ...], groups: tuple[CapacityGroup, ...] = ()
+    ):
         sizes = einsum.rank_sizes
         accs = {}
         for a in einsum.accesses:
             accs.setdefault(a.tensor, a)
-        self.cap = math.inf if cap is None else cap
-        self.items = []
-        for t in keep:
-            a = accs[t]
-            dims = [(tuple((r, abs(c)) for r, c in ix.terms), ix.extent(sizes)) for ix in a.indices]
-            self.items.append((t, dims, a.bits / 8 * mult))
+        self.groups = []
+        for g in groups or (CapacityGroup("", None, 1, frozenset(keep)),):
+            items = []
+            for t in keep:
+                if t not in g.tensors:
+                    continue
+                a = accs[t]
+                dims = [
+                    (tuple((r, abs(c)) for r, c in ix.terms), ix.extent(sizes)) for ix in a.indices
+                ]
+                items.append((dims, a.bits / 8 * g.mult))
+            cap = math.inf if g.capacity_bytes is None else g.capacity_bytes
+            self.groups.append((cap, items))
 
     def need(self, tile: dict[str, int]) -> float:
-        total = 0.0
-        for _, dims, b in self.items:
-            total += affine_footprint(dims, tile) * b
-        return total
+        """Bytes of the kept tiles, all memories together."""
+        return sum(self._need(items, tile) for _, items in self.groups)
+
+    @staticmethod
+    def _need(items: list, tile: dict[str, int]) -> float:
+        return sum(affine_footprint(dims, tile) * b for dims, b in items)
 
     def fits(self, tile: dict[str, int]) -> bool:
-        return self.need(tile) <= self.cap
+        return all(self._need(items, tile) <= cap for cap, items in self.groups)
 
 
 def greedy_mapping(
@@ -211,8 +225,8 @@ def _build(
     one = dict.fromkeys(ranks, 1)
     keeps: list[tuple[str, ...]] = []
     fits: list[_Fit] = []
+    groups = capacity_groups(einsum, arch)
     for i, lv in enumerate(arch.levels):
-        mult = 2 if lv.double_buffered else 1
         if i == 0:
             keep = tuple(tensors)
         elif i > feed:
@@ -224,12 +238,12 @@ def _build(
                 keep = tuple(t for t in keep if t == stat)
             # bypass tensors (largest smallest-tile first, the stationary one
             # last) until the smallest tiles fit
-            while keep and not _Fit(einsum, keep, lv.capacity_bytes, mult).fits(one):
-                sizes_one = {t: _Fit(einsum, (t,), None, 1).need(one) for t in keep}
+            while keep and not _Fit(einsum, keep, groups[i]).fits(one):
+                sizes_one = {t: _Fit(einsum, (t,)).need(one) for t in keep}
                 drop = max(keep, key=lambda t: (t != stat, sizes_one[t]))
                 keep = tuple(t for t in keep if t != drop)
         keeps.append(keep)
-        fits.append(_Fit(einsum, keep, lv.capacity_bytes, mult))
+        fits.append(_Fit(einsum, keep, groups[i]))
     full = einsum.rank_sizes
     if not fits[0].fits(full):
         raise MappingError(

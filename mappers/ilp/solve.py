@@ -298,14 +298,18 @@ class IlpModel:
                     self.keep[lvl, t] = m.new_bool_var(f"keep_{lvl}_{t}") if self.bypass else 1
 
     def _capacity(self) -> None:
+        """Kept tiles fit each memory's capacity (one constraint per memory
+        of a level with per-tensor memories, ``MapSpace.groups``)."""
         sp, m = self.space, self.m
         for lvl in range(1, sp.feed + 1):
-            lv = sp.levels[lvl]
-            if lv.capacity_bytes is None:
+            groups = [g for g in sp.groups[lvl] if g.capacity_bytes is not None]
+            if not groups:
                 continue
-            total = []
+            bits: dict[str, object] = {}
             for acc in sp.accesses:
-                if acc.tensor not in sp.holdable[lvl]:
+                if acc.tensor not in sp.holdable[lvl] or not any(
+                    acc.tensor in g.tensors for g in groups
+                ):
                     continue
                 exts = [self._extent(lvl, acc, k)[0] for k in range(len(acc.indices))]
                 var_exts = [e for e in exts if not isinstance(e, int)]
@@ -321,14 +325,15 @@ class IlpModel:
                     tile = t * const
                 k = self.keep[lvl, acc.tensor]
                 if isinstance(k, int):
-                    total.append(acc.bits * tile)
+                    bits[acc.tensor] = acc.bits * tile
                 else:  # a bypassed tensor takes no space: te >= tile when kept
                     te = m.new_int_var(0, full_elems * const, f"tkept{lvl}_{acc.tensor}")
                     m.add(te >= tile - full_elems * const * (1 - k))
-                    total.append(acc.bits * te)
-            if total:
-                mult = sp.mult[lvl]
-                m.add(mult * sum(total) <= int(math.floor(8 * lv.capacity_bytes)))
+                    bits[acc.tensor] = acc.bits * te
+            for g in groups:
+                total = [b for t, b in bits.items() if t in g.tensors]
+                if total:
+                    m.add(g.mult * sum(total) <= int(math.floor(8 * g.capacity_bytes)))
 
     def _stationarity(self) -> None:
         """Loop-order variables: ``st[l, T]`` (T's irrelevant loops innermost at
