@@ -35,8 +35,9 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from hw_models.memories import serving_memory
 from workloads.errors import EinsimError
 
 if TYPE_CHECKING:
@@ -97,10 +98,10 @@ class Mapping:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CapacityGroup:
+class CapacityGroup(NamedTuple):
     """Tensors whose tiles share one capacity at a level: one memory of a
-    level with per-tensor memories, or the whole of a one-memory level."""
+    level with per-tensor memories, or the whole of a one-memory level (a
+    named tuple: the mappers build these on every call)."""
 
     #: the memory's name (a one-memory level: the level's name)
     memory: str
@@ -121,22 +122,13 @@ def capacity_groups(einsum: Einsum, arch: Architecture) -> tuple[tuple[CapacityG
     with ``memories`` has one group per memory that stores one of the
     Einsum's tensors (``hw_models.memories.serving_memory``), so a tile must
     fit its own scratchpad, not the level's total."""
-    from hw_models.memories import serving_memory
-
-    roles = tensor_roles(einsum)
+    every = frozenset(a.tensor for a in einsum.accesses)
+    roles = tensor_roles(einsum) if any(lv.memories for lv in arch.levels) else {}
     out: list[tuple[CapacityGroup, ...]] = []
     for lv in arch.levels:
         if not lv.memories:
-            out.append(
-                (
-                    CapacityGroup(
-                        lv.name,
-                        lv.capacity_bytes,
-                        2 if lv.double_buffered else 1,
-                        frozenset(roles),
-                    ),
-                )
-            )
+            mult = 2 if lv.double_buffered else 1
+            out.append((CapacityGroup(lv.name, lv.capacity_bytes, mult, every),))
             continue
         by_memory: dict[str, list[str]] = {}
         memory = {}

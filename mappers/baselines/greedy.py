@@ -151,7 +151,15 @@ class _Fit:
         return sum(affine_footprint(dims, tile) * b for dims, b in items)
 
     def fits(self, tile: dict[str, int]) -> bool:
-        return all(self._need(items, tile) <= cap for cap, items in self.groups)
+        for cap, items in self.groups:
+            if cap == math.inf:
+                continue
+            total = 0.0
+            for dims, b in items:
+                total += affine_footprint(dims, tile) * b
+            if total > cap:
+                return False
+        return True
 
 
 def greedy_mapping(
