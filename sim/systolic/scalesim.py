@@ -273,18 +273,29 @@ class _DiagOperand(_Blocks):
 
     prefix: int
 
-    def positions(self, block: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """First and last valid prefetch position asked for (-1: none)."""
-        T, W, B = self.rows, self.w, self.blocks
-        rt = B * T
+    def diagonal(
+        self, block: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What row ``u`` of a fold reading ``block`` asks for: (whether it
+        asks for any element, its first and last column, the anti-diagonal
+        ``d`` over all blocks, the place of column 0 of ``d`` in the read-out
+        order with padding counted)."""
+        T, W = self.rows, self.w
+        rt = self.blocks * T
         tt = u - self.prefix
-        wb = np.where(block == B - 1, self.w_last, W)
+        wb = np.where(block == self.blocks - 1, self.w_last, W)
         c_lo = np.maximum(0, tt - T + 1)
         c_hi = np.minimum(np.minimum(W - 1, tt), wb - 1)
         ok = (tt >= 0) & (c_lo <= c_hi)
         d = block * T + tt
-        start = _tri(d, W) - _tri(d - rt, W)  # elements on anti-diagonals < d
-        cmin = np.maximum(0, d - rt + 1)
+        # elements on anti-diagonals < d, less the columns of d before its first
+        first = _tri(d, W) - _tri(d - rt, W) - np.maximum(0, d - rt + 1)
+        return ok, c_lo, c_hi, d, first
+
+    def positions(self, block: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last valid prefetch position asked for (-1: none)."""
+        T, W, B = self.rows, self.w, self.blocks
+        ok, c_lo, c_hi, d, first = self.diagonal(block, u)
         r0 = (B - 1) * T  # first row of the (maybe partial) last block
         x = d - r0
         pad_before_diag = (_tri(x, W) - _tri(x, self.w_last)) - (
@@ -293,7 +304,7 @@ class _DiagOperand(_Blocks):
 
         def pos(cc: np.ndarray) -> np.ndarray:
             pad_in_diag = np.clip(np.minimum(cc, d - r0 + 1) - self.w_last, 0, None)
-            return start + cc - cmin - pad_before_diag - pad_in_diag
+            return first + cc - pad_before_diag - pad_in_diag
 
         lo = np.where(ok, pos(c_lo), -1)
         hi = np.where(ok, pos(c_hi), -1)
@@ -484,16 +495,8 @@ def _conv_ifmap_sequence(conv: ConvShape, op: Any, df: str) -> np.ndarray:
 def _all_positions(op: Any, block: np.ndarray, rgroup: np.ndarray, u: np.ndarray):
     """Like ``positions`` but counting padding cells (index into the sequence)."""
     if isinstance(op, _DiagOperand):
-        T, W, B = op.rows, op.w, op.blocks
-        rt = B * T
-        tt = u - op.prefix
-        wb = np.where(block == B - 1, op.w_last, W)
-        c_lo = np.maximum(0, tt - T + 1)
-        c_hi = np.minimum(np.minimum(W - 1, tt), wb - 1)
-        ok = (tt >= 0) & (c_lo <= c_hi)
-        d = block * T + tt
-        start = _tri(d, W) - _tri(d - rt, W) - np.maximum(0, d - rt + 1)
-        return np.where(ok, start + c_lo, -1), np.where(ok, start + c_hi, -1)
+        ok, c_lo, c_hi, _d, first = op.diagonal(block, u)
+        return np.where(ok, first + c_lo, -1), np.where(ok, first + c_hi, -1)
     wb = np.where(block == op.blocks - 1, op.w_last, op.w)
     rr = rgroup * op.r + (op.r - 1 - u)
     ok = (u < op.r) & (rr < op.rows)
