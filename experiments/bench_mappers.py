@@ -22,6 +22,7 @@ cut by deterministic time; the local search by evaluation counts).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import sys
@@ -142,16 +143,12 @@ def run_large(
         a = hw_models.load(an)
         for name, e in work:
             ev, evb = _evaluators(e, a)
+            # the ILP and random searches: same Einsum, objective and evaluators
+            timed = functools.partial(
+                search, e, a, objective="edp", evaluate=ev, evaluate_batch=evb
+            )
             try:
-                r = search(
-                    e,
-                    a,
-                    mapper="ilp",
-                    objective="edp",
-                    evaluate=ev,
-                    evaluate_batch=evb,
-                    time_limit_s=time_limit_s,
-                )
+                r = timed(mapper="ilp", time_limit_s=time_limit_s)
             except EinsimError as err:
                 print(f"{an:14} {name:20} ILP: {err}", file=out)
                 continue
@@ -160,17 +157,7 @@ def run_large(
                 gaps.append(r.gap)
             rnd_budget = random_factor * r.solve_time_s
             try:
-                rr = search(
-                    e,
-                    a,
-                    mapper="random",
-                    objective="edp",
-                    evaluate=ev,
-                    evaluate_batch=evb,
-                    time_limit_s=rnd_budget,
-                    samples=None,
-                    seed=1,
-                )
+                rr = timed(mapper="random", time_limit_s=rnd_budget, samples=None, seed=1)
                 rv, ns = rr.objective_value, rr.notes["samples"]
             except EinsimError:
                 rv, ns = math.inf, 0

@@ -15,12 +15,12 @@ error") is kept for bugs. Set ``EINSIM_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import sys
 
 import click
 
+from experiments.commands._lazy import LazyGroup
 from workloads.errors import EinsimError
 
 #: subcommand name -> (module, short help)
@@ -57,17 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a subcommand's module only when it is used."""
+class EinsimGroup(LazyGroup):
+    """The ``einsim`` group: its help lists the subcommands without importing them."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module = importlib.import_module(COMMANDS[name][0])
-        return module.command
+    modules = {name: module for name, (module, _) in COMMANDS.items()}
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
@@ -75,7 +68,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EinsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="einsim")
 def cli() -> None:
     """einsim: design-space exploration for cascades of Einsums on GPUs,

@@ -48,6 +48,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -661,15 +662,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"min_bytes={info['min_bytes']:.3e} n_sets={n_sets_for(info['footprint'])}"
                 )
         return 0
-    opened = open_device(args, "measure_gpu_kernels")
-    if opened is None:
-        return 2
-    torch, nvml, handle, env = opened
-    torch.manual_seed(0)
-    out_path = args.out / "kernels.csv"
-    with out_path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-        w.writeheader()
+
+    def measured(torch: Any, nvml: Any, handle: Any) -> Iterator[dict[str, Any]]:
         for r in rows:
             for t in timings:
                 try:
@@ -682,14 +676,41 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{r['id']} ({t}): {exc}, skipped", file=sys.stderr)
                     torch.cuda.empty_cache()
                     continue
-                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in res.items()})
-                fh.flush()
+                yield res
                 print(
                     f"{r['id']:6s} {r['op']:12s} {t:5s} {res['median_ms']:.4f} ms "
                     f"{res['energy_loop_mj'] / res['energy_calls']:.3f} mJ/call"
                 )
+
+    return write_measurements(args, "measure_gpu_kernels", "kernels.csv", COLUMNS, measured)
+
+
+def write_measurements(
+    args: Any,
+    script: str,
+    file_name: str,
+    columns: Iterable[str],
+    measured: Callable[[Any, Any, Any], Iterator[dict[str, Any]]],
+) -> int:
+    """Open the device (:func:`open_device`), seed torch, and write each row
+    ``measured(torch, nvml, handle)`` yields to ``args.out / file_name`` as it
+    comes (floats to 6 significant digits, flushed, so an interrupted run
+    keeps its rows). The exit status: 0, or 2 when no CUDA GPU is visible.
+    Shared by the kernel and the layer measurements."""
+    opened = open_device(args, script)
+    if opened is None:
+        return 2
+    torch, nvml, handle, _env = opened
+    torch.manual_seed(0)
+    path = args.out / file_name
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns))
+        w.writeheader()
+        for row in measured(torch, nvml, handle):
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            fh.flush()
     nvml.nvmlShutdown()
-    print(f"wrote {out_path}")
+    print(f"wrote {path}")
     return 0
 
 

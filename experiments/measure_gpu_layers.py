@@ -36,11 +36,11 @@ Writes ``layers.csv`` and ``env.json`` in ``--out``. ``torch`` and
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,17 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"n_sets={n_sets_for(s.footprint_bytes())}"
             )
         return 0
-    from experiments.measure_gpu_kernels import open_device
+    from experiments.measure_gpu_kernels import write_measurements
 
-    opened = open_device(args, "measure_gpu_layers")
-    if opened is None:
-        return 2
-    torch, nvml, handle, env = opened
-    torch.manual_seed(0)
-    path = args.out / "layers.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-        w.writeheader()
+    def measured(torch: Any, nvml: Any, handle: Any) -> Iterator[dict[str, Any]]:
         for s in shapes:
             try:
                 row = measure(torch, nvml, handle, s)
@@ -284,13 +276,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{s}: out of memory, skipped", file=sys.stderr)
                 torch.cuda.empty_cache()
                 continue
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-            fh.flush()
+            yield row
             print(f"{s.model:10s} {s.mode:7s} {s.batch:3d} {s.seq:6d} {row['median_ms']:.4f} ms "
                   f"{row['energy_mj']:.2f} mJ")  # fmt: skip
-    nvml.nvmlShutdown()
-    print(f"wrote {path}")
-    return 0
+
+    return write_measurements(args, "measure_gpu_layers", "layers.csv", COLUMNS, measured)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ Meant for small sizes (tests, examples), not for speed.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 
 import numpy as np
 
+from workloads.dag import group_order
 from workloads.errors import WorkloadError
 from workloads.ir import Access, Cascade, Einsum
 
@@ -183,25 +183,8 @@ def _units(c: Cascade) -> list[tuple[str, tuple[Einsum, ...]]]:
         if e.name not in unit_of:
             unit_of[e.name] = len(units)
             units.append(("", (e,)))
-    dag = c.graph()
-    succ: dict[int, set[int]] = {i: set() for i in range(len(units))}
-    indeg = [0] * len(units)
-    for u, v in dag.edges:
-        a, b = unit_of[u], unit_of[v]
-        if a != b and b not in succ[a]:
-            succ[a].add(b)
-            indeg[b] += 1
     first = [min(pos[e.name] for e in members) for _, members in units]
-    heap = [(first[i], i) for i in range(len(units)) if indeg[i] == 0]
-    heapq.heapify(heap)
-    order: list[tuple[str, tuple[Einsum, ...]]] = []
-    while heap:
-        _, i = heapq.heappop(heap)
-        order.append(units[i])
-        for j in succ[i]:
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                heapq.heappush(heap, (first[j], j))
+    order = [units[i] for i in group_order(c.graph().edges, unit_of, first)]
     if len(order) != len(units):  # pragma: no cover - Cascade validation forbids it
         raise WorkloadError(f"cascade {c.name}: cannot order its recurrences")
     return order

@@ -374,11 +374,7 @@ class _LineParser:
             dims: list[tuple[str, int | None, int]] = []
             if not self.accept("]"):
                 while True:
-                    rt = self.name("a rank name")
-                    size: int | None = None
-                    if self.accept(":"):
-                        size = self.integer("a rank size", lo=1)
-                    dims.append((toks[rt], size, rt))
+                    dims.append(self.sized_rank())
                     if self.accept("]"):
                         break
                     self.expect(",", "',' or ']'")
@@ -395,6 +391,15 @@ class _LineParser:
                 raise self.error(
                     f"expected a tensor declaration or the end of the line but found {self.describe(t)}"
                 )
+
+    def sized_rank(self) -> tuple[str, int | None, int]:
+        """``NAME`` or ``NAME:SIZE`` (of a declaration or a split) -> (name,
+        size or None, the name's token)."""
+        rt = self.name("a rank name")
+        size: int | None = None
+        if self.accept(":"):
+            size = self.integer("a rank size", lo=1)
+        return self.toks[rt], size, rt
 
     def declared_bits(self) -> int:
         """The ``{bits=N}`` of a declaration (the current token)."""
@@ -432,11 +437,7 @@ class _LineParser:
         self.expect("->", "'->' and the ranks it splits into")
         children: list[tuple[str, int | None, int]] = []
         while True:
-            ct = self.name("a rank name")
-            size: int | None = None
-            if self.accept(":"):
-                size = self.integer("a rank size", lo=1)
-            children.append((toks[ct], size, ct))
+            children.append(self.sized_rank())
             if not toks[self.i]:
                 break
             self.expect(",", "',' or the end of the line")

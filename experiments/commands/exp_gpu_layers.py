@@ -6,14 +6,16 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import path_option
+
 
 @click.command(name="gpu-layers")
 @click.option("--hw", default="h100", show_default=True, help="GPU preset (h100, h200, ...).")
-@click.option(
+@path_option(
     "--out",
     "out_dir",
+    kind="dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
     help="Folder for layers_pred.csv and layers_detail.csv.",
 )
 @click.option(

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import path_option
+
 
 @click.command(name="gpu-validation")
-@click.option(
+@path_option(
     "--out",
     "out_dir",
+    kind="any",
     required=True,
-    type=click.Path(path_type=Path),
     help="Folder for the error tables, the headline figures, the per-group HTML plots and all predictions.",
 )
 @click.option(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from experiments.commands._lazy import LazyGroup
 
 #: experiment name -> module exporting a click command named ``command``
 EXPERIMENTS: dict[str, str] = {
@@ -15,14 +15,8 @@ EXPERIMENTS: dict[str, str] = {
 }
 
 
-class _LazyExperiments(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(EXPERIMENTS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in EXPERIMENTS:
-            return None
-        return importlib.import_module(EXPERIMENTS[name]).command
+class _LazyExperiments(LazyGroup):
+    modules = EXPERIMENTS
 
 
 @click.group(name="experiment", cls=_LazyExperiments)

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import path_option
+
 
 @click.command(name="export")
 @click.argument("sweep_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
+@path_option(
     "--out",
     "out_file",
+    kind="file",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Output Parquet file (a FILE.schema.json sidecar is written next to it).",
 )
 @click.option(

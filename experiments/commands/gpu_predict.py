@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import path_option
 from workloads.errors import EinsimError
 
 #: columns IN.csv must have; every other model column is optional
@@ -112,18 +113,18 @@ def predict_csv(
 @click.option(
     "--hw", default="h100", show_default=True, help="GPU preset (h100, h200, a100, b200)."
 )
-@click.option(
+@path_option(
     "--kernels",
     "kernels_csv",
+    kind="any",
     required=True,
-    type=click.Path(path_type=Path),
     help="IN.csv: one row per timed call; 'op' and the size columns it needs (docs/gpu-model.md).",
 )
-@click.option(
+@path_option(
     "--out",
     "out_csv",
+    kind="any",
     required=True,
-    type=click.Path(path_type=Path),
     help="OUT.csv: the input plus pred_ms, pred_kernel_ms, pred_loop_ms, pred_dram_bytes, "
     "pred_energy_mj, pred_bound, pred_family, pred_timing, out_of_envelope, envelope_reason.",
 )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from experiments.commands._options import count_option, path_option
+
 #: the options that make a ``distributed.Security`` for a tls:// scheduler
 TLS_OPTIONS = (
     ("--tls-ca-file", "CA certificate (PEM) the scheduler's certificate must be signed by."),
@@ -22,11 +24,11 @@ def _tls_options(f):
 
 @click.command(name="sweep")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
+@path_option(
     "--out",
     "out_dir",
+    kind="dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
     help="Output directory (shards, spec copy, dashboard.html).",
 )
 @click.option(
@@ -38,25 +40,17 @@ def _tls_options(f):
     "with --tls-* (see docs/sweeps.md, Security).",
 )
 @_tls_options
-@click.option(
-    "--dask-local",
-    type=click.IntRange(min=1, max=4096),
-    default=None,
-    metavar="N",
-    help="Start a Dask LocalCluster with N worker processes.",
+@count_option(
+    "--dask-local", maximum=4096, help="Start a Dask LocalCluster with N worker processes."
 )
-@click.option(
+@count_option(
     "--workers",
-    type=click.IntRange(min=1, max=4096),
-    default=None,
-    metavar="N",
+    maximum=4096,
     help="Local process-pool size (default: the CPUs this process may use).",
 )
-@click.option(
+@count_option(
     "--chunk-size",
-    type=click.IntRange(min=1, max=1_000_000),
-    default=None,
-    metavar="N",
+    maximum=1_000_000,
     help="Points per task (default: about 8 tasks per worker, at most 512).",
 )
 @click.option("--no-dashboard", is_flag=True, help="Do not write DIR/dashboard.html at the end.")

@@ -272,6 +272,20 @@ def build_figures(
             parts.append([e.format(**{n: cols[n][i] for n in names}) for i in range(len(frame))])
         return ["<br>".join(p for p in row if p) for row in zip(*parts, strict=True)]
 
+    def points(
+        frame: Any, x: Any, y: Any, name: str, extra: list[str], marker: dict[str, Any]
+    ) -> Any:
+        """A marker per row of ``frame`` at (``x``, ``y``), with its :func:`hover` text."""
+        return go.Scatter(
+            x=x,
+            y=y,
+            mode="markers",
+            name=name,
+            text=hover(frame, extra),
+            hoverinfo="text",
+            marker=marker,
+        )
+
     figs: list[tuple[str, Any]] = []
 
     # scatter figures show at most MAX_SCATTER points (a seeded sample), so
@@ -296,23 +310,19 @@ def build_figures(
             energy_u=g["energy_pj"] / e_scale,
         )
         f1.add_trace(
-            go.Scatter(
-                x=g["speedup"],
-                y=g["rel_energy"],
-                mode="markers",
-                name=str(wk),
-                text=hover(
-                    g,
-                    [
-                        "speedup {speedup:.3g}x",
-                        "energy {rel_energy:.3g}x baseline",
-                        "latency {latency_s:.3g} s",
-                        "energy {energy_u:.3g} " + e_unit,
-                        "area {area_mm2:.3g} mm2",
-                    ],
-                ),
-                hoverinfo="text",
-                marker={
+            points(
+                g,
+                g["speedup"],
+                g["rel_energy"],
+                str(wk),
+                [
+                    "speedup {speedup:.3g}x",
+                    "energy {rel_energy:.3g}x baseline",
+                    "latency {latency_s:.3g} s",
+                    "energy {energy_u:.3g} " + e_unit,
+                    "area {area_mm2:.3g} mm2",
+                ],
+                {
                     "size": 8,
                     "opacity": 0.75,
                     "symbol": [
@@ -366,25 +376,23 @@ def build_figures(
     amin, amax = float(silicon["area_mm2"].min()), float(silicon["area_mm2"].max())
     common = {"colorscale": "Viridis", "cmin": amin, "cmax": amax}
     f2.add_trace(
-        go.Scatter(
-            x=rest["latency_s"],
-            y=rest["energy_pj"] / e_scale,
-            mode="markers",
-            name="dominated",
-            text=hover(rest, hx),
-            hoverinfo="text",
-            marker={"size": 6, "opacity": 0.45, "color": rest["area_mm2"], **common},
+        points(
+            rest,
+            rest["latency_s"],
+            rest["energy_pj"] / e_scale,
+            "dominated",
+            hx,
+            {"size": 6, "opacity": 0.45, "color": rest["area_mm2"], **common},
         )
     )
     f2.add_trace(
-        go.Scatter(
-            x=front["latency_s"],
-            y=front["energy_pj"] / e_scale,
-            mode="markers",
-            name="Pareto-optimal (latency, energy, area)",
-            text=hover(front, hx),
-            hoverinfo="text",
-            marker={
+        points(
+            front,
+            front["latency_s"],
+            front["energy_pj"] / e_scale,
+            "Pareto-optimal (latency, energy, area)",
+            hx,
+            {
                 "size": 11,
                 "color": front["area_mm2"],
                 "line": {"color": "crimson", "width": 2},
@@ -453,21 +461,17 @@ def build_figures(
         rf["achieved"] = rf["macs"] / rf["latency_s"]
         for wk, g in rf.groupby("wl_key", sort=True):
             f4.add_trace(
-                go.Scatter(
-                    x=g["intensity"],
-                    y=g["achieved"],
-                    mode="markers",
-                    name=str(wk),
-                    text=hover(
-                        g,
-                        [
-                            "{intensity:.3g} MAC/DRAM byte",
-                            "{achieved:.3g} MAC/s of peak {peak_macs_per_s:.3g}",
-                            "DRAM bandwidth {dram_bw_bytes_per_s:.3g} B/s",
-                        ],
-                    ),
-                    hoverinfo="text",
-                    marker={"size": 6, "opacity": 0.7},
+                points(
+                    g,
+                    g["intensity"],
+                    g["achieved"],
+                    str(wk),
+                    [
+                        "{intensity:.3g} MAC/DRAM byte",
+                        "{achieved:.3g} MAC/s of peak {peak_macs_per_s:.3g}",
+                        "DRAM bandwidth {dram_bw_bytes_per_s:.3g} B/s",
+                    ],
+                    {"size": 6, "opacity": 0.7},
                 )
             )
         xs = np.logspace(

@@ -126,24 +126,25 @@ def role_of(name: str) -> str:
     return "meta"
 
 
+#: column prefix -> (description of the rest of the name, unit suffix the rest ends in)
+_PREFIX_DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "hw": ("hardware parameter {}", ""),
+    "wl": ("workload parameter {}", ""),
+    "map": ("mapping summary: {}", ""),
+    "energy": ("energy of component {}", "_pj"),
+    "traffic": ("bytes read and written at storage level {}", "_bytes"),
+    "transfer": ("cycles the transfers of level {} need on their own", "_cycles"),
+    "util": ("busy fraction of compute unit {}", ""),
+}
+
+
 def describe(name: str) -> str:
     if name in _DESCRIPTIONS:
         return _DESCRIPTIONS[name]
     head, _, rest = name.partition(".")
-    if head == "hw":
-        return f"hardware parameter {rest}"
-    if head == "wl":
-        return f"workload parameter {rest}"
-    if head == "map":
-        return f"mapping summary: {rest}"
-    if head == "energy":
-        return f"energy of component {rest.removesuffix('_pj')}"
-    if head == "traffic":
-        return f"bytes read and written at storage level {rest.removesuffix('_bytes')}"
-    if head == "transfer":
-        return f"cycles the transfers of level {rest.removesuffix('_cycles')} need on their own"
-    if head == "util":
-        return f"busy fraction of compute unit {rest}"
+    if head in _PREFIX_DESCRIPTIONS:
+        text, suffix = _PREFIX_DESCRIPTIONS[head]
+        return text.format(rest.removesuffix(suffix))
     return name
 
 

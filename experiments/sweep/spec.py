@@ -18,6 +18,7 @@ and the file, line and column of the offending node.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,19 +348,36 @@ def _params(
     return tuple(fixed), tuple(vary)
 
 
-def _resolve_base(
+def _resolve(
     ctx: _Ctx,
     node: Node,
     path: str,
     base_dir: Path | None,
-    hardware_files: dict[str, str] | None,
+    files: dict[str, str] | None,
     check: bool,
+    resolve: Callable[[_Ctx, Node, str, Path | None, bool], str],
 ) -> str:
+    """What a design's ``base`` or a workload's ``name`` loads: the file
+    ``files`` maps it to (as written -> path), else what ``resolve`` makes
+    of it."""
+    if files and node.value in files:
+        return str(files[node.value])
+    return resolve(ctx, node, path, base_dir, check)
+
+
+def _beside_spec(name: str, base_dir: Path | None) -> str:
+    """A file name as written in the spec, resolved against the spec's
+    folder (not the current directory)."""
+    p = Path(name).expanduser()
+    if not p.is_absolute():
+        p = (base_dir or Path.cwd()) / p
+    return str(p)
+
+
+def _resolve_base(ctx: _Ctx, node: Node, path: str, base_dir: Path | None, check: bool) -> str:
     """What a design's ``base`` loads: a preset name, or a hardware file
-    resolved against the spec's folder (not the current directory)."""
+    resolved against the spec's folder."""
     base = node.value
-    if hardware_files and base in hardware_files:
-        return str(hardware_files[base])
     if not check:
         return base
     import hw_models
@@ -374,32 +392,19 @@ def _resolve_base(
             f"({', '.join(hw_models.list_presets())}) or a hardware file ending in "
             f"{', '.join(HW_SUFFIXES)}",
         )
-    p = Path(base).expanduser()
-    if not p.is_absolute():
-        p = (base_dir or Path.cwd()) / p
-    return str(p)
+    return _beside_spec(base, base_dir)
 
 
-def _resolve_workload(
-    ctx: _Ctx,
-    node: Node,
-    path: str,
-    base_dir: Path | None,
-    workload_files: dict[str, str] | None,
-    check: bool,
-) -> str:
+def _resolve_workload(ctx: _Ctx, node: Node, path: str, base_dir: Path | None, check: bool) -> str:
     """What a workload ``name`` loads: a library name, or a cascade file
-    resolved against the spec's folder (not the current directory)."""
+    resolved against the spec's folder."""
     from workloads import library
     from workloads.loader import CASCADE_SUFFIXES
 
     name = node.value
-    if workload_files and name in workload_files:
-        return str(workload_files[name])
     if name in library.list_workloads():
         return name
-    p = Path(name).expanduser()
-    if p.suffix.lower() not in CASCADE_SUFFIXES:
+    if Path(name).expanduser().suffix.lower() not in CASCADE_SUFFIXES:
         if check:
             raise ctx.fail(
                 node,
@@ -409,9 +414,7 @@ def _resolve_workload(
                 f"{', '.join(CASCADE_SUFFIXES)}",
             )
         return name
-    if not p.is_absolute():
-        p = (base_dir or Path.cwd()) / p
-    return str(p)
+    return _beside_spec(name, base_dir)
 
 
 def _known_params(ctx: _Ctx, base_node: Node, load_as: str, path: str) -> tuple[str, set[str]]:
@@ -634,7 +637,9 @@ def parse_spec(
             f2, vary = _params(ctx, d["vary"], f"{p}.vary")
             fixed = fixed + f2
         family = ""
-        load_as = _resolve_base(ctx, d["base"], f"{p}.base", bdir, hardware_files, check_names)
+        load_as = _resolve(
+            ctx, d["base"], f"{p}.base", bdir, hardware_files, check_names, _resolve_base
+        )
         if check_names:
             family, known = _known_params(ctx, d["base"], load_as, f"{p}.base")
             _check_hw_names(ctx, d, p, family, known)
@@ -683,7 +688,9 @@ def parse_spec(
         p = f"workloads[{i}]"
         w = ctx.mapping(wn, p, ("name", "label", "params"), required=("name",))
         wname = ctx.string(w["name"], f"{p}.name")
-        wload = _resolve_workload(ctx, w["name"], f"{p}.name", bdir, workload_files, check_names)
+        wload = _resolve(
+            ctx, w["name"], f"{p}.name", bdir, workload_files, check_names, _resolve_workload
+        )
         if check_names:
             _check_workload(ctx, w, p, wload)
         label = ctx.string(w["label"], f"{p}.label") if "label" in w else wname

@@ -324,6 +324,25 @@ class Fabric:
         job.done(*job.args)
 
 
+class _Dma:
+    """One DMA engine of a buffer: the fetch engine copies tiles down (parent
+    read, child write), the write-back engine copies output tiles up (child
+    read, parent write)."""
+
+    __slots__ = ("queue", "busy", "work", "alone", "p_acc", "c_acc")
+
+    def __init__(self, p_acc: int, c_acc: int) -> None:
+        #: tiles waiting for the engine, and whether it is transferring one
+        self.queue: deque[int] = deque()
+        self.busy = False
+        #: (port, work-cycles) of one transfer, and the cycles it takes alone
+        self.work: list[tuple[Port, float]] = []
+        self.alone = 0.0
+        #: the entries of the buffer's acc_p / acc_c a transfer counts in
+        self.p_acc = p_acc
+        self.c_acc = c_acc
+
+
 class _BufState:
     """Run-time state of one buffer (tensor at a level) of one Einsum."""
 
@@ -335,14 +354,10 @@ class _BufState:
         "released",
         "arrived",
         "ready",
-        "queue",
-        "busy",
-        "wqueue",
-        "wbusy",
+        "fetch",
+        "wb",
         "children",
         "parent",
-        "fetch_work",
-        "wb_work",
         "track",
         "wb_done",
         "acc_p",
@@ -356,8 +371,6 @@ class _BufState:
         "period",
         "pperiod",
         "unit",
-        "fetch_alone",
-        "wb_alone",
         "last_done",
         "last_stretch",
         "arrivals",
@@ -372,18 +385,14 @@ class _BufState:
         self.released = 0  # tiles whose slot was freed
         self.arrived = 0  # tiles 0..arrived-1 are present
         self.ready: set[int] = set()  # present tiles beyond `arrived` (out of order)
-        #: fetch (read) DMA engine: queue of tiles, busy flag
-        self.queue: deque[int] = deque()
-        self.busy = False
-        #: write-back DMA engine (outputs)
-        self.wqueue: deque[int] = deque()
-        self.wbusy = False
+        #: the DMA engines: fetch (parent read, child write) and write-back
+        #: of outputs (child read, parent write)
+        self.fetch = _Dma(0, 1)
+        self.wb = _Dma(1, 0)
         self.children: list[_BufState] = []
         self.parent: _BufState | None = None
         self.wb_done = 0  # output tiles written back
         self.track = ""
-        self.fetch_work: list[tuple[Port, float]] = []
-        self.wb_work: list[tuple[Port, float]] = []
         #: [reads, writes, updates] in elements at the parent and at this level
         self.acc_p = [0.0, 0.0, 0.0]
         self.acc_c = [0.0, 0.0, 0.0]
@@ -397,9 +406,6 @@ class _BufState:
         self.period = buf.period
         self.pperiod = 1  # the parent's period (set with the parent)
         self.unit: _Unit | None = None  # the compute unit that reads a leaf
-        #: cycles a fetch / write-back takes alone on its ports
-        self.fetch_alone = 0.0
-        self.wb_alone = 0.0
         #: when the last fetch or write-back ended, and how much longer than
         #: alone it took (its ports were shared)
         self.last_done = -1.0
@@ -610,16 +616,16 @@ class Engine:
                 cell = self.cells[key] = _Cell(self.capacity[b.level])
             st.cell = cell
             by_tensor[b.tensor] = st
-            st.fetch_work = [
+            fetch_work = [
                 (self.port(b.parent_rd, bw[b.parent_rd]), b.transfer_bytes / bw[b.parent_rd]),
                 (self.port(b.child_wr, bw[b.child_wr]), b.fill_bytes / bw[b.child_wr]),
             ]
-            st.wb_work = [
+            wb_work = [
                 (self.port(b.child_rd, bw[b.child_rd]), b.fill_bytes / bw[b.child_rd]),
                 (self.port(b.parent_wr, bw[b.parent_wr]), b.transfer_bytes / bw[b.parent_wr]),
             ]
-            st.fetch_work = [(p, w) for p, w in st.fetch_work if w > 0]
-            st.wb_work = [(p, w) for p, w in st.wb_work if w > 0]
+            st.fetch.work = [(p, w) for p, w in fetch_work if w > 0]
+            st.wb.work = [(p, w) for p, w in wb_work if w > 0]
             st.track = f"{nest.einsum}: DMA {names[b.parent]}->{names[b.level]} {b.tensor}"
             es.bufs.append(st)
         es.leaves = [
@@ -674,8 +680,8 @@ class Engine:
         lists: list[tuple[object, str]] = []
         for es in self.einsums.values():
             for st in es.bufs:
-                lists.append((st, "fetch_work"))
-                lists.append((st, "wb_work"))
+                lists.append((st.fetch, "work"))
+                lists.append((st.wb, "work"))
             lists.append((es, "step_work"))
         users: dict[Port, int] = {}
         for obj, attr in lists:
@@ -755,8 +761,8 @@ class Engine:
                     )
                 es.step_alone = float("inf")  # its steps differ; never shared
             for st in es.bufs:
-                st.fetch_alone = max((w for _p, w in st.fetch_work), default=0.0)
-                st.wb_alone = max((w for _p, w in st.wb_work), default=0.0)
+                for dma in (st.fetch, st.wb):
+                    dma.alone = max((w for _p, w in dma.work), default=0.0)
         for es in self.einsums.values():
             for d in es.deps:
                 if d not in self.einsums:
@@ -850,10 +856,10 @@ class Engine:
             if i < st.preloaded:
                 self._arrive(st, i)
             elif not st.is_output or st.buf.revisited(i):
-                # fetch DMA engine
-                st.queue.append(i)
-                if not st.busy:
-                    self._fetch_next(st)
+                fetch = st.fetch
+                fetch.queue.append(i)
+                if not fetch.busy:
+                    self._dma_next(st, fetch)
             else:
                 self._arrive(st, i)
 
@@ -870,14 +876,10 @@ class Engine:
 
     # -- DMA engines ---------------------------------------------------------
     def _dma(self, st: _BufState, kind: str, tile: int) -> None:
-        if kind == "fetch":
-            st.queue.append(tile)
-            if not st.busy:
-                self._fetch_next(st)
-        else:
-            st.wqueue.append(tile)
-            if not st.wbusy:
-                self._wb_next(st)
+        dma = st.fetch if kind == "fetch" else st.wb
+        dma.queue.append(tile)
+        if not dma.busy:
+            self._dma_next(st, dma)
 
     @staticmethod
     def _pop_ready(st: _BufState, q: deque[int]) -> int | None:
@@ -894,70 +896,48 @@ class Engine:
         q.popleft()
         return tile
 
-    def _fetch_next(self, st: _BufState) -> None:
-        if st.busy:
+    def _dma_next(self, st: _BufState, dma: _Dma) -> None:
+        """Start ``dma`` on its next tile once the parent holds it, unless it
+        is transferring one."""
+        if dma.busy:
             return
-        tile = self._pop_ready(st, st.queue)
+        tile = self._pop_ready(st, dma.queue)
         if tile is None:
             return
-        st.busy = True
-        st.acc_p[0] += st.xfer_el
-        st.acc_c[1] += st.fill_el
-        self._begin(st.fetch_work, self._fetch_done, (st, tile, self.env._now))
+        dma.busy = True
+        st.acc_p[dma.p_acc] += st.xfer_el
+        st.acc_c[dma.c_acc] += st.fill_el
+        self._begin(dma.work, self._dma_done, (st, dma, tile, self.env._now))
 
-    def _wb_next(self, st: _BufState) -> None:
-        if st.wbusy:
-            return
-        tile = self._pop_ready(st, st.wqueue)
-        if tile is None:
-            return
-        st.wbusy = True
-        st.acc_p[1] += st.xfer_el
-        st.acc_c[0] += st.fill_el
-        self._begin(st.wb_work, self._wbk_done, (st, tile, self.env._now))
-
-    def _fetch_done(self, st: _BufState, tile: int, t0: float) -> None:
+    def _dma_done(self, st: _BufState, dma: _Dma, tile: int, t0: float) -> None:
         self.events += 1
-        st.busy = False
+        dma.busy = False
         now = self.env._now
-        x = now - t0 - st.fetch_alone
-        if x > 1e-9 * st.fetch_alone:  # its ports were shared
+        x = now - t0 - dma.alone
+        if x > 1e-9 * dma.alone:  # its ports were shared
             st.last_done = now
             st.last_stretch = x
             st.unit.stretched = True
-        if self.record:
-            self.timeline.add(st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, now)
-        self._arrive(st, tile)
-        # an input tile was copied down: free the parent tile after its last child
-        p = st.parent
-        if p is not None and not st.is_output:
-            per = st.period
-            if (tile + 1) * per >= ((tile * per) // st.pperiod + 1) * st.pperiod or (
-                tile + 1 >= st.ntiles
-            ):
-                self._release(p)
-        if st.queue:
-            self._fetch_next(st)
-
-    def _wbk_done(self, st: _BufState, tile: int, t0: float) -> None:
-        self.events += 1
-        st.wbusy = False
-        now = self.env._now
-        x = now - t0 - st.wb_alone
-        if x > 1e-9 * st.wb_alone:
-            st.last_done = now
-            st.last_stretch = x
-            st.unit.stretched = True
-        if self.record:
-            self.timeline.add(
-                st.track + " (write-back)",
-                f"write-back {st.buf.tensor}[{tile}]",
-                t0,
-                self.env._now,
-            )
-        self._written_back(st, tile)
-        if st.wqueue:
-            self._wb_next(st)
+        if dma is st.fetch:
+            if self.record:
+                self.timeline.add(st.track + " (read)", f"read {st.buf.tensor}[{tile}]", t0, now)
+            self._arrive(st, tile)
+            # an input tile was copied down: free the parent tile after its last child
+            p = st.parent
+            if p is not None and not st.is_output:
+                per = st.period
+                if (tile + 1) * per >= ((tile * per) // st.pperiod + 1) * st.pperiod or (
+                    tile + 1 >= st.ntiles
+                ):
+                    self._release(p)
+        else:
+            if self.record:
+                self.timeline.add(
+                    st.track + " (write-back)", f"write-back {st.buf.tensor}[{tile}]", t0, now
+                )
+            self._written_back(st, tile)
+        if dma.queue:
+            self._dma_next(st, dma)
 
     def _arrive(self, st: _BufState, tile: int) -> None:
         if st.arrivals is not None:
@@ -975,10 +955,12 @@ class Engine:
         children = st.children
         if children:
             for ch in children:
-                if not ch.busy and ch.queue:
-                    self._fetch_next(ch)
-                if not ch.wbusy and ch.wqueue:
-                    self._wb_next(ch)
+                dma = ch.fetch
+                if not dma.busy and dma.queue:
+                    self._dma_next(ch, dma)
+                dma = ch.wb
+                if not dma.busy and dma.queue:
+                    self._dma_next(ch, dma)
         elif not st.unit.busy:
             self._try_compute(st.unit)
 
@@ -1125,9 +1107,10 @@ class Engine:
         for st, p in es.leaf_periods:
             if s1 % p == 0 or last:
                 if st.is_output:
-                    st.wqueue.append(s // p)
-                    if not st.wbusy:
-                        self._wb_next(st)
+                    wb = st.wb
+                    wb.queue.append(s // p)
+                    if not wb.busy:
+                        self._dma_next(st, wb)
                 else:
                     self._release(st)
         if not es.plain and es.leaf_tables:

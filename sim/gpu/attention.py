@@ -384,8 +384,6 @@ def prefill_costs(
     out = costs(
         rows,
         exec_s=exec_s,
-        n_kernels=1.0,
-        host_ops=0.0,
         dram_read=rd,
         dram_write=wr,
         ncu_dram=ncu,
@@ -473,7 +471,6 @@ def decode_costs(
         rows,
         exec_s=t_attn + t_comb,
         n_kernels=1.0 + comb,
-        host_ops=0.0,
         dram_read=rd + comb_rd,
         dram_write=out_b + comb_wr,
         ncu_dram=ncu,
@@ -512,8 +509,6 @@ def token_kernel_costs(
     return costs(
         rows,
         exec_s=np.maximum(t_mem, t_ops),
-        n_kernels=1.0,
-        host_ops=0.0,
         dram_read=read_b,
         dram_write=write_b,
         t_memory=t_mem,

@@ -27,6 +27,7 @@ from typing import Any
 
 from sim.gpu.energy import energy_terms, gpu_time_s, loop_time_s, median_time_s
 from sim.gpu.kernels import flash_cost
+from sim.gpu.metrics import gpu_metrics
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost, gemm_cost, retained_bytes
 from sim.metrics import Metrics
@@ -215,22 +216,14 @@ def evaluate_cascade(
         traffic[e.output.tensor] = traffic.get(e.output.tensor, 0.0) + k.dram_write_bytes
     macs = sum(getattr(e, "macs", 0) for e in einsums)
     busy = gpu_time_s(total, params)
-    return Metrics(
-        cycles=t * spec.clock_hz,
+    return gpu_metrics(
+        total,
+        spec,
         latency_s=t,
-        energy_pj=sum(terms.values()),
-        energy_breakdown_pj=terms,
-        traffic_bytes={"HBM": traffic, "L2": {"all": total.l2_bytes}},
-        utilization={"SM": min(1.0, busy / t) if t > 0 else 0.0},
-        compute_cycles=total.t_kernel_s * spec.clock_hz,
-        transfer_cycles={
-            "HBM": (total.dram_read_bytes + total.dram_write_bytes)
-            / spec.hbm_bandwidth_bytes_per_s
-            * spec.clock_hz
-        },
-        macs=float(macs),
-        padded_macs=float(macs),
-        model="gpu",
+        energy_terms=terms,
+        hbm_bytes=traffic,
+        busy_s=busy,
+        macs=macs,
         notes={
             "kernels": [name for name, _ in kernels],
             "fused": fused_used,

@@ -106,10 +106,10 @@ def costs(
     n: int,
     *,
     exec_s: np.ndarray,
-    n_kernels: np.ndarray | float,
-    host_ops: np.ndarray | float,
     dram_read: np.ndarray,
     dram_write: np.ndarray,
+    n_kernels: np.ndarray | float = 1.0,
+    host_ops: np.ndarray | float = 0.0,
     ncu_dram: np.ndarray | None = None,
     l2_bytes: np.ndarray | None = None,
     t_compute: np.ndarray | None = None,
@@ -117,7 +117,8 @@ def costs(
     flops: dict[str, np.ndarray] | None = None,
     sm_busy: np.ndarray | float = 1.0,
 ) -> Costs:
-    """A :class:`Costs` with scalars broadcast to length ``n``."""
+    """A :class:`Costs` with scalars broadcast to length ``n``; by default
+    each row is one kernel and issues no host op of its own."""
 
     def arr(v: np.ndarray | float | None, default: np.ndarray | float = 0.0) -> np.ndarray:
         return np.broadcast_to(np.asarray(default if v is None else v, np.float64), (n,)).copy()

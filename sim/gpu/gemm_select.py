@@ -277,8 +277,6 @@ def gemm_costs(
     out = costs(
         rows,
         exec_s=best_t,
-        n_kernels=1.0,
-        host_ops=0.0,
         dram_read=keep["reads"],
         dram_write=keep["writes"],
         ncu_dram=ncu_reads + ncu_writes,
@@ -389,7 +387,6 @@ def act_quant_costs(
         rows,
         exec_s=exec_s,
         n_kernels=tiny + np.minimum(passes, 1.0) + fixed_grid,
-        host_ops=0.0,
         dram_read=read,
         dram_write=write,
         t_memory=exec_s,

@@ -75,8 +75,6 @@ def elementwise_costs(
     return costs(
         len(n),
         exec_s=np.maximum(t_mem, t_ops),
-        n_kernels=1.0,
-        host_ops=0.0,
         dram_read=rd,
         dram_write=wr,
         ncu_dram=ncu,
@@ -124,8 +122,6 @@ def row_costs(
     return costs(
         len(r),
         exec_s=np.maximum(t_mem, t_lat),
-        n_kernels=1.0,
-        host_ops=0.0,
         dram_read=rd,
         dram_write=wr,
         ncu_dram=rd + np.maximum(0.0, wr - retained(spec, params, 0.0)),
@@ -187,7 +183,6 @@ def conv2d_costs(
         b.n,
         exec_s=t_mem,
         n_kernels=float(CONV_TRANSFORMS),
-        host_ops=0.0,
         dram_read=moved,
         dram_write=moved,
         t_memory=t_mem,

@@ -28,6 +28,7 @@ from typing import Any
 from mappers.schedule import FusionGroup, Schedule
 from sim.gpu.energy import energy_terms, gpu_time_s, host_time_s
 from sim.gpu.lowering import Kernel, Plan, fused_plan, library_plan, plan_steps
+from sim.gpu.metrics import gpu_metrics
 from sim.gpu.plan_registry import DEFAULT_PLAN, OPTIONS, PLANS, SCHEDULE_PLANS, check_plan
 from sim.gpu.spec import GpuModelError, GpuParams, GpuSpec
 from sim.gpu.tiling import KernelCost
@@ -164,22 +165,14 @@ def plan_metrics(
     )
     if llm:
         notes["llm"] = llm
-    return Metrics(
-        cycles=t_event * spec.clock_hz,
+    return gpu_metrics(
+        total,
+        spec,
         latency_s=t_event,
-        energy_pj=sum(terms.values()),
-        energy_breakdown_pj=terms,
-        traffic_bytes={"HBM": hbm, "L2": {"all": total.l2_bytes}},
-        utilization={"SM": min(1.0, busy / t_event) if t_event > 0 else 0.0},
-        compute_cycles=total.t_kernel_s * spec.clock_hz,
-        transfer_cycles={
-            "HBM": (total.dram_read_bytes + total.dram_write_bytes)
-            / spec.hbm_bandwidth_bytes_per_s
-            * spec.clock_hz
-        },
+        energy_terms=terms,
+        hbm_bytes=hbm,
+        busy_s=busy,
         macs=macs,
-        padded_macs=macs,
-        model="gpu",
         notes=notes,
     )
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.gpu.cascade import contraction_dims, is_contraction
+from workloads.dag import group_order
 from workloads.ir import Cascade, Einsum
 
 
@@ -434,28 +435,10 @@ def find_regions(
 def _ordered(ix: CascadeIndex, regions: list[Region]) -> list[Region]:
     """Regions in a dependence order (a region after every region it reads from),
     ties broken by their first Einsum's place in the cascade."""
-    import heapq
-
     pos = ix.pos
     owner = {n: k for k, r in enumerate(regions) for n in r.einsums}
-    succ: dict[int, set[int]] = {k: set() for k in range(len(regions))}
-    indeg = [0] * len(regions)
-    for u, v in ix.forward:
-        a, b = owner[u], owner[v]
-        if a != b and b not in succ[a]:
-            succ[a].add(b)
-            indeg[b] += 1
     first = [min(pos[n] for n in r.einsums) for r in regions]
-    heap = [(first[k], k) for k in range(len(regions)) if indeg[k] == 0]
-    heapq.heapify(heap)
-    out: list[Region] = []
-    while heap:
-        _, k = heapq.heappop(heap)
-        out.append(regions[k])
-        for j in succ[k]:
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                heapq.heappush(heap, (first[j], j))
+    out = [regions[k] for k in group_order(ix.forward, owner, first)]
     if len(out) != len(regions):  # pragma: no cover - regions of a DAG never cycle
         raise ValueError(f"cascade {ix.c.name}: its regions depend on each other in a cycle")
     return out

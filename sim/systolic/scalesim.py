@@ -241,41 +241,61 @@ def _tri(x: np.ndarray, w: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _DiagOperand:
-    """B blocks of T x W stacked vertically and read out by anti-diagonals.
+class _Blocks:
+    """An operand's prefetch matrix: B blocks of ``rows`` x W stacked vertically.
 
     The last block has only ``w_last`` valid columns (the rest are SCALE-Sim's
-    -1 padding, which takes no place in the hashed lines). Fold ``f`` of the
-    demand reads block ``block_of_fold[f]``: row ``u`` of the fold (after
-    ``prefix`` idle rows) asks for anti-diagonal ``u - prefix`` of the block.
+    -1 padding, which takes no place in the hashed lines).
     """
 
     blocks: int
-    t: int
+    rows: int
     w: int
     w_last: int
-    prefix: int
 
     @property
     def valid_words(self) -> int:
-        return ((self.blocks - 1) * self.w + self.w_last) * self.t
+        return ((self.blocks - 1) * self.w + self.w_last) * self.rows
 
     @property
     def fetch_words(self) -> int:
-        return self.blocks * self.t * self.w
+        return self.blocks * self.rows * self.w
 
-    def positions(self, block: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """First and last valid prefetch position asked for (-1: none)."""
-        T, W, B = self.t, self.w, self.blocks
-        rt = B * T
+
+@dataclass(frozen=True)
+class _DiagOperand(_Blocks):
+    """Blocks of T (``rows``) x W read out by anti-diagonals.
+
+    Fold ``f`` of the demand reads block ``block_of_fold[f]``: row ``u`` of
+    the fold (after ``prefix`` idle rows) asks for anti-diagonal ``u - prefix``
+    of the block.
+    """
+
+    prefix: int
+
+    def diagonal(
+        self, block: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What row ``u`` of a fold reading ``block`` asks for: (whether it
+        asks for any element, its first and last column, the anti-diagonal
+        ``d`` over all blocks, the place of column 0 of ``d`` in the read-out
+        order with padding counted)."""
+        T, W = self.rows, self.w
+        rt = self.blocks * T
         tt = u - self.prefix
-        wb = np.where(block == B - 1, self.w_last, W)
+        wb = np.where(block == self.blocks - 1, self.w_last, W)
         c_lo = np.maximum(0, tt - T + 1)
         c_hi = np.minimum(np.minimum(W - 1, tt), wb - 1)
         ok = (tt >= 0) & (c_lo <= c_hi)
         d = block * T + tt
-        start = _tri(d, W) - _tri(d - rt, W)  # elements on anti-diagonals < d
-        cmin = np.maximum(0, d - rt + 1)
+        # elements on anti-diagonals < d, less the columns of d before its first
+        first = _tri(d, W) - _tri(d - rt, W) - np.maximum(0, d - rt + 1)
+        return ok, c_lo, c_hi, d, first
+
+    def positions(self, block: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last valid prefetch position asked for (-1: none)."""
+        T, W, B = self.rows, self.w, self.blocks
+        ok, c_lo, c_hi, d, first = self.diagonal(block, u)
         r0 = (B - 1) * T  # first row of the (maybe partial) last block
         x = d - r0
         pad_before_diag = (_tri(x, W) - _tri(x, self.w_last)) - (
@@ -284,7 +304,7 @@ class _DiagOperand:
 
         def pos(cc: np.ndarray) -> np.ndarray:
             pad_in_diag = np.clip(np.minimum(cc, d - r0 + 1) - self.w_last, 0, None)
-            return start + cc - cmin - pad_before_diag - pad_in_diag
+            return first + cc - pad_before_diag - pad_in_diag
 
         lo = np.where(ok, pos(c_lo), -1)
         hi = np.where(ok, pos(c_hi), -1)
@@ -292,34 +312,22 @@ class _DiagOperand:
 
 
 @dataclass(frozen=True)
-class _RowOperand:
-    """B blocks of S x W stacked vertically, read out row by row.
+class _RowOperand(_Blocks):
+    """Blocks of S (``rows``) x W read out row by row.
 
     Fold ``(fc, fr)`` asks for block ``fc``'s rows ``fr*R .. fr*R+R-1`` in
     reverse order (SCALE-Sim flips them), one row per cycle.
     """
 
-    blocks: int
-    s: int
-    w: int
-    w_last: int
     r: int
-
-    @property
-    def valid_words(self) -> int:
-        return ((self.blocks - 1) * self.w + self.w_last) * self.s
-
-    @property
-    def fetch_words(self) -> int:
-        return self.blocks * self.s * self.w
 
     def positions(
         self, block: np.ndarray, rgroup: np.ndarray, u: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         wb = np.where(block == self.blocks - 1, self.w_last, self.w)
         rr = rgroup * self.r + (self.r - 1 - u)
-        ok = (u < self.r) & (rr < self.s)
-        lo = block * self.s * self.w + rr * wb
+        ok = (u < self.r) & (rr < self.rows)
+        lo = block * self.rows * self.w + rr * wb
         return np.where(ok, lo, -1), np.where(ok, lo + wb - 1, -1)
 
 
@@ -335,14 +343,14 @@ def _operands(sr: int, sc: int, t: int, r: int, c: int, df: str) -> tuple[Any, A
     r_last = sr - (row_fold - 1) * r
     c_last = sc - (col_fold - 1) * c
     if df == "os":
-        ifm = _DiagOperand(blocks=row_fold, t=t, w=r, w_last=r_last, prefix=0)
-        fil = _DiagOperand(blocks=col_fold, t=t, w=c, w_last=c_last, prefix=0)
+        ifm = _DiagOperand(blocks=row_fold, rows=t, w=r, w_last=r_last, prefix=0)
+        fil = _DiagOperand(blocks=col_fold, rows=t, w=c, w_last=c_last, prefix=0)
     elif df == "ws":
-        ifm = _DiagOperand(blocks=row_fold, t=t, w=r, w_last=r_last, prefix=r)
-        fil = _RowOperand(blocks=col_fold, s=sr, w=c, w_last=c_last, r=r)
+        ifm = _DiagOperand(blocks=row_fold, rows=t, w=r, w_last=r_last, prefix=r)
+        fil = _RowOperand(blocks=col_fold, rows=sr, w=c, w_last=c_last, r=r)
     else:
-        ifm = _RowOperand(blocks=col_fold, s=sr, w=c, w_last=c_last, r=r)
-        fil = _DiagOperand(blocks=row_fold, t=t, w=r, w_last=r_last, prefix=r)
+        ifm = _RowOperand(blocks=col_fold, rows=sr, w=c, w_last=c_last, r=r)
+        fil = _DiagOperand(blocks=row_fold, rows=t, w=r, w_last=r_last, prefix=r)
     return ifm, fil
 
 
@@ -456,7 +464,7 @@ def _ifmap_addr(conv: ConvShape, pixel: np.ndarray, kidx: np.ndarray) -> np.ndar
 def _conv_ifmap_sequence(conv: ConvShape, op: Any, df: str) -> np.ndarray:
     """The ifmap's prefetch matrix in order (with -1 for padding and holes)."""
     if isinstance(op, _DiagOperand):
-        B, T, W = op.blocks, op.t, op.w
+        B, T, W = op.blocks, op.rows, op.w
         rt = B * T
         rr = np.arange(rt)[:, None]
         cc = np.arange(W)[None, :]
@@ -473,7 +481,7 @@ def _conv_ifmap_sequence(conv: ConvShape, op: Any, df: str) -> np.ndarray:
         seq[pos.ravel()] = val.ravel()
         return seq
     # row-major blocks (is): block fc, rows = window index, columns = pixels
-    B, S, W = op.blocks, op.s, op.w
+    B, S, W = op.blocks, op.rows, op.w
     bb = np.arange(B)[:, None, None]
     rr = np.arange(S)[None, :, None]
     cc = np.arange(W)[None, None, :]
@@ -487,20 +495,12 @@ def _conv_ifmap_sequence(conv: ConvShape, op: Any, df: str) -> np.ndarray:
 def _all_positions(op: Any, block: np.ndarray, rgroup: np.ndarray, u: np.ndarray):
     """Like ``positions`` but counting padding cells (index into the sequence)."""
     if isinstance(op, _DiagOperand):
-        T, W, B = op.t, op.w, op.blocks
-        rt = B * T
-        tt = u - op.prefix
-        wb = np.where(block == B - 1, op.w_last, W)
-        c_lo = np.maximum(0, tt - T + 1)
-        c_hi = np.minimum(np.minimum(W - 1, tt), wb - 1)
-        ok = (tt >= 0) & (c_lo <= c_hi)
-        d = block * T + tt
-        start = _tri(d, W) - _tri(d - rt, W) - np.maximum(0, d - rt + 1)
-        return np.where(ok, start + c_lo, -1), np.where(ok, start + c_hi, -1)
+        ok, c_lo, c_hi, _d, first = op.diagonal(block, u)
+        return np.where(ok, first + c_lo, -1), np.where(ok, first + c_hi, -1)
     wb = np.where(block == op.blocks - 1, op.w_last, op.w)
     rr = rgroup * op.r + (op.r - 1 - u)
-    ok = (u < op.r) & (rr < op.s)
-    lo = block * op.s * op.w + rr * op.w
+    ok = (u < op.r) & (rr < op.rows)
+    lo = block * op.rows * op.w + rr * op.w
     return np.where(ok, lo, -1), np.where(ok, lo + wb - 1, -1)
 
 

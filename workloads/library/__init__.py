@@ -324,26 +324,28 @@ def _two_pass(bits: int) -> list[str]:
     ]
 
 
-@_register(
-    "attention-3pass",
-    "softmax attention, stable softmax in 3 passes over M (FuseMax Cascade 2)",
-    **_ATT,
-)
-def _attention3(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> str:
-    return "\n".join(
-        ["cascade attention-3pass", *_att_decls(B, H, E, F, M, P, bits), *_three_pass(bits)]
-    )
+def _softmax_attention(name: str, passes: Callable[[int], list[str]]) -> Callable[..., str]:
+    """The builder of cascade ``name``: Q, K and V, then the Einsums of ``passes``."""
+
+    def build(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> str:
+        return "\n".join([f"cascade {name}", *_att_decls(B, H, E, F, M, P, bits), *passes(bits)])
+
+    return build
 
 
-@_register(
-    "attention-2pass",
-    "softmax attention in 2 passes over M: max first, then exp-sum and numerator x V (FuseMax Cascade 3)",
-    **_ATT,
-)
-def _attention2(B: int, H: int, E: int, F: int, M: int, P: int, bits: int) -> str:
-    return "\n".join(
-        ["cascade attention-2pass", *_att_decls(B, H, E, F, M, P, bits), *_two_pass(bits)]
-    )
+for _name, _doc, _passes in (
+    (
+        "attention-3pass",
+        "softmax attention, stable softmax in 3 passes over M (FuseMax Cascade 2)",
+        _three_pass,
+    ),
+    (
+        "attention-2pass",
+        "softmax attention in 2 passes over M: max first, then exp-sum and numerator x V (FuseMax Cascade 3)",
+        _two_pass,
+    ),
+):
+    _register(_name, _doc, **_ATT)(_softmax_attention(_name, _passes))
 
 
 @_register(
