@@ -112,6 +112,11 @@ class CapacityGroup(NamedTuple):
     #: the Einsum's tensors this memory stores
     tensors: frozenset[str]
 
+    def at(self, level_name: str) -> str:
+        """Where an error points: ``'L'`` for a one-memory level,
+        ``'L (memory M)'`` for a memory of a level with several."""
+        return level_name if self.memory == level_name else f"{level_name} (memory {self.memory})"
+
 
 def capacity_groups(einsum: Einsum, arch: Architecture) -> tuple[tuple[CapacityGroup, ...], ...]:
     """Per level (outermost first), the capacities its kept tiles must fit.
@@ -502,9 +507,8 @@ def validate(mapping: Mapping, einsum: Einsum, arch: Architecture) -> None:
                 parts = [f"{t} {_fmt_bytes(b)}" for t, b in need_t.items()]
                 db = ", double buffered" if g.mult == 2 else ""
                 tile_s = " ".join(f"{r}={n}" for r, n in tile.items() if n > 1) or "1"
-                at = lv.name if g.memory == lv.name else f"{lv.name} (memory {g.memory})"
                 raise MappingError(
-                    f"{where}: tiles at level {at} ({tile_s}: {', '.join(parts)}{db}) "
+                    f"{where}: tiles at level {g.at(lv.name)} ({tile_s}: {', '.join(parts)}{db}) "
                     f"need {_fmt_bytes(need)} but it has {_fmt_bytes(g.capacity_bytes)}"
                 )
 

@@ -181,11 +181,6 @@ class MapSpace:
             if a.tensor in kept
         }
 
-    def level_bytes(
-        self, tiling: dict[str, tuple[int, ...]], level: int, keep: tuple[str, ...] | None = None
-    ) -> float:
-        return sum(self.tensor_bytes(tiling, level, keep).values())
-
     def overflow(self, level: int, need: dict[str, float]) -> tuple[CapacityGroup, float] | None:
         """The first memory of ``level`` that the tiles ``need`` (tensor ->
         bytes, from :meth:`tensor_bytes`) overflow, with its total; None if all fit."""
@@ -196,11 +191,6 @@ class MapSpace:
             if total > g.capacity_bytes:
                 return g, total
         return None
-
-    def where(self, level: int, group: CapacityGroup) -> str:
-        """``'L'`` for a one-memory level, ``'L (memory M)'`` otherwise."""
-        name = self.levels[level].name
-        return name if group.memory == name else f"{name} (memory {group.memory})"
 
     def violation(
         self,
@@ -252,7 +242,7 @@ class MapSpace:
             if over is not None:
                 g, total = over
                 return (
-                    f"tiles need {fmt_bytes(total)} at level {self.where(lvl, g)} "
+                    f"tiles need {fmt_bytes(total)} at level {g.at(self.levels[lvl].name)} "
                     f"({fmt_bytes(g.capacity_bytes)})"
                 )
         return None
@@ -275,7 +265,7 @@ class MapSpace:
             for g in self.groups[lvl]:
                 if g.capacity_bytes is None:
                     continue
-                where = self.where(lvl, g)
+                where = g.at(self.levels[lvl].name)
                 total = 0.0
                 held = [a for a in self.accesses if a.tensor in self.holdable[lvl] & g.tensors]
                 for a in held:
