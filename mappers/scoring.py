@@ -42,6 +42,26 @@ class SearchResult:
     #: search-specific facts (surrogate objective, pool size, seed, ...)
     notes: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def wall_limit_hit(self) -> bool:
+        """Whether a wall-clock safety net, not the search's deterministic
+        budget, ended the search: then the same inputs and seed may give
+        another mapping on a less loaded machine."""
+        return bool(self.notes.get("wall_limit_hit", False))
+
+
+def search_warnings(searches: dict[str, SearchResult]) -> tuple[str, ...]:
+    """One warning per Einsum whose search a wall-clock safety net ended
+    (``SearchResult.wall_limit_hit``): the result is flagged, never
+    silently returned as if the budget had run its course."""
+    return tuple(
+        f"Einsum {name}: the {r.status} search was cut by its wall-clock safety net "
+        f"after {r.solve_time_s:.2f} s (machine overloaded?); the mapping may differ from "
+        "a run on an idle machine. Retry, or raise --time-limit"
+        for name, r in searches.items()
+        if r.wall_limit_hit
+    )
+
 
 def objective_of(metrics: Any, objective: str, arch: Architecture) -> float:
     """The scalar a search minimises, read from a ``Metrics`` value."""

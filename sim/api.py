@@ -33,6 +33,7 @@ from mappers import registry as mapper_registry
 from mappers.mapping import Mapping, MappingError
 from mappers.objectives import canonical_objective, objective_value
 from mappers.schedule import Schedule
+from mappers.scoring import search_warnings
 from sim import models as model_registry
 from sim.metrics import Metrics
 from workloads.errors import EinsimError
@@ -308,6 +309,7 @@ def _mapping_model(
                 mappings=maps,
                 searches=searches,
                 mapper=None if len(given) == len(einsums) else mapper_name,
+                warnings=search_warnings(searches),
             )
         )
     return out

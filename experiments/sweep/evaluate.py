@@ -412,6 +412,7 @@ def _base_row(p: Point) -> dict[str, Any]:
         **({} if p.gpu_plan is None else {"gpu_plan": p.gpu_plan}),
         "status": "ok",
         "error": "",
+        "warning": "",
     }
     for k, v in p.hw:
         row[f"hw.{k}"] = v
@@ -469,6 +470,8 @@ def _finish_row(row: dict[str, Any], ev: Any, n_einsums: int) -> dict[str, Any]:
     # for the models that cost a whole workload (GPU, hls4ml)
     row["model"] = ev.model
     row["mapper"] = ev.mapper or ""
+    # a flagged result (e.g. a search cut by its wall-clock safety net)
+    row["warning"] = "; ".join(ev.warnings)
     if "gpu_plan" in row:  # the spec names a plan: the one that ran, "" off GPUs
         row["gpu_plan"] = (ev.metrics.notes or {}).get("plan", "") if ev.model == "gpu" else ""
     row["dram_bytes"] = row.get(f"traffic.{ev.arch.levels[0].name}_bytes", math.nan)

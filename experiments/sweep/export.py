@@ -61,6 +61,8 @@ _DESCRIPTIONS = {
     "objective": "mapping objective",
     "model": "cost model (analytical or des)",
     "error": "error message of a failed point ('' if it succeeded)",
+    "warning": "why an evaluated point's result is flagged, e.g. a mapping search cut by its "
+    "wall-clock safety net ('' if none)",
     "split": "deterministic train/val/test split (80/10/10 by hardware configuration)",
     "feasible": "the point was evaluated successfully (a valid mapping exists)",
     "latency_s": "end-to-end latency of the workload",

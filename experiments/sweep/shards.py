@@ -76,7 +76,9 @@ def rows_to_table(rows: list[dict[str, Any]]) -> Any:
                 vals = [math.nan if v is None else v for v in vals]
             arr = pa.array([float(v) for v in vals], type=pa.float64())
         elif not types:
-            arr = pa.array([""] * len(vals) if k in ("error", "family") else [math.nan] * len(vals))
+            arr = pa.array(
+                [""] * len(vals) if k in ("error", "family", "warning") else [math.nan] * len(vals)
+            )
         else:
             arr = pa.array([None if v is None else str(v) for v in vals], type=pa.string())
         arrays.append(arr)

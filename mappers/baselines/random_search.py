@@ -80,7 +80,11 @@ def random_search(
         raise MappingError(
             f"Einsum {einsum.name}: random search found no valid mapping on {arch.name}"
         )
-    return scorer.result("sampled", t0, notes={"samples": valid, "rejected": rejects, "seed": seed})
+    notes = {"samples": valid, "rejected": rejects, "seed": seed}
+    if samples is not None and time_limit_s is not None:
+        # the time limit, not the sample budget, ended it: not repeatable
+        notes["wall_limit_hit"] = valid < samples and not (valid == 0 and rejects >= max_rejects)
+    return scorer.result("sampled", t0, notes=notes)
 
 
 def trivial_tiling(space: MapSpace) -> dict[str, tuple[int, ...]]:

@@ -324,6 +324,10 @@ def mapping_arrays(
 
 #: the per-access figures a level's memories give each tensor
 TENSOR_FIGURES = ("read_energy_pj_per_word", "write_energy_pj_per_word", "word_bits")
+#: the capacity figures: each tensor's memory's capacity, its buffering (2
+#: double-buffered, else 1) and ``[tensor][tensor]`` whether two tensors
+#: share that memory
+CAPACITY_FIGURES = ("capacity_bytes", "buffers", "same_memory")
 
 
 def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | None:
@@ -333,14 +337,18 @@ def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | 
     level's own figure where the level is one memory or the tensor bypasses
     it; ``min_access_bits`` the memory's smallest transfer (0: none),
     ``psum_bits`` the bits of a partial sum stored there (the output; the
-    other tensors' own bits), ``rounds`` whether either changes an access.
+    other tensors' own bits), ``rounds`` whether either changes an access;
+    :data:`CAPACITY_FIGURES` the capacity each tensor's tile shares, and
+    with which tensors.
     None when no level has several memories (every figure is the level's,
     as before)."""
     from hw_models.memories import serving_memory, tensor_bits
 
     if not any(lv.memories for lv in arch.levels):
         return None
-    out: dict[str, Any] = {f: [] for f in (*TENSOR_FIGURES, "min_access_bits", "psum_bits")}
+    out: dict[str, Any] = {
+        f: [] for f in (*TENSOR_FIGURES, *CAPACITY_FIGURES, "min_access_bits", "psum_bits")
+    }
     for lv in arch.levels:
         mems = [
             serving_memory(lv, t, r) if lv.memories else None
@@ -353,6 +361,19 @@ def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | 
                 float(max((p.min_access_bits for p in m.ports), default=0)) if m else 0.0
                 for m in mems
             ]
+        )
+        # the capacity rule (mappers.mapping.capacity_groups): tiles share a
+        # memory's capacity with the tensors it also stores
+        out["capacity_bytes"].append(
+            [
+                math.inf if (m or lv).capacity_bytes is None else float((m or lv).capacity_bytes)  # type: ignore[arg-type]
+                for m in mems
+            ]
+        )
+        out["buffers"].append([2.0 if (m or lv).double_buffered else 1.0 for m in mems])
+        names = [None if m is None else m.name for m in mems]
+        out["same_memory"].append(
+            [[a is not None and a == b or not lv.memories for b in names] for a in names]
         )
         out["psum_bits"].append(
             [
@@ -405,6 +426,14 @@ class Hardware:
     psum_bits_t: np.ndarray | None = None
     #: [1, nl] energy per word carried across each level's fan-out network
     net: np.ndarray | None = None
+    #: [N|1, nl, nt] capacity of the memory storing each tensor, that
+    #: memory's buffering (2 or 1) and [N|1, nl, nt, nt] whether two tensors
+    #: share it (the per-memory capacity rule of
+    #: ``mappers.mapping.capacity_groups``); None = every level is one memory
+    #: (``cap`` and the level's double buffering)
+    cap_t: np.ndarray | None = None
+    buffers_t: np.ndarray | None = None
+    same_t: np.ndarray | None = None
 
 
 def _per_tensor(level_col: np.ndarray, figures: list[list[float]], fixed: list[bool]) -> np.ndarray:
@@ -418,7 +447,16 @@ def _per_tensor(level_col: np.ndarray, figures: list[list[float]], fixed: list[b
 
 
 #: the Hardware fields of the per-tensor figures (None where not needed)
-PER_TENSOR_FIELDS = ("er_t", "ew_t", "word_bits_t", "min_access_bits_t", "psum_bits_t")
+PER_TENSOR_FIELDS = (
+    "er_t",
+    "ew_t",
+    "word_bits_t",
+    "min_access_bits_t",
+    "psum_bits_t",
+    "cap_t",
+    "buffers_t",
+    "same_t",
+)
 
 
 def stack_per_tensor(st: Structure, hws: list[Hardware]) -> dict[str, np.ndarray | None]:
@@ -431,9 +469,13 @@ def stack_per_tensor(st: Structure, hws: list[Hardware]) -> dict[str, np.ndarray
 
     def full(h: Hardware, f: str) -> np.ndarray:
         v = getattr(h, f)
+        if f == "same_t":  # a design without memories: each level is one memory
+            return np.broadcast_to(True if v is None else v, (1, nl, nt, nt))
         if v is not None:
             return np.broadcast_to(v, (1, nl, nt))
-        level = {"er_t": h.er, "ew_t": h.ew, "word_bits_t": h.word_bits}.get(f)
+        if f == "buffers_t":
+            return np.broadcast_to(np.where(st.db, 2.0, 1.0)[None, :, None], (1, nl, nt))
+        level = {"er_t": h.er, "ew_t": h.ew, "word_bits_t": h.word_bits, "cap_t": h.cap}.get(f)
         if level is not None:
             return np.broadcast_to(level[..., None], (1, nl, nt))
         if f == "psum_bits_t":
@@ -527,6 +569,15 @@ def hardware_arrays(
         for f, col in zip(TENSOR_FIGURES, (er, ew, wb), strict=True):
             fixed = [f"{lv.name}.{f}" in given for lv in arch.levels]
             per_t[f] = _per_tensor(col, figs[f], fixed)
+        # an override of a level's capacity sizes that level as one memory
+        # (all its tensors share the overridden capacity); the sweep's own
+        # designs replace these rows with their memories' (sim.mapped)
+        cap_fixed = [f"{lv.name}.capacity_bytes" in given for lv in arch.levels]
+        one = np.array(cap_fixed)[:, None]
+        per_t["cap_t"] = _per_tensor(cap, figs["capacity_bytes"], cap_fixed)
+        level_buf = np.array([2.0 if lv.double_buffered else 1.0 for lv in arch.levels])
+        per_t["buffers_t"] = np.where(one, level_buf[:, None], np.array(figs["buffers"]))[None]
+        per_t["same_t"] = (np.array(figs["same_memory"], dtype=bool) | one[..., None])[None]
         if figs["rounds"]:
             per_t["min_access_bits"] = np.array(figs["min_access_bits"], dtype=float)[None]
             per_t["psum_bits"] = np.array(figs["psum_bits"], dtype=float)[None]
@@ -553,5 +604,8 @@ def hardware_arrays(
         word_bits_t=per_t["word_bits"],
         min_access_bits_t=per_t["min_access_bits"],
         psum_bits_t=per_t["psum_bits"],
+        cap_t=per_t.get("cap_t"),
+        buffers_t=per_t.get("buffers_t"),
+        same_t=per_t.get("same_t"),
         net=np.array([[lv.network_energy_pj_per_word for lv in arch.levels]], dtype=float),
     )

@@ -393,7 +393,13 @@ def evaluate_arrays(
     with np.errstate(divide="ignore", invalid="ignore"):
         util = np.where(cycles > 0, busy / (cycles * hw.pes), 0.0)
     need = (fp[:, :nl] * (st.keep[None] * byte_w)).sum(axis=2) * np.where(st.db, 2.0, 1.0)
-    cap_ok = (need <= hw.cap * (1 + 1e-12)).all(axis=1)
+    if hw.cap_t is None:  # every level is one memory
+        cap_ok = (need <= hw.cap * (1 + 1e-12)).all(axis=1)
+    else:  # each kept tile with the others its memory stores, against that memory
+        need_t = fp[:, :nl] * (st.keep[None] * byte_w) * hw.buffers_t  # [N, nl, nt]
+        shared = (need_t[:, :, :, None] * hw.same_t).sum(axis=2)  # [N, nl, nt]
+        fits = (shared <= hw.cap_t * (1 + 1e-12)) | ~st.keep[None]
+        cap_ok = fits.all(axis=(1, 2))
     s_lvl = np.exp(log_s_lvl)
     limit = np.where(
         st.limit_kind == 0, hw.fanout, np.where(st.limit_kind == 1, hw.pes[..., None], 1.0)
