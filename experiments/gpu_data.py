@@ -220,18 +220,30 @@ def public_exclusion(df: Any) -> Any:
     return reason
 
 
+def attention_group(df: Any) -> np.ndarray:
+    """``decode`` or ``prefill`` per attention row: its ``phase`` where the
+    data gives one (a one-token prompt, ``M = N = 1``, is a prefill), else
+    decode for one query (``sim.gpu.rows.attention_phase``)."""
+    m = df["M"].fillna(1).to_numpy()
+    given = (
+        df["phase"].fillna("").astype(str).str.strip().str.lower().to_numpy()
+        if "phase" in df
+        else np.full(len(df), "")
+    )
+    return np.where(given != "", given, np.where(m == 1, "decode", "prefill"))
+
+
 def op_group(df: Any) -> Any:
     """The report group of each row: gemm/attention class and dtype."""
     import pandas as pd
 
     op = df["op"].astype(str)
-    m = df["M"].fillna(1)
     grp = np.where(
         op.isin(["gemm", "bmm"]) & (df.get("source", "") == "public"),
         "gemm",
         np.where(
             op == "attn_flash",
-            np.where(m == 1, "decode", "prefill"),
+            attention_group(df),
             op.map(lambda o: H100_GROUP.get(o, "elementwise")),
         ),
     )
@@ -261,7 +273,7 @@ def calibration_frames(max_rows: int = 300) -> dict[str, Any]:
     loop["stratum"] = "h100loop|" + loop["group"]
     g["group"] = "gemm"
     g["stratum"] = "gemm|" + g["framework"] + "|" + g["dtype"]
-    a["group"] = np.where(a["M"] == 1, "decode", "prefill")
+    a["group"] = attention_group(a)
     a["stratum"] = (
         "attn|" + a["framework"] + "|" + a["group"] + "|" + a["dtype"] + "|" + a["kv_dtype"]
     )

@@ -22,9 +22,11 @@ page (0: contiguous).
   causal masks; GQA heads packed per KV head when the query blocks are short
   (``should_pack_gqa``).
 * ``trtllm``: TensorRT-LLM's context FMHA (Hopper warp-specialised wgmma
-  kernels), costed as ``fa3``.
+  kernels), costed as ``fa3`` but with a CTA per query head: its grid is
+  query blocks x heads x sequences, with no GQA packing (a one-token prompt
+  of B sequences and H heads is B x H CTAs of fixed cost each).
 * ``triton``: SGLang's Triton kernels, wgmma without warp specialisation:
-  ``fa3``'s tiles with the softmax after the MMAs.
+  ``fa3``'s tiles with the softmax after the MMAs, a CTA per query head.
 
 Causal masks: query block i visits keys up to its diagonal
 (:func:`causal_kv_elems`, closed form).
@@ -74,6 +76,24 @@ XQA_MAX_GROUP = 32
 XQA_MAX_HEAD_DIM = 256
 #: FlashAttention's split heuristic: at most this many splits
 MAX_SPLITS = 128
+
+
+#: families whose library picks the kernel by the phase of the request
+#: (TensorRT-LLM: context FMHA or XQA generation kernels; SGLang's Triton
+#: backend: its extend or decode kernel); FlashAttention's one entry point
+#: picks by shape, so one query runs its split-KV decode path in any phase
+PHASE_DISPATCH = ("trtllm", "triton")
+
+
+def runs_decode_kernel(family: np.ndarray, phase: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Which attention rows run the decode kernel: every decode step, and a
+    one-token prompt (``M = 1``, ``phase = prefill``) where the library
+    dispatches by shape (:data:`PHASE_DISPATCH`)."""
+    fam = np.asarray(family)
+    by_phase = np.zeros(fam.shape, bool)
+    for f in PHASE_DISPATCH:
+        by_phase |= fam == f
+    return (np.asarray(phase) == "decode") | ((np.asarray(m) == 1) & ~by_phase)
 
 
 def _physics_family(family: np.ndarray) -> np.ndarray:
@@ -309,7 +329,7 @@ def _flops(
 def prefill_costs(
     cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuParams
 ) -> tuple[Costs, dict[str, np.ndarray]]:
-    """One flash-attention forward kernel per row (M > 1)."""
+    """One flash-attention forward kernel per row (the prefill phase)."""
     b, h, hkv, m, n, d = (cols[c].astype(np.float64) for c in ("B", "H", "Hkv", "M", "N", "K"))
     causal = cols["causal"].astype(bool)
     rows = len(b)
@@ -321,11 +341,13 @@ def prefill_costs(
     bc = np.where(fa2, bc2, bn3)
     per_sm = np.where(fa2, per_sm2, 1.0)
 
-    # FA3 PackGQA when it fills the query blocks better (should_pack_gqa)
+    # FA3 PackGQA when it fills the query blocks better (should_pack_gqa);
+    # TensorRT-LLM's context FMHA and SGLang's Triton kernel launch a CTA
+    # per query head (grid: query blocks x heads x sequences)
     def _eff(q: np.ndarray) -> np.ndarray:
         return q / (np.ceil(q / br) * br)
 
-    pack = ~fa2 & (qpk > 1) & (_eff(m) < 0.9 * _eff(m * qpk))
+    pack = (fam == "fa3") & (qpk > 1) & (_eff(m) < 0.9 * _eff(m * qpk))
     mq = np.where(pack, m * qpk, m)
     heads = np.where(pack, hkv, h)
     q_blocks = np.ceil(mq / br)

@@ -34,11 +34,12 @@ SIZE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def op_class(op: str, m: int) -> str:
+def op_class(op: str, phase: str) -> str:
+    """The envelope class of a row (attention by its ``phase``)."""
     if op in ("gemm", "bmm"):
         return "gemm"
     if op in ("attn_flash", "attn_decode"):
-        return "decode" if m == 1 else "prefill"
+        return phase
     if op in ELEMENTWISE:
         return "elementwise"
     if op in ROW_OPS:
@@ -50,7 +51,7 @@ def op_class(op: str, m: int) -> str:
 
 def _classes(b: KernelBatch) -> np.ndarray:
     return np.array(
-        [op_class(str(o), int(m)) for o, m in zip(b["op"], b["M"], strict=True)], dtype=object
+        [op_class(str(o), str(p)) for o, p in zip(b["op"], b["phase"], strict=True)], dtype=object
     )
 
 

@@ -322,7 +322,7 @@ def batch_costs(
             },
         )
     attn = member(op, ("attn_flash", "attn_decode"))
-    dec = attn & (b["M"] == 1)
+    dec = attn & att.runs_decode_kernel(b["family"], b["phase"], b["M"])
     pre = attn & ~dec
     for mask, fn in ((pre, att.prefill_costs), (dec, att.decode_costs)):
         if mask.any():

@@ -94,7 +94,11 @@ class KernelRow:
 
     Sizes: GEMM ``C[M,N] = A[M,K] B[K,N]`` (``B`` batched GEMMs for bmm);
     attention ``B`` sequences, ``H`` query heads, ``Hkv`` KV heads, ``M``
-    queries and ``N`` keys per sequence, ``K`` head dim (``M = 1``: decode);
+    queries and ``N`` keys per sequence, ``K`` head dim; ``phase`` says
+    which kernel ran: ``prefill`` (the context kernel: M queries against N
+    keys; ``M = N = 1`` is a one-token prompt) or ``decode`` (one query
+    against N cached keys: the split-KV decode kernel); empty: decode for
+    ``attn_decode`` and for ``M = 1``, else prefill;
     conv2d ``B, C, HW, Kc, R, stride``; elementwise and row ops ``M x N``;
     ``kv_append`` / ``rotary``: ``B`` x ``M`` tokens of ``H`` (``Hkv``)
     heads of ``K``. Empty strings and ``None`` take the defaults.
@@ -123,6 +127,7 @@ class KernelRow:
     includes_rope: bool = False
     timing: str = "event"
     family: str = ""
+    phase: str = ""
     n_sets: int = 0
     graph_ops: int = 1
 
@@ -241,8 +246,9 @@ def normalise_row(row: Mapping[str, Any] | KernelRow, timing: str | None = None)
             )
     if out["causal"] not in (0, 1):
         raise GpuModelError(f"column 'causal': expected 0 or 1, got {out['causal']}")
-    fam = out["family"].lower() or default_family(op, out["dtype"], out["timing"], out["M"])
-    out["family"] = _choice(fam, "family", families_for(op, out["M"]))
+    out["phase"] = attention_phase(op, out["M"], out["phase"])
+    fam = out["family"].lower() or default_family(op, out["dtype"], out["timing"])
+    out["family"] = _choice(fam, "family", families_for(op, out["phase"]))
     if op in GEMM_OPS and out["dtype"] in ("fp8", "fp8_block"):
         kind = out["act_quant"].lower() or default_act_quant(out["dtype"], out["family"])
         out["act_quant"] = _choice(kind, "act_quant", ACT_QUANTS)
@@ -253,10 +259,35 @@ def normalise_row(row: Mapping[str, Any] | KernelRow, timing: str | None = None)
     return out
 
 
-def families_for(op: str, m: int = 2) -> tuple[str, ...]:
+#: attention phases: the context (prefill) kernel or the split-KV decode kernel
+PHASES = ("prefill", "decode")
+
+
+def attention_phase(op: str, m: int, phase: str = "") -> str:
+    """The checked ``phase`` of a row: '' off attention; for attention the
+    given one, else decode for ``attn_decode`` and one query, else prefill.
+    A one-token prompt (``M = N = 1``, ``phase = prefill``) runs the context
+    kernel: one CTA per sequence and head, unlike a decode step's split-KV
+    kernel (TensorRT-LLM's context FMHA against XQA)."""
+    phase = phase.strip().lower()
+    if op not in ATTENTION_OPS:
+        if phase:
+            raise GpuModelError(f"column 'phase': only attention rows have one, got {phase!r}")
+        return ""
+    if not phase:
+        return "decode" if op == "attn_decode" or m == 1 else "prefill"
+    phase = _choice(phase, "phase", PHASES)
+    if phase == "decode" and m != 1:
+        raise GpuModelError(f"column 'phase': decode has one query (M = 1), got M = {m}")
+    if phase == "prefill" and op == "attn_decode":
+        raise GpuModelError("column 'phase': op 'attn_decode' is a decode step, got 'prefill'")
+    return phase
+
+
+def families_for(op: str, phase: str = "") -> tuple[str, ...]:
     if op in GEMM_OPS or op == "conv2d":
         return GEMM_FAMILIES if op != "conv2d" else ("cudnn",)
-    if op == "attn_decode" or (op == "attn_flash" and m == 1):
+    if op == "attn_decode" or (op == "attn_flash" and phase == "decode"):
         return DECODE_FAMILIES
     if op == "attn_flash":
         return PREFILL_FAMILIES
@@ -265,7 +296,7 @@ def families_for(op: str, m: int = 2) -> tuple[str, ...]:
     return ("torch",)
 
 
-def default_family(op: str, dtype: str, timing: str, m: int = 2) -> str:
+def default_family(op: str, dtype: str, timing: str) -> str:
     """The family a row ran when it does not say: PyTorch eager's for the
     event and loop conventions (cuBLAS, SDPA's FlashAttention-2), the
     serving frameworks' for graph and kernel timing (cuBLAS for bf16 GEMMs,

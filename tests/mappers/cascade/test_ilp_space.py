@@ -13,12 +13,13 @@ import pytest
 
 import hw_models
 import sim
+from mappers.mapping import MappingError
 from mappers.schedule import ScheduleError
 from sim.analytical.cascade import einsum_cycles
 from sim.schedulers import schedule_cascade
 from workloads import library
 
-SPATIAL = ("eyeriss_like", "flat_cloud", "flat_edge", "fusemax_cloud", "tpu_like")
+SPATIAL = tuple(n for n in hw_models.list_presets() if hw_models.load(n).family == "spatial")
 OBJECTIVES = ("edp", "latency", "energy", "dram_traffic")
 
 
@@ -57,9 +58,20 @@ def _door(c, arch, method, objective="latency"):
 def test_ilp_is_never_worse_than_flat_greedy_or_unfused(preset):
     arch = hw_models.load(preset)
     checked = 0
+    refused = 0
     for name, c in _cascades():
         for obj in OBJECTIVES:
-            ev = _door(c, arch, "ilp", obj)
+            try:
+                ev = _door(c, arch, "ilp", obj)
+            except MappingError as exc:
+                # a preset without the units a cascade needs (simba_like and
+                # tpu_v4i have MACs only): every method refuses it the same way
+                assert "no compute unit" in str(exc), (name, preset, obj)
+                for method in ("flat", "greedy", "unfused"):
+                    with pytest.raises((MappingError, ScheduleError)):
+                        _door(c, arch, method, obj)
+                refused += 1
+                continue
             sched, m = ev.schedule, ev.metrics
             value, bound = _value(m, obj), sched.solver["bound"]
             assert sched.solver["objective"] == pytest.approx(value, rel=1e-12)
@@ -74,7 +86,8 @@ def test_ilp_is_never_worse_than_flat_greedy_or_unfused(preset):
                 assert value <= b * (1 + 1e-9), (name, preset, obj, method, value, b)
                 assert bound <= b * (1 + 1e-9), (name, preset, obj, method, bound, b)
                 checked += 1
-    assert checked >= len(_cascades()) * len(OBJECTIVES) * 2
+    assert checked >= (len(_cascades()) * len(OBJECTIVES) - refused) * 2
+    assert refused < len(_cascades()) * len(OBJECTIVES)  # the GEMM cascades map
 
 
 @pytest.mark.parametrize("name", ["attention-3pass", "attention-2pass", "mlp", "attention-1pass"])

@@ -282,6 +282,27 @@ def test_trtllm_xqa_packs_any_group_up_to_32_heads() -> None:
     assert big_d.detail["ctas"] == 8 * 64 * big_d.detail["splits"]
 
 
+def test_a_one_token_prompt_runs_the_kernel_its_library_picks() -> None:
+    """``phase`` = prefill with ``M = N = 1`` is a one-token prompt.
+    TensorRT-LLM picks its kernel by phase: the context FMHA, a CTA per
+    sequence and query head (no GQA packing), where a decode step runs XQA
+    (query heads packed per KV head, split over the keys). FlashAttention
+    picks by shape: one query runs its decode path in either phase."""
+    base = {"op": "attn_flash", "B": 256, "H": 64, "Hkv": 4, "M": 1, "N": 1, "K": 64}
+    trt = {**base, "family": "trtllm", "timing": "graph"}
+    prompt, step = predict([{**trt, "phase": "prefill"}, {**trt, "phase": "decode"}])
+    assert prompt.detail["ctas"] == 256 * 64
+    assert step.detail["ctas"] == 256 * 4 * step.detail["splits"]
+    # 16,384 CTAs of fixed cost on 132 SMs: at least 124 rounds of attn_cta_s
+    assert prompt.kernel_s >= math.ceil(256 * 64 / SPEC.sm_count) * PARAMS.attn_cta_s
+    assert prompt.kernel_s > 5 * step.kernel_s
+    fa3 = {**base, "family": "fa3", "timing": "graph"}
+    a, b = predict([{**fa3, "phase": "prefill"}, {**fa3, "phase": "decode"}])
+    assert a.time_s == b.time_s and a.detail == b.detail
+    # without a phase, one query is a decode step
+    assert predict([trt])[0].detail == step.detail
+
+
 def test_causal_block_count_closed_form_matches_brute_force() -> None:
     import random
 
@@ -447,6 +468,13 @@ def test_bad_rows_raise_clear_errors() -> None:
         predict([{**_gemm(4, 4, 4), "timing": "wall"}])
     with pytest.raises(GpuModelError, match="row 1: column 'M'"):
         to_batch([_gemm(4, 4, 4), _gemm(-1, 4, 4)])
+    attn = {"op": "attn_flash", "H": 8, "M": 4, "N": 8, "K": 64}
+    with pytest.raises(GpuModelError, match=r"column 'phase': decode has one query \(M = 1\)"):
+        predict([{**attn, "phase": "decode"}])
+    with pytest.raises(GpuModelError, match="column 'phase': unknown value 'extend'"):
+        predict([{**attn, "phase": "extend"}])
+    with pytest.raises(GpuModelError, match="column 'phase': only attention rows"):
+        predict([{**_gemm(4, 4, 4), "phase": "prefill"}])
 
 
 SIZES = (1, 7, 16, 33, 127, 128, 129, 1000, 1024, 3071, 4096, 11008, 12289)

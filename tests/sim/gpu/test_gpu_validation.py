@@ -99,12 +99,31 @@ def test_public_attention_fitted(public: pd.DataFrame) -> None:
     print(
         f"\npublic attention bf16, fitted: prefill {pre['time_mape_slow_pct']:.2f}%, decode {dec['time_mape_slow_pct']:.2f}%"
     )
-    assert pre["time_mape_slow_pct"] <= 20.0
-    assert dec["time_mape_slow_pct"] <= 22.0
+    assert pre["time_mape_slow_pct"] <= 18.0
+    assert dec["time_mape_slow_pct"] <= 20.0
+    # no decode kernel of any size more than 8x off (13.1x when the one-token
+    # prompts of TensorRT-LLM's context FMHA were costed as decode steps)
+    assert dec["max_ratio"] <= 8.0
     # the FlashAttention families (vLLM, SGLang FA3) stay within 2x everywhere
     fa3 = kept[(kept["group"] == "decode") & (kept["family"] == "fa3")]
     r = fa3["pred_ms"] / fa3["measured_ms"]
     assert np.maximum(r, 1 / r).max() <= 3.5
+
+
+def test_one_token_prompts_by_the_kernel_their_library_picks(public: pd.DataFrame) -> None:
+    """The data's one-token prompts (``phase`` prefill, ``M = N = 1``) are
+    reported with prefill. TensorRT-LLM runs them on its context FMHA, a
+    CTA per sequence and query head: costed as decode steps (XQA) they were
+    a median 4x too fast on those of 50 us or more; FlashAttention runs its
+    decode path on one query whatever the phase."""
+    one = public[(public["excluded"] == "") & (public["phase"] == "prefill") & (public["M"] == 1)]
+    assert len(one) == 6124 and (one["group"] == "prefill").all()  # FA4 rows left out
+    trt = one[(one["framework"] == "trtllm") & (one["measured_ms"] >= 0.05)]
+    r = trt["pred_ms"] / trt["measured_ms"]
+    assert len(trt) == 881 and 0.8 <= r.median() <= 1.4
+    st = _stats(trt)
+    assert st["time_mape_slow_pct"] <= 45.0
+    assert st["max_ratio"] <= 3.0
 
 
 def test_graph_timed_small_kernels_median(public: pd.DataFrame) -> None:
