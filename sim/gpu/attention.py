@@ -76,6 +76,35 @@ XQA_MAX_GROUP = 32
 XQA_MAX_HEAD_DIM = 256
 #: FlashAttention's split heuristic: at most this many splits
 MAX_SPLITS = 128
+#: KV-cache page sizes (tokens) TensorRT-LLM's Hopper XQA kernel accepts
+#: (``supportConfigQGMMA``, docs/references.md "TensorRT-LLM XQA")
+QGMMA_PAGE_TOKENS = (8.0, 16.0, 32.0, 64.0, 128.0)
+
+
+def trtllm_qgmma(cols: dict[str, np.ndarray], spec: GpuSpec) -> np.ndarray:
+    """Rows a TensorRT-LLM decode step runs on XQA's Hopper warp-specialised
+    kernel (``supportConfigQGMMA``): compute capability 9.0, 16-bit
+    activations, an fp8 KV cache (a 16-bit cache takes the Ampere-style
+    HMMA kernel), query-head groups of 2..32, head dims 16..256 in steps of
+    16, paged in 8..128-token pages. That kernel also applies the rotary
+    embedding and appends the new K and V itself (``appliesRoPEInXqaKernel``:
+    "unsupported shapes fall back to invokeQKVPreprocessing"), so the
+    separate pre-processing kernel does not run."""
+    h, hkv, d = (cols[c].astype(np.float64) for c in ("H", "Hkv", "K"))
+    qpk = h / hkv
+    paged = cols["paged_kv_block"].astype(np.float64)
+    page_ok = (paged == 0) | np.isin(paged, QGMMA_PAGE_TOKENS)
+    return (
+        (_physics_family(cols["family"]) == "trtllm")
+        & (np.asarray(cols["kv_dtype"]) == "fp8")
+        & np.isin(np.asarray(cols["dtype"]), ("bf16", "fp16"))
+        & (qpk > 1)
+        & (qpk <= XQA_MAX_GROUP)
+        & (np.mod(d, 16.0) == 0)
+        & (d <= XQA_MAX_HEAD_DIM)
+        & page_ok
+        & (spec.compute_capability == 9.0)
+    )
 
 
 #: families whose library picks the kernel by the phase of the request
@@ -601,11 +630,19 @@ def preprocess_costs(cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuPara
     trt = fam == "trtllm"
     total = costs(rows, exec_s=0.0, n_kernels=0.0, host_ops=0.0, dram_read=0.0, dram_write=0.0)
     fused = trt & (app | rope)
+    # a decode step on XQA's Hopper kernel does the pre-processing inside
+    # the attention kernel: its work, no kernel of its own
+    in_attention = fused & runs_decode_kernel(cols["family"], cols["phase"], cols["M"])
+    in_attention &= trtllm_qgmma(cols, spec)
     parts = [
-        (fused, fused_qkv_preprocess_costs),
+        (fused & ~in_attention, fused_qkv_preprocess_costs),
         (~trt & app, kv_append_costs),
         (~trt & rope, rotary_costs),
     ]
+    if in_attention.any():
+        inside = _masked(fused_qkv_preprocess_costs(cols, spec, params), in_attention)
+        inside.n_kernels = np.zeros(rows)
+        total = total + inside
     fp8kv = np.array([str(k) == "fp8" for k in cols["kv_dtype"]]) & np.array(
         [str(x) != "fp8" for x in cols["dtype"]]
     )

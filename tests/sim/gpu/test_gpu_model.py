@@ -353,6 +353,30 @@ def test_pre_processing_kernels_when_included() -> None:
     assert trt.n_kernels == trt0.n_kernels + 1  # rotary and append fused in one kernel
 
 
+def test_xqa_hopper_kernel_does_its_own_pre_processing() -> None:
+    """TensorRT-LLM's XQA Hopper kernel (supportConfigQGMMA: an fp8 KV cache,
+    groups of 2..32 heads, head dims 16..256, 8..128-token pages, compute
+    capability 9.0) applies RoPE and appends K and V itself, so the QKV
+    pre-processing kernel does not run; a 16-bit cache (the HMMA kernel),
+    a group of 1 or 48, a 256-token page or an A100 keep it. The work is
+    still done: the step is slower than without pre-processing."""
+    base = {"op": "attn_flash", "B": 32, "H": 32, "Hkv": 4, "M": 1, "N": 64, "K": 128}
+    base |= {"timing": "graph", "family": "trtllm", "paged_kv_block": 64, "kv_dtype": "fp8"}
+    pre = {"includes_kv_append": True, "includes_rope": True}
+
+    def extra_kernels(row: dict, arch=H100) -> float:
+        with_pre, without = predict([{**row, **pre}, row], arch)
+        assert with_pre.kernel_s > without.kernel_s
+        return with_pre.n_kernels - without.n_kernels
+
+    assert extra_kernels(base) == 0
+    assert extra_kernels({**base, "kv_dtype": "bf16"}) == 1
+    assert extra_kernels({**base, "H": 4}) == 1  # one query head per KV head: MMHA
+    assert extra_kernels({**base, "H": 192}) == 1  # a group of 48
+    assert extra_kernels({**base, "paged_kv_block": 256}) == 1
+    assert extra_kernels(base, hw_models.load("a100")) == 1
+
+
 # ------------------------------------------------------------ timing conventions
 
 

@@ -129,8 +129,10 @@ def test_ilp_plan_is_never_slower_than_the_library_plan(workload: str, params: d
 @pytest.mark.slow
 def test_llama7b_decode_batch1_is_hbm_bandwidth_bound() -> None:
     """The IO-aware speed of light of one decode step (the ILP plan, replayed from a CUDA
-    graph) reads the weights and the KV cache once: TPOT within 15% of
-    (weights + KV) / (HBM bandwidth x the calibrated streaming efficiency)."""
+    graph) reads the weights and the KV cache once: TPOT is (weights + KV) /
+    (HBM bandwidth x the calibrated streaming efficiency) plus the timing
+    model's separate per-kernel terms (sim/gpu/timing.py: each kernel's ramp
+    and graph node, one graph launch), within 5%; never below the bound."""
     c = library.build("llm", model="llama-7b", phase="decode", batch=1, kv_len=2048)
     m = plans.evaluate(c, "h100", plan="ilp", timing="graph")
     llm = m.notes["llm"]
@@ -141,7 +143,9 @@ def test_llama7b_decode_batch1_is_hbm_bandwidth_bound() -> None:
     kv = 32 * 2 * 4096 * 2048 * 2
     assert llm["kv_cache_bytes"] == pytest.approx(kv, rel=0.001)
     bound = (weights + kv) / (SPEC.hbm_bandwidth_bytes_per_s * PARAMS.hbm_eff)
-    assert llm["tpot_s"] == pytest.approx(bound, rel=0.15)
+    fixed = m.notes["n_kernels"] * (PARAMS.kernel_ramp_s + PARAMS.graph_node_s)
+    fixed += PARAMS.graph_launch_s
+    assert bound < llm["tpot_s"] == pytest.approx(bound + fixed, rel=0.05)
     # eager PyTorch at batch 1 is far from it: launches and small kernels dominate
     eager = plans.evaluate(c, "h100").notes["llm"]["tpot_s"]
     assert eager > 1.3 * bound
