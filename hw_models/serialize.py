@@ -274,11 +274,16 @@ def precision_from(data: Any, path: str) -> Precision | None:
     return Precision(**kw)
 
 
+def _require(given: Mapping, keys: tuple[str, ...], path: str) -> None:
+    """A ``HardwareError`` naming the first of ``keys`` missing from ``given``."""
+    for key in keys:
+        if key not in given:
+            raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
+
+
 def _port(data: Any, path: str) -> Port:
     kw = _typed_fields(data, path, Port, _PORT_FIELDS, "port")
-    for key in ("name", "kind", "bw_bytes_per_cycle"):
-        if key not in kw:
-            raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
+    _require(kw, ("name", "kind", "bw_bytes_per_cycle"), path)
     if kw["kind"] not in PORT_KINDS:
         raise HardwareError(
             f"{path}.kind must be one of {', '.join(PORT_KINDS)}, got {kw['kind']!r}",
@@ -315,12 +320,6 @@ _REQUIRED_MEMORY = (
     "read_energy_pj_per_word",
     "write_energy_pj_per_word",
 )
-
-
-def _require(kw: Mapping, keys: tuple[str, ...], path: str) -> None:
-    for key in keys:
-        if key not in kw:
-            raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
 
 
 def memory_from(data: Any, path: str) -> Memory:
@@ -366,8 +365,7 @@ def _level_of_memories(data: Mapping, path: str, kw: dict[str, Any]) -> StorageL
                 "(give it to each memory)",
                 field=f"{path}.{key}",
             )
-    if "name" not in kw:
-        raise HardwareError(f"{path}.name is required", field=f"{path}.name")
+    _require(kw, ("name",), path)
     mems = memories_from(data["memories"], f"{path}.memories")
     _tree_level_fields(data, path, kw)
     name = kw.pop("name")
@@ -414,9 +412,7 @@ def _rates(data: Any, path: str, *, positive: bool) -> dict[str, float]:
 
 def _unit(data: Any, path: str) -> ComputeUnit:
     kw = _typed_fields(data, path, ComputeUnit, _UNIT_FIELDS, "compute-unit")
-    for key in ("name", "kind", "pes", "ops_per_cycle", "energy_pj_per_op"):
-        if key not in data:
-            raise HardwareError(f"{path}.{key} is required", field=f"{path}.{key}")
+    _require(data, ("name", "kind", "pes", "ops_per_cycle", "energy_pj_per_op"), path)
     kw["ops_per_cycle"] = _rates(data["ops_per_cycle"], f"{path}.ops_per_cycle", positive=True)
     kw["energy_pj_per_op"] = _rates(
         data["energy_pj_per_op"], f"{path}.energy_pj_per_op", positive=False

@@ -924,6 +924,17 @@ def predict_layer(
     )
 
 
+#: the SRAM and DRAM access counts (words) among the columns of
+#: :func:`predict_many`
+ACCESS_FIELDS = (
+    "sram_ifmap_reads",
+    "sram_filter_reads",
+    "sram_ofmap_writes",
+    "dram_ifmap_reads",
+    "dram_filter_reads",
+    "dram_ofmap_writes",
+)
+
 #: the per-layer output columns of :func:`predict_many`, in order
 RESULT_FIELDS = (
     "total_cycles",
@@ -932,12 +943,7 @@ RESULT_FIELDS = (
     "compute_util_pct",
     "overall_util_pct",
     "mapping_eff_pct",
-    "sram_ifmap_reads",
-    "sram_filter_reads",
-    "sram_ofmap_writes",
-    "dram_ifmap_reads",
-    "dram_filter_reads",
-    "dram_ofmap_writes",
+    *ACCESS_FIELDS,
 )
 
 

@@ -9,6 +9,16 @@ from hw_models.errors import FPGAFitError
 from hw_models.fpga import bram18_for_bank, estimate_resources, fits, fpga, uram_for_bank
 
 BASE = dict(device="u280", rows=32, cols=32, datatype_bits=8, buffer_bytes=256 * 1024)
+#: a 128 x 128 fp16 array with 4 MiB of buffer: too many multipliers for
+#: one DSP each (the reuse factor decides)
+FP16_128 = dict(
+    device="u280",
+    rows=128,
+    cols=128,
+    datatype_bits=16,
+    number_format="fp",
+    buffer_bytes=4 * 2**20,
+)
 
 
 def test_32x32_int8_fits_u280_hand_worked():
@@ -31,15 +41,7 @@ def test_32x32_int8_fits_u280_hand_worked():
 
 
 def test_128x128_fp16_one_dsp_per_mac_is_rejected_naming_dsp():
-    p = dict(
-        device="u280",
-        rows=128,
-        cols=128,
-        datatype_bits=16,
-        number_format="fp",
-        buffer_bytes=4 * 2**20,
-        reuse_factor=1,
-    )
+    p = dict(FP16_128, reuse_factor=1)
     with pytest.raises(FPGAFitError) as info:
         fpga(**p)
     err = info.value
@@ -54,15 +56,7 @@ def test_128x128_fp16_one_dsp_per_mac_is_rejected_naming_dsp():
 
 
 def test_reuse_factor_trades_dsps_for_initiation_interval():
-    p = dict(
-        device="u280",
-        rows=128,
-        cols=128,
-        datatype_bits=16,
-        number_format="fp",
-        buffer_bytes=4 * 2**20,
-        reuse_factor=4,
-    )
+    p = dict(FP16_128, reuse_factor=4)
     res = estimate_resources(p)
     assert res.multipliers == 4096 and res.dsp == 4096
     assert res.initiation_interval_cycles == 4

@@ -12,6 +12,18 @@ from hw_models.arch import Architecture, ComputeUnit, StorageLevel
 from mappers.mapping import LevelMapping, Mapping
 from workloads.ir import Access, AffineIndex, Cascade, Einsum
 
+#: the attention example of docs/architecture.md as cascade text (the
+#: packaged workloads/library/design-example.yaml holds the same cascade)
+DESIGN_EXAMPLE = """\
+declare Q[e:64, p:1024] K[e:64, m:1024] V[f:64, m:1024]
+QK[m,p] = Q[e,p] * K[e,m]
+MX[p]   = max(m) QK[m,p]
+SN[m,p] = exp(QK[m,p] - MX[p])
+SD[p]   = sum(m) SN[m,p]
+A[m,p]  = SN[m,p] / SD[p]
+AV[f,p] = A[m,p] * V[f,m]
+"""
+
 
 def ix(*terms: tuple[str, int] | str) -> AffineIndex:
     return AffineIndex(tuple((t, 1) if isinstance(t, str) else t for t in terms))

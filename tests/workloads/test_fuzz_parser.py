@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 import pytest
-from builders import fully_validated
+from builders import DESIGN_EXAMPLE, fully_validated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,16 +23,6 @@ from workloads.executor import execute
 from workloads.ir import Cascade
 from workloads.library import build_text
 from workloads.parser import format_cascade, parse_cascade
-
-DESIGN_EXAMPLE = """\
-declare Q[e:64, p:1024] K[e:64, m:1024] V[f:64, m:1024]
-QK[m,p] = Q[e,p] * K[e,m]
-MX[p]   = max(m) QK[m,p]
-SN[m,p] = exp(QK[m,p] - MX[p])
-SD[p]   = sum(m) SN[m,p]
-A[m,p]  = SN[m,p] / SD[p]
-AV[f,p] = A[m,p] * V[f,m]
-"""
 
 SEEDS = [
     DESIGN_EXAMPLE,

@@ -7,22 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from builders import fully_validated
+from builders import DESIGN_EXAMPLE, fully_validated
 
 from workloads.errors import ParseError, WorkloadError
 from workloads.ir import AffineIndex, Cascade
 from workloads.library import build, list_workloads
 from workloads.parser import format_cascade, load_cascade, parse_cascade
-
-DESIGN_EXAMPLE = """\
-declare Q[e:64, p:1024] K[e:64, m:1024] V[f:64, m:1024]
-QK[m,p] = Q[e,p] * K[e,m]
-MX[p]   = max(m) QK[m,p]
-SN[m,p] = exp(QK[m,p] - MX[p])
-SD[p]   = sum(m) SN[m,p]
-A[m,p]  = SN[m,p] / SD[p]
-AV[f,p] = A[m,p] * V[f,m]
-"""
 
 
 def test_design_example_parses_as_written() -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from experiments.commands.array_predict import LayerTableError, predict_file, read_layers
 from sim.systolic.scalesim import (
+    ACCESS_FIELDS,
     ArrayConfig,
     ConvShape,
     SystolicError,
@@ -27,14 +28,6 @@ from sim.systolic.scalesim import (
 )
 
 REF = Path(__file__).resolve().parents[3] / "experiments" / "data" / "scalesim" / "reference.csv"
-ACCESS_FIELDS = (
-    "sram_ifmap_reads",
-    "sram_filter_reads",
-    "sram_ofmap_writes",
-    "dram_ifmap_reads",
-    "dram_filter_reads",
-    "dram_ofmap_writes",
-)
 
 
 def _ref_rows() -> list[dict[str, str]]:
