@@ -190,6 +190,13 @@ def choose_baseline(designs: Any, baseline: tuple[tuple[str, Any], ...]) -> str:
     return str(designs.sort_values(["area_mm2", "hw_id"]).iloc[0]["hw_id"])
 
 
+def flagged_rows(df: Any) -> Any:
+    """Rows with a non-empty ``warning`` (all False without the column)."""
+    if "warning" not in df:
+        return df["status"] != df["status"]
+    return df["warning"].fillna("").astype(str) != ""
+
+
 def build_figures(
     df: Any, *, baseline: tuple[tuple[str, Any], ...] = (), title: str = "sweep"
 ) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
@@ -202,6 +209,9 @@ def build_figures(
         "ok": int((df["status"] == "ok").sum()),
         "errors": int((df["status"] == "error").sum()),
         "rejected": int((df["status"] == "rejected").sum()),
+        # ok points whose result is flagged (e.g. a search cut by its
+        # wall-clock safety net; results from before the column: none)
+        "flagged": int(((df["status"] == "ok") & flagged_rows(df)).sum()),
     }
     ok = df[df["status"] == "ok"].copy()
     if ok.empty:
@@ -576,8 +586,10 @@ def render_html(
     facts: dict[str, Any],
     title: str,
     errors: list[tuple[str, int]] | None = None,
+    warnings: list[tuple[str, int]] | None = None,
 ) -> str:
-    """The page: plotly.js inline, then each figure (no external resources)."""
+    """The page: plotly.js inline, then each figure (no external resources);
+    the most common errors and flagged results as ``(message, count)``."""
     from plotly.offline import get_plotlyjs
 
     parts = []
@@ -594,8 +606,9 @@ def render_html(
             config={"displaylogo": False, "responsive": True},
         )
         parts.append(f"<section><h2>{htmlmod.escape(heading)}</h2>{div}</section>")
+    flagged = f" ({facts['flagged']} flagged)" if facts.get("flagged") else ""
     summary = (
-        f"{facts['points']} points: {facts['ok']} ok, {facts['errors']} errors, {facts['rejected']} rejected by constraints; "
+        f"{facts['points']} points: {facts['ok']} ok{flagged}, {facts['errors']} errors, {facts['rejected']} rejected by constraints; "
         f"{facts.get('designs', 0)} designs ran every workload; {facts.get('pareto', 0)} Pareto-optimal; baseline: {htmlmod.escape(str(facts.get('baseline', '')))}"
     )
     err_html = ""
@@ -607,6 +620,12 @@ def render_html(
     if errors:
         items = "".join(f"<li>{n} x {htmlmod.escape(msg)}</li>" for msg, n in errors)
         err_html += f"<details><summary>most common errors and rejections</summary><ul>{items}</ul></details>"
+    if warnings:
+        items = "".join(f"<li>{n} x {htmlmod.escape(msg)}</li>" for msg, n in warnings)
+        err_html += (
+            "<details><summary>flagged results (the <code>warning</code> column)</summary>"
+            f"<ul>{items}</ul></details>"
+        )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>einsim: {htmlmod.escape(title)}</title>"
@@ -644,7 +663,13 @@ def write_dashboard(
         if len(bad)
         else []
     )
-    page = render_html(figs, facts, spec.name, errors)
+    warned = df[(df["status"] == "ok") & flagged_rows(df)]
+    warnings = (
+        [(str(k), int(v)) for k, v in warned["warning"].value_counts().head(10).items()]
+        if len(warned)
+        else []
+    )
+    page = render_html(figs, facts, spec.name, errors, warnings)
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

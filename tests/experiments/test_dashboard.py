@@ -19,6 +19,7 @@ from experiments.sweep.dashboard import (
     energy_unit,
     param_unit,
     pareto_mask,
+    render_html,
     write_dashboard,
 )
 from experiments.sweep.engine import run_sweep
@@ -184,6 +185,21 @@ def test_units_colours_and_symbols(sweep_dir: Path) -> None:
     par = next(f for h, f in figs if h.startswith("Parallel") and "arr" in h)
     labels = [d.label for d in par.data[0].dimensions]
     assert "global_buffer (KiB)" in labels and "log10 energy (" + unit + ")" in labels
+
+
+def test_flagged_results_are_counted_and_listed(sweep_dir: Path) -> None:
+    """An ok point with a ``warning`` (a search cut by its wall-clock net)
+    is counted in the summary and listed with its message."""
+    spec, df = load_sweep(sweep_dir)
+    assert build_figures(df, baseline=spec.baseline, title=spec.name)[1]["flagged"] == 0
+    df = df.copy()
+    i = df.index[df["status"] == "ok"][0]
+    df.loc[i, "warning"] = "Einsum C: the feasible search was cut by its wall-clock safety net"
+    figs, facts = build_figures(df, baseline=spec.baseline, title=spec.name)
+    assert facts["flagged"] == 1
+    page = render_html(figs, facts, spec.name, [], [(df.loc[i, "warning"], 1)])
+    assert f"{facts['ok']} ok (1 flagged)" in page
+    assert "1 x Einsum C: the feasible search was cut" in page
 
 
 def test_html_is_self_contained(sweep_dir: Path) -> None:
