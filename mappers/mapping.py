@@ -121,19 +121,35 @@ class CapacityGroup(NamedTuple):
 def capacity_groups(einsum: Einsum, arch: Architecture) -> tuple[tuple[CapacityGroup, ...], ...]:
     """Per level (outermost first), the capacities its kept tiles must fit.
 
-    The one capacity rule of every mapper, :func:`validate` and the ILP. A
-    one-memory level is one group holding every tensor, at the level's own
-    capacity and double buffering (today's shared-level presets); a level
-    with ``memories`` has one group per memory that stores one of the
-    Einsum's tensors (``hw_models.memories.serving_memory``), so a tile must
-    fit its own scratchpad, not the level's total."""
+    The one capacity rule of every mapper, :func:`validate`, the ILP and the
+    vectorised model (``sim.analytical.compile``, through
+    :func:`groups_by_memory`). A one-memory level is one group holding every
+    tensor, at the level's own capacity and double buffering (today's
+    shared-level presets); a level with ``memories`` has one group per
+    memory that stores one of the Einsum's tensors
+    (``hw_models.memories.serving_memory``), so a tile must fit its own
+    scratchpad, not the level's total."""
+    if any(lv.memories for lv in arch.levels):
+        return groups_by_memory(arch, tensor_roles(einsum))
+    # no memories: the roles are not needed (the mappers call this often)
     every = frozenset(a.tensor for a in einsum.accesses)
-    roles = tensor_roles(einsum) if any(lv.memories for lv in arch.levels) else {}
+    return tuple((_whole_level(lv, every),) for lv in arch.levels)
+
+
+def _whole_level(lv: StorageLevel, tensors: frozenset[str]) -> CapacityGroup:
+    return CapacityGroup(lv.name, lv.capacity_bytes, 2 if lv.double_buffered else 1, tensors)
+
+
+def groups_by_memory(
+    arch: Architecture, roles: dict[str, tuple[str, ...]]
+) -> tuple[tuple[CapacityGroup, ...], ...]:
+    """:func:`capacity_groups` for the tensors of ``roles`` (tensor -> its
+    roles, :func:`tensor_roles`)."""
+    every = frozenset(roles)
     out: list[tuple[CapacityGroup, ...]] = []
     for lv in arch.levels:
         if not lv.memories:
-            mult = 2 if lv.double_buffered else 1
-            out.append((CapacityGroup(lv.name, lv.capacity_bytes, mult, every),))
+            out.append((_whole_level(lv, every),))
             continue
         by_memory: dict[str, list[str]] = {}
         memory = {}

@@ -20,6 +20,7 @@ from mappers.mapping import (
     MappingError,
     einsum_op_weights,
     feeding_level,
+    groups_by_memory,
     kept_tensors,
     loop_order,
     resident_loops,
@@ -324,10 +325,6 @@ def mapping_arrays(
 
 #: the per-access figures a level's memories give each tensor
 TENSOR_FIGURES = ("read_energy_pj_per_word", "write_energy_pj_per_word", "word_bits")
-#: the capacity figures: each tensor's memory's capacity, its buffering (2
-#: double-buffered, else 1) and ``[tensor][tensor]`` whether two tensors
-#: share that memory
-CAPACITY_FIGURES = ("capacity_bytes", "buffers", "same_memory")
 
 
 def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | None:
@@ -337,18 +334,14 @@ def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | 
     level's own figure where the level is one memory or the tensor bypasses
     it; ``min_access_bits`` the memory's smallest transfer (0: none),
     ``psum_bits`` the bits of a partial sum stored there (the output; the
-    other tensors' own bits), ``rounds`` whether either changes an access;
-    :data:`CAPACITY_FIGURES` the capacity each tensor's tile shares, and
-    with which tensors.
+    other tensors' own bits), ``rounds`` whether either changes an access.
     None when no level has several memories (every figure is the level's,
     as before)."""
     from hw_models.memories import serving_memory, tensor_bits
 
     if not any(lv.memories for lv in arch.levels):
         return None
-    out: dict[str, Any] = {
-        f: [] for f in (*TENSOR_FIGURES, *CAPACITY_FIGURES, "min_access_bits", "psum_bits")
-    }
+    out: dict[str, Any] = {f: [] for f in (*TENSOR_FIGURES, "min_access_bits", "psum_bits")}
     for lv in arch.levels:
         mems = [
             serving_memory(lv, t, r) if lv.memories else None
@@ -361,19 +354,6 @@ def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | 
                 float(max((p.min_access_bits for p in m.ports), default=0)) if m else 0.0
                 for m in mems
             ]
-        )
-        # the capacity rule (mappers.mapping.capacity_groups): tiles share a
-        # memory's capacity with the tensors it also stores
-        out["capacity_bytes"].append(
-            [
-                math.inf if (m or lv).capacity_bytes is None else float((m or lv).capacity_bytes)  # type: ignore[arg-type]
-                for m in mems
-            ]
-        )
-        out["buffers"].append([2.0 if (m or lv).double_buffered else 1.0 for m in mems])
-        names = [None if m is None else m.name for m in mems]
-        out["same_memory"].append(
-            [[a is not None and a == b or not lv.memories for b in names] for a in names]
         )
         out["psum_bits"].append(
             [
@@ -391,6 +371,26 @@ def tensor_level_figures(st: Structure, arch: Architecture) -> dict[str, Any] | 
         b != w for row in out["psum_bits"] for b, w in zip(row, st.bits.tolist(), strict=True)
     )
     return out
+
+
+def capacity_arrays(st: Structure, arch: Architecture) -> dict[str, np.ndarray]:
+    """The capacity rule's groups (``mappers.mapping.capacity_groups``) as
+    ``[nl, nt]`` arrays: ``capacity`` of the memory storing each tensor
+    (inf: unbounded or not stored), its ``buffers`` (2 double-buffered, else
+    1) and ``[nl, nt, nt]`` ``same``: whether two tensors share it."""
+    nl, nt = len(arch.levels), len(st.tensors)
+    idx = {t: i for i, t in enumerate(st.tensors)}
+    cap = np.full((nl, nt), math.inf)
+    buffers = np.ones((nl, nt))
+    same = np.zeros((nl, nt, nt), dtype=bool)
+    groups = groups_by_memory(arch, dict(zip(st.tensors, st.roles, strict=True)))
+    for lvl, level_groups in enumerate(groups):
+        for g in level_groups:
+            ids = [idx[t] for t in g.tensors]
+            cap[lvl, ids] = math.inf if g.capacity_bytes is None else g.capacity_bytes
+            buffers[lvl, ids] = g.mult
+            same[lvl][np.ix_(ids, ids)] = True
+    return {"capacity": cap, "buffers": buffers, "same": same}
 
 
 @dataclass(eq=False)
@@ -574,10 +574,11 @@ def hardware_arrays(
         # designs replace these rows with their memories' (sim.mapped)
         cap_fixed = [f"{lv.name}.capacity_bytes" in given for lv in arch.levels]
         one = np.array(cap_fixed)[:, None]
-        per_t["cap_t"] = _per_tensor(cap, figs["capacity_bytes"], cap_fixed)
+        groups = capacity_arrays(st, arch)
+        per_t["cap_t"] = _per_tensor(cap, groups["capacity"].tolist(), cap_fixed)
         level_buf = np.array([2.0 if lv.double_buffered else 1.0 for lv in arch.levels])
-        per_t["buffers_t"] = np.where(one, level_buf[:, None], np.array(figs["buffers"]))[None]
-        per_t["same_t"] = (np.array(figs["same_memory"], dtype=bool) | one[..., None])[None]
+        per_t["buffers_t"] = np.where(one, level_buf[:, None], groups["buffers"])[None]
+        per_t["same_t"] = (groups["same"] | one[..., None])[None]
         if figs["rounds"]:
             per_t["min_access_bits"] = np.array(figs["min_access_bits"], dtype=float)[None]
             per_t["psum_bits"] = np.array(figs["psum_bits"], dtype=float)[None]
