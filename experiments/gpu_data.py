@@ -221,16 +221,21 @@ def public_exclusion(df: Any) -> Any:
 
 
 def attention_group(df: Any) -> np.ndarray:
-    """``decode`` or ``prefill`` per attention row: its ``phase`` where the
-    data gives one (a one-token prompt, ``M = N = 1``, is a prefill), else
-    decode for one query (``sim.gpu.rows.attention_phase``)."""
-    m = df["M"].fillna(1).to_numpy()
-    given = (
-        df["phase"].fillna("").astype(str).str.strip().str.lower().to_numpy()
-        if "phase" in df
-        else np.full(len(df), "")
-    )
-    return np.where(given != "", given, np.where(m == 1, "decode", "prefill"))
+    """``decode`` or ``prefill`` per attention row: the phase the kernel
+    model reads (``sim.gpu.rows.attention_phase``: the row's ``phase``
+    where the data gives one, so a one-token prompt is a prefill; else
+    decode for one query)."""
+    from sim.gpu.rows import attention_phase
+
+    m = df["M"].fillna(1).astype(int).tolist()
+    given = df["phase"].fillna("").astype(str).tolist() if "phase" in df else [""] * len(m)
+    memo: dict[tuple[int, str], str] = {}
+    out = []
+    for key in zip(m, given, strict=True):
+        if key not in memo:
+            memo[key] = attention_phase("attn_flash", *key)
+        out.append(memo[key])
+    return np.array(out, dtype=object)
 
 
 def op_group(df: Any) -> Any:
