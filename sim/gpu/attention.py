@@ -24,7 +24,12 @@ page (0: contiguous).
 * ``trtllm``: TensorRT-LLM's context FMHA (Hopper warp-specialised wgmma
   kernels), costed as ``fa3`` but with a CTA per query head: its grid is
   query blocks x heads x sequences, with no GQA packing (a one-token prompt
-  of B sequences and H heads is B x H CTAs of fixed cost each).
+  of B sequences and H heads is B x H CTAs of fixed cost each). With an fp8
+  KV cache it runs in fp8 (:func:`prefill_mma_dtype`).
+
+fp8 main loops (FA3 with fp8 inputs, TensorRT-LLM's FP8 context FMHA) run at
+the fp8 peak with the family's efficiency, plus ``fp8_attn_ops`` per score
+element for the operands' re-layout (FlashAttention-3, section 3.3).
 * ``triton``: SGLang's Triton kernels, wgmma without warp specialisation:
   ``fa3``'s tiles with the softmax after the MMAs, a CTA per query head.
 
@@ -123,6 +128,22 @@ def runs_decode_kernel(family: np.ndarray, phase: np.ndarray, m: np.ndarray) -> 
     for f in PHASE_DISPATCH:
         by_phase |= fam == f
     return (np.asarray(phase) == "decode") | ((np.asarray(m) == 1) & ~by_phase)
+
+
+def prefill_mma_dtype(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """The element type of a prefill kernel's MMAs: the activations', except
+    TensorRT-LLM with an fp8 KV cache. Its attention op turns FP8 context
+    FMHA on for an fp8 cache read through paged context FMHA
+    (``mFP8ContextFMHA = ... || (hasFp8KvCache() && use_paged_context_fmha)``,
+    ``cpp/tensorrt_llm/thop/attentionOp.cpp``), and its PyTorch backend
+    forces paged context FMHA on for an fp8 cache and on SM90
+    (``_torch/attention_backend/trtllm.py``): the QKV pre-processing then
+    writes Q in fp8 and the FMHA runs e4m3 MMAs (docs/references.md
+    "TensorRT-LLM FP8 context FMHA")."""
+    dt = np.asarray(cols["dtype"]).astype(object)
+    fp8_cache = np.asarray(cols["kv_dtype"]).astype(str) == "fp8"
+    fp8_fmha = (_physics_family(cols["family"]) == "trtllm") & fp8_cache
+    return np.where(fp8_fmha, "fp8", dt)
 
 
 def _physics_family(family: np.ndarray) -> np.ndarray:
@@ -296,14 +317,14 @@ def latency_overlap(t: np.ndarray, t_lat: np.ndarray) -> np.ndarray:
 def _mma_rate_sm(
     family: np.ndarray, dtype: np.ndarray, spec: GpuSpec, params: GpuParams
 ) -> np.ndarray:
-    """MMA FLOP/s of one SM for the family's attention main loop (fp8 at the
-    fp8 peak x ``fp8_eff_ratio``, as fp8 GEMMs)."""
+    """MMA FLOP/s of one SM for the family's attention main loop. fp8 runs
+    at the fp8 peak with the family's efficiency: its extra work is the
+    operands' re-layout (``fp8_attn_ops``, per score element), not a GEMM's
+    partial-sum promotion over a long K (``fp8_eff_ratio``)."""
     dt = np.asarray(dtype)
     peak = np.array(
         [spec.tensor_rate("tf32" if str(d) == "fp32" else str(d)) for d in dt], np.float64
     )
-    fp8 = (dt == "fp8") | (dt == "fp8_block")
-    peak = np.where(fp8, peak * params.fp8_eff_ratio, peak)
     fam = np.asarray(family)
     eff = np.select(
         [fam == "fa2", fam == "trtllm"],
@@ -362,7 +383,9 @@ def prefill_costs(
     b, h, hkv, m, n, d = (cols[c].astype(np.float64) for c in ("B", "H", "Hkv", "M", "N", "K"))
     causal = cols["causal"].astype(bool)
     rows = len(b)
-    fam, eb, ekv, qpk, paged = _kv_inputs(cols, h, hkv)
+    fam, eb_act, ekv, qpk, paged = _kv_inputs(cols, h, hkv)
+    mma_dt = prefill_mma_dtype(cols)
+    eb = _eb(mma_dt)  # Q and the MMA operands; O is written in the activations' type
     fa2 = fam == "fa2"
     br2, bc2, per_sm2 = fa2_tiles(d)
     bm3, bn3 = _fa3_paged_tiles(d, causal, eb, paged)
@@ -389,8 +412,15 @@ def prefill_costs(
     # per score element: the MMAs (4 d FLOPs) then the online softmax; the
     # measured FA2 and FA3 rates grow with d as this sum does (a fixed
     # softmax cost beside MMA work proportional to d)
-    t_elem = 4.0 * d / _mma_rate_sm(fam, cols["dtype"], spec, params) + _softmax_s(
-        fam, spec, params
+    # fp8 MMAs take both operands K-major: P is converted and permuted in
+    # registers and V transposed in shared memory (fp8_attn_ops)
+    fp8_extra = np.where(eb == 1, params.fp8_attn_ops, 0.0) / (
+        spec.cuda_rate("fp32") / spec.sm_count
+    )
+    t_elem = (
+        4.0 * d / _mma_rate_sm(fam, mma_dt, spec, params)
+        + _softmax_s(fam, spec, params)
+        + fp8_extra
     )
     slots = spec.sm_count * per_sm
     t_cta = per_cta * t_elem
@@ -422,9 +452,9 @@ def prefill_costs(
     hit = l2_resident(q_b + kv_b, cols["n_sets"], spec, params)
     rd_cold = q_b + kv_b * reread
     rd = rd_cold * (1.0 - hit)
-    wr = b * h * m * d * eb + b * h * m * 4.0
+    wr = b * h * m * d * eb_act + b * h * m * 4.0
     t_mem = (rd + wr) / stream_bw(np.minimum(ctas, spec.sm_count), spec, params)
-    t_lat = cta_fixed_s(ctas, br * d * (eb + eb), per_sm, spec, params)
+    t_lat = cta_fixed_s(ctas, br * d * (eb + eb_act), per_sm, spec, params)
     # the asynchronous K/V loads overlap the main loop (FA2: cp.async double
     # buffering; FA3: a TMA producer warp); the CTAs' fixed latencies do not
     exec_s = latency_overlap(np.maximum(t_comp, t_mem), t_lat)
@@ -601,12 +631,15 @@ def fused_qkv_preprocess_costs(
     cols: dict[str, np.ndarray], spec: GpuSpec, params: GpuParams
 ) -> Costs:
     """TensorRT-LLM's QKV pre-processing: rotary on Q and K and the KV-cache
-    append in one kernel (reads the fused QKV, writes Q and the cache)."""
+    append in one kernel (reads the fused QKV, writes Q and the cache; Q in
+    fp8 ahead of an FP8 context FMHA, :func:`prefill_mma_dtype`)."""
     b, m, h, hkv, d = (cols[c].astype(np.float64) for c in ("B", "M", "H", "Hkv", "K"))
     tokens = b * m
     eb, ekv = _eb(cols["dtype"]), _eb(cols["kv_dtype"])
+    decode = runs_decode_kernel(cols["family"], cols["phase"], cols["M"])
+    eq = np.where(decode, eb, _eb(prefill_mma_dtype(cols)))
     read_b = tokens * (h + 2 * hkv) * d * eb + tokens * d * 4.0
-    write_b = tokens * h * d * eb + 2.0 * tokens * hkv * d * ekv
+    write_b = tokens * h * d * eq + 2.0 * tokens * hkv * d * ekv
     return token_kernel_costs(
         tokens, read_b, write_b, ROPE_OPS * tokens * (h + hkv) * d, spec, params
     )

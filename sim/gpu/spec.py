@@ -244,6 +244,12 @@ class GpuParams:
     #: op units, and "3.9 TFLOPS of special functions" on the H100, Shah et
     #: al. 2024)
     fa3_softmax_ops: float = 18.0
+    #: extra non-MMA work per score element of an fp8 attention main loop, in
+    #: the same op units: fp8 wgmma takes both operands K-major, so P is
+    #: converted to fp8 and its registers permuted, and V transposed in shared
+    #: memory per key tile (Shah et al., "FlashAttention-3", 2024, section
+    #: 3.3, docs/references.md) (fitted on the public fp8 prefill rows)
+    fp8_attn_ops: float = 4.0
     #: fixed latency of one flash-attention CTA (prefill query block or
     #: decode KV split) beyond its streaming work: the dependent loads that
     #: start it (page table, Q, the first K/V block) and the reduction and

@@ -377,6 +377,36 @@ def test_xqa_hopper_kernel_does_its_own_pre_processing() -> None:
     assert extra_kernels(base, hw_models.load("a100")) == 1
 
 
+def test_trtllm_fp8_cache_runs_fp8_context_fmha() -> None:
+    """TensorRT-LLM turns FP8 context FMHA on for an fp8 KV cache
+    (``hasFp8KvCache() && use_paged_context_fmha``, paged context forced on
+    for an fp8 cache): its prefill MMAs run in e4m3 and its QKV
+    pre-processing writes Q in fp8. FA3 and a 16-bit cache keep the
+    activations' type; decode steps are not context FMHA."""
+    row = {"op": "attn_flash", "B": 2, "H": 32, "Hkv": 8, "M": 4096, "N": 4096, "K": 128}
+    row |= {"causal": True, "timing": "kernel", "paged_kv_block": 64, "phase": "prefill"}
+    cases = [
+        ({"family": "trtllm", "kv_dtype": "fp8"}, "fp8"),
+        ({"family": "trtllm", "kv_dtype": "bf16"}, "bf16"),
+        ({"family": "fa3", "kv_dtype": "fp8"}, "bf16"),
+    ]
+    batch = to_batch([{**row, **c} for c, _ in cases])
+    assert list(att.prefill_mma_dtype(batch.cols)) == [want for _, want in cases]
+    # the fused pre-processing writes Q (tokens x H x d) in one byte, the
+    # cache in its own type; a decode step writes Q in the activations' type
+    tokens, h, hkv, d = 2 * 4096, 32, 8, 128
+    pre = att.fused_qkv_preprocess_costs(batch.cols, SPEC, PARAMS)
+    assert pre.dram_write[0] == tokens * h * d * 1 + 2 * tokens * hkv * d * 1
+    assert pre.dram_write[1] == tokens * h * d * 2 + 2 * tokens * hkv * d * 2
+    step = to_batch([{**row, **cases[0][0], "M": 1, "phase": "decode"}])
+    step_pre = att.fused_qkv_preprocess_costs(step.cols, SPEC, PARAMS)
+    assert step_pre.dram_write[0] == 2 * h * d * 2 + 2 * 2 * hkv * d * 1
+    # compute-bound at 4K tokens: the fp8 kernel is faster, but by less than
+    # the 2x of the tensor peaks (the fp8 operands' re-layout per score)
+    fp8, bf16 = predict([{**row, **c} for c, _ in cases[:2]])
+    assert 0.5 < fp8.kernel_s / bf16.kernel_s < 0.9
+
+
 # ------------------------------------------------------------ timing conventions
 
 

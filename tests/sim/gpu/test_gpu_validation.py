@@ -99,8 +99,8 @@ def test_public_attention_fitted(public: pd.DataFrame) -> None:
     print(
         f"\npublic attention bf16, fitted: prefill {pre['time_mape_slow_pct']:.2f}%, decode {dec['time_mape_slow_pct']:.2f}%"
     )
-    assert pre["time_mape_slow_pct"] <= 18.0
-    assert dec["time_mape_slow_pct"] <= 20.0
+    assert pre["time_mape_slow_pct"] <= 17.0
+    assert dec["time_mape_slow_pct"] <= 19.5
     # no decode kernel of any size more than 8x off (13.1x when the one-token
     # prompts of TensorRT-LLM's context FMHA were costed as decode steps)
     assert dec["max_ratio"] <= 8.0
@@ -124,6 +124,31 @@ def test_one_token_prompts_by_the_kernel_their_library_picks(public: pd.DataFram
     st = _stats(trt)
     assert st["time_mape_slow_pct"] <= 45.0
     assert st["max_ratio"] <= 3.0
+
+
+def test_trtllm_fp8_cache_prefill_speedup_matches_the_data(public: pd.DataFrame) -> None:
+    """TensorRT-LLM's prefill with an fp8 KV cache runs FP8 context FMHA: on
+    the same shapes the data's compute-bound prompts (4K tokens or more) take
+    a median 0.74x of the bf16-cache time. Costed in bf16 (before the FP8
+    context FMHA rule) the model said 0.997x; the model's ratio must stay
+    within 0.1 of the measured one."""
+    keys = ["B", "H", "Hkv", "M", "N", "K"]
+    trt = public[
+        (public["framework"] == "trtllm")
+        & (public["group"] == "prefill")
+        & (public["dtype"] == "bf16")
+        & (public["M"] >= 4096)
+    ]
+    both = trt[trt["kv_dtype"] == "fp8"].merge(
+        trt[trt["kv_dtype"] == "bf16"], on=keys, suffixes=("_fp8", "_bf16")
+    )
+    measured = (both["measured_ms_fp8"] / both["measured_ms_bf16"]).median()
+    model = (both["pred_ms_fp8"] / both["pred_ms_bf16"]).median()
+    print(
+        f"\nTRT-LLM prefill fp8/bf16 cache ({len(both)} shapes): measured {measured:.3f}, model {model:.3f}"
+    )
+    assert len(both) > 1000 and measured < 0.8
+    assert abs(model - measured) <= 0.1
 
 
 def test_graph_timed_small_kernels_median(public: pd.DataFrame) -> None:
